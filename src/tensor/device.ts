@@ -1,0 +1,320 @@
+// The one WebGPU device of the process: acquisition through Dawn (npm
+// package `webgpu`), limits, error reporting, device loss, pipeline cache and
+// command batching. Everything GPU-side in the library goes through `Gpu`.
+import { create, globals } from "webgpu";
+import { BufferPool } from "./pool.js";
+
+// WebGPU constants (GPUBufferUsage, GPUMapMode, …) as globals, as in a browser.
+Object.assign(globalThis, globals);
+
+/** What the adapter is and what it allows; printed by `segvol smoke`. */
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  features: string[];
+  limits: Record<string, number>;
+}
+
+export class GpuUnavailableError extends Error {
+  override name = "GpuUnavailableError";
+}
+
+export class GpuDeviceLostError extends Error {
+  override name = "GpuDeviceLostError";
+}
+
+/** The error Node users see when Dawn finds no adapter, with the fix. */
+export const NO_ADAPTER_HELP = [
+  "No WebGPU adapter was found (Dawn through the npm package `webgpu`).",
+  "On a machine without a GPU, install Mesa's lavapipe Vulkan driver, version 25 or newer",
+  "(Dawn rejects older ones). On Debian bookworm:",
+  "  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list",
+  "  apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1",
+  "and make sure XDG_RUNTIME_DIR is set (e.g. export XDG_RUNTIME_DIR=/tmp/xdg-$USER; mkdir -p $XDG_RUNTIME_DIR).",
+  "On a machine with a GPU, install its Vulkan driver.",
+].join("\n");
+
+// The object returned by `create()` must outlive every device made from it:
+// if it is garbage-collected Node aborts. Module scope keeps it for the
+// life of the process.
+let navigatorGpu: GPU | null = null;
+let current: Gpu | null = null;
+let pending: Promise<Gpu> | null = null;
+
+export interface GpuOptions {
+  /** Ask for `shader-f16` when the adapter has it (default true). */
+  f16?: boolean;
+  /** Lower the per-binding byte limit (tests use this to exercise chunking). */
+  maxBindingBytes?: number;
+}
+
+/** Dispatches queued before one submit; lavapipe favours few, large submits. */
+const MAX_BATCHED_DISPATCHES = 64;
+
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly adapter: AdapterSummary;
+  readonly hasF16: boolean;
+  readonly hasSubgroups: boolean;
+  readonly pool: BufferPool;
+  /** Largest byte range one storage binding may cover. */
+  maxBindingBytes: number;
+  readonly maxBufferBytes: number;
+  readonly maxStorageBindings: number;
+  readonly maxWorkgroupsPerDim: number;
+  readonly offsetAlignment: number;
+
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private batched = 0;
+  private transient: GPUBuffer[] = [];
+  private lostReason: string | null = null;
+  private errors: string[] = [];
+
+  constructor(device: GPUDevice, adapter: AdapterSummary, opts: GpuOptions) {
+    this.device = device;
+    this.adapter = adapter;
+    this.hasF16 = device.features.has("shader-f16");
+    this.hasSubgroups = device.features.has("subgroups");
+    const lim = device.limits;
+    this.maxBufferBytes = lim.maxBufferSize;
+    this.maxBindingBytes = Math.min(lim.maxStorageBufferBindingSize, opts.maxBindingBytes ?? Infinity);
+    this.maxStorageBindings = lim.maxStorageBuffersPerShaderStage;
+    this.maxWorkgroupsPerDim = lim.maxComputeWorkgroupsPerDimension;
+    this.offsetAlignment = lim.minStorageBufferOffsetAlignment;
+    this.pool = new BufferPool(device);
+    device.lost.then((info) => {
+      // `destroy()` during release also resolves this promise; only an
+      // unexpected loss is an error worth reporting.
+      if (info.reason !== "destroyed") this.lostReason = `${info.reason}: ${info.message}`;
+      else this.lostReason ??= "the device was released";
+    });
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.errors.push(ev.error.message);
+    };
+  }
+
+  /** Throws if the device is gone; every op calls this before touching the GPU. */
+  checkAlive(op: string): void {
+    if (this.lostReason !== null) {
+      throw new GpuDeviceLostError(`${op}: the WebGPU device was lost (${this.lostReason}); create a new one with initGpu()`);
+    }
+  }
+
+  /** Surfaces validation errors Dawn reported asynchronously. */
+  private checkErrors(): void {
+    if (this.errors.length > 0) {
+      const msgs = this.errors.splice(0);
+      throw new Error(`WebGPU reported ${msgs.length} error(s): ${msgs.slice(0, 3).join(" | ")}`);
+    }
+  }
+
+  /** Compiles a compute pipeline once per key; later calls return the cached one. */
+  pipeline(key: string, code: () => string, entryPoint = "main"): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: code(), label: key });
+      p = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint }, label: key });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
+  private getEncoder(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  /**
+   * Records one compute dispatch. Binding 0 is the uniform block (when
+   * `uniforms` is given), storage bindings follow in order from 1.
+   */
+  dispatch(
+    pipeline: GPUComputePipeline,
+    storage: GPUBufferBinding[],
+    uniforms: ArrayBuffer | null,
+    workgroups: readonly [number, number, number],
+  ): void {
+    const entries: GPUBindGroupEntry[] = [];
+    if (uniforms) {
+      const ub = this.device.createBuffer({
+        size: Math.max(16, Math.ceil(uniforms.byteLength / 16) * 16),
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
+      });
+      new Uint8Array(ub.getMappedRange()).set(new Uint8Array(uniforms));
+      ub.unmap();
+      this.transient.push(ub);
+      entries.push({ binding: 0, resource: { buffer: ub } });
+    }
+    storage.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.getEncoder().beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    pass.end();
+    if (++this.batched >= MAX_BATCHED_DISPATCHES) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy in order with the dispatches. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    if (++this.batched >= MAX_BATCHED_DISPATCHES) this.flush();
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+      this.batched = 0;
+      for (const b of this.transient) b.destroy();
+      this.transient = [];
+    }
+  }
+
+  /** Waits until the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkErrors();
+  }
+
+  /**
+   * Writes host data into a buffer. Pending commands are submitted first:
+   * `queue.writeBuffer` runs before unsubmitted commands, and a pooled
+   * buffer may still be read by them.
+   */
+  write(buffer: GPUBuffer, byteOffset: number, data: ArrayBufferView): void {
+    this.flush();
+    this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copies `bytes` from a GPU buffer to the host, in chunks of at most 64 MiB. */
+  async readBytes(src: GPUBuffer, byteOffset: number, bytes: number): Promise<ArrayBuffer> {
+    const out = new Uint8Array(bytes);
+    const chunk = 64 * 1024 * 1024;
+    const staging = this.device.createBuffer({
+      size: Math.min(chunk, Math.max(4, bytes)),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      for (let done = 0; done < bytes; done += chunk) {
+        const n = Math.min(chunk, bytes - done);
+        this.copy(src, byteOffset + done, staging, 0, n);
+        this.flush();
+        await staging.mapAsync(GPUMapMode.READ, 0, n);
+        out.set(new Uint8Array(staging.getMappedRange(0, n)), done);
+        staging.unmap();
+      }
+    } catch (e) {
+      this.checkAlive("read");
+      throw e;
+    } finally {
+      staging.destroy();
+    }
+    this.checkErrors();
+    return out.buffer;
+  }
+
+  /** Splits a 1-D workgroup count into a grid within the per-dimension limit. */
+  grid(workgroups: number): [number, number, number] {
+    const max = this.maxWorkgroupsPerDim;
+    if (workgroups <= max) return [Math.max(1, workgroups), 1, 1];
+    const y = Math.ceil(workgroups / max);
+    return [Math.ceil(workgroups / y), y, 1];
+  }
+
+  destroy(): void {
+    this.flush();
+    this.pool.destroyAll();
+    this.pipelines.clear();
+    this.device.destroy();
+  }
+}
+
+function summarise(adapter: GPUAdapter): AdapterSummary {
+  const info = adapter.info;
+  const limits: Record<string, number> = {};
+  for (const key in adapter.limits) {
+    const v = (adapter.limits as unknown as Record<string, unknown>)[key];
+    if (typeof v === "number") limits[key] = v;
+  }
+  return {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    features: [...adapter.features].map(String).sort(),
+    limits,
+  };
+}
+
+async function acquire(opts: GpuOptions): Promise<Gpu> {
+  if (!process.env.XDG_RUNTIME_DIR) {
+    // Mesa's Vulkan loader warns (and some setups fail) without it.
+    process.env.XDG_RUNTIME_DIR = "/tmp";
+  }
+  if (!navigatorGpu) {
+    navigatorGpu = create([]);
+  }
+  const adapter = await navigatorGpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
+  const summary = summarise(adapter);
+  const want = (name: string) => adapter.features.has(name);
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (opts.f16 !== false && want("shader-f16")) requiredFeatures.push("shader-f16");
+  if (want("subgroups")) requiredFeatures.push("subgroups" as GPUFeatureName);
+  if (want("timestamp-query")) requiredFeatures.push("timestamp-query");
+  const l = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxBufferSize: l.maxBufferSize,
+    maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+    maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+  };
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: "segvol" });
+  return new Gpu(device, summary, opts);
+}
+
+/** Returns the process's GPU, creating it on first use. */
+export function initGpu(opts: GpuOptions = {}): Promise<Gpu> {
+  if (current) return Promise.resolve(current);
+  pending ??= acquire(opts).then(
+    (g) => {
+      current = g;
+      pending = null;
+      return g;
+    },
+    (e) => {
+      pending = null;
+      throw e;
+    },
+  );
+  return pending;
+}
+
+/** The initialised GPU; ops call this, so `initGpu()` must have run first. */
+export function gpu(): Gpu {
+  if (!current) throw new GpuUnavailableError("The GPU is not initialised: await initGpu() before running tensor ops");
+  return current;
+}
+
+/** Releases the device so the process can exit; a later initGpu() makes a new one. */
+export function releaseGpu(): void {
+  if (current) {
+    current.destroy();
+    current = null;
+  }
+}
