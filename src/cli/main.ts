@@ -1,0 +1,19 @@
+// The `segvol` command line. Each subcommand lives in its own module.
+import { Command } from "commander";
+import { GpuUnavailableError } from "../tensor/device.js";
+import { registerSmoke } from "./smoke.js";
+
+const program = new Command();
+program.name("segvol").description("SegVol 3-D medical segmentation on WebGPU (Dawn), from the command line").version("0.1.0");
+registerSmoke(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // Expected failures (bad input, no GPU) print one clear line, not a stack.
+  const err = e as Error;
+  if (err instanceof GpuUnavailableError) console.error(err.message);
+  else console.error(`segvol: ${err.message}`);
+  if (process.env.SEGVOL_DEBUG) console.error(err.stack);
+  process.exitCode = 1;
+}

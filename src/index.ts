@@ -1,0 +1,5 @@
+// Public library entry.
+export { initGpu, gpu, releaseGpu, GpuUnavailableError, GpuDeviceLostError, type Gpu, type GpuOptions } from "./tensor/device.js";
+export { Tensor, type DType } from "./tensor/tensor.js";
+export { scope, scopeAsync, keep } from "./tensor/scope.js";
+export * as ops from "./kernels/index.js";

@@ -1,0 +1,2 @@
+// All ops, for `import { ops } from "segvol-webgpu"`.
+export * from "./elementwise.js";
