@@ -1,0 +1,1 @@
+"""PyTorch reference of SegVol (see model.py), its parameter manifest and golden generators."""
