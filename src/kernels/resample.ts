@@ -77,7 +77,7 @@ function rowGroups(inSize: number, outSize: number, scale: number, mode: ResizeM
   return groups;
 }
 
-const PARAMS_WGSL = /* wgsl */ `
+const paramsWgsl = (vec: boolean) => /* wgsl */ `
 struct P {
   base: u32, count: u32, planeLo: u32, planes: u32,
   groups: u32, nseg: u32, wseg: u32, inD: u32,
@@ -85,7 +85,7 @@ struct P {
   outW: u32, scaleD: f32, scaleW: f32, scaleH: f32,
 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<${vec ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read> rg: array<vec4<u32>>;
 `;
 
@@ -114,77 +114,102 @@ const PROLOGUE_WGSL = /* wgsl */ `
   let inPlane = bc * p.inD;
 `;
 
-function linearWgsl(seg: Segments, alignCorners: boolean): string {
+// The W walk lives in private (per-invocation) state so that the vec4 path
+// can call it four times per store. With vec, W is a multiple of 4 and each
+// row store writes four outputs at once (stores are as costly as loads).
+function storeLoop(vec: boolean, value: (w: string) => string, rowValue: (m: string) => string): string {
+  if (!vec) {
+    return `for (var w = ws; w < we; w++) {
+    ${value("w")}
+    for (var m = 0u; m < g.y; m++) {
+      if (live[m]) { out[orow[m] + w] = ${rowValue("m")}; }
+    }
+  }`;
+  }
+  return `for (var w = ws; w < we; w += 4u) {
+    var q0: vec4<f32>; var q1: vec4<f32>;
+    ${value("w")} q0.x = f0; q1.x = f1;
+    ${value("w + 1u")} q0.y = f0; q1.y = f1;
+    ${value("w + 2u")} q0.z = f0; q1.z = f1;
+    ${value("w + 3u")} q0.w = f0; q1.w = f1;
+    for (var m = 0u; m < g.y; m++) {
+      if (live[m]) { out[(orow[m] + w) / 4u] = ${rowValue("m").replaceAll("f0", "q0").replaceAll("f1", "q1")}; }
+    }
+  }`;
+}
+
+function linearWgsl(seg: Segments, alignCorners: boolean, vec: boolean): string {
   const src = (v: string, s: string) => (alignCorners ? `${s} * f32(${v})` : `max(${s} * (f32(${v}) + 0.5) - 0.5, 0.0)`);
   return /* wgsl */ `
-${PARAMS_WGSL}
+${paramsWgsl(vec)}
 ${segmentsWgsl("x", 3, seg)}
+var<private> cur: i32 = -2;
+var<private> a00: f32; var<private> a01: f32; var<private> a10: f32; var<private> a11: f32;
+var<private> b00: f32; var<private> b01: f32; var<private> b10: f32; var<private> b11: f32;
+var<private> r00: u32; var<private> r01: u32; var<private> r10: u32; var<private> r11: u32;
+var<private> ld: f32;
+// Output column w blended over W and D: (value at row h0, value at row h1).
+fn colW(w: u32) -> vec2<f32> {
+  let sw = ${src("w", "p.scaleW")};
+  let c = min(u32(sw), p.inW - 1u);
+  let lw = sw - f32(c);
+  if (i32(c) != cur) {
+    let c1 = min(c + 1u, p.inW - 1u);
+    if (i32(c) == cur + 1) {
+      a00 = b00; a01 = b01; a10 = b10; a11 = b11;
+    } else {
+      a00 = x_at(r00 + c); a01 = x_at(r01 + c); a10 = x_at(r10 + c); a11 = x_at(r11 + c);
+    }
+    b00 = x_at(r00 + c1); b01 = x_at(r01 + c1); b10 = x_at(r10 + c1); b11 = x_at(r11 + c1);
+    cur = i32(c);
+  }
+  let e00 = a00 + lw * (b00 - a00);
+  let e01 = a01 + lw * (b01 - a01);
+  let e10 = a10 + lw * (b10 - a10);
+  let e11 = a11 + lw * (b11 - a11);
+  return vec2<f32>(e00 + ld * (e10 - e00), e01 + ld * (e11 - e01));
+}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${PROLOGUE_WGSL}
   let sd = ${src("d", "p.scaleD")};
   let d0 = min(u32(sd), p.inD - 1u);
   let d1 = min(d0 + 1u, p.inD - 1u);
-  let ld = sd - f32(d0);
+  ld = sd - f32(d0);
   var lh: array<f32, ${MAXG}>;
   for (var m = 0u; m < g.y; m++) {
     lh[m] = ${src("g.x + m", "p.scaleH")} - f32(g.z);
   }
-  let r00 = ((inPlane + d0) * p.inH + g.z) * p.inW;
-  let r01 = ((inPlane + d0) * p.inH + g.w) * p.inW;
-  let r10 = ((inPlane + d1) * p.inH + g.z) * p.inW;
-  let r11 = ((inPlane + d1) * p.inH + g.w) * p.inW;
-  var cur = -2;
-  var a00 = 0.0; var a01 = 0.0; var a10 = 0.0; var a11 = 0.0;
-  var b00 = 0.0; var b01 = 0.0; var b10 = 0.0; var b11 = 0.0;
-  for (var w = ws; w < we; w++) {
-    let sw = ${src("w", "p.scaleW")};
-    let c = min(u32(sw), p.inW - 1u);
-    let lw = sw - f32(c);
-    if (i32(c) != cur) {
-      let c1 = min(c + 1u, p.inW - 1u);
-      if (i32(c) == cur + 1) {
-        a00 = b00; a01 = b01; a10 = b10; a11 = b11;
-      } else {
-        a00 = x_at(r00 + c); a01 = x_at(r01 + c); a10 = x_at(r10 + c); a11 = x_at(r11 + c);
-      }
-      b00 = x_at(r00 + c1); b01 = x_at(r01 + c1); b10 = x_at(r10 + c1); b11 = x_at(r11 + c1);
-      cur = i32(c);
-    }
-    // W first, then D, then each output row's H weight.
-    let e00 = a00 + lw * (b00 - a00);
-    let e01 = a01 + lw * (b01 - a01);
-    let e10 = a10 + lw * (b10 - a10);
-    let e11 = a11 + lw * (b11 - a11);
-    let f0 = e00 + ld * (e10 - e00);
-    let f1 = e01 + ld * (e11 - e01);
-    for (var m = 0u; m < g.y; m++) {
-      if (live[m]) { out[orow[m] + w] = f0 + lh[m] * (f1 - f0); }
-    }
-  }
+  r00 = ((inPlane + d0) * p.inH + g.z) * p.inW;
+  r01 = ((inPlane + d0) * p.inH + g.w) * p.inW;
+  r10 = ((inPlane + d1) * p.inH + g.z) * p.inW;
+  r11 = ((inPlane + d1) * p.inH + g.w) * p.inW;
+  var f0: f32; var f1: f32;
+  ${storeLoop(vec, (w) => `{ let f = colW(${w}); f0 = f.x; f1 = f.y; }`, (m) => `f0 + lh[${m}] * (f1 - f0)`)}
 }`;
 }
 
-function nearestWgsl(seg: Segments, exact: boolean): string {
+function nearestWgsl(seg: Segments, exact: boolean, vec: boolean): string {
   const src = (v: string, s: string) => (exact ? `u32(floor((f32(${v}) + 0.5) * ${s}))` : `u32(floor(f32(${v}) * ${s}))`);
   return /* wgsl */ `
-${PARAMS_WGSL}
+${paramsWgsl(vec)}
 ${segmentsWgsl("x", 3, seg)}
+var<private> cur: u32 = 0xffffffffu;
+var<private> v: f32;
+var<private> row: u32;
+fn colW(w: u32) -> f32 {
+  let c = min(${src("w", "p.scaleW")}, p.inW - 1u);
+  if (c != cur) { v = x_at(row + c); cur = c; }
+  return v;
+}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${PROLOGUE_WGSL}
   let sd = min(${src("d", "p.scaleD")}, p.inD - 1u);
-  let row = ((inPlane + sd) * p.inH + g.z) * p.inW;
-  var cur = 0xffffffffu;
-  var v = 0.0;
-  for (var w = ws; w < we; w++) {
-    let c = min(${src("w", "p.scaleW")}, p.inW - 1u);
-    if (c != cur) { v = x_at(row + c); cur = c; }
-    // Every row of a nearest group has the same source row: one load, many stores.
-    for (var m = 0u; m < g.y; m++) {
-      if (live[m]) { out[orow[m] + w] = v; }
-    }
-  }
+  row = ((inPlane + sd) * p.inH + g.z) * p.inW;
+  // Every row of a nearest group has the same source row: one load, many stores.
+  var f0: f32; var f1: f32;
+  ${storeLoop(vec, (w) => `f0 = colW(${w});`, () => `f0`)}
 }`;
 }
 
@@ -213,8 +238,11 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
 
   const g = gpu();
   const seg = inputSegments(op, x);
-  const key = `resize3d:${mode}:${alignCorners}:${seg.key}`;
-  const pipe = g.pipeline(key, () => (mode === "trilinear" ? linearWgsl(seg, alignCorners) : nearestWgsl(seg, mode === "nearest-exact")));
+  const vec = outW % 4 === 0;
+  const key = `resize3d:${mode}:${alignCorners}:${vec}:${seg.key}`;
+  const pipe = g.pipeline(key, () =>
+    mode === "trilinear" ? linearWgsl(seg, alignCorners, vec) : nearestWgsl(seg, mode === "nearest-exact", vec),
+  );
   const table = new Uint32Array(groups.length * 4);
   groups.forEach((r, i) => table.set([r.first, r.count, r.i0, r.i1], i * 4));
   const tableT = Tensor.from(table, [groups.length, 4], "u32");
@@ -229,7 +257,8 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
     const planeHi = Math.min(planes, Math.ceil(rowHi / outH));
     const nPlanes = planeHi - planeLo;
     const nseg = Math.max(1, Math.min(Math.ceil(outW / 16), Math.ceil(TARGET_THREADS / (nPlanes * perPlane))));
-    const wseg = Math.ceil(outW / nseg);
+    // W segments of whole quads on the vec4 path.
+    const wseg = vec ? Math.ceil(outW / nseg / 4) * 4 : Math.ceil(outW / nseg);
     const params = new Params()
       .u32(c.start).u32(c.count).u32(planeLo).u32(planeHi)
       .u32(perPlane).u32(nseg).u32(wseg).u32(inD)
