@@ -21,7 +21,9 @@ Writes to test/fixtures/model/:
       outputs.iou [1,k].
 The reference runs in float64 on the float32 weights; the script also re-runs
 in float32 from config_a.bin to report how far an f32 implementation lands.
-config_b.bin (~70 MB) is not committed; --bin-b writes it somewhere else.
+  goldens_b_gelu_new.json  config B with text.hidden_act = "gelu_new" (params.override):
+      inputs.text_ids, outputs.text_embedding only.
+config_b.bin (~84 MB) is not committed; --bin-b writes it somewhere else.
 """
 import argparse
 import json
@@ -35,7 +37,7 @@ from common import case, write  # noqa: E402
 
 from .config import make_config  # noqa: E402
 from .hashinit import hf_checkpoint, init_json, init_spec, materialise  # noqa: E402
-from .model import SegVol  # noqa: E402
+from .model import SegVol, _text_act  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 OUT = os.path.join(ROOT, "test", "fixtures", "model")
@@ -205,6 +207,35 @@ def f32_check(tag, cfg, x, cases, bin_path):
         print(f"  f32 vs f64 {tag}/{name}: max rel err {rel:.2e}, mask agreement {100 * agree:.4f}%")
 
 
+def gelu_new_golden():
+    """Config B's weights with text.hidden_act = gelu_new (the activation one
+    port claims the official weights expect): text embedding only, since only
+    the text tower changes."""
+    cfg_dict = json.loads(json.dumps(CONFIG_B))
+    cfg_dict["text"]["hidden_act"] = "gelu_new"
+    cfg, model, _, _ = build(cfg_dict)
+    model = model.double()
+    ids = torch.tensor([TEXT_IDS])
+    t_new = model.text_encoder(ids)
+    for layer in model.text_encoder.clip_text_model.text_model.encoder.layers:
+        layer.mlp.act = _text_act("quick_gelu")
+    t_quick = model.text_encoder(ids)
+    rel = float((t_new - t_quick).abs().max() / t_quick.abs().max())
+    print(f"  b/text gelu_new vs quick_gelu text embedding: max rel diff {rel:.3e}")
+    write(
+        "model",
+        "goldens_b_gelu_new",
+        [
+            case(
+                "text_gelu_new",
+                {"config": "config_b.json", "override": {"text": {"hidden_act": "gelu_new"}}},
+                {"text_ids": torch.tensor(TEXT_IDS, dtype=torch.int32)},
+                {"text_embedding": t_new},
+            )
+        ],
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-b", help="also write config B's HF-layout checkpoint here (not committed: ~70 MB)")
@@ -215,6 +246,7 @@ def main():
     cfg_b, xb = run_config("b", CONFIG_B, CASES_B, seed=12, bin_path=a.bin_b, write_bin=bool(a.bin_b))
     if a.bin_b:
         f32_check("b", cfg_b, xb, CASES_B, a.bin_b)
+    gelu_new_golden()
 
 
 if __name__ == "__main__":
