@@ -1,0 +1,82 @@
+// NumPy-equivalent percentiles (method "linear") by selection instead of a
+// full sort: a CT volume has up to ~100M voxels, and only two order
+// statistics per percentile are needed. Three-way partitioning keeps the
+// selection linear on CT data, where many voxels share a value.
+
+/** Puts the k-th smallest value of a[lo..hi] at index k (a is reordered). */
+function select(a: Float32Array, k: number, lo: number, hi: number): void {
+  while (hi - lo > 16) {
+    const mid = lo + ((hi - lo) >> 1);
+    const x = a[lo]!, y = a[mid]!, z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    // Dutch-flag partition: [lo, lt) < pivot, [lt, i) == pivot, (gt, hi] > pivot.
+    let lt = lo, i = lo, gt = hi;
+    while (i <= gt) {
+      const v = a[i]!;
+      if (v < pivot) {
+        a[i] = a[lt]!;
+        a[lt] = v;
+        lt++;
+        i++;
+      } else if (v > pivot) {
+        a[i] = a[gt]!;
+        a[gt] = v;
+        gt--;
+      } else {
+        i++;
+      }
+    }
+    if (k < lt) hi = lt - 1;
+    else if (k > gt) lo = gt + 1;
+    else return;
+  }
+  // Insertion sort of the small remainder.
+  for (let i = lo + 1; i <= hi; i++) {
+    const v = a[i]!;
+    let j = i - 1;
+    while (j >= lo && a[j]! > v) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = v;
+  }
+}
+
+/**
+ * `np.percentile(values, qs)` for float32 data, linear interpolation,
+ * reproducing NumPy 1.2x arithmetic: the virtual index `(n−1)·q/100` in
+ * float64, `b − a` in float32, then `_lerp` in float64 (from the upper
+ * neighbour when the fraction is ≥ 0.5). `scratch` (default: a copy) is
+ * reordered; pass `values` itself to select in place without copying.
+ */
+export function percentiles(values: Float32Array, qs: readonly number[], scratch?: Float32Array): number[] {
+  const n = values.length;
+  if (n === 0) throw new Error("percentile: no values (the set is empty)");
+  for (const q of qs) {
+    if (!(q >= 0 && q <= 100)) throw new Error(`percentile: q = ${q} is outside [0, 100]`);
+  }
+  const a = scratch ?? values.slice();
+  if (a.length !== n) throw new Error(`percentile: scratch has ${a.length} values, need ${n}`);
+  return qs.map((q) => {
+    const virt = (n - 1) * (q / 100);
+    let prev = Math.floor(virt);
+    let next = prev + 1;
+    if (virt >= n - 1) prev = next = n - 1;
+    const gamma = virt - Math.floor(virt);
+    select(a, prev, 0, n - 1);
+    const lo = a[prev]!;
+    let hi = lo;
+    if (next !== prev) {
+      // After selection everything right of `prev` is ≥ a[prev]: its minimum is the next order statistic.
+      hi = Infinity;
+      for (let i = prev + 1; i < n; i++) if (a[i]! < hi) hi = a[i]!;
+    }
+    const diff = Math.fround(hi - lo);
+    return gamma >= 0.5 ? hi - diff * (1 - gamma) : lo + diff * gamma;
+  });
+}
+
+/** One percentile; see `percentiles`. */
+export function percentile(values: Float32Array, q: number, scratch?: Float32Array): number {
+  return percentiles(values, [q], scratch)[0]!;
+}

@@ -1,0 +1,71 @@
+// Nearest-neighbour index maps exactly as PyTorch 1.13 computes them on the
+// CPU (float32 scale `in/out`, then floor), and the 3-D resizes of the
+// pipeline built from them. Nearest resizes only copy values, so a plain
+// gather is exact; the same maps also carry prompts between spaces.
+import type { Vec3 } from "./types.js";
+
+export type NearestMode = "nearest" | "nearest-exact";
+
+/**
+ * Source index of output index `dst` when resizing `inSize` → `outSize`.
+ * nearest: floor(dst·s); nearest-exact: floor((dst + 0.5)·s); s = f32(in/out),
+ * the product rounded to float32 as in PyTorch's `floorf`; clamped to in−1.
+ */
+export function sourceIndex(dst: number, inSize: number, outSize: number, mode: NearestMode): number {
+  if (inSize === outSize) return dst;
+  const scale = Math.fround(inSize / outSize);
+  const x = mode === "nearest" ? Math.fround(Math.fround(dst) * scale) : Math.fround((dst + 0.5) * scale);
+  return Math.min(Math.floor(x), inSize - 1);
+}
+
+/** The whole map of one axis: `map[dst]` = source index. */
+export function indexMap(inSize: number, outSize: number, mode: NearestMode): Int32Array {
+  const map = new Int32Array(outSize);
+  for (let d = 0; d < outSize; d++) map[d] = sourceIndex(d, inSize, outSize, mode);
+  return map;
+}
+
+/** Nearest resize of a C-order [D, H, W] volume on the CPU. */
+export function resizeNearest(src: Float32Array, inShape: Vec3, outShape: Vec3, mode: NearestMode): Float32Array {
+  const [di, hi, wi] = inShape;
+  const [dO, hO, wO] = outShape;
+  if (src.length !== di * hi * wi) {
+    throw new Error(`resizeNearest: ${src.length} values do not fill [${inShape.join(", ")}]`);
+  }
+  const md = indexMap(di, dO, mode), mh = indexMap(hi, hO, mode), mw = indexMap(wi, wO, mode);
+  const out = new Float32Array(dO * hO * wO);
+  let o = 0;
+  for (let d = 0; d < dO; d++) {
+    const bd = md[d]! * hi;
+    for (let h = 0; h < hO; h++) {
+      const row = (bd + mh[h]!) * wi;
+      for (let w = 0; w < wO; w++) out[o++] = src[row + mw[w]!]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * Nearest resize of `src` [D, H, W] to `outShape`, written into the sub-box
+ * of `dst` (C-order, shape `dstShape`) that starts at `offset`: pastes the
+ * zoom-out logits back into the full volume without an intermediate.
+ */
+export function resizeNearestInto(
+  src: Float32Array,
+  inShape: Vec3,
+  outShape: Vec3,
+  mode: NearestMode,
+  dst: Float32Array,
+  dstShape: Vec3,
+  offset: Vec3,
+): void {
+  const [, hi, wi] = inShape;
+  const md = indexMap(inShape[0], outShape[0], mode), mh = indexMap(hi, outShape[1], mode), mw = indexMap(wi, outShape[2], mode);
+  for (let d = 0; d < outShape[0]; d++) {
+    for (let h = 0; h < outShape[1]; h++) {
+      const row = (md[d]! * hi + mh[h]!) * wi;
+      const o = ((offset[0] + d) * dstShape[1] + offset[1] + h) * dstShape[2] + offset[2];
+      for (let w = 0; w < outShape[2]; w++) dst[o + w] = src[row + mw[w]!]!;
+    }
+  }
+}
