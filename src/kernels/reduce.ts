@@ -1,0 +1,144 @@
+// Reductions (sum, mean, min, max) over one axis or over all elements.
+//
+// The input is viewed as [outer, n, inner] (n = the reduced axis) and each
+// output element reduces one strided row. Two kernels:
+//  - "thread": one invocation per output, looping over n. Best when there
+//    are many outputs (adjacent invocations read adjacent memory when
+//    inner > 1).
+//  - "group": one workgroup per output; its invocations stride over n, then
+//    combine in workgroup memory. Used when outputs are few and rows long.
+// Reducing everything is hierarchical: a first "group" pass writes one
+// partial per block of the flat input, a second one reduces the partials
+// (keeping f32 sums short and pairwise-ish, and both passes parallel).
+// Inputs of any size are read through segments; outputs written per chunk.
+import { gpu } from "../tensor/device.js";
+import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
+import { inputSegments, outputChunks, segmentsWgsl, type Segments } from "./binding.js";
+import { checkInputs, fail, normAxis } from "./check.js";
+import { Params } from "./params.js";
+
+export type ReduceOp = "sum" | "mean" | "min" | "max";
+
+const OPS: readonly ReduceOp[] = ["sum", "mean", "min", "max"];
+const COMBINE: Record<ReduceOp, string> = { sum: "a + b", mean: "a + b", min: "min(a, b)", max: "max(a, b)" };
+const INIT: Record<ReduceOp, number> = { sum: 0, mean: 0, min: Infinity, max: -Infinity };
+const WG = 256;
+/** Partials of the first all-reduce pass (one workgroup each). */
+const MAX_PARTIALS = 1024;
+
+const PARAMS_WGSL = /* wgsl */ `
+struct P { n: u32, inner: u32, total: u32, base: u32, count: u32, init: f32, scale: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+`;
+
+function finish(op: ReduceOp, v: string): string {
+  return op === "mean" ? `${v} * p.scale` : v;
+}
+
+function threadWgsl(op: ReduceOp, seg: Segments): string {
+  return /* wgsl */ `${PARAMS_WGSL}
+${segmentsWgsl("x", 2, seg)}
+fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[op]}; }
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i >= p.count) { return; }
+  let o = p.base + i;
+  var idx = (o / p.inner) * p.n * p.inner + o % p.inner;
+  var acc = p.init;
+  for (var k = 0u; k < p.n; k++) {
+    acc = combine(acc, x_at(idx));
+    idx += p.inner;
+  }
+  out[i] = ${finish(op, "acc")};
+}`;
+}
+
+function groupWgsl(op: ReduceOp, seg: Segments): string {
+  return /* wgsl */ `${PARAMS_WGSL}
+${segmentsWgsl("x", 2, seg)}
+fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[op]}; }
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = wid.x + wid.y * nwg.x;
+  let o = p.base + i;
+  let start = (o / p.inner) * p.n * p.inner + o % p.inner;
+  var acc = p.init;
+  if (i < p.count) {
+    for (var k = t; k < p.n; k += ${WG}u) {
+      let idx = start + k * p.inner;
+      // The all-reduce views the flat input as rows of n; the last row is short.
+      if (idx >= p.total) { break; }
+      acc = combine(acc, x_at(idx));
+    }
+  }
+  sh[t] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { sh[t] = combine(sh[t], sh[t + s]); }
+    workgroupBarrier();
+  }
+  if (t == 0u && i < p.count) { out[i] = ${finish(op, "sh[0]")}; }
+}`;
+}
+
+/** Reduces x viewed as [outer, n, inner] over n into out (outer·inner elements). */
+function reduceRows(op: ReduceOp, x: Tensor, out: Tensor, n: number, inner: number, mode: "thread" | "group", scale: number): void {
+  const g = gpu();
+  const seg = inputSegments(`reduce(${op})`, x);
+  const pipe = g.pipeline(`reduce:${mode}:${op}:${seg.key}`, () => (mode === "thread" ? threadWgsl(op, seg) : groupWgsl(op, seg)));
+  for (const c of outputChunks(out)) {
+    const params = new Params().u32(n).u32(inner).u32(x.size).u32(c.start).u32(c.count).f32(INIT[op]).f32(scale).u32(0);
+    const groups = mode === "thread" ? Math.ceil(c.count / WG) : c.count;
+    g.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), g.grid(groups));
+  }
+}
+
+/**
+ * sum / mean / min / max. Without `axis`: over all elements, shape [] (or all
+ * ones with keepDims). With `axis`: that axis removed, or kept as 1.
+ */
+export function reduce(op: ReduceOp, x: Tensor, axis?: number, keepDims = false): Tensor {
+  if (!OPS.includes(op)) fail("reduce", `unknown op "${String(op)}" (expected ${OPS.join(", ")})`);
+  const name = `reduce(${op})`;
+  checkInputs(name, [x]);
+  if (axis === undefined) {
+    const shape = keepDims ? x.shape.map(() => 1) : [];
+    if (x.size === 0 && (op === "min" || op === "max")) fail(name, `empty input ${shapeStr(x.shape)} has no ${op}`);
+    const out = Tensor.empty(shape);
+    if (x.size === 0) {
+      out.write(new Float32Array([op === "sum" ? 0 : NaN]));
+      return out;
+    }
+    // Pass 1: one partial per block of the flat input.
+    const block = Math.max(WG * 4, Math.ceil(x.size / MAX_PARTIALS));
+    const parts = Math.ceil(x.size / block);
+    if (parts === 1) {
+      reduceRows(op, x, out, x.size, 1, "group", 1 / x.size);
+      return out;
+    }
+    const partial = Tensor.empty([parts]);
+    reduceRows(op === "mean" ? "sum" : op, x, partial, block, 1, "group", 1);
+    reduceRows(op, partial, out, parts, 1, "group", 1 / x.size);
+    partial.dispose();
+    return out;
+  }
+  const ax = normAxis(name, axis, x.rank);
+  const n = x.shape[ax]!;
+  if (n === 0 && (op === "min" || op === "max")) fail(name, `axis ${axis} of ${shapeStr(x.shape)} is empty; ${op} is undefined`);
+  const inner = numel(x.shape.slice(ax + 1));
+  const shape = keepDims ? x.shape.map((d, a) => (a === ax ? 1 : d)) : x.shape.filter((_, a) => a !== ax);
+  const out = Tensor.empty(shape);
+  if (out.size === 0) return out;
+  // Few outputs with long rows: a workgroup per output keeps both cores busy.
+  const mode = n >= 4 * WG && out.size < 8192 ? "group" : "thread";
+  reduceRows(op, x, out, n, inner, mode, 1 / n);
+  return out;
+}
+
+export const sum = (x: Tensor, axis?: number, keepDims = false) => reduce("sum", x, axis, keepDims);
+export const mean = (x: Tensor, axis?: number, keepDims = false) => reduce("mean", x, axis, keepDims);
+export const min = (x: Tensor, axis?: number, keepDims = false) => reduce("min", x, axis, keepDims);
+export const max = (x: Tensor, axis?: number, keepDims = false) => reduce("max", x, axis, keepDims);
