@@ -18,6 +18,8 @@ export class FakeSegmenter implements WindowSegmenter {
   encodes = 0;
   decodes = 0;
   live = new Set<number>();
+  /** Most embeddings alive at once. */
+  peak = 0;
   /** Every encoded window, for tests that inspect what the model saw. */
   windows: Float32Array[] = [];
   prompts: WindowPrompt[] = [];
@@ -30,6 +32,7 @@ export class FakeSegmenter implements WindowSegmenter {
     const e: Embedding = { id: this.encodes++, pixels: window.slice() };
     this.windows.push(e.pixels);
     this.live.add(e.id);
+    this.peak = Math.max(this.peak, this.live.size);
     return e;
   }
 
