@@ -275,9 +275,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x29: // EMPTY_TUPLE
         stack.push(new PyTuple([]));
         break;
-      case 0x74: // TUPLE
-        stack.push(new PyTuple(popMark()));
+      case 0x74: {
+        // TUPLE (pop the mark first: `stack` is rebound by popMark)
+        const items = popMark();
+        stack.push(new PyTuple(items));
         break;
+      }
       case 0x85: // TUPLE1
         stack.push(new PyTuple([pop()]));
         break;
@@ -296,9 +299,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         stack.push(new PyTuple([a, b, c]));
         break;
       }
-      case 0x6c: // LIST
-        stack.push(popMark());
+      case 0x6c: {
+        // LIST
+        const items = popMark();
+        stack.push(items);
         break;
+      }
       case 0x64: {
         // DICT
         const items = popMark();
