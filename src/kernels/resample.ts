@@ -126,12 +126,14 @@ function storeLoop(vec: boolean, value: (w: string) => string, rowValue: (m: str
     }
   }`;
   }
+  // One call site of the walk (a loop over the quad): every x_at call site
+  // is inlined with its segment switch, and lavapipe's compile time grows
+  // with each copy.
   return `for (var w = ws; w < we; w += 4u) {
     var q0: vec4<f32>; var q1: vec4<f32>;
-    ${value("w")} q0.x = f0; q1.x = f1;
-    ${value("w + 1u")} q0.y = f0; q1.y = f1;
-    ${value("w + 2u")} q0.z = f0; q1.z = f1;
-    ${value("w + 3u")} q0.w = f0; q1.w = f1;
+    for (var k = 0u; k < 4u; k++) {
+      ${value("w + k")} q0[k] = f0; q1[k] = f1;
+    }
     for (var m = 0u; m < g.y; m++) {
       if (live[m]) { out[(orow[m] + w) / 4u] = ${rowValue("m").replaceAll("f0", "q0").replaceAll("f1", "q1")}; }
     }
@@ -144,9 +146,10 @@ function linearWgsl(seg: Segments, alignCorners: boolean, vec: boolean): string 
 ${paramsWgsl(vec)}
 ${segmentsWgsl("x", 3, seg)}
 var<private> cur: i32 = -2;
-var<private> a00: f32; var<private> a01: f32; var<private> a10: f32; var<private> a11: f32;
-var<private> b00: f32; var<private> b01: f32; var<private> b10: f32; var<private> b11: f32;
-var<private> r00: u32; var<private> r01: u32; var<private> r10: u32; var<private> r11: u32;
+// Source values at columns c (va) and c+1 (vb) of the rows (d0,h0), (d0,h1), (d1,h0), (d1,h1).
+var<private> va: array<f32, 4>;
+var<private> vb: array<f32, 4>;
+var<private> rows: array<u32, 4>;
 var<private> ld: f32;
 // Output column w blended over W and D: (value at row h0, value at row h1).
 fn colW(w: u32) -> vec2<f32> {
@@ -155,18 +158,20 @@ fn colW(w: u32) -> vec2<f32> {
   let lw = sw - f32(c);
   if (i32(c) != cur) {
     let c1 = min(c + 1u, p.inW - 1u);
-    if (i32(c) == cur + 1) {
-      a00 = b00; a01 = b01; a10 = b10; a11 = b11;
-    } else {
-      a00 = x_at(r00 + c); a01 = x_at(r01 + c); a10 = x_at(r10 + c); a11 = x_at(r11 + c);
+    // Moving one column right reuses the old right column; loads happen in
+    // one loop so that x_at is instantiated once.
+    var first = 0u;
+    if (i32(c) == cur + 1) { va = vb; first = 4u; }
+    for (var j = first; j < 8u; j++) {
+      let v = x_at(rows[j & 3u] + select(c, c1, j >= 4u));
+      if (j < 4u) { va[j] = v; } else { vb[j - 4u] = v; }
     }
-    b00 = x_at(r00 + c1); b01 = x_at(r01 + c1); b10 = x_at(r10 + c1); b11 = x_at(r11 + c1);
     cur = i32(c);
   }
-  let e00 = a00 + lw * (b00 - a00);
-  let e01 = a01 + lw * (b01 - a01);
-  let e10 = a10 + lw * (b10 - a10);
-  let e11 = a11 + lw * (b11 - a11);
+  let e00 = va[0] + lw * (vb[0] - va[0]);
+  let e01 = va[1] + lw * (vb[1] - va[1]);
+  let e10 = va[2] + lw * (vb[2] - va[2]);
+  let e11 = va[3] + lw * (vb[3] - va[3]);
   return vec2<f32>(e00 + ld * (e10 - e00), e01 + ld * (e11 - e01));
 }
 @compute @workgroup_size(${WG})
@@ -180,10 +185,10 @@ ${PROLOGUE_WGSL}
   for (var m = 0u; m < g.y; m++) {
     lh[m] = ${src("g.x + m", "p.scaleH")} - f32(g.z);
   }
-  r00 = ((inPlane + d0) * p.inH + g.z) * p.inW;
-  r01 = ((inPlane + d0) * p.inH + g.w) * p.inW;
-  r10 = ((inPlane + d1) * p.inH + g.z) * p.inW;
-  r11 = ((inPlane + d1) * p.inH + g.w) * p.inW;
+  rows[0] = ((inPlane + d0) * p.inH + g.z) * p.inW;
+  rows[1] = ((inPlane + d0) * p.inH + g.w) * p.inW;
+  rows[2] = ((inPlane + d1) * p.inH + g.z) * p.inW;
+  rows[3] = ((inPlane + d1) * p.inH + g.w) * p.inW;
   var f0: f32; var f1: f32;
   ${storeLoop(vec, (w) => `{ let f = colW(${w}); f0 = f.x; f1 = f.y; }`, (m) => `f0 + lh[${m}] * (f1 - f0)`)}
 }`;
