@@ -90,9 +90,14 @@ export function normStats(data: Float32Array): NormStats {
   return { threshold, foregroundVoxels: count, lo, hi, mean: f(meanD), std };
 }
 
-/** Steps 1-4 on a checked volume. */
+/** Steps 1-4. */
 export function preprocess(volume: Volume): Preprocessed {
   checkVolume(volume);
+  return preprocessChecked(volume);
+}
+
+/** Steps 1-4 on a volume that already passed `checkVolume`. */
+export function preprocessChecked(volume: Volume): Preprocessed {
   const { dims, data } = volume;
   const stats = normStats(data);
   const fullShape: Vec3 = [dims[2], dims[1], dims[0]];
@@ -116,7 +121,9 @@ export function preprocess(volume: Volume): Preprocessed {
   for (let d = 0; d < D; d++) {
     for (let h = 0; h < H; h++) {
       for (let w = 0; w < W; w++, x++) {
-        if (norm(data[x]!) > nmin) {
+        // Voxels at or below the lower clip bound all clip to lo, as does the minimum: never foreground.
+        const v = data[x]!;
+        if (v > lo && norm(v) > nmin) {
           if (d < start[0]) start[0] = d;
           if (d >= end[0]) end[0] = d + 1;
           if (h < start[1]) start[1] = h;

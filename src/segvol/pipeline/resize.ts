@@ -60,12 +60,23 @@ export function resizeNearestInto(
   offset: Vec3,
 ): void {
   const [, hi, wi] = inShape;
-  const md = indexMap(inShape[0], outShape[0], mode), mh = indexMap(hi, outShape[1], mode), mw = indexMap(wi, outShape[2], mode);
-  for (let d = 0; d < outShape[0]; d++) {
-    for (let h = 0; h < outShape[1]; h++) {
+  const [dO, hO, wO] = outShape;
+  const md = indexMap(inShape[0], dO, mode), mh = indexMap(hi, hO, mode), mw = indexMap(wi, wO, mode);
+  const rowAt = (d: number, h: number) => ((offset[0] + d) * dstShape[1] + offset[1] + h) * dstShape[2] + offset[2];
+  // Upsampling repeats whole rows and planes: gather each distinct one once, copy the repeats.
+  for (let d = 0; d < dO; d++) {
+    if (d > 0 && md[d] === md[d - 1]) {
+      for (let h = 0; h < hO; h++) dst.copyWithin(rowAt(d, h), rowAt(d - 1, h), rowAt(d - 1, h) + wO);
+      continue;
+    }
+    for (let h = 0; h < hO; h++) {
+      const o = rowAt(d, h);
+      if (h > 0 && mh[h] === mh[h - 1]) {
+        dst.copyWithin(o, rowAt(d, h - 1), rowAt(d, h - 1) + wO);
+        continue;
+      }
       const row = (md[d]! * hi + mh[h]!) * wi;
-      const o = ((offset[0] + d) * dstShape[1] + offset[1] + h) * dstShape[2] + offset[2];
-      for (let w = 0; w < outShape[2]; w++) dst[o + w] = src[row + mw[w]!]!;
+      for (let w = 0; w < wO; w++) dst[o + w] = src[row + mw[w]!]!;
     }
   }
 }

@@ -7,7 +7,7 @@
 // All full-size arrays live in the input layout (i fastest), which is also
 // the model-space C-order layout (D, H, W) = (k, j, i): pasting is a copy
 // into a sub-box and "undoing the transpose" costs nothing.
-import { checkVolume, preprocess } from "./preprocess.js";
+import { checkVolume, preprocessChecked } from "./preprocess.js";
 import { checkTargets, cropTarget, maskBoxInWindow, planPrompts, zoomInPrompt, type CroppedTarget, type PromptPlan } from "./prompts.js";
 import { resizeNearest, resizeNearestInto } from "./resize.js";
 import type { SegmentOptions, SegmentResult, Target, TargetResult, Vec3, Volume, WindowSegmenter, ZoomInPlan } from "./types.js";
@@ -90,7 +90,7 @@ export async function segmentVolume(
   checkTargets(targets, volume.dims);
   const winSize = window[0] * window[1] * window[2];
 
-  const pre = preprocess(volume);
+  const pre = preprocessChecked(volume);
   const { fullShape, cropBox, shape } = pre;
   const total = fullShape[0] * fullShape[1] * fullShape[2];
   const states: TargetState[] = targets.map((t) => {
