@@ -1,0 +1,171 @@
+// The GEMM core shared by conv3d, convTranspose3d and patchEmbed:
+//   C[m, n] = Σ_k A(k, m) · B(k, n)
+// where each op supplies WGSL loaders for A and B (a vec4 of 4 consecutive
+// m or n at one k, so a loader may be one vec4 load or an im2col gather) and
+// a scalar store that scatters C into its output layout (with bias).
+//
+// Why this shape: on lavapipe a buffer load costs ~100 cycles, so the kernel
+// is built around few loads per FMA. Each invocation owns 4 columns n (one
+// vec4 of B) and TM = 4·TMQ rows m that are the same for the whole
+// workgroup. With `subgroups`, lane l loads the vec4 A(k, m0+4l..) and the
+// others read it with subgroupBroadcast (a register shuffle), so one k step
+// costs 2 loads for 16·TMQ FMAs; without subgroups every lane loads the TMQ
+// workgroup-uniform A vectors itself (still cheap: uniform addresses).
+import { gpu } from "../tensor/device.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { inputSegments, outputChunks, segmentsWgsl } from "./binding.js";
+import { fail } from "./check.js";
+import { Params } from "./params.js";
+
+/** Invocations per workgroup, laid out along n. */
+const WG = 64;
+
+export interface GemmKernel {
+  /** Cache key fragment: everything the loaders/stores' WGSL depends on. */
+  key: string;
+  /** Extra fields of the uniform struct P after `M, N, K, base, count` (4-byte scalars, WGSL syntax, comma-terminated). */
+  params: string;
+  /** Input storage bindings from 2 (0 is the uniform `p`, 1 the output `out`) and helper functions. */
+  decls: string;
+  /** Body of `fn load_a(k: u32, m: u32) -> vec4<f32>`: A(k, m..m+3), any finite value where m+i ≥ M. */
+  loadA: string;
+  /** Body of `fn load_b(k: u32, n: u32) -> vec4<f32>`: B(k, n..n+3), any finite value where n+i ≥ N. */
+  loadB: string;
+  /**
+   * C is stored at out[row_off(m) + col_off(n) - p.base] (the output index is
+   * separable, which keeps the unrolled store phase small enough to compile
+   * fast): bodies of `fn row_off(m: u32) -> u32` and `fn col_off(n: u32) -> u32`.
+   */
+  rowOff: string;
+  colOff: string;
+  /** Bias added per row or per column, if any: body of `fn bias_row(m: u32) -> f32` / `fn bias_col(n: u32) -> f32`. */
+  biasRow?: string;
+  biasCol?: string;
+}
+
+interface Variant {
+  subgroups: boolean;
+  /** A vectors per k step: TM = 4·TMQ rows per workgroup. */
+  tmq: number;
+}
+
+/** Subgroups when the adapter guarantees at least 4 lanes; broadcasts need lanes 0..TMQ-1. */
+function variant(): Variant {
+  const g = gpu();
+  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
+  const minSize = info?.subgroupMinSize ?? 0;
+  if (g.hasSubgroups && minSize >= 4) return { subgroups: true, tmq: Math.min(8, minSize) };
+  return { subgroups: false, tmq: 4 };
+}
+
+function wgsl(k: GemmKernel, v: Variant): string {
+  const tm = 4 * v.tmq;
+  let step = "let bv = load_b(k, n);\n";
+  if (v.subgroups) step += `    let av = load_a(k, m0 + 4u * (sl % ${v.tmq}u));\n`;
+  let decl = "";
+  let store = "";
+  for (let q = 0; q < v.tmq; q++) {
+    step += v.subgroups ? `    let a${q} = subgroupBroadcast(av, ${q}u);\n` : `    let a${q} = load_a(k, m0 + ${4 * q}u);\n`;
+    for (let r = 0; r < 4; r++) {
+      const i = 4 * q + r;
+      decl += `  var acc${i} = vec4<f32>(0.0);\n`;
+      step += `    acc${i} = fma(vec4<f32>(a${q}[${r}]), bv, acc${i});\n`;
+      store += `  if (m0 + ${i}u < p.M) { store_row(row_off(m0 + ${i}u), acc${i}${k.biasRow ? ` + bias_row(m0 + ${i}u)` : ""}${k.biasCol ? " + cb" : ""}, cols, valid); }\n`;
+    }
+  }
+  return /* wgsl */ `${v.subgroups ? "enable subgroups;" : ""}
+struct P { M: u32, N: u32, K: u32, base: u32, count: u32, ${k.params} }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${k.decls}
+fn load_a(k: u32, m: u32) -> vec4<f32> { ${k.loadA} }
+fn load_b(k: u32, n: u32) -> vec4<f32> { ${k.loadB} }
+fn row_off(m: u32) -> u32 { ${k.rowOff} }
+fn col_off(n: u32) -> u32 { ${k.colOff} }
+${k.biasRow ? `fn bias_row(m: u32) -> f32 { ${k.biasRow} }` : ""}
+${k.biasCol ? `fn bias_col(n: u32) -> f32 { ${k.biasCol} }` : ""}
+// Output chunking: only elements in [p.base, p.base + p.count) are written (u32 wrap-around makes one test).
+fn store_row(r: u32, v: vec4<f32>, cols: vec4<u32>, valid: vec4<bool>) {
+  for (var j = 0u; j < 4u; j++) {
+    let o = r + cols[j] - p.base;
+    if (valid[j] && o < p.count) { out[o] = v[j]; }
+  }
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32${
+    v.subgroups ? ", @builtin(subgroup_invocation_id) sl: u32" : ""
+  }) {
+  // No early return: every lane takes part in the broadcasts; out-of-range
+  // lanes compute on harmless values and skip their stores.
+  let n = (wg.x * ${WG}u + li) * 4u;
+  let m0 = wg.y * ${tm}u;
+${decl}
+  for (var k = 0u; k < p.K; k++) {
+    ${step}
+  }
+  let nn = vec4<u32>(n, n + 1u, n + 2u, n + 3u);
+  let valid = nn < vec4<u32>(p.N);
+  let nc = min(nn, vec4<u32>(p.N - 1u));
+  let cols = vec4<u32>(col_off(nc.x), col_off(nc.y), col_off(nc.z), col_off(nc.w));
+${k.biasCol ? "  let cb = vec4<f32>(bias_col(nc.x), bias_col(nc.y), bias_col(nc.z), bias_col(nc.w));\n" : ""}${store}
+}`;
+}
+
+/**
+ * Records the GEMM into `out` (one dispatch per binding-sized chunk of out;
+ * each chunk recomputes the GEMM and keeps its own elements, which only
+ * happens for outputs over maxBindingBytes). `params` writes the words of P
+ * after M, N, K, base, count (in the order of `kernel.params`); `inputs` are
+ * storage bindings 2, 3, ….
+ */
+export function dispatchGemm(
+  kernel: GemmKernel,
+  out: Tensor,
+  dims: { M: number; N: number; K: number },
+  params: (p: Params) => void,
+  inputs: GPUBufferBinding[],
+): void {
+  const g = gpu();
+  const v = variant();
+  const tm = 4 * v.tmq;
+  const pipe = g.pipeline(`gemm:${v.subgroups ? "sg" : "u"}${v.tmq}:${kernel.key}`, () => wgsl(kernel, v));
+  const gx = Math.ceil(dims.N / (4 * WG));
+  const gy = Math.ceil(dims.M / tm);
+  if (gx > g.maxWorkgroupsPerDim || gy > g.maxWorkgroupsPerDim) {
+    fail(kernel.key.split(":")[0]!, `GEMM ${dims.M}x${dims.N} needs a ${gx}x${gy} grid, above this adapter's ${g.maxWorkgroupsPerDim} per dimension`);
+  }
+  for (const ch of outputChunks(out)) {
+    const pr = new Params().u32(dims.M).u32(dims.N).u32(dims.K).u32(ch.start).u32(ch.count);
+    params(pr);
+    g.dispatch(pipe, [ch.binding, ...inputs], pr.bytes(), [gx, gy, 1]);
+  }
+}
+
+/**
+ * A tensor read by a loader: one `array<vec4<f32>>` binding when it fits a
+ * binding and `vec4` reads are aligned (then `NAME4(i)` reads elements
+ * i..i+3, i a multiple of 4), else segments with a scalar `NAME_at(i)`.
+ */
+export interface Source {
+  decls: string;
+  bindings: GPUBufferBinding[];
+  key: string;
+  vec4: boolean;
+}
+
+export function source(op: string, name: string, t: Tensor, first: number, wantVec4: boolean): Source {
+  const g = gpu();
+  if (wantVec4 && t.byteLength <= g.maxBindingBytes && t.size % 4 === 0) {
+    return {
+      decls: `@group(0) @binding(${first}) var<storage, read> ${name}v: array<vec4<f32>>;
+fn ${name}4(i: u32) -> vec4<f32> { return ${name}v[i >> 2u]; }
+fn ${name}_at(i: u32) -> f32 { return ${name}v[i >> 2u][i & 3u]; }\n`,
+      bindings: [{ buffer: t.buffer, offset: 0, size: t.byteLength }],
+      key: `${name}v4`,
+      vec4: true,
+    };
+  }
+  const seg = inputSegments(op, t);
+  return { decls: segmentsWgsl(name, first, seg), bindings: seg.bindings, key: `${name}${seg.key}`, vec4: false };
+}
+

@@ -1,0 +1,43 @@
+// convTranspose3d against PyTorch goldens (tools/fixtures/gen_conv.py).
+// Tolerance: max |err| ≤ 1e-4 · max |expected| at small K (Cin), 1e-3 at K ≥ 768.
+import { describe, expect, it } from "vitest";
+import { convTranspose3d } from "../../src/kernels/conv_transpose3d.js";
+import { Tensor } from "../../src/tensor/tensor.js";
+import { loadFixture, relError, type FixtureArray } from "../helpers/fixtures.js";
+import { useGpu } from "../helpers/gpu.js";
+
+useGpu();
+const cases = loadFixture("kernels/conv").filter((c) => c.name.startsWith("convT_"));
+const up = (a: FixtureArray) => Tensor.from(a.data as Float32Array, a.shape);
+
+describe("convTranspose3d vs PyTorch", () => {
+  it("has its golden cases", () => expect(cases.length).toBeGreaterThanOrEqual(6));
+  for (const c of cases) {
+    it(c.name, async () => {
+      const x = up(c.inputs.x!);
+      const w = up(c.inputs.w!);
+      const bias = c.inputs.bias ? up(c.inputs.bias) : undefined;
+      const y = convTranspose3d(x, w, bias, { stride: c.params.stride as [number, number, number] });
+      expect(y.shape).toEqual(c.outputs.y!.shape);
+      const tol = x.shape[1]! >= 768 ? 1e-3 : 1e-4;
+      expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(tol);
+    });
+  }
+
+  it("defaults the stride to the kernel size", async () => {
+    const c = cases.find((k) => k.name === "convT_k132")!;
+    const y = convTranspose3d(up(c.inputs.x!), up(c.inputs.w!), up(c.inputs.bias!));
+    expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("rejects a channel mismatch, a bad bias, a wrong rank and a bad stride", () => {
+    const x = Tensor.zeros([1, 4, 2, 3, 5]);
+    const w = Tensor.zeros([3, 6, 2, 2, 2]);
+    expect(() => convTranspose3d(x, w)).toThrow(/convTranspose3d: weight \[3, 6, 2, 2, 2\] expects 3 input channels but x \[1, 4, 2, 3, 5\] has 4/);
+    const w4 = Tensor.zeros([4, 6, 2, 2, 2]);
+    expect(() => convTranspose3d(x, w4, Tensor.zeros([4]))).toThrow(/convTranspose3d: bias must have shape \[6\].*got \[4\]/);
+    expect(() => convTranspose3d(Tensor.zeros([4, 2, 3, 5]), w4)).toThrow(/convTranspose3d: input x .* must have rank 5, got \[4, 2, 3, 5\]/);
+    expect(() => convTranspose3d(x, Tensor.zeros([4, 6, 2, 2]))).toThrow(/convTranspose3d: weight .* must have rank 5, got \[4, 6, 2, 2\]/);
+    expect(() => convTranspose3d(x, w4, undefined, { stride: 0 })).toThrow(/convTranspose3d: stride must be an integer ≥ 1/);
+  });
+});
