@@ -76,4 +76,20 @@ describe("segment: bad inputs", () => {
     await expect(run([{ name: "a", text: "x" }], volume(), model)).rejects.toThrow(/decode for the zoom-out window of "a" returned 6143 values, expected a Float32Array of 6144/);
     expect(fake.live.size).toBe(0);
   });
+
+  it("a model that returns NaN logits", async () => {
+    const fake = new FakeSegmenter(WINDOW);
+    const model: WindowSegmenter = {
+      spatialSize: WINDOW,
+      encode: (w) => fake.encode(w),
+      decode: async (e, p: WindowPrompt) => {
+        const y = await fake.decode(e, p);
+        y[77] = NaN;
+        return y;
+      },
+      release: (e) => fake.release(e),
+    };
+    await expect(run([{ name: "a", text: "x" }], volume(), model)).rejects.toThrow(/returned a non-finite logit \(NaN\) at window index 77/);
+    expect(fake.live.size).toBe(0);
+  });
 });

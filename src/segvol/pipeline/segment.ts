@@ -28,6 +28,10 @@ async function decodeChecked(model: WindowSegmenter, emb: unknown, prompt: Param
   if (!(out instanceof Float32Array) || out.length !== size) {
     throw new Error(`segment: model.decode for ${what} returned ${out?.length} values, expected a Float32Array of ${size} (one window)`);
   }
+  // NaN would silently read as background everywhere downstream.
+  for (let x = 0; x < size; x++) {
+    if (out[x]! - out[x]! !== 0) throw new Error(`segment: model.decode for ${what} returned a non-finite logit (${out[x]}) at window index ${x}`);
+  }
   return out;
 }
 
