@@ -85,8 +85,12 @@ export class ZipArchive {
     if (e.method === 0) {
       out = raw;
     } else {
+      // Deflate cannot expand more than ~1032:1; a larger claim is a zip bomb or corruption.
+      if (e.size > e.compressedSize * 1032 + 1024) {
+        throw new ZipError(`${this.path}: entry "${name}": claims ${e.size} bytes from ${e.compressedSize} compressed (corrupt or malicious)`);
+      }
       try {
-        out = new Uint8Array(inflateRawSync(raw));
+        out = new Uint8Array(inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) }));
       } catch (err) {
         throw new ZipError(`${this.path}: entry "${name}": corrupt deflate data: ${(err as Error).message}`);
       }
@@ -100,7 +104,7 @@ export class ZipArchive {
 
   /**
    * Bytes [start, start+len) of an entry's contents. Stored entries are read
-   * directly at that offset (no CRC: only part of the entry is seen);
+   * directly at that offset (CRC-checked when the range is the whole entry);
    * deflated ones are inflated whole first.
    */
   readRange(name: string, start: number, len: number): Uint8Array {
@@ -109,7 +113,10 @@ export class ZipArchive {
       throw new ZipError(`${this.path}: entry "${name}": range [${start}, ${start + len}) is outside its ${e.size} bytes`);
     }
     if (e.method !== 0) return this.read(name).slice(start, start + len);
-    return this.readAt(this.dataOffset(e) + start, len, name);
+    const out = this.readAt(this.dataOffset(e) + start, len, name);
+    // A read of the whole entry (the usual one-tensor-per-storage case) is CRC-checked too.
+    if (start === 0 && len === e.size && crc32(out) >>> 0 !== e.crc) throw new ZipError(`${this.path}: entry "${name}": CRC mismatch (corrupt file)`);
+    return out;
   }
 
   close(): void {

@@ -131,6 +131,33 @@ describe("PyTorch zip checkpoints", () => {
     ck.close();
   });
 
+  it("reads deflate-compressed archives identically", () => {
+    const a = openCheckpoint(fixture("dtypes.pth"));
+    const b = openCheckpoint(fixture("dtypes_deflated.pth"));
+    expect(b.names()).toEqual(a.names());
+    for (const n of a.names()) expect(sameBytes(b.readRaw(n), a.readRaw(n)), n).toBe(true);
+    a.close();
+    b.close();
+  });
+
+  it("detects corrupted bytes by CRC, naming the file and the entry", () => {
+    // Flip the first byte of the last tensor's storage (found by its contents).
+    const copy = Buffer.from(readFileSync(fixture("tiny_hf.bin")));
+    const cd = copy.lastIndexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+    const ck0 = openCheckpoint(fixture("tiny_hf.bin"));
+    const last = ck0.names()[ck0.names().length - 1]!;
+    const at = copy.indexOf(Buffer.from(ck0.readRaw(last)));
+    ck0.close();
+    expect(at).toBeGreaterThan(0);
+    expect(at).toBeLessThan(cd);
+    copy[at] = copy[at]! ^ 0xff;
+    const p = join(dir, "flipped.bin");
+    writeFileSync(p, copy);
+    const ck = openCheckpoint(p);
+    expect(errorOf(() => ck.readRaw(last))).toMatch(/flipped\.bin: entry "tiny_hf\/data\/\d+": CRC mismatch/);
+    ck.close();
+  });
+
   it("reads the prefixed safetensors layout the same way", () => {
     const ck = openCheckpoint(fixture("tiny_prefixed.safetensors"));
     expect(ck.format).toBe("safetensors");
