@@ -1,0 +1,242 @@
+// SegVol on the engine: load a folder written by `segvol convert`, encode a
+// window once, decode it for many prompts, encode each category's text once.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { SafetensorsFile } from "../../weights/safetensors.js";
+import { add } from "../kernels/elementwise.js";
+import { ParamStore } from "../nn/params.js";
+import { initGpu } from "../tensor/device.js";
+import { keep, scope } from "../tensor/scope.js";
+import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { loadConfig, type SegVolConfig } from "./config.js";
+import { ImageEncoder } from "./image_encoder.js";
+import { MaskDecoder } from "./mask_decoder.js";
+import { expectedParameters } from "./params.js";
+import { PromptEncoder, type Vec3 } from "./prompt_encoder.js";
+import { TextEncoder } from "./text_encoder.js";
+import { ClipTokenizer } from "./tokenizer.js";
+
+export type Box6 = [number, number, number, number, number, number];
+
+/** A prompt in model-window voxel indices (d, h, w); labels 1 positive, 0 negative, −1 padding. */
+export interface WindowPrompt {
+  points?: { coords: Vec3[]; labels: number[] };
+  box?: Box6;
+  /** Category name, put into the config's template. */
+  text?: string;
+}
+
+/** A window encoded once, decoded for any number of prompts. */
+export class ImageEmbedding {
+  /** [1, N, C] token-major image embedding plus the dense (no-mask) embedding. */
+  constructor(readonly src: Tensor) {}
+  dispose(): void {
+    this.src.dispose();
+  }
+}
+
+const TOKENIZER_FILES = ["tokenizer.json", "vocab.json"];
+
+export class SegVol {
+  private readonly textCache = new Map<string, { host: Float32Array; gpu: Tensor }>();
+  private densePe: Tensor | null = null;
+
+  private constructor(
+    readonly config: SegVolConfig,
+    readonly params: ParamStore,
+    readonly imageEncoder: ImageEncoder,
+    readonly promptEncoder: PromptEncoder,
+    readonly maskDecoder: MaskDecoder,
+    readonly noMaskEmbed: Tensor,
+    readonly textEncoder: TextEncoder | null,
+    readonly tokenizer: ClipTokenizer | null,
+  ) {}
+
+  /**
+   * Loads `dir/config.json`, `dir/model.safetensors` and, for a model with a
+   * text tower, the tokenizer files. Every file, key and shape is checked
+   * before any GPU work starts.
+   */
+  static async fromWeights(dir: string): Promise<SegVol> {
+    const need = (f: string) => {
+      if (!existsSync(join(dir, f))) throw new Error(`${dir}: missing ${f} (expected a folder written by \`segvol convert\`)`);
+    };
+    need("config.json");
+    need("model.safetensors");
+    const config = loadConfig(join(dir, "config.json"));
+    let tokenizer: ClipTokenizer | null = null;
+    if (config.text) {
+      if (!TOKENIZER_FILES.some((f) => existsSync(join(dir, f)))) {
+        throw new Error(`${dir}: the model has a text tower but no tokenizer (tokenizer.json or vocab.json + merges.txt)`);
+      }
+      tokenizer = ClipTokenizer.fromDir(dir);
+    }
+    const file = SafetensorsFile.open(join(dir, "model.safetensors"));
+    const expected = expectedParameters(config);
+    checkWeights(file, expected);
+    await initGpu();
+    const params = new ParamStore(file, expected);
+    return scope(() => {
+      const model = new SegVol(
+        config,
+        params,
+        ImageEncoder.load(params, config),
+        new PromptEncoder(params, config),
+        MaskDecoder.load(params, config),
+        params.tensor("prompt_encoder.no_mask_embed.weight"),
+        config.text ? TextEncoder.load(params, config) : null,
+        tokenizer,
+      );
+      return model;
+    });
+  }
+
+  get spatialSize(): Vec3 {
+    return [...this.config.spatial_size] as Vec3;
+  }
+
+  /** Encodes one window, C-order [C_in, D, H, W] (C_in = 1 for CT). */
+  encodeImage(window: Float32Array | Tensor): ImageEmbedding {
+    const [D, H, W] = this.config.spatial_size;
+    const C = this.config.in_channels;
+    const shape = [1, C, D, H, W];
+    if (window instanceof Tensor) {
+      if (window.size !== C * D * H * W) {
+        throw new Error(`encodeImage: window ${shapeStr(window.shape)} does not match spatial_size ${shapeStr([C, D, H, W])}`);
+      }
+    } else if (window.length !== C * D * H * W) {
+      throw new Error(`encodeImage: window has ${window.length} voxels, spatial_size ${shapeStr([C, D, H, W])} needs ${C * D * H * W}`);
+    }
+    return scope(() => {
+      const x = window instanceof Tensor ? window.reshape(shape) : Tensor.from(window, shape);
+      const tokens = this.imageEncoder.forward(x);
+      // The dense embedding is no_mask_embed broadcast over the grid (SegVol feeds no mask prompt).
+      return new ImageEmbedding(keep(add(tokens, this.noMaskEmbed)));
+    });
+  }
+
+  /** Token ids of a category's prompt (the config's template applied). */
+  tokenize(name: string): number[] {
+    if (!this.tokenizer || !this.config.text) throw new Error("tokenize: this model has no text tower");
+    return this.tokenizer.encode(this.config.text.template.replace("{}", name));
+  }
+
+  /** The text embedding of a category, computed once and cached. */
+  async encodeText(name: string): Promise<{ host: Float32Array; gpu: Tensor }> {
+    let e = this.textCache.get(name);
+    if (!e) {
+      if (!this.textEncoder) throw new Error(`text prompt "${name}": this model has no text tower`);
+      const ids = this.tokenize(name);
+      const gpu = keep(this.textEncoder.forward(ids));
+      e = { host: await gpu.readFloat32(), gpu };
+      this.textCache.set(name, e);
+    }
+    return e;
+  }
+
+  /** Checks a prompt against the window before any GPU work. */
+  validatePrompt(p: WindowPrompt): void {
+    const [D, H, W] = this.config.spatial_size;
+    const inWindow = (c: readonly number[], what: string) => {
+      const lim = [D, H, W];
+      c.forEach((v, a) => {
+        if (!Number.isFinite(v) || v < 0 || v > lim[a]! - 1) {
+          throw new Error(`${what} (${c.join(", ")}) is outside the window ${D}×${H}×${W} (d, h, w)`);
+        }
+      });
+    };
+    if (!p.points && !p.box && p.text === undefined) throw new Error("empty prompt: give points, a box or a text");
+    if (p.points) {
+      const { coords, labels } = p.points;
+      if (coords.length === 0) throw new Error("point prompt: no points given");
+      if (coords.length !== labels.length) throw new Error(`point prompt: ${coords.length} points but ${labels.length} labels`);
+      coords.forEach((c, i) => {
+        const l = labels[i]!;
+        if (l !== 0 && l !== 1 && l !== -1) throw new Error(`point ${i}: label ${l} is not 1 (positive), 0 (negative) or −1 (padding)`);
+        if (l !== -1) inWindow(c, `point ${i}`);
+      });
+    }
+    if (p.box) {
+      if (p.box.length !== 6) throw new Error(`box prompt: expected 6 numbers (d0,h0,w0,d1,h1,w1), got ${p.box.length}`);
+      inWindow(p.box.slice(0, 3), "box corner 0");
+      inWindow(p.box.slice(3), "box corner 1");
+      for (let a = 0; a < 3; a++) {
+        if (p.box[a]! > p.box[a + 3]!) throw new Error(`box prompt: min corner exceeds max corner on axis ${a} (${p.box.join(", ")})`);
+      }
+    }
+    if (p.text !== undefined) {
+      if (!this.textEncoder) throw new Error(`text prompt "${p.text}": this model has no text tower`);
+      if (p.text.trim() === "") throw new Error("text prompt: empty category name");
+    }
+  }
+
+  private denseTensor(): Tensor {
+    if (!this.densePe) {
+      const pe = this.promptEncoder.densePositional();
+      this.densePe = keep(Tensor.from(pe, [1, pe.length / this.promptEncoder.dim, this.promptEncoder.dim]));
+    }
+    return this.densePe;
+  }
+
+  /** Decodes one prompt on an encoded window → logits tensor [1, 1, D, H, W]. */
+  async decodeTensor(emb: ImageEmbedding, prompt: WindowPrompt): Promise<Tensor> {
+    this.validatePrompt(prompt);
+    const text = prompt.text !== undefined ? await this.encodeText(prompt.text) : null;
+    return scope(() => {
+      const C = this.promptEncoder.dim;
+      const sp = this.promptEncoder.sparseTokens(prompt, text?.host);
+      const sparse = sp.count > 0 ? Tensor.from(sp.data, [1, sp.count, C]) : null;
+      const low = this.maskDecoder.lowResMasks(emb.src, this.denseTensor(), sparse, text?.gpu ?? null);
+      return this.maskDecoder.upsample(low);
+    });
+  }
+
+  /** Decodes one prompt → window logits, C-order [D*H*W]. */
+  async decode(emb: ImageEmbedding, prompt: WindowPrompt): Promise<Float32Array> {
+    const t = await this.decodeTensor(emb, prompt);
+    try {
+      return await t.readFloat32();
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /** Encodes and decodes one window for one prompt. */
+  async forward(window: Float32Array, prompt: WindowPrompt): Promise<Float32Array> {
+    this.validatePrompt(prompt);
+    const emb = this.encodeImage(window);
+    try {
+      return await this.decode(emb, prompt);
+    } finally {
+      emb.dispose();
+    }
+  }
+
+  dispose(): void {
+    for (const e of this.textCache.values()) e.gpu.dispose();
+    this.textCache.clear();
+    this.densePe?.dispose();
+    this.densePe = null;
+    this.params.dispose();
+  }
+}
+
+/** Every expected parameter present with its shape; names what is wrong. */
+function checkWeights(file: SafetensorsFile, expected: Map<string, number[]>): void {
+  const keys = new Set(file.keys());
+  const problems: string[] = [];
+  for (const [name, shape] of expected) {
+    if (!keys.has(name)) {
+      problems.push(`missing ${name}`);
+      continue;
+    }
+    const got = file.info(name).shape;
+    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+      problems.push(`${name} has shape ${shapeStr(got)}, config.json implies ${shapeStr(shape)}`);
+    }
+  }
+  if (problems.length > 0) {
+    const more = problems.length > 8 ? ` (and ${problems.length - 8} more)` : "";
+    throw new Error(`${file.path}: the weights contradict config.json: ${problems.slice(0, 8).join("; ")}${more}`);
+  }
+}
