@@ -21,6 +21,11 @@ const EOS = "<|endoftext|>";
 const SPLIT =
   /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\p{White_Space}\p{L}\p{N}]+/giu;
 const WHITESPACE = /\p{White_Space}+/gu;
+// The reference's ByteLevel pre-tokenizer splits each piece again with GPT-2's
+// regex. That only changes pieces the CLIP regex took whole that mix letters
+// and punctuation: "<|endoftext|>" not written exactly (e.g. upper case) is
+// text, split into "<|", "endoftext", "|>".
+const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
 
 /** GPT-2's bytes_to_unicode: every byte gets a printable, non-space character. */
 function byteEncoder(): string[] {
@@ -119,15 +124,18 @@ export class ClipTokenizer {
 
   /** bos + BPE ids of `text` + eos. */
   encode(text: string): number[] {
-    const clean = text.normalize("NFC").replace(WHITESPACE, " ").toLowerCase();
     const ids = [this.bosId];
-    for (const match of clean.matchAll(SPLIT)) {
-      const piece = match[0];
-      // Special tokens written in the text are the special ids, not BPE'd.
-      if (piece === BOS) ids.push(this.bosId);
-      else if (piece === EOS) ids.push(this.eosId);
-      else for (const id of this.word(piece)) ids.push(id);
-    }
+    // As the reference's added tokens: "<|endoftext|>" is special only where
+    // the raw text has it verbatim (not normalised), "<|startoftext|>"
+    // wherever the normalised text has it; both are cut out before the split
+    // regex runs, so neighbouring punctuation cannot absorb them.
+    text.split(EOS).forEach((segment, n) => {
+      if (n > 0) ids.push(this.eosId);
+      normalize(segment).split(BOS).forEach((part, m) => {
+        if (m > 0) ids.push(this.bosId);
+        for (const match of part.matchAll(SPLIT)) for (const id of this.word(match[0])) ids.push(id);
+      });
+    });
     ids.push(this.eosId);
     return ids;
   }
@@ -136,9 +144,12 @@ export class ClipTokenizer {
   private word(piece: string): number[] {
     const hit = this.cache.get(piece);
     if (hit) return hit;
-    let chars = "";
-    for (const b of utf8.encode(piece)) chars += BYTE_TO_CHAR[b]!;
-    const ids = this.bpe(chars).map((sym) => this.vocab.get(sym) ?? this.eosId /* unk = eos */);
+    const ids: number[] = [];
+    for (const sub of piece.match(GPT2_SPLIT) ?? []) {
+      let chars = "";
+      for (const b of utf8.encode(sub)) chars += BYTE_TO_CHAR[b]!;
+      for (const sym of this.bpe(chars)) ids.push(this.vocab.get(sym) ?? this.eosId /* unk = eos */);
+    }
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(piece, ids);
     return ids;
@@ -176,6 +187,19 @@ export class ClipTokenizer {
     }
     return syms;
   }
+}
+
+/**
+ * The reference normaliser: NFC, whitespace runs → " ", lower case one code
+ * point at a time. JS's toLowerCase differs from that only by the Greek final
+ * sigma rule (Σ at a word end → ς), so strings with Σ go per code point.
+ */
+function normalize(text: string): string {
+  const t = text.normalize("NFC").replace(WHITESPACE, " ");
+  if (!t.includes("\u03a3")) return t.toLowerCase();
+  let out = "";
+  for (const ch of t) out += ch.toLowerCase();
+  return out;
 }
 
 function readJson(path: string): unknown {

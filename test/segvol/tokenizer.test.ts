@@ -1,6 +1,7 @@
 // The CLIP tokenizer against the reference: the shared goldens (SegVol prompts)
 // and ids for awkward inputs produced by HF's Rust `tokenizers`
-// (tools/fixtures/gen_tokenizer.py), loaded from both file layouts.
+// (tools/fixtures/gen_tokenizer.py: hand-picked and seeded random strings),
+// loaded from both file layouts.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -54,7 +55,7 @@ describe("ClipTokenizer", () => {
     }
   });
 
-  it("matches the reference on whitespace, case, punctuation, digits, unicode, specials", () => {
+  it("matches the reference on whitespace, case, punctuation, digits, unicode, specials and 400 random strings", () => {
     for (const g of odd) {
       expect(fast.encode(g.text), JSON.stringify(g.text)).toEqual(g.input_ids);
       expect(slow.encode(g.text), JSON.stringify(g.text)).toEqual(g.input_ids);
