@@ -1,11 +1,15 @@
 // The `segvol` command line. Each subcommand lives in its own module.
 import { Command } from "commander";
 import { GpuUnavailableError } from "../tensor/device.js";
+import { registerConvert } from "./convert.js";
+import { registerForward } from "./forward.js";
 import { registerSmoke } from "./smoke.js";
 
 const program = new Command();
 program.name("segvol").description("SegVol 3-D medical segmentation on WebGPU (Dawn), from the command line").version("0.1.0");
 registerSmoke(program);
+registerConvert(program);
+registerForward(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -22,15 +22,26 @@ export type Box6 = [number, number, number, number, number, number];
 export interface WindowPrompt {
   points?: { coords: Vec3[]; labels: number[] };
   box?: Box6;
-  /** Category name, put into the config's template. */
-  text?: string;
+  /** Category name (put into the config's template), or an embedding from `encodeText`/`encodeTextIds`. */
+  text?: string | TextEmbedding;
+}
+
+/** A category's text embedding [1, C], on the GPU and on the host. */
+export interface TextEmbedding {
+  host: Float32Array;
+  gpu: Tensor;
 }
 
 /** A window encoded once, decoded for any number of prompts. */
 export class ImageEmbedding {
-  /** [1, N, C] token-major image embedding plus the dense (no-mask) embedding. */
-  constructor(readonly src: Tensor) {}
+  constructor(
+    /** The encoder output, token-major [1, N, C] (the [1, C, d', h', w'] embedding, transposed). */
+    readonly tokens: Tensor,
+    /** tokens + the dense (no-mask) embedding: the decoder's image input. */
+    readonly src: Tensor,
+  ) {}
   dispose(): void {
+    this.tokens.dispose();
     this.src.dispose();
   }
 }
@@ -38,7 +49,7 @@ export class ImageEmbedding {
 const TOKENIZER_FILES = ["tokenizer.json", "vocab.json"];
 
 export class SegVol {
-  private readonly textCache = new Map<string, { host: Float32Array; gpu: Tensor }>();
+  private readonly textCache = new Map<string, TextEmbedding>();
   private densePe: Tensor | null = null;
 
   private constructor(
@@ -111,7 +122,7 @@ export class SegVol {
       const x = window instanceof Tensor ? window.reshape(shape) : Tensor.from(window, shape);
       const tokens = this.imageEncoder.forward(x);
       // The dense embedding is no_mask_embed broadcast over the grid (SegVol feeds no mask prompt).
-      return new ImageEmbedding(keep(add(tokens, this.noMaskEmbed)));
+      return new ImageEmbedding(keep(tokens), keep(add(tokens, this.noMaskEmbed)));
     });
   }
 
@@ -122,14 +133,20 @@ export class SegVol {
   }
 
   /** The text embedding of a category, computed once and cached. */
-  async encodeText(name: string): Promise<{ host: Float32Array; gpu: Tensor }> {
-    let e = this.textCache.get(name);
+  async encodeText(name: string): Promise<TextEmbedding> {
+    if (!this.textEncoder) throw new Error(`text prompt "${name}": this model has no text tower`);
+    return this.encodeTextIds(this.tokenize(name));
+  }
+
+  /** The text embedding of explicit token ids (bos … eos), cached by ids. */
+  async encodeTextIds(ids: readonly number[]): Promise<TextEmbedding> {
+    if (!this.textEncoder) throw new Error("text prompt: this model has no text tower");
+    const key = ids.join(",");
+    let e = this.textCache.get(key);
     if (!e) {
-      if (!this.textEncoder) throw new Error(`text prompt "${name}": this model has no text tower`);
-      const ids = this.tokenize(name);
       const gpu = keep(this.textEncoder.forward(ids));
       e = { host: await gpu.readFloat32(), gpu };
-      this.textCache.set(name, e);
+      this.textCache.set(key, e);
     }
     return e;
   }
@@ -165,8 +182,8 @@ export class SegVol {
       }
     }
     if (p.text !== undefined) {
-      if (!this.textEncoder) throw new Error(`text prompt "${p.text}": this model has no text tower`);
-      if (p.text.trim() === "") throw new Error("text prompt: empty category name");
+      if (!this.textEncoder) throw new Error("text prompt: this model has no text tower");
+      if (typeof p.text === "string" && p.text.trim() === "") throw new Error("text prompt: empty category name");
     }
   }
 
@@ -181,7 +198,7 @@ export class SegVol {
   /** Decodes one prompt on an encoded window → logits tensor [1, 1, D, H, W]. */
   async decodeTensor(emb: ImageEmbedding, prompt: WindowPrompt): Promise<Tensor> {
     this.validatePrompt(prompt);
-    const text = prompt.text !== undefined ? await this.encodeText(prompt.text) : null;
+    const text = prompt.text === undefined ? null : typeof prompt.text === "string" ? await this.encodeText(prompt.text) : prompt.text;
     return scope(() => {
       const C = this.promptEncoder.dim;
       const sp = this.promptEncoder.sparseTokens(prompt, text?.host);

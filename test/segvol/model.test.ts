@@ -1,0 +1,185 @@
+// SegVol network parity with the PyTorch reference (tools/segvol_ref), on two
+// small configurations: A (no text; window 16×48×32, grid 4×3×2, converted
+// from a torch.save checkpoint with `segvol convert`) and B (768-wide decoder
+// with the CLIP text tower; weights re-created from the reference's counter
+// hash since the checkpoint is too large to commit).
+// Tolerance: max |err| ≤ 1e-3 · max |ref| for every compared tensor (f32 vs the
+// float64 reference), and masks (logit > 0) agree on ≥ 99.9 % of voxels.
+import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { convertCheckpoint } from "../../weights/convert.js";
+import { writeSafetensors } from "../../weights/safetensors.js";
+import { SegVol, type ImageEmbedding, type WindowPrompt } from "../../src/segvol/model.js";
+import type { Vec3 } from "../../src/segvol/prompt_encoder.js";
+import { releaseGpu } from "../../src/tensor/device.js";
+import { Tensor } from "../../src/tensor/tensor.js";
+import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
+import { hashValues, loadInitSpec } from "../helpers/hashinit.js";
+
+const FIX = join(__dirname, "..", "fixtures", "model");
+const TOL = 1e-3;
+
+/** [1, C, N...] channel-major → [N, C] token-major. */
+function toTokenMajor(a: Float32Array, C: number): Float32Array {
+  const N = a.length / C;
+  const out = new Float32Array(a.length);
+  for (let c = 0; c < C; c++) for (let t = 0; t < N; t++) out[t * C + c] = a[c * N + t]!;
+  return out;
+}
+
+function maskAgreement(a: Float32Array, b: Float32Array): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) if (a[i]! > 0 === b[i]! > 0) same++;
+  return same / a.length;
+}
+
+function promptOf(c: FixtureCase): Omit<WindowPrompt, "text"> {
+  const p: WindowPrompt = {};
+  const pts = c.inputs.points;
+  if (pts) {
+    const coords: Vec3[] = [];
+    for (let i = 0; i < pts.shape[0]!; i++) coords.push([pts.data[3 * i]!, pts.data[3 * i + 1]!, pts.data[3 * i + 2]!]);
+    p.points = { coords, labels: Array.from(c.inputs.labels!.data) };
+  }
+  if (c.inputs.box) p.box = Array.from(c.inputs.box.data) as WindowPrompt["box"];
+  return p;
+}
+
+async function checkCases(model: SegVol, goldens: FixtureCase[]): Promise<void> {
+  const enc = goldens.find((c) => c.name === "encoder")!;
+  const C = model.config.decoder.transformer_dim;
+  const emb: ImageEmbedding = model.encodeImage(enc.inputs.window!.data as Float32Array);
+  try {
+    const tokens = await emb.tokens.readFloat32();
+    expect(relError(tokens, toTokenMajor(enc.outputs.image_embedding!.data as Float32Array, C))).toBeLessThanOrEqual(TOL);
+    const dense = model.promptEncoder.densePositional();
+    expect(relError(dense, toTokenMajor(enc.outputs.dense_pe!.data as Float32Array, C))).toBeLessThanOrEqual(TOL);
+
+    for (const c of goldens.filter((g) => g.name !== "encoder")) {
+      const prompt: WindowPrompt = promptOf(c);
+      if (c.inputs.text_ids) {
+        const text = await model.encodeTextIds(Array.from(c.inputs.text_ids.data));
+        expect(relError(text.host, c.outputs.text_embedding!.data), `${c.name}: text embedding`).toBeLessThanOrEqual(TOL);
+        prompt.text = text;
+      }
+      const textHost = typeof prompt.text === "object" ? prompt.text.host : undefined;
+      const sparse = model.promptEncoder.sparseTokens(prompt, textHost);
+      expect(relError(sparse.data, c.outputs.sparse!.data), `${c.name}: sparse tokens`).toBeLessThanOrEqual(TOL);
+      const logits = await model.decode(emb, prompt);
+      const ref = c.outputs.logits!.data as Float32Array;
+      expect(relError(logits, ref), `${c.name}: logits`).toBeLessThanOrEqual(TOL);
+      expect(maskAgreement(logits, ref), `${c.name}: mask agreement`).toBeGreaterThanOrEqual(0.999);
+    }
+  } finally {
+    emb.dispose();
+  }
+}
+
+describe("config A (no text), converted from a torch.save checkpoint", () => {
+  let dir: string;
+  let model: SegVol;
+  const goldens = loadFixture("model/goldens_a");
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "segvol-a-"));
+    convertCheckpoint({ checkpoint: join(FIX, "config_a.bin"), outDir: join(dir, "w"), config: join(FIX, "config_a.json") });
+    model = await SegVol.fromWeights(join(dir, "w"));
+  });
+  afterAll(() => {
+    model?.dispose();
+    releaseGpu();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("matches the reference: encoder, dense PE, sparse tokens and logits (points, box, points+box)", async () => {
+    await checkCases(model, goldens);
+  });
+
+  it("fails when the dense PE's x/y swap is removed", async () => {
+    const enc = goldens.find((c) => c.name === "encoder")!;
+    const c = goldens.find((g) => g.name === "box")!;
+    const pe = model.promptEncoder;
+    const [g0, g1, g2] = pe.grid;
+    const G = model.params.host("prompt_encoder.pe_layer.positional_encoding_gaussian_matrix");
+    const half = pe.dim / 2;
+    // The same encoding with c = ((i+0.5)/g0, (j+0.5)/g1, (k+0.5)/g2): no swap.
+    const wrong = new Float32Array(g0 * g1 * g2 * pe.dim);
+    for (let i = 0; i < g0; i++)
+      for (let j = 0; j < g1; j++)
+        for (let k = 0; k < g2; k++) {
+          const c3 = [(i + 0.5) / g0, (j + 0.5) / g1, (k + 0.5) / g2].map((v) => 2 * v - 1);
+          const t = (i * g1 + j) * g2 + k;
+          for (let f = 0; f < half; f++) {
+            const a = 2 * Math.PI * (c3[0]! * G[f]! + c3[1]! * G[half + f]! + c3[2]! * G[2 * half + f]!);
+            wrong[t * pe.dim + f] = Math.sin(a);
+            wrong[t * pe.dim + half + f] = Math.cos(a);
+          }
+        }
+    const emb = model.encodeImage(enc.inputs.window!.data as Float32Array);
+    const pos = Tensor.from(wrong, [1, g0 * g1 * g2, pe.dim]);
+    const sp = pe.sparseTokens(promptOf(c));
+    const sparse = Tensor.from(sp.data, [1, sp.count, pe.dim]);
+    const low = model.maskDecoder.lowResMasks(emb.src, pos, sparse, null);
+    const logits = model.maskDecoder.upsample(low);
+    const got = await logits.readFloat32();
+    [emb, pos, sparse, low, logits].forEach((t) => t.dispose());
+    expect(relError(got, c.outputs.logits!.data)).toBeGreaterThan(TOL);
+  });
+
+  it("rejects prompts outside the window and empty prompts before GPU work", () => {
+    expect(() => model.validatePrompt({})).toThrow(/empty prompt/);
+    expect(() => model.validatePrompt({ box: [0, 0, 0, 16, 10, 10] })).toThrow(/outside the window 16×48×32/);
+    expect(() => model.validatePrompt({ points: { coords: [[1, 2, 3]], labels: [2] } })).toThrow(/label 2/);
+    expect(() => model.validatePrompt({ text: "liver" })).toThrow(/no text tower/);
+  });
+});
+
+describe("config B (768-wide decoder, CLIP text tower)", () => {
+  let dir: string;
+  let model: SegVol;
+  const goldens = loadFixture("model/goldens_b");
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "segvol-b-"));
+    const spec = loadInitSpec(join(FIX, "config_b_init.json"));
+    const entries = Object.entries(spec.tensors);
+    writeSafetensors(
+      join(dir, "model.safetensors"),
+      entries.map(([name, t]) => ({
+        name,
+        dtype: "F32" as const,
+        shape: t.shape,
+        data: () => hashValues(name, t.shape.reduce((a, b) => a * b, 1), t.scale, t.offset),
+      })),
+    );
+    copyFileSync(join(FIX, "config_b.json"), join(dir, "config.json"));
+    // The goldens feed explicit token ids; a placeholder vocabulary satisfies the loader.
+    const vocab: Record<string, number> = {};
+    for (let i = 0; i < 62; i++) vocab[`t${i}</w>`] = i;
+    vocab["<|startoftext|>"] = 62;
+    vocab["<|endoftext|>"] = 63;
+    writeFileSync(join(dir, "vocab.json"), JSON.stringify(vocab));
+    writeFileSync(join(dir, "merges.txt"), "#version: 0.2\n");
+    model = await SegVol.fromWeights(dir);
+  });
+  afterAll(() => {
+    model?.dispose();
+    releaseGpu();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("re-creates the reference weights exactly", () => {
+    const spec = loadInitSpec(join(FIX, "config_b_init.json"));
+    for (const [name, values] of Object.entries(spec.check ?? {})) {
+      const t = spec.tensors[name]!;
+      const got = hashValues(name, 4, t.scale, t.offset);
+      values.forEach((v, i) => expect(got[i]).toBe(Math.fround(v)));
+    }
+  });
+
+  it("matches the reference: encoder, text embedding, sparse tokens and logits (text, text+box, text+points)", async () => {
+    await checkCases(model, goldens);
+  });
+});
