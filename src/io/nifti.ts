@@ -9,7 +9,7 @@
 // simplest with one field table used for both directions. Its data access
 // would still leave datatype conversion, slope/intercept, byte swapping and
 // the "one 3-D volume" checks to us. The whole format is two fixed-layout
-// structs; ~400 lines with no dependency, cross-checked against files written
+// structs; ~600 lines with no dependency, cross-checked against files written
 // by nibabel (tools/fixtures/gen_nifti.py), cost less than adapting a library.
 //
 // In memory a volume is a Float32Array in the file's order, i fastest:
