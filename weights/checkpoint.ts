@@ -8,7 +8,8 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { bytesToF32, type StDType } from "./dtype.js";
 import { SafetensorsFile } from "./safetensors.js";
 import { TensorRef, TorchZipCheckpoint } from "./torch_pickle.js";
-import { ZipArchive } from "./torch_zip.js";
+import { describeTruncation } from "./torch_truncated.js";
+import { ZipArchive, ZipTruncatedError } from "./torch_zip.js";
 import { describe, PyTuple } from "./unpickle.js";
 
 export class CheckpointError extends Error {
@@ -167,7 +168,17 @@ function findStateDict(root: unknown, path: string): { sd: Map<string, unknown>;
 }
 
 function openTorch(path: string): Checkpoint {
-  const ck = TorchZipCheckpoint.open(path);
+  let ck: TorchZipCheckpoint;
+  try {
+    ck = TorchZipCheckpoint.open(path);
+  } catch (e) {
+    // A cut-off download: say which tensor the file ends in.
+    if (e instanceof ZipTruncatedError) {
+      const where = describeTruncation(path);
+      if (where) throw new CheckpointError(`${path}: truncated PyTorch checkpoint: ${where}; download or save it again`);
+    }
+    throw e;
+  }
   try {
     const { sd, location } = findStateDict(ck.root, path);
     const tensors = new Map<string, TensorRef>();

@@ -11,6 +11,11 @@ export class ZipError extends Error {
   override name = "ZipError";
 }
 
+/** The archive's directory is missing or cut off: the file was truncated (or is not a zip). */
+export class ZipTruncatedError extends ZipError {
+  override name = "ZipTruncatedError";
+}
+
 export interface ZipEntry {
   name: string;
   method: number; // 0 stored, 8 deflated
@@ -171,7 +176,7 @@ export class ZipArchive {
         break;
       }
     }
-    if (eocd < 0) bad(`no zip end-of-central-directory record (truncated file?)`);
+    if (eocd < 0) throw new ZipTruncatedError(`${this.path}: no zip end-of-central-directory record (truncated file?)`);
     let count = tv.getUint16(eocd + 10, true);
     let cdSize = tv.getUint32(eocd + 12, true);
     let cdOffset = tv.getUint32(eocd + 16, true);
@@ -185,7 +190,9 @@ export class ZipArchive {
       cdSize = Number(rv.getBigUint64(40, true));
       cdOffset = Number(rv.getBigUint64(48, true));
     }
-    if (cdOffset + cdSize > this.size) bad(`central directory [${cdOffset}, ${cdOffset + cdSize}) lies outside the ${this.size}-byte file (truncated?)`);
+    if (cdOffset + cdSize > this.size) {
+      throw new ZipTruncatedError(`${this.path}: central directory [${cdOffset}, ${cdOffset + cdSize}) lies outside the ${this.size}-byte file (truncated?)`);
+    }
     const cd = this.readAt(cdOffset, cdSize, "central directory");
     const v = new DataView(cd.buffer);
     const dec = new TextDecoder("utf-8", { fatal: false });

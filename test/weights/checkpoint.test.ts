@@ -175,11 +175,29 @@ describe("PyTorch zip checkpoints", () => {
     expect(msg).not.toContain("\n");
   });
 
-  it("refuses truncated files, naming the file", () => {
+  it("refuses truncated files, naming the file and the tensor the file ends in", () => {
     const msg = errorOf(() => openCheckpoint(fixture("truncated.bin")));
     expect(msg).toContain(fixture("truncated.bin"));
-    expect(msg).toMatch(/truncated/);
-    expect(msg).not.toContain("\n");
+    // The generator cuts tiny_hf.bin at 60%; find which storage that falls in, independently of the reader.
+    const full = readFileSync(fixture("tiny_hf.bin"));
+    const cut = readFileSync(fixture("truncated.bin")).length;
+    const lastHeader = full.subarray(0, cut).lastIndexOf(Buffer.from([0x50, 0x4b, 0x03, 0x04]));
+    const entry = full.subarray(lastHeader + 30, lastHeader + 30 + full.readUInt16LE(lastHeader + 26)).toString();
+    expect(entry).toMatch(/^tiny_hf\/data\/\d+$/);
+    const ck = openCheckpoint(fixture("tiny_hf.bin"));
+    const key = Number(entry.split("/").pop());
+    // Storage keys are assigned in state-dict order by torch.save (one storage per tensor here).
+    const tensor = ck.sourceKey(ck.names()[key]!);
+    ck.close();
+    expect(msg).toBe(
+      `${fixture("truncated.bin")}: truncated PyTorch checkpoint: the file (${cut} bytes) ends inside entry "${entry}", the storage of tensor "${tensor}"; download or save it again`,
+    );
+  });
+
+  it("explains a file cut inside its tensor index", () => {
+    const p = join(dir, "cut_early.bin");
+    writeFileSync(p, readFileSync(fixture("tiny_hf.bin")).subarray(0, 200));
+    expect(errorOf(() => openCheckpoint(p))).toMatch(/cut_early\.bin: truncated PyTorch checkpoint: the file \(200 bytes\) ends before the end of its first entry/);
   });
 
   it("names the tensor when its storage is cut short", () => {
