@@ -56,7 +56,9 @@ export function isIgnoredKey(key: string): boolean {
 export function openCheckpoint(path: string): Checkpoint {
   const head = readHead(path, 512);
   if (ZipArchive.hasZipMagic(head)) return openTorch(path);
-  if (head[0] === 0x80 && head.length >= 2 && head[1]! <= 5) {
+  // safetensors before the pickle test: its 8-byte length may well start with 0x80.
+  if (head.length >= 9 && head[8] === 0x7b /* "{" after the 8-byte length */) return openSafetensors(path);
+  if (head[0] === 0x80 && head.length >= 2 && head[1]! >= 2 && head[1]! <= 5) {
     throw new CheckpointError(
       `${path}: legacy PyTorch checkpoint (saved by torch < 1.6 or with _use_new_zipfile_serialization=False), which can only be read by running Python's pickle; re-save it with torch >= 1.6: torch.save(torch.load(f), "new.pth")`,
     );
@@ -64,7 +66,6 @@ export function openCheckpoint(path: string): Checkpoint {
   if (head.length >= 262 && new TextDecoder("latin1").decode(head.subarray(257, 262)) === "ustar") {
     throw new CheckpointError(`${path}: legacy tar-format PyTorch checkpoint; re-save it with torch >= 1.6: torch.save(torch.load(f), "new.pth")`);
   }
-  if (head.length >= 9 && head[8] === 0x7b /* "{" after the 8-byte length */) return openSafetensors(path);
   throw new CheckpointError(
     `${path}: not a recognised checkpoint (wrong magic: expected a PyTorch zip "PK\\x03\\x04" or a safetensors header, got ${hex(head.subarray(0, 8))})`,
   );

@@ -10,7 +10,7 @@
 // - an existing output folder is replaced only if it is empty or a previous
 //   convert output (only files convert writes, and a model.safetensors whose
 //   metadata says `producer: segvol convert`); anything else is refused.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG, loadConfig, type SegVolConfig } from "../src/segvol/config.js";
 import { expectedParameters } from "../src/segvol/params.js";
@@ -155,7 +155,10 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
       check.close();
       if (n !== expected.size) throw new ConvertError(`convert: internal error: wrote ${n} tensors, expected ${expected.size}`);
       writeFileSync(join(tmp, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
-      for (const f of tokFiles) copyFileSync(join(tokDir, f), join(tmp, f));
+      for (const f of tokFiles) {
+        copyFileSync(join(tokDir, f), join(tmp, f));
+        chmodSync(join(tmp, f), 0o644); // not the source's mode (e.g. a read-only cache)
+      }
       if (tokFiles.length) log(`copied ${tokFiles.join(", ")} from ${tokDir}`);
       placeOutput(tmp, outDir);
       done = true;

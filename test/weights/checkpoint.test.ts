@@ -223,6 +223,19 @@ describe("PyTorch zip checkpoints", () => {
     expect(msg).toContain(p);
   });
 
+  it("does not mistake a safetensors header length of 0x180 for a pickle protocol byte", () => {
+    const json = Buffer.from(JSON.stringify({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }));
+    const header = Buffer.concat([json, Buffer.alloc(0x180 - json.length, 0x20)]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    expect(len[0]).toBe(0x80);
+    const p = join(dir, "len384.safetensors");
+    writeFileSync(p, Buffer.concat([len, header, Buffer.from(new Float32Array([1.5]).buffer)]));
+    const ck = openCheckpoint(p);
+    expect([...ck.readF32("w")]).toEqual([1.5]);
+    ck.close();
+  });
+
   it("refuses wrong magic and empty files", () => {
     const p = join(dir, "notes.txt");
     writeFileSync(p, "just some text, not a checkpoint");
