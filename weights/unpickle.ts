@@ -157,7 +157,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   };
   const appendItems = (list: unknown, items: unknown[]): void => {
     if (!Array.isArray(list)) fail(`APPEND(S) on a non-list ${describe(list)}`);
-    (list as unknown[]).push(...items);
+    for (const x of items) (list as unknown[]).push(x); // no spread: item counts are attacker-chosen
   };
 
   for (;;) {

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { openCheckpoint } from "../../weights/checkpoint.js";
 import { f16BitsToF32 } from "../../weights/dtype.js";
 import { TORCH_GLOBALS } from "../../weights/torch_pickle.js";
-import { PyTuple, unpickle } from "../../weights/unpickle.js";
+import { ZipArchive } from "../../weights/torch_zip.js";
+import { PickleError, PyTuple, unpickle } from "../../weights/unpickle.js";
 import { b64bytes, errorOf, fixture, readJson, sameBytes, tempDir } from "./util.js";
 
 const dir = tempDir("ckpt");
@@ -56,6 +57,32 @@ describe("restricted unpickler", () => {
     expect(errorOf(() => unpickle(bytes.subarray(0, bytes.length - 5), { globals: TORCH_GLOBALS, source: "cut" }))).toMatch(/cut: pickle byte \d+: /);
     expect(errorOf(() => unpickle(new Uint8Array([0x80, 0x02, 0x2e]), { globals: TORCH_GLOBALS, source: "empty" }))).toMatch(/stack underflow/);
     expect(errorOf(() => unpickle(new Uint8Array([0x80, 0x02, 0x68, 0x05, 0x2e]), { globals: TORCH_GLOBALS, source: "memo" }))).toMatch(/memo entry 5/);
+  });
+});
+
+describe("unpickler fuzzing", () => {
+  it("turns every corruption of a real data.pkl into a PickleError (no crash, no other exception type)", () => {
+    const zip = ZipArchive.open(fixture("tiny_hf.bin"));
+    const pkl = zip.read("tiny_hf/data.pkl");
+    zip.close();
+    let s = 12345;
+    const rand = (n: number): number => {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      return s % n;
+    };
+    let failures = 0;
+    for (let trial = 0; trial < 400; trial++) {
+      const bad = pkl.slice();
+      for (let k = 0; k <= trial % 4; k++) bad[rand(bad.length)] = rand(256);
+      const cut = trial % 5 === 0 ? bad.subarray(0, rand(bad.length)) : bad;
+      try {
+        unpickle(cut, { globals: TORCH_GLOBALS, source: "fuzz", persistentLoad: () => ({}) });
+      } catch (e) {
+        expect(e, String(e)).toBeInstanceOf(PickleError);
+        failures++;
+      }
+    }
+    expect(failures).toBeGreaterThan(100);
   });
 });
 
