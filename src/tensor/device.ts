@@ -208,10 +208,14 @@ export class Gpu {
     try {
       for (let done = 0; done < bytes; done += chunk) {
         const n = Math.min(chunk, bytes - done);
-        this.copy(src, byteOffset + done, staging, 0, n);
+        // Copies and maps need multiples of 4 bytes (an odd-length f16 tensor
+        // is not); storage buffers are allocated in 256-byte classes, so the
+        // rounded range is always inside the source.
+        const n4 = Math.min(Math.ceil(n / 4) * 4, src.size - byteOffset - done);
+        this.copy(src, byteOffset + done, staging, 0, n4);
         this.flush();
-        await staging.mapAsync(GPUMapMode.READ, 0, n);
-        out.set(new Uint8Array(staging.getMappedRange(0, n)), done);
+        await staging.mapAsync(GPUMapMode.READ, 0, n4);
+        out.set(new Uint8Array(staging.getMappedRange(0, n4), 0, n), done);
         staging.unmap();
       }
     } catch (e) {
