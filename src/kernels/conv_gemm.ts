@@ -49,8 +49,19 @@ interface Variant {
   tmq: number;
 }
 
+let forced: "uniform" | null = null;
+
+/**
+ * Tests only: "uniform" runs the subgroup-free kernels (what adapters
+ * without `subgroups` get); null restores the automatic choice.
+ */
+export function forceGemmVariant(v: "uniform" | null): void {
+  forced = v;
+}
+
 /** Subgroups when the adapter guarantees at least 4 lanes; broadcasts need lanes 0..TMQ-1. */
 function variant(): Variant {
+  if (forced === "uniform") return { subgroups: false, tmq: 4 };
   const g = gpu();
   const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
   const minSize = info?.subgroupMinSize ?? 0;
