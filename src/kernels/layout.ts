@@ -219,29 +219,32 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
   return runStrided("pad", x, { outShape, off: before.map((b) => -b), extent: [...x.shape], stride: stridesOf(x.shape), value });
 }
 
-// Tiled transpose for permutes that move the input's last axis: a
-// workgroup copies a TILE×TILE block through workgroup memory so that it
-// reads along the input's contiguous axis and writes along the output's.
-// (Gathering with a stride of a whole plane per element thrashes the caches:
-// 10× slower on a 400 MiB volume.)
-const TILE = 32;
-const TILE_WG = 256;
-
+// Transpose for permutes that move the input's contiguous axis away from
+// the output's last axis. Each invocation copies a run of RUN outputs along
+// the output's last axis L, and neighbouring invocations take neighbouring
+// coordinates along B (the output axis reading the input's contiguous axis):
+// SIMD lanes then load adjacent input elements and each lane writes a whole
+// cache line. (Lanes adjacent along L instead, as in the strided kernel,
+// make every load a cache miss: 10× slower on a 400 MiB volume.) No
+// workgroup memory or barriers, which lavapipe executes slowly.
 function transposeWgsl(dtype: DType, seg: Segments, header: string, rank: number, B: number): string {
   const L = rank - 1;
   const at = (arr: string, d: number) => `p.${arr}[${d >> 2}][${d & 3}]`;
-  let decompose = "";
-  for (let a = L; a >= 0; a--) {
+  // Mixed-radix decomposition, B fastest; axis 0 may be restricted to [lo0, lo0 + count0).
+  const comp = (a: number) => {
     const count = a === 0 ? "p.count0" : at("grid", a);
-    decompose += `  { let comp = rem % ${count}${a === 0 ? " + p.lo0" : ""}; rem = rem / ${count};
+    let code = `  { let c = rem % ${count}${a === 0 ? " + p.lo0" : ""}; rem = rem / ${count};
 `;
-    if (a === B) decompose += `    b0 = comp * ${TILE}u; }
+    if (a === B) code += `    cB = c; }
 `;
-    else if (a === L) decompose += `    l0 = comp * ${TILE}u; }
+    else if (a === L) code += `    l0 = c * ${RUN}u; }
 `;
-    else decompose += `    inBase += comp * ${at("stride", a)}; outBase += comp * ${at("ostride", a)}; }
+    else code += `    inBase += c * ${at("stride", a)}; outBase += c * ${at("ostride", a)}; }
 `;
-  }
+    return code;
+  };
+  let decompose = comp(B);
+  for (let a = L; a >= 0; a--) if (a !== B) decompose += comp(a);
   return /* wgsl */ `${header}
 struct P {
   base: u32, count: u32, lo0: u32, count0: u32,
@@ -250,37 +253,22 @@ struct P {
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<${dtype}>;
 ${segmentsWgsl("x", 2, seg, dtype)}
-var<workgroup> tile: array<${dtype}, ${TILE * TILE}>;
-@compute @workgroup_size(${TILE_WG})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  var rem = wid.x + wid.y * nwg.x;
-  var inBase = 0u; var outBase = 0u; var b0 = 0u; var l0 = 0u;
-${decompose}  // Padding workgroups of the 2-D grid still reach the barrier.
-  let valid = rem == 0u;
-  for (var k = 0u; k < ${(TILE * TILE) / TILE_WG}u; k++) {
-    let e = lid + k * ${TILE_WG}u;
-    let cB = b0 + e % ${TILE}u;
-    let cL = l0 + e / ${TILE}u;
-    if (valid && cB < ${at("shape", B)} && cL < ${at("shape", L)}) {
-      tile[e] = x_at(inBase + cB + cL * ${at("stride", L)});
-    }
-  }
-  workgroupBarrier();
-  for (var k = 0u; k < ${(TILE * TILE) / TILE_WG}u; k++) {
-    let e = lid + k * ${TILE_WG}u;
-    let iL = e % ${TILE}u;
-    let iB = e / ${TILE}u;
-    let cB = b0 + iB;
-    let cL = l0 + iL;
-    let o = outBase + cB * ${at("ostride", B)} + cL;
-    if (valid && cB < ${at("shape", B)} && cL < ${at("shape", L)} && o >= p.base && o < p.base + p.count) {
-      out[o - p.base] = tile[iL * ${TILE}u + iB];
-    }
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  var rem = gid.x + gid.y * nwg.x * ${WG}u;
+  var inBase = 0u; var outBase = 0u; var cB = 0u; var l0 = 0u;
+${decompose}  if (rem != 0u) { return; }
+  let src = inBase + cB;
+  let dst = outBase + cB * ${at("ostride", B)};
+  let l1 = min(l0 + ${RUN}u, ${at("shape", L)});
+  for (var l = l0; l < l1; l++) {
+    let o = dst + l;
+    if (o >= p.base && o < p.base + p.count) { out[o - p.base] = x_at(src + l * ${at("stride", L)}); }
   }
 }`;
 }
 
-/** Runs the tiled kernel over merged axes `gsp`; `outShape` is the caller's (unmerged) shape. */
+/** Runs the transpose kernel over merged axes `gsp`; `outShape` is the caller's (unmerged) shape. */
 function runTranspose(x: Tensor, outShape: readonly number[], gsp: Gather, B: number): Tensor {
   const g = gpu();
   const header = f16Header("permute", [x.dtype]);
@@ -289,24 +277,22 @@ function runTranspose(x: Tensor, outShape: readonly number[], gsp: Gather, B: nu
   const rank = shape.length;
   const L = rank - 1;
   const ostride = stridesOf(shape);
-  const grid = shape.map((d, a) => (a === B || a === L ? Math.ceil(d / TILE) : d));
-  const innerGroups = grid.slice(1).reduce((m, v) => m * v, 1);
+  const grid = shape.map((d, a) => (a === L ? Math.ceil(d / RUN) : d));
+  const otherInvocations = grid.slice(1).reduce((m, v) => m * v, 1);
   const seg = inputSegments("permute", x);
   const pipe = g.pipeline(`transpose:${x.dtype}:${rank}:${B}:${seg.key}`, () => transposeWgsl(x.dtype, seg, header, rank, B));
   for (const c of outputChunks(out)) {
-    // Only the workgroups whose outermost output coordinate meets this chunk.
-    const unit = B === 0 || L === 0 ? TILE : 1;
-    let lo = Math.floor(Math.floor(c.start / ostride[0]!) / unit);
-    let hi = Math.ceil(Math.ceil((c.start + c.count) / ostride[0]!) / unit);
-    hi = Math.min(hi, grid[0]!);
-    lo = Math.min(lo, hi);
+    // Only the invocations whose outermost output coordinate meets this chunk.
+    const unit = L === 0 ? RUN : 1;
+    const hi = Math.min(grid[0]!, Math.ceil(Math.ceil((c.start + c.count) / ostride[0]!) / unit));
+    const lo = Math.min(hi, Math.floor(Math.floor(c.start / ostride[0]!) / unit));
     if (hi === lo) continue;
     const params = new Params().u32(c.start).u32(c.count).u32(lo).u32(hi - lo);
     for (const v of padTo(shape, 1)) params.u32(v);
     for (const v of padTo(grid, 1)) params.u32(v);
     for (const v of padTo(gsp.stride, 0)) params.u32(v);
     for (const v of padTo(ostride, 0)) params.u32(v);
-    g.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), g.grid((hi - lo) * innerGroups));
+    g.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), g.grid(Math.ceil(((hi - lo) * otherInvocations) / WG)));
   }
   return out;
 }
@@ -321,7 +307,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const st = stridesOf(x.shape);
   const outShape = perm.map((a) => x.shape[a]!);
   const spec: Gather = { outShape, off: perm.map(() => 0), extent: outShape, stride: perm.map((a) => st[a]!), value: 0 };
-  if (x.size >= TILE * TILE) {
+  if (x.size >= 1024) {
     const merged = mergeAxes(spec);
     const L = merged.outShape.length - 1;
     // The output axis reading the input's contiguous axis (stride 1, extent > 1).
