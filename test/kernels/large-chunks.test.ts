@@ -102,15 +102,20 @@ describe("ops over several storage bindings (64 KiB bindings)", () => {
 
   it("permute and concat of multi-binding tensors", async () => {
     const x = Tensor.from(x3, shape3);
-    const perm = [2, 0, 1];
-    const p = await permute(x, perm).readFloat32();
     const st = strides(shape3);
-    const ps = perm.map((a) => shape3[a]!);
-    const wp = p.map((_, i) => {
-      const c = unravel(i, ps);
-      return x3[c[1]! * st[0]! + c[2]! * st[1]! + c[0]! * st[2]!]!;
-    });
-    expect(Array.from(p)).toEqual(Array.from(wp));
+    // [2, 0, 1]: the contiguous axis becomes the outermost; [0, 2, 1]: a
+    // middle one; [1, 0, 2]: the last axis stays (strided runs).
+    for (const perm of [[2, 0, 1], [0, 2, 1], [1, 0, 2]]) {
+      const p = await permute(x, perm).readFloat32();
+      const ps = perm.map((a) => shape3[a]!);
+      const wp = p.map((_, i) => {
+        const c = unravel(i, ps);
+        let src = 0;
+        perm.forEach((a, k) => (src += c[k]! * st[a]!));
+        return x3[src]!;
+      });
+      expect(Array.from(p), `perm ${perm}`).toEqual(Array.from(wp));
+    }
 
     const other = pattern(40 * 7 * 60, 4);
     const y = Tensor.from(other, [40, 7, 60]);
