@@ -114,9 +114,10 @@ const PROLOGUE_WGSL = /* wgsl */ `
   let inPlane = bc * p.inD;
 `;
 
-// The W walk lives in private (per-invocation) state so that the vec4 path
-// can call it four times per store. With vec, W is a multiple of 4 and each
-// row store writes four outputs at once (stores are as costly as loads).
+// The output loop over W. `value(w)` sets f0 (and f1) for column w through
+// the walk `colW`, whose state is private (per invocation). With vec, W is a
+// multiple of 4 and each row store writes four outputs at once (stores cost
+// as much as loads on lavapipe).
 function storeLoop(vec: boolean, value: (w: string) => string, rowValue: (m: string) => string): string {
   if (!vec) {
     return `for (var w = ws; w < we; w++) {
