@@ -22,6 +22,15 @@ function volumeCase(op: string, run: (x: Tensor) => Tensor, bytes: number): Benc
 }
 
 export const cases: BenchCase[] = [
+  {
+    // Mask decoder: image tokens back to channels-first (spec §4 step 4).
+    op: "permute_0_2_1",
+    shape: "1x2048x768",
+    setup: () => {
+      const x = Tensor.zeros([1, 2048, 768]);
+      return { run: () => permute(x, [0, 2, 1]).dispose(), bytes: 8 * x.size, dispose: () => x.dispose() };
+    },
+  },
   volumeCase("reduce_max_all", (x) => reduce("max", x), 4 * N),
   volumeCase("reduce_mean_all", (x) => reduce("mean", x), 4 * N),
   volumeCase("reduce_max_axis0", (x) => reduce("max", x, 0), 4 * N),
