@@ -202,7 +202,7 @@ export class Gpu {
     const out = new Uint8Array(bytes);
     const chunk = 64 * 1024 * 1024;
     const staging = this.device.createBuffer({
-      size: Math.min(chunk, Math.max(4, bytes)),
+      size: Math.min(chunk, Math.max(4, Math.ceil(bytes / 4) * 4)),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     try {
