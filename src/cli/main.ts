@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { GpuUnavailableError } from "../tensor/device.js";
 import { registerConvert } from "./convert.js";
 import { registerForward } from "./forward.js";
+import { registerSegment } from "./segment.js";
 import { registerSmoke } from "./smoke.js";
 
 const program = new Command();
@@ -10,6 +11,7 @@ program.name("segvol").description("SegVol 3-D medical segmentation on WebGPU (D
 registerSmoke(program);
 registerConvert(program);
 registerForward(program);
+registerSegment(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -14,6 +14,9 @@ import { MaskDecoder } from "./mask_decoder.js";
 import { expectedParameters } from "./params.js";
 import { PromptEncoder, type Vec3 } from "./prompt_encoder.js";
 import { TextEncoder } from "./text_encoder.js";
+import { segvolSegmenter } from "./pipeline/segvol.js";
+import { segmentVolume } from "./pipeline/segment.js";
+import type { SegmentOptions, SegmentResult, Target, Volume } from "./pipeline/types.js";
 import { ClipTokenizer } from "./tokenizer.js";
 
 export type Box6 = [number, number, number, number, number, number];
@@ -173,7 +176,9 @@ export class SegVol {
         if (l !== -1) inWindow(c, `point ${i}`);
       });
     }
-    if (p.box) {
+    // An all −1 box is upstream's "no foreground of the zoom-out mask in this
+    // window"; it is encoded as given, like upstream does.
+    if (p.box && !p.box.every((v) => v === -1)) {
       if (p.box.length !== 6) throw new Error(`box prompt: expected 6 numbers (d0,h0,w0,d1,h1,w1), got ${p.box.length}`);
       inWindow(p.box.slice(0, 3), "box corner 0");
       inWindow(p.box.slice(3), "box corner 1");
@@ -227,6 +232,14 @@ export class SegVol {
     } finally {
       emb.dispose();
     }
+  }
+
+  /**
+   * Segments a whole volume (spec §6: preprocessing, zoom-out-zoom-in) for
+   * any number of targets; prompts are voxel indices (i, j, k) of the input.
+   */
+  segment(volume: Volume, targets: Target[], opts?: SegmentOptions): Promise<SegmentResult> {
+    return segmentVolume(segvolSegmenter(this), volume, targets, opts);
   }
 
   dispose(): void {
