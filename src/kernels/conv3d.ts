@@ -50,15 +50,14 @@ export function conv3d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv3dOptions 
     `let ${ax} = i32(${o} * ${st}u + ${ax}k) - ${p}; ok = ok && ${ax} >= 0 && ${ax} < ${size};`;
   const kernel: GemmKernel = {
     key: `${OP}:${shapeStr(x.shape)}:${shapeStr(w.shape)}:${s.join(",")}:${pad.join(",")}:${ws.key}:${xs.key}:${bias ? "b" : "nb"}`,
-    params: "",
     decls: ws.decls + xs.decls + (bias ? `@group(0) @binding(${nb}) var<storage, read> bias: array<f32>;\n` : ""),
-    loadA: `let e = p.M - 1u;
+    loadA: `let e = GM - 1u;
       return vec4<f32>(w_at(min(m, e) * ${K}u + k), w_at(min(m + 1u, e) * ${K}u + k), w_at(min(m + 2u, e) * ${K}u + k), w_at(min(m + 3u, e) * ${K}u + k));`,
     loadB: `let ci = k / ${kd * kh * kw}u; let r = k % ${kd * kh * kw}u;
       let dk = r / ${kh * kw}u; let hk = (r / ${kw}u) % ${kh}u; let wk = r % ${kw}u;
       var v = vec4<f32>(0.0);
       for (var i = 0u; i < 4u; i++) {
-        let c = min(n + i, p.N - 1u);
+        let c = min(n + i, GN - 1u);
         let b = c / ${Po}u; let q = c % ${Po}u;
         let od = q / ${Ho * Wo}u; let oh = (q / ${Wo}u) % ${Ho}u; let ow = q % ${Wo}u;
         var ok = true;
@@ -74,6 +73,6 @@ export function conv3d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv3dOptions 
   };
   if (bias) kernel.biasRow = "return bias[m];";
   const inputs = [...ws.bindings, ...xs.bindings, ...(bias ? [{ buffer: bias.buffer, offset: 0, size: bias.byteLength }] : [])];
-  dispatchGemm(kernel, out, { M: Cout, N: B * Po, K }, () => {}, inputs);
+  dispatchGemm(kernel, out, { M: Cout, N: B * Po, K }, inputs);
   return out;
 }

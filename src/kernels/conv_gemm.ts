@@ -23,11 +23,9 @@ const WG = 64;
 export interface GemmKernel {
   /** Cache key fragment: everything the loaders/stores' WGSL depends on. */
   key: string;
-  /** Extra fields of the uniform struct P after `M, N, K, base, count` (4-byte scalars, WGSL syntax, comma-terminated). */
-  params: string;
   /** Input storage bindings from 2 (0 is the uniform `p`, 1 the output `out`) and helper functions. */
   decls: string;
-  /** Body of `fn load_a(k: u32, m: u32) -> vec4<f32>`: A(k, m..m+3), any finite value where m+i ≥ M. */
+  /** Body of `fn load_a(k: u32, m: u32) -> vec4<f32>`: A(k, m..m+3), any finite value where m+i ≥ M; the sizes are the constants GM, GN, GK. */
   loadA: string;
   /** Body of `fn load_b(k: u32, n: u32) -> vec4<f32>`: B(k, n..n+3), any finite value where n+i ≥ N. */
   loadB: string;
@@ -41,6 +39,12 @@ export interface GemmKernel {
   /** Bias added per row or per column, if any: body of `fn bias_row(m: u32) -> f32` / `fn bias_col(n: u32) -> f32`. */
   biasRow?: string;
   biasCol?: string;
+}
+
+export interface Dims {
+  M: number;
+  N: number;
+  K: number;
 }
 
 interface Variant {
@@ -69,7 +73,7 @@ function variant(): Variant {
   return { subgroups: false, tmq: 4 };
 }
 
-function wgsl(k: GemmKernel, v: Variant): string {
+function wgsl(k: GemmKernel, v: Variant, dims: Dims): string {
   const tm = 4 * v.tmq;
   let step = "let bv = load_b(k, n);\n";
   if (v.subgroups) step += `    let av = load_a(k, m0 + 4u * (sl % ${v.tmq}u));\n`;
@@ -81,11 +85,17 @@ function wgsl(k: GemmKernel, v: Variant): string {
       const i = 4 * q + r;
       decl += `  var acc${i} = vec4<f32>(0.0);\n`;
       step += `    acc${i} = fma(vec4<f32>(a${q}[${r}]), bv, acc${i});\n`;
-      store += `  if (m0 + ${i}u < p.M) { store_row(row_off(m0 + ${i}u), acc${i}${k.biasRow ? ` + bias_row(m0 + ${i}u)` : ""}${k.biasCol ? " + cb" : ""}, cols, valid); }\n`;
+      store += `  if (m0 + ${i}u < GM) { store_row(row_off(m0 + ${i}u), acc${i}${k.biasRow ? ` + bias_row(m0 + ${i}u)` : ""}${k.biasCol ? " + cb" : ""}, cols, valid); }\n`;
     }
   }
   return /* wgsl */ `${v.subgroups ? "enable subgroups;" : ""}
-struct P { M: u32, N: u32, K: u32, base: u32, count: u32, ${k.params} }
+// The sizes are compile-time constants (every op bakes its shapes into its
+// key): divisions by them become multiplications and loop-invariant index
+// math leaves the k loop.
+const GM = ${dims.M}u;
+const GN = ${dims.N}u;
+const GK = ${dims.K}u;
+struct P { base: u32, count: u32, K: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${k.decls}
@@ -115,8 +125,8 @@ ${decl}
     ${step}
   }
   let nn = vec4<u32>(n, n + 1u, n + 2u, n + 3u);
-  let valid = nn < vec4<u32>(p.N);
-  let nc = min(nn, vec4<u32>(p.N - 1u));
+  let valid = nn < vec4<u32>(GN);
+  let nc = min(nn, vec4<u32>(GN - 1u));
   let cols = vec4<u32>(col_off(nc.x), col_off(nc.y), col_off(nc.z), col_off(nc.w));
 ${k.biasCol ? "  let cb = vec4<f32>(bias_col(nc.x), bias_col(nc.y), bias_col(nc.z), bias_col(nc.w));\n" : ""}${store}
 }`;
@@ -125,29 +135,26 @@ ${k.biasCol ? "  let cb = vec4<f32>(bias_col(nc.x), bias_col(nc.y), bias_col(nc.
 /**
  * Records the GEMM into `out` (one dispatch per binding-sized chunk of out;
  * each chunk recomputes the GEMM and keeps its own elements, which only
- * happens for outputs over maxBindingBytes). `params` writes the words of P
- * after M, N, K, base, count (in the order of `kernel.params`); `inputs` are
- * storage bindings 2, 3, ….
+ * happens for outputs over maxBindingBytes). `inputs` are storage
+ * bindings 2, 3, ….
  */
 export function dispatchGemm(
   kernel: GemmKernel,
   out: Tensor,
-  dims: { M: number; N: number; K: number },
-  params: (p: Params) => void,
+  dims: Dims,
   inputs: GPUBufferBinding[],
 ): void {
   const g = gpu();
   const v = variant();
   const tm = 4 * v.tmq;
-  const pipe = g.pipeline(`gemm:${v.subgroups ? "sg" : "u"}${v.tmq}:${kernel.key}`, () => wgsl(kernel, v));
+  const pipe = g.pipeline(`gemm:${v.subgroups ? "sg" : "u"}${v.tmq}:${dims.M}x${dims.N}x${dims.K}:${kernel.key}`, () => wgsl(kernel, v, dims));
   const gx = Math.ceil(dims.N / (4 * WG));
   const gy = Math.ceil(dims.M / tm);
   if (gx > g.maxWorkgroupsPerDim || gy > g.maxWorkgroupsPerDim) {
     fail(kernel.key.split(":")[0]!, `GEMM ${dims.M}x${dims.N} needs a ${gx}x${gy} grid, above this adapter's ${g.maxWorkgroupsPerDim} per dimension`);
   }
   for (const ch of outputChunks(out)) {
-    const pr = new Params().u32(dims.M).u32(dims.N).u32(dims.K).u32(ch.start).u32(ch.count);
-    params(pr);
+    const pr = new Params().u32(ch.start).u32(ch.count).u32(dims.K);
     g.dispatch(pipe, [ch.binding, ...inputs], pr.bytes(), [gx, gy, 1]);
   }
 }

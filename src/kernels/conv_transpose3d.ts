@@ -73,14 +73,14 @@ function gemmPath(x: Tensor, w: Tensor, bias: Tensor | undefined, out: Tensor): 
   const nb = 2 + ws.bindings.length + xs.bindings.length;
   const biasDecl = bias ? `@group(0) @binding(${nb}) var<storage, read> bias: array<f32>;\n` : "";
   const loadA = ws.vec4
-    ? "return w4(k * p.M + m);"
-    : `let r = k * p.M + m; let e = p.M * p.K - 1u;
+    ? "return w4(k * GM + m);"
+    : `let r = k * GM + m; let e = GM * GK - 1u;
        return vec4<f32>(w_at(min(r, e)), w_at(min(r + 1u, e)), w_at(min(r + 2u, e)), w_at(min(r + 3u, e)));`;
   // x is [B, K, P]: column n = b·P + s lives at (b·K + k)·P + s.
   const loadB = xs.vec4
-    ? "let b = n / p.P; return x4((b * p.K + k) * p.P + n - b * p.P);"
+    ? `let b = n / ${P}u; return x4((b * GK + k) * ${P}u + n - b * ${P}u);`
     : `var v = vec4<f32>(0.0);
-       for (var i = 0u; i < 4u; i++) { let c = min(n + i, p.N - 1u); let b = c / p.P; v[i] = x_at((b * p.K + k) * p.P + c - b * p.P); }
+       for (var i = 0u; i < 4u; i++) { let c = min(n + i, GN - 1u); let b = c / ${P}u; v[i] = x_at((b * GK + k) * ${P}u + c - b * ${P}u); }
        return v;`;
   // Output [B, Cout, D·kd, H·kh, W·kw]: row m = (o, a, bb, c) and column
   // n = (b, i, j, l) contribute separately to the flat output index.
@@ -92,7 +92,6 @@ function gemmPath(x: Tensor, w: Tensor, bias: Tensor | undefined, out: Tensor): 
   // Sizes are baked into the WGSL: the store's divisions become multiplications.
   const kernel: GemmKernel = {
     key: `${OP}:${shapeStr(x.shape)}:${shapeStr(w.shape)}:${ws.key}:${xs.key}:${bias ? "b" : "nb"}`,
-    params: "P: u32,",
     decls: ws.decls + xs.decls + biasDecl,
     loadA,
     loadB,
@@ -101,7 +100,7 @@ function gemmPath(x: Tensor, w: Tensor, bias: Tensor | undefined, out: Tensor): 
   };
   if (bias) kernel.biasRow = `return bias[m / ${k3}u];`;
   const inputs = [...ws.bindings, ...xs.bindings, ...(bias ? [{ buffer: bias.buffer, offset: 0, size: bias.byteLength }] : [])];
-  dispatchGemm(kernel, out, { M, N, K: Cin }, (pr) => pr.u32(P), inputs);
+  dispatchGemm(kernel, out, { M, N, K: Cin }, inputs);
 }
 
 const WG = 128;

@@ -41,27 +41,26 @@ export function patchEmbed(x: Tensor, w: Tensor, bias: Tensor, patch: readonly [
   const nb = 2 + xs.bindings.length + ws.bindings.length;
   const kernel: GemmKernel = {
     key: `${OP}:${shapeStr(x.shape)}:${shapeStr(w.shape)}:${patch.join(",")}:${xs.key}:${ws.key}`,
-    params: "",
     decls: xs.decls + ws.decls + `@group(0) @binding(${nb}) var<storage, read> bias: array<f32>;\n`,
     // A(k, m) = v_m[k]: k = (q1, q2, q3, c) is shared by the 4 tokens.
     loadA: `let c = k % ${C}u; let q = k / ${C}u;
       let q3 = q % ${p3}u; let q2 = (q / ${p3}u) % ${p2}u; let q1 = q / ${p2 * p3}u;
       var v = vec4<f32>(0.0);
       for (var i = 0u; i < 4u; i++) {
-        let t = min(m + i, p.M - 1u);
+        let t = min(m + i, GM - 1u);
         let b = t / ${T}u; let r = t % ${T}u;
         let gi = r / ${gh * gw}u; let gj = (r / ${gw}u) % ${gh}u; let gk = r % ${gw}u;
         v[i] = x_at((((b * ${C}u + c) * ${D}u + gi * ${p1}u + q1) * ${H}u + gj * ${p2}u + q2) * ${W}u + gk * ${p3}u + q3);
       }
       return v;`,
     // B(k, n) = w[n, k].
-    loadB: `let e = p.N - 1u;
+    loadB: `let e = GN - 1u;
       return vec4<f32>(w_at(min(n, e) * ${Kp}u + k), w_at(min(n + 1u, e) * ${Kp}u + k), w_at(min(n + 2u, e) * ${Kp}u + k), w_at(min(n + 3u, e) * ${Kp}u + k));`,
     rowOff: `return m * ${hidden}u;`,
     colOff: "return n;",
     biasCol: "return bias[n];",
   };
   const inputs = [...xs.bindings, ...ws.bindings, { buffer: bias.buffer, offset: 0, size: bias.byteLength }];
-  dispatchGemm(kernel, out, { M: B * T, N: hidden, K: Kp }, () => {}, inputs);
+  dispatchGemm(kernel, out, { M: B * T, N: hidden, K: Kp }, inputs);
   return out;
 }
