@@ -1,0 +1,30 @@
+// Softmax against PyTorch goldens (tools/fixtures/gen_softmax.py).
+// Tolerance: max |err| ≤ 1e-4 · max |expected| (f32 exp, float64 reference).
+import { describe, expect, it } from "vitest";
+import { softmax } from "../../src/kernels/softmax.js";
+import { Tensor } from "../../src/tensor/tensor.js";
+import { loadFixture, relError } from "../helpers/fixtures.js";
+import { useGpu } from "../helpers/gpu.js";
+
+useGpu();
+const cases = loadFixture("kernels/softmax");
+
+describe("softmax vs PyTorch", () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const x = Tensor.from(c.inputs.x!.data as Float32Array, c.inputs.x!.shape);
+      const y = softmax(x, c.params.axis as number);
+      expect(y.shape).toEqual(c.outputs.y!.shape);
+      expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
+    });
+  }
+
+  it("defaults to the last axis and rejects a bad axis, naming op and shape", async () => {
+    const x = Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]);
+    const y = await softmax(x).readFloat32();
+    const e = [1, Math.E, Math.E ** 2];
+    const s = e[0]! + e[1]! + e[2]!;
+    for (let i = 0; i < 6; i++) expect(y[i]).toBeCloseTo(e[i % 3]! / s, 6);
+    expect(() => softmax(x, 2)).toThrow(/softmax: axis 2 is out of range for rank 2/);
+  });
+});
