@@ -1,0 +1,151 @@
+// Gradient clipping by global L2 norm, as torch.nn.utils.clip_grad_norm_:
+// total = ‖(‖g₁‖, ‖g₂‖, …)‖₂ over every gradient, coef = maxNorm/(total + 1e-6)
+// clamped to at most 1, and every gradient multiplied by coef (always, as
+// torch does, so coef = 1 leaves them unchanged).
+//
+// One reduction over all gradients, without float atomics and without a
+// host round trip:
+//  1. per gradient (and per binding-sized chunk), each workgroup writes the
+//     sum of squares of its block into its own slot of one shared partials
+//     buffer;
+//  2. one workgroup sums all partials and writes the norm;
+//  3. per gradient, a kernel scales it in place by the coefficient it
+//     computes from the norm on the GPU.
+// The norm comes back as a scalar tensor the caller may read (for logging)
+// whenever it likes.
+import { fail } from "../kernels/check.js";
+import { Params } from "../kernels/params.js";
+import { gpu } from "../tensor/device.js";
+import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { LANES_WGSL, vec4Chunks } from "./vec4.js";
+
+const WG = 256;
+/** vec4 loads per invocation in pass 1: a block is WG·4·PER elements. */
+const PER = 4;
+const BLOCK = WG * 4 * PER;
+
+const PARTIALS_WGSL = /* wgsl */ `
+struct P { n: u32, slot: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+${LANES_WGSL}
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let block = wid.x + wid.y * nwg.x;
+  var acc = 0.0;
+  for (var k = 0u; k < ${PER}u; k++) {
+    let i = block * ${WG * PER}u + k * ${WG}u + t;
+    if (i * 4u < p.n) {
+      let v = select(vec4<f32>(0.0), g[i], lanes(p.n, i));
+      acc += dot(v, v);
+    }
+  }
+  sh[t] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { sh[t] += sh[t + s]; }
+    workgroupBarrier();
+  }
+  // Grids split over two dimensions can overshoot; spare workgroups write nothing.
+  if (t == 0u && block * ${BLOCK}u < p.n) { partials[p.slot + block] = sh[0]; }
+}`;
+
+const TOTAL_WGSL = /* wgsl */ `
+struct P { n: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> norm: array<f32>;
+@group(0) @binding(2) var<storage, read> partials: array<f32>;
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) t: u32) {
+  var acc = 0.0;
+  for (var i = t; i < p.n; i += ${WG}u) { acc += partials[i]; }
+  sh[t] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { sh[t] += sh[t + s]; }
+    workgroupBarrier();
+  }
+  if (t == 0u) { norm[0] = sqrt(sh[0]); }
+}`;
+
+const SCALE_WGSL = /* wgsl */ `
+struct P { n: u32, max_norm: f32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> g: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> norm: array<f32>;
+${LANES_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${WG}u;
+  if (i * 4u >= p.n) { return; }
+  let coef = min(p.max_norm / (norm[0] + 1e-6), 1.0);
+  let v = g[i];
+  g[i] = select(v, v * coef, lanes(p.n, i));
+}`;
+
+type GradLike = Tensor | { name?: string; grad: Tensor | null };
+
+function gradsOf(op: string, items: readonly GradLike[]): Tensor[] {
+  const out: Tensor[] = [];
+  items.forEach((it, k) => {
+    const g = it instanceof Tensor ? it : it.grad;
+    if (!g) return;
+    const name = it instanceof Tensor ? `#${k}` : (it.name ?? `#${k}`);
+    g.assertAlive(`${op} (grad ${name})`);
+    if (g.dtype !== "f32") fail(op, `grad ${name} ${shapeStr(g.shape)} is ${g.dtype}, expected f32`);
+    out.push(g);
+  });
+  return out;
+}
+
+/** The global L2 norm of the gradients (null grads skipped), as a scalar tensor [] on the GPU. */
+export function gradNorm(items: readonly GradLike[]): Tensor {
+  const op = "gradNorm";
+  const grads = gradsOf(op, items);
+  const g = gpu();
+  g.checkAlive(op);
+  const chunks = grads.flatMap((t) => (t.size === 0 ? [] : vec4Chunks([t])));
+  const slots = chunks.map((c) => Math.ceil(c.count / BLOCK));
+  const total = slots.reduce((a, b) => a + b, 0);
+  const norm = Tensor.empty([]);
+  if (total === 0) {
+    norm.write(new Float32Array([0]));
+    return norm;
+  }
+  const partials = Tensor.empty([total]);
+  const pPart = g.pipeline("train:clip:partials", () => PARTIALS_WGSL);
+  let slot = 0;
+  chunks.forEach((c, k) => {
+    const params = new Params().u32(c.count).u32(slot).u32(0).u32(0);
+    g.dispatch(pPart, [{ buffer: partials.buffer, offset: 0, size: Math.max(4, total * 4) }, c.bindings[0]!], params.bytes(), g.grid(slots[k]!));
+    slot += slots[k]!;
+  });
+  const pTotal = g.pipeline("train:clip:total", () => TOTAL_WGSL);
+  g.dispatch(pTotal, [{ buffer: norm.buffer, offset: 0, size: 4 }, { buffer: partials.buffer, offset: 0, size: total * 4 }], new Params().u32(total).u32(0).u32(0).u32(0).bytes(), [1, 1, 1]);
+  partials.dispose();
+  return norm;
+}
+
+/**
+ * Clips the gradients in place to a global L2 norm of at most `maxNorm`
+ * (torch.nn.utils.clip_grad_norm_ with norm_type 2); returns the norm before
+ * clipping as a scalar tensor (the caller owns it).
+ */
+export function clipGradNorm(items: readonly GradLike[], maxNorm: number): Tensor {
+  const op = "clipGradNorm";
+  if (!(Number.isFinite(maxNorm) && maxNorm > 0)) fail(op, `maxNorm must be a finite number > 0, got ${maxNorm}`);
+  const norm = gradNorm(items);
+  const g = gpu();
+  const pipe = g.pipeline("train:clip:scale", () => SCALE_WGSL);
+  for (const t of gradsOf(op, items)) {
+    if (t.size === 0) continue;
+    for (const c of vec4Chunks([t])) {
+      const params = new Params().u32(c.count).f32(maxNorm).u32(0).u32(0);
+      g.dispatch(pipe, [c.bindings[0]!, { buffer: norm.buffer, offset: 0, size: 4 }], params.bytes(), g.grid(Math.ceil(c.count / 4 / WG)));
+    }
+  }
+  return norm;
+}

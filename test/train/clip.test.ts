@@ -1,0 +1,46 @@
+// Gradient clipping by global norm against torch.nn.utils.clip_grad_norm_
+// (tools/fixtures/gen_train_optim.py): the returned norm within 1e-5
+// relative, the clipped gradients within 1e-6 absolute.
+import { describe, expect, it } from "vitest";
+import { clipGradNorm, gradNorm } from "../../src/train/clip.js";
+import { Tensor } from "../../src/tensor/tensor.js";
+import { loadFixture, relError } from "../helpers/fixtures.js";
+import { useGpu } from "../helpers/gpu.js";
+
+useGpu();
+const cases = loadFixture("train/clip");
+
+describe("clipGradNorm vs torch", () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const n = c.params.count as number;
+      const grads = Array.from({ length: n }, (_, k) => Tensor.from(c.inputs[`g${k}`]!.data as Float32Array, c.inputs[`g${k}`]!.shape));
+      // Null grads are skipped; Tensors and {grad} records are both accepted.
+      const items = [...grads.map((g, k) => ({ name: `p${k}`, grad: g })), { name: "frozen", grad: null }];
+      const norm = clipGradNorm(items, c.params.maxNorm as number);
+      expect(norm.shape).toEqual([]);
+      const want = c.outputs.norm!.data[0]!;
+      expect(Math.abs((await norm.readFloat32())[0]! - want) / want).toBeLessThanOrEqual(1e-5);
+      for (let k = 0; k < n; k++) {
+        const got = await grads[k]!.readFloat32();
+        const exp = c.outputs[`g${k}`]!.data;
+        let m = 0;
+        for (let i = 0; i < exp.length; i++) m = Math.max(m, Math.abs(got[i]! - exp[i]!));
+        expect(m, `grad ${k}`).toBeLessThanOrEqual(1e-6);
+      }
+    });
+  }
+
+  it("gradNorm of no gradients is 0; a bad maxNorm is rejected", async () => {
+    expect(Array.from(await gradNorm([]).readFloat32())).toEqual([0]);
+    expect(() => clipGradNorm([Tensor.zeros([3])], 0)).toThrow(/clipGradNorm: maxNorm must be a finite number > 0, got 0/);
+  });
+
+  it("agrees with a plain-TS norm on a long odd-sized gradient", async () => {
+    const x = new Float32Array(9999).map((_, i) => Math.sin(i * 0.37) * 0.01);
+    let ss = 0;
+    for (const v of x) ss += v * v;
+    const norm = await gradNorm([Tensor.from(x, [9999])]).readFloat32();
+    expect(relError(norm, [Math.sqrt(ss)])).toBeLessThanOrEqual(1e-5);
+  });
+});
