@@ -1,0 +1,55 @@
+// matmul at SegVol's sizes: the ViT's Linear layers (2048 tokens, width 768,
+// qkv 2304, MLP 3072) and one batched product shaped like per-head attention.
+import { matmul, type MatmulOptions } from "../src/kernels/matmul.js";
+import { Tensor } from "../src/tensor/tensor.js";
+import type { BenchCase } from "./harness.js";
+
+/** Deterministic values in [-1, 1) (zeros could hide denormal or NaN slow paths). */
+function filled(shape: number[], seed: number): Tensor {
+  const n = shape.reduce((x, y) => x * y, 1);
+  const data = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = s / 2 ** 31 - 1;
+  }
+  return Tensor.from(data, shape);
+}
+
+/** A Linear layer x[M, K] · W[N, K]ᵀ + b. */
+function linear(M: number, K: number, N: number, act: MatmulOptions["act"] = "none"): BenchCase {
+  return {
+    op: act === "none" ? "linear" : `linear+${act}`,
+    shape: `${M}x${K}x${N}`,
+    setup: () => {
+      const x = filled([M, K], 1);
+      const w = filled([N, K], 2);
+      const b = filled([N], 3);
+      return {
+        run: () => matmul(x, w, { transB: true, bias: b, act }).dispose(),
+        flops: 2 * M * N * K,
+        dispose: () => (x.dispose(), w.dispose(), b.dispose()),
+      };
+    },
+  };
+}
+
+export const cases: BenchCase[] = [
+  linear(2048, 768, 768),
+  linear(2048, 768, 2304),
+  linear(2048, 768, 3072, "gelu"),
+  linear(2048, 3072, 768),
+  {
+    op: "matmul_batched",
+    shape: "12x(512x64)·(512x64)ᵀ",
+    setup: () => {
+      const q = filled([12, 512, 64], 4);
+      const k = filled([12, 512, 64], 5);
+      return {
+        run: () => matmul(q, k, { transB: true }).dispose(),
+        flops: 2 * 12 * 512 * 512 * 64,
+        dispose: () => (q.dispose(), k.dispose()),
+      };
+    },
+  },
+];

@@ -1,0 +1,111 @@
+// matmul against PyTorch goldens (tools/fixtures/gen_matmul.py), on the
+// default path (subgroup broadcast where the adapter has it) and on the
+// portable path (no subgroups) with a small tile, plus the boundary errors.
+// Tolerance: max |err| ≤ 1e-4 · max |expected| for K < 768, 1e-3 for K ≥ 768.
+import { afterEach, describe, expect, it } from "vitest";
+import type { Activation } from "../../src/kernels/activation.js";
+import { matmul, setMatmulTuning, type MatmulTuning } from "../../src/kernels/matmul.js";
+import { gpu } from "../../src/tensor/device.js";
+import { Tensor } from "../../src/tensor/tensor.js";
+import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
+import { useGpu } from "../helpers/gpu.js";
+
+useGpu();
+const cases = loadFixture("kernels/matmul");
+
+async function runCase(c: FixtureCase): Promise<void> {
+  const a = Tensor.from(c.inputs.a!.data as Float32Array, c.inputs.a!.shape);
+  const b = Tensor.from(c.inputs.b!.data as Float32Array, c.inputs.b!.shape);
+  const bias = c.inputs.bias ? Tensor.from(c.inputs.bias.data as Float32Array, c.inputs.bias.shape) : undefined;
+  const y = matmul(a, b, {
+    transA: c.params.transA as boolean,
+    transB: c.params.transB as boolean,
+    bias,
+    act: c.params.act as Activation,
+  });
+  expect(y.shape).toEqual(c.outputs.y!.shape);
+  const tol = (c.params.K as number) >= 768 ? 1e-3 : 1e-4;
+  expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(tol);
+  for (const t of [a, b, y, bias]) t?.dispose();
+}
+
+function withTuning(t: Partial<MatmulTuning>, name: string): void {
+  describe(name, () => {
+    let prev: MatmulTuning | undefined;
+    afterEach(() => {
+      if (prev) setMatmulTuning(prev);
+    });
+    for (const c of cases) {
+      it(c.name, async () => {
+        prev = setMatmulTuning(t);
+        await runCase(c);
+      });
+    }
+  });
+}
+
+describe("matmul vs PyTorch", () => {
+  withTuning({}, "default kernel");
+  // A small tile puts several tiles on every fixture shape, and no subgroups
+  // exercises the path for adapters without them.
+  withTuning({ rows: 8, cols: 2, wg: 16, subgroups: false }, "portable kernel, small tile");
+  // Three broadcast groups per tile and an odd column count.
+  withTuning({ rows: 24, cols: 3, wg: 32 }, "subgroup kernel, 24x3 tile");
+});
+
+describe("matmul errors name the op and the shapes", () => {
+  it("inner dimension mismatch", () => {
+    const a = Tensor.zeros([2, 3]);
+    const b = Tensor.zeros([4, 5]);
+    expect(() => matmul(a, b)).toThrow(/matmul: inner dimensions differ: a \[2, 3\] has K=3, b \[4, 5\] has K=4/);
+    expect(() => matmul(a, b, { transB: true })).toThrow(/matmul: inner dimensions differ: a \[2, 3\] has K=3, b \(transB\) \[4, 5\] has K=5/);
+  });
+
+  it("batch dims that do not broadcast", () => {
+    const a = Tensor.zeros([2, 3, 4]);
+    const b = Tensor.zeros([3, 4, 5]);
+    expect(() => matmul(a, b)).toThrow(/matmul: batch dims of a \[2, 3, 4\] and b \[3, 4, 5\] do not broadcast/);
+  });
+
+  it("wrong bias shape", () => {
+    const a = Tensor.zeros([2, 3]);
+    const b = Tensor.zeros([3, 5]);
+    const bias = Tensor.zeros([4]);
+    expect(() => matmul(a, b, { bias })).toThrow(/matmul: bias \[4\] must have shape \[5\]/);
+    const bias2 = Tensor.zeros([1, 5]);
+    expect(() => matmul(a, b, { bias: bias2 })).toThrow(/matmul: bias \[1, 5\] must have shape \[5\]/);
+  });
+
+  it("wrong dtype, disposed input, rank < 2, unknown activation", () => {
+    const a = Tensor.zeros([2, 3]);
+    const i = Tensor.from(new Int32Array(15), [3, 5], "i32");
+    expect(() => matmul(a, i)).toThrow(/matmul: expected dtype f32, got i32 for tensor \[3, 5\]/);
+    const d = Tensor.zeros([3, 5]);
+    d.dispose();
+    expect(() => matmul(a, d)).toThrow(/matmul: input tensor \[3, 5\] f32 was disposed/);
+    const v = Tensor.zeros([3]);
+    expect(() => matmul(a, v)).toThrow(/matmul: a \[2, 3\] and b \[3\] must both have rank ≥ 2/);
+    const b = Tensor.zeros([3, 5]);
+    expect(() => matmul(a, b, { act: "tanh" as Activation })).toThrow(/matmul: unknown activation "tanh"/);
+  });
+
+  it("a tensor larger than one storage binding", () => {
+    const g = gpu();
+    const limit = g.maxBindingBytes;
+    g.maxBindingBytes = 1024;
+    try {
+      const a = Tensor.zeros([16, 8]);
+      const b = Tensor.zeros([8, 32]);
+      expect(() => matmul(a, b)).toThrow(/matmul: output \[16, 32\] is 2048 bytes, more than one storage binding allows \(1024\)/);
+    } finally {
+      g.maxBindingBytes = limit;
+    }
+  });
+
+  it("empty outputs need no dispatch", async () => {
+    const y = matmul(Tensor.zeros([0, 3]), Tensor.zeros([3, 5]));
+    expect(y.shape).toEqual([0, 5]);
+    const z = matmul(Tensor.zeros([4, 0]), Tensor.zeros([0, 2]), { bias: Tensor.from([1, -2], [2]), act: "relu" });
+    expect(Array.from(await z.readFloat32())).toEqual([1, 0, 1, 0, 1, 0, 1, 0]);
+  });
+});
