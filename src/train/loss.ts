@@ -48,7 +48,7 @@ fn log1p_small(z: f32) -> f32 {
   if (u == 1.0) { return z; }
   return log(u) * (z / (u - 1.0));
 }
-fn target(y: f32) -> f32 { return select(y, 0.0, y == -1.0); }
+fn label_target(y: f32) -> f32 { return select(y, 0.0, y == -1.0); }
 `;
 
 function partialsWgsl(sx: Segments, sy: Segments): string {
@@ -72,7 +72,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     if (j < p.m) {
       let i = b * p.m + j;
       let xv = x_at(i);
-      let tv = target(y_at(i));
+      let tv = label_target(y_at(i));
       let pv = sigm(xv);
       let bce = max(xv, 0.0) - xv * tv + log1p_small(exp(-abs(xv)));
       acc += vec4<f32>(pv * tv, pv, tv, bce);
@@ -141,7 +141,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let r = stats[g / p.m];
   let u = r.y + r.z + 1.0;
   let xv = x_at(g);
-  let tv = target(y_at(g));
+  let tv = label_target(y_at(g));
   let pv = sigm(xv);
   let ddice = -2.0 * (tv * u - r.x) / (u * u) * p.inv_b;
   out[i] = ddice * pv * (1.0 - pv) + (pv - tv) * p.inv_n;
