@@ -12,7 +12,14 @@ import { Params } from "./params.js";
 const WG = 256;
 const MAX_RANK = 8;
 
-function wgsl(seg: ReturnType<typeof inputSegments>): string {
+// The index map is unrolled for the (merged) rank, a WGSL constant: dynamic
+// indexing into the uniform arrays made lavapipe's loop several times slower.
+function wgsl(seg: ReturnType<typeof inputSegments>, rank: number): string {
+  let index = "";
+  for (let d = rank - 1; d >= 0; d--) {
+    const at = (arr: string) => `p.${arr}[${d >> 2}][${d & 3}]`;
+    index += `  ig += (rem % ${at("shape")}) * ${at("sg")}; rem = rem / ${at("shape")};\n`;
+  }
   return /* wgsl */ `
 struct P { n: u32, base: u32, rank: u32, scale: f32, shape: array<vec4<u32>, 2>, sg: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> p: P;
@@ -24,14 +31,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= p.n) { return; }
   var rem = p.base + i;
   var ig = 0u;
-  for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
-    let q = u32(d) / 4u; let r = u32(d) % 4u;
-    let extent = p.shape[q][r];
-    ig = ig + (rem % extent) * p.sg[q][r];
-    rem = rem / extent;
-  }
-  out[i] = g_at(ig) * p.scale;
+${index}  out[i] = g_at(ig) * p.scale;
 }`;
+}
+
+/** Drops unit axes and merges neighbours that are both broadcast or contiguous with each other. */
+function mergeAxes(shape: readonly number[], strides: readonly number[]): { shape: number[]; strides: number[] } {
+  const outShape: number[] = [];
+  const outStrides: number[] = [];
+  shape.forEach((d, a) => {
+    if (d === 1) return;
+    const st = strides[a]!;
+    const k = outShape.length - 1;
+    if (k >= 0 && ((st === 0 && outStrides[k] === 0) || (st !== 0 && outStrides[k] === st * d))) {
+      outShape[k]! *= d;
+      outStrides[k] = st;
+    } else {
+      outShape.push(d);
+      outStrides.push(st);
+    }
+  });
+  return { shape: outShape, strides: outStrides };
 }
 
 function padTo(v: readonly number[], fill: number): number[] {
@@ -58,11 +78,12 @@ export function expandTo(g: Tensor, shape: readonly number[], scale = 1): Tensor
   if (out.size === 0) return out;
   const gp = gpu();
   const seg = inputSegments(op, g);
-  const pipe = gp.pipeline(`expand:${seg.key}`, () => wgsl(seg));
+  const m = mergeAxes(shape, strides);
+  const pipe = gp.pipeline(`expand:${m.shape.length}:${seg.key}`, () => wgsl(seg, m.shape.length));
   for (const c of outputChunks(out)) {
-    const params = new Params().u32(c.count).u32(c.start).u32(rank).f32(scale);
-    for (const d of padTo(shape, 1)) params.u32(d);
-    for (const st of padTo(strides, 0)) params.u32(st);
+    const params = new Params().u32(c.count).u32(c.start).u32(m.shape.length).f32(scale);
+    for (const d of padTo(m.shape, 1)) params.u32(d);
+    for (const st of padTo(m.strides, 0)) params.u32(st);
     gp.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), gp.grid(Math.ceil(c.count / WG)));
   }
   return out;
