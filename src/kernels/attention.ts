@@ -10,10 +10,11 @@
 // gather costing far more than an FMA, so the kernel minimises loads per FMA.
 // An invocation keeps `qpl` queries and their output accumulators in
 // registers (straight-line code generated per head dim); all lanes walk the
-// keys in lockstep, and each loaded k/v vector feeds qpl queries (measured
-// on 12×256×256×64: qpl 1 → 2 → 4 gave 0.3 → 0.55 → 1.2 GFLOP/s on a loaded
-// machine). One key per online-softmax step keeps the code short, because
-// LLVM compile time on lavapipe grows steeply with straight-line size.
+// keys in lockstep. Where the device has subgroups of 8 lanes, the lanes of a
+// subgroup load each k/v row together and broadcast it (subgroupBroadcast),
+// and each broadcast vector feeds qpl queries. One key per online-softmax
+// step keeps the code short: LLVM compile time on lavapipe grows steeply with
+// straight-line size (and with the number of buffer loads).
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, checkRank, fail } from "./check.js";
@@ -37,6 +38,19 @@ interface Spec {
   wg: number;
   /** Queries per invocation. */
   qpl: number;
+  /** Share k/v loads across a subgroup of SG lanes. */
+  sg: boolean;
+}
+
+/** The subgroup size the subgroup variant is generated for (lavapipe's). */
+const SG = 8;
+
+/** Whether the device runs subgroups of exactly SG lanes (then each SG-lane slice of a workgroup is one subgroup). */
+function fixedSubgroups(): boolean {
+  const g = gpu();
+  if (!g.hasSubgroups || process.env.SEGVOL_NO_SUBGROUPS) return false;
+  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  return info?.subgroupMinSize === SG && info?.subgroupMaxSize === SG;
 }
 
 /** Vector width for a head dim: vec4 when every head row starts 16-byte aligned. */
@@ -72,7 +86,18 @@ function attentionWgsl(s: Spec): string {
   }
   L(`  for (var j = 0u; j < kend; j++) {`);
   L(`    let kb = (kbase + j * p.hh) * ${nk}u;`);
-  for (let c = 0; c < nk; c++) L(`    let k${c} = ks[kb + ${c}u];`);
+  // With subgroups, the 8 lanes of a subgroup load a k row together (lane l
+  // holds vectors l, l+8, …) and broadcast each vector to all lanes: 8× fewer
+  // per-lane loads than every lane loading the whole row.
+  const load = (name: string, arr: string, base: string, n: number) => {
+    if (!s.sg) {
+      for (let c = 0; c < n; c++) L(`    let ${name}${c} = ${arr}[${base} + ${c}u];`);
+      return;
+    }
+    for (let r = 0; r < Math.ceil(n / SG); r++) L(`    let ${name}l${r} = ${arr}[${base} + min(sl + ${r * SG}u, ${n - 1}u)];`);
+    for (let c = 0; c < n; c++) L(`    let ${name}${c} = subgroupBroadcast(${name}l${Math.floor(c / SG)}, ${c % SG}u);`);
+  };
+  load("k", "ks", "kb", nk);
   for (const r of rows) {
     const terms: string[] = [];
     for (let c = 0; c < nk; c++) terms.push(dotk(`q${r}_${c}`, `k${c}`));
@@ -84,8 +109,8 @@ function attentionWgsl(s: Spec): string {
     L(`    l${r} = fma(l${r}, a${r}, e${r});`);
   }
   L(`    let vb = (kbase + j * p.hh) * ${nv}u;`);
+  load("v", "vs", "vb", nv);
   for (let c = 0; c < nv; c++) {
-    L(`    let v${c} = vs[vb + ${c}u];`);
     for (const r of rows) L(`    o${r}_${c} = fma(${vt(wv)}(e${r}), v${c}, o${r}_${c} * a${r});`);
   }
   L(`  }`);
@@ -97,7 +122,7 @@ function attentionWgsl(s: Spec): string {
     L(`  }`);
   }
 
-  return /* wgsl */ `
+  return /* wgsl */ `${s.sg ? "enable subgroups;" : ""}
 struct P { b: u32, nq: u32, nk: u32, hh: u32, scale_log2: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<${vt(wv)}>;
@@ -105,7 +130,7 @@ struct P { b: u32, nq: u32, nk: u32, hh: u32, scale_log2: f32 }
 @group(0) @binding(3) var<storage, read> ks: array<${vt(wk)}>;
 @group(0) @binding(4) var<storage, read> vs: array<${vt(wv)}>;
 @compute @workgroup_size(${s.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${s.sg ? ", @builtin(subgroup_invocation_id) sl: u32" : ""}) {
   let h = wid.y;
   let b = wid.z;
   // Lanes own queries qstart + lid + r*wg. Lanes past Nq compute on a
@@ -127,13 +152,14 @@ function tree(terms: string[]): string {
 /**
  * Launch shape for Nq queries. Few pipeline variants (each costs seconds of
  * LLVM time on lavapipe): 8 lanes for a handful of queries (CLIP's causal
- * text, SegVol's ~10 prompt tokens), else 32 lanes, and 4 queries per lane
- * once there are enough queries to fill the workgroups — each k/v load then
- * feeds 4 queries, which is what lavapipe's per-lane loads reward.
+ * text, SegVol's ~10 prompt tokens), else 32 lanes, with 2 queries per lane
+ * once there are enough queries to fill the workgroups. Measured on
+ * 12×1024×1024×64 (subgroup variant, loaded machine): 1, 2, 3, 4 queries per
+ * lane gave 4.7, 17, 7.5, 7.3 GFLOP/s — beyond 2 the registers spill.
  */
 function launchShape(nq: number): { wg: number; qpl: number } {
   if (nq <= 8) return { wg: 8, qpl: 1 };
-  return { wg: 32, qpl: nq >= 512 ? 4 : 1 };
+  return { wg: 32, qpl: nq > 64 ? 2 : 1 };
 }
 
 /**
@@ -172,8 +198,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const out = Tensor.empty([B, Nq, Fv]);
   if (out.size === 0) return out;
   if (out.byteLength > g.maxBindingBytes) fail(op, `output [${B}, ${Nq}, ${Fv}] exceeds one storage binding`);
-  const spec: Spec = { dk, dv, causal: !!opts.causal, ...launchShape(Nq) };
-  const pipe = g.pipeline(`attention:${dk}:${dv}:${spec.causal}:${spec.wg}:${spec.qpl}`, () => attentionWgsl(spec));
+  const spec: Spec = { dk, dv, causal: !!opts.causal, ...launchShape(Nq), sg: fixedSubgroups() };
+  const pipe = g.pipeline(`attention:${dk}:${dv}:${spec.causal}:${spec.wg}:${spec.qpl}:${spec.sg}`, () => attentionWgsl(spec));
   const params = new Params().u32(B).u32(Nq).u32(Nk).u32(H).f32(scale * Math.LOG2E);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
   const groups = Math.ceil(Nq / (spec.wg * spec.qpl));
