@@ -1,0 +1,205 @@
+// The MSD dataset on tiny synthetic NIfTI files written here: pairing and
+// errors, the spec's preprocessing applied to image and label alike, and the
+// window sampler's resize / crop / pad / flip / intensity paths checked
+// voxel by voxel against the preprocessed volume.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { niftiFromArray, writeNifti } from "../../src/io/nifti.js";
+import { preprocess } from "../../src/segvol/pipeline/preprocess.js";
+import type { Vec3 } from "../../src/segvol/pipeline/types.js";
+import { listMsdCases, MsdDataset, prepareCase, sampleWindow } from "../../src/train/data.js";
+import { Rng } from "../../src/train/rng.js";
+
+// NIfTI dims (I, J, K) = (20, 18, 10) → model space (D, H, W) = (10, 18, 20).
+const I = 20, J = 18, K = 10;
+const BODY = { lo: [1, 3, 2] as Vec3, hi: [8, 14, 17] as Vec3 }; // model space, inclusive
+const CROP: Vec3 = [8, 12, 16];
+const A = { lo: [2, 5, 4], hi: [4, 8, 9] }; // label 1 ("a")
+const B = { lo: [5, 9, 10], hi: [7, 12, 15] }; // label 2 ("b")
+const inBox = (b: { lo: number[]; hi: number[] }, d: number, h: number, w: number) =>
+  d >= b.lo[0]! && d <= b.hi[0]! && h >= b.lo[1]! && h <= b.hi[1]! && w >= b.lo[2]! && w <= b.hi[2]!;
+
+function synth(seed: number): { image: Float32Array; label: Float32Array } {
+  const image = new Float32Array(I * J * K);
+  const label = new Float32Array(I * J * K);
+  for (let k = 0; k < K; k++) {
+    for (let j = 0; j < J; j++) {
+      for (let i = 0; i < I; i++) {
+        const [d, h, w] = [k, j, i];
+        const x = i + I * (j + J * k);
+        if (inBox(BODY, d, h, w)) {
+          const face = [d, h, w].some((v, a) => v === BODY.lo[a] || v === BODY.hi[a]);
+          image[x] = face ? 200 : 150 + 40 * Math.sin(i * 1.3 + j * 0.7 + k * 0.3 + seed);
+        }
+        label[x] = inBox(A, d, h, w) ? 1 : inBox(B, d, h, w) ? 2 : 0;
+      }
+    }
+  }
+  return { image, label };
+}
+
+let dir = "";
+const vols: Record<string, ReturnType<typeof synth>> = {};
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "msd-"));
+  mkdirSync(join(dir, "imagesTr"));
+  mkdirSync(join(dir, "labelsTr"));
+  for (const [name, seed] of [["case_001", 0], ["case_002", 1]] as const) {
+    const v = synth(seed);
+    vols[name] = v;
+    writeNifti(join(dir, "imagesTr", `${name}.nii.gz`), niftiFromArray([I, J, K], v.image), v.image, "float32");
+    writeNifti(join(dir, "labelsTr", `${name}.nii.gz`), niftiFromArray([I, J, K], v.label), v.label, "uint8");
+  }
+  writeFileSync(join(dir, "imagesTr", "._case_001.nii.gz"), "macOS resource fork");
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const NO_AUG = { flipProb: 0, scaleProb: 0, shiftProb: 0 };
+
+/** The preprocessed image of case 1 (the independent expectation) and label value at a cropped voxel. */
+function expected(name: string) {
+  const v = vols[name]!;
+  const pre = preprocess({ dims: [I, J, K], data: v.image });
+  const labelAt = (d: number, h: number, w: number) => {
+    const [D0, H0, W0] = BODY.lo;
+    return v.label[w + W0 + I * (h + H0 + J * (d + D0))]!;
+  };
+  return { pre, labelAt };
+}
+
+describe("MSD dataset", () => {
+  it("pairs images with labels, skipping macOS resource files", () => {
+    const cases = listMsdCases(dir);
+    expect(cases.map((c) => c.name)).toEqual(["case_001", "case_002"]);
+    expect(cases[0]!.label).toBe(join(dir, "labelsTr", "case_001.nii.gz"));
+  });
+
+  it("names a missing label and a missing folder", () => {
+    const bad = mkdtempSync(join(tmpdir(), "msd-bad-"));
+    try {
+      expect(() => listMsdCases(bad)).toThrow(/imagesTr is not a folder/);
+      mkdirSync(join(bad, "imagesTr"));
+      mkdirSync(join(bad, "labelsTr"));
+      const v = synth(0);
+      writeNifti(join(bad, "imagesTr", "x.nii.gz"), niftiFromArray([I, J, K], v.image), v.image, "float32");
+      expect(() => listMsdCases(bad)).toThrow(/x.nii.gz has no label .*labelsTr\/x.nii.gz/);
+      writeNifti(join(bad, "labelsTr", "x.nii.gz"), niftiFromArray([I, J, K], v.label), v.label, "uint8");
+      // Label value 2 with a single category is an error naming the voxel.
+      expect(() => prepareCase(listMsdCases(bad)[0]!, 1, CROP)).toThrow(/label .*x.nii.gz has value 2 at \(i, j, k\) = \(10, 9, 5\); expected integers 0..1/);
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
+  });
+
+  it("whole-volume resize at the cropped size is the preprocessed volume and its labels", () => {
+    const { pre, labelAt } = expected("case_001");
+    expect(pre.cropBox.start).toEqual(BODY.lo);
+    expect(pre.shape).toEqual(CROP);
+    const ds = new MsdDataset(dir, { categories: ["a", "b"], spatialSize: CROP, augment: { ...NO_AUG, resizeProb: 1 } });
+    const win = ds.sample(new Rng(1), 0);
+    expect(win.mode).toBe("resize");
+    expect(win.image).toEqual(pre.data);
+    const a = win.labels.get("a")!, b = win.labels.get("b")!;
+    let i = 0, na = 0;
+    for (let d = 0; d < CROP[0]; d++) {
+      for (let h = 0; h < CROP[1]; h++) {
+        for (let w = 0; w < CROP[2]; w++, i++) {
+          expect(a[i]).toBe(labelAt(d, h, w) === 1 ? 1 : 0);
+          expect(b[i]).toBe(labelAt(d, h, w) === 2 ? 1 : 0);
+          na += a[i]!;
+        }
+      }
+    }
+    expect(na).toBe(3 * 4 * 6);
+  });
+
+  it("downsizing: nearest-exact labels, trilinear image on request", () => {
+    const { pre } = expected("case_001");
+    const small: Vec3 = [4, 6, 8];
+    const c = prepareCase(listMsdCases(dir)[0]!, 2, small);
+    const win = sampleWindow(c, ["a", "b"], small, new Rng(2), { ...NO_AUG, resizeProb: 1, imageResize: "trilinear" });
+    // Halving every axis: nearest-exact takes source 2k+1; trilinear averages 2k and 2k+1.
+    const at = (d: number, h: number, w: number) => pre.data[(d * CROP[1] + h) * CROP[2] + w]!;
+    for (const [d, h, w] of [[0, 0, 0], [1, 2, 3], [3, 5, 7]] as Vec3[]) {
+      let avg = 0;
+      for (const dd of [0, 1]) for (const hh of [0, 1]) for (const ww of [0, 1]) avg += at(2 * d + dd, 2 * h + hh, 2 * w + ww) / 8;
+      expect(win.image[(d * 6 + h) * 8 + w]).toBeCloseTo(avg, 5);
+    }
+    const near = sampleWindow(c, ["a", "b"], small, new Rng(2), { ...NO_AUG, resizeProb: 1 });
+    expect(near.image[(1 * 6 + 2) * 8 + 3]).toBe(at(3, 5, 7));
+  });
+
+  it("crops centred on foreground contain foreground and equal the volume at their origin", () => {
+    const { pre, labelAt } = expected("case_001");
+    const win: Vec3 = [4, 6, 6];
+    const ds = new MsdDataset(dir, { categories: ["a", "b"], spatialSize: win, augment: { ...NO_AUG, resizeProb: 0, posFraction: 1 } });
+    const rng = new Rng(3);
+    for (let k = 0; k < 10; k++) {
+      const s = ds.sample(rng, 0);
+      expect(s.mode).toBe("crop");
+      let fg = 0, i = 0;
+      const [o0, o1, o2] = s.origin;
+      for (let d = 0; d < win[0]; d++) {
+        for (let h = 0; h < win[1]; h++) {
+          for (let w = 0; w < win[2]; w++, i++) {
+            expect(s.image[i]).toBe(pre.data[((o0 + d) * CROP[1] + o1 + h) * CROP[2] + o2 + w]);
+            const l = labelAt(o0 + d, o1 + h, o2 + w);
+            expect(s.labels.get("a")![i]).toBe(l === 1 ? 1 : 0);
+            fg += s.labels.get("a")![i]! + s.labels.get("b")![i]!;
+          }
+        }
+      }
+      expect(fg).toBeGreaterThan(0);
+    }
+  });
+
+  it("pads symmetrically with zeros up to the window", () => {
+    const { pre } = expected("case_001");
+    const big: Vec3 = [10, 12, 20]; // +2 on D (1 before), +4 on W (2 before)
+    const ds = new MsdDataset(dir, { categories: ["a", "b"], spatialSize: big, augment: { ...NO_AUG, resizeProb: 1 } });
+    const s = ds.sample(new Rng(4), 0);
+    expect(s.image[0]).toBe(0);
+    expect(s.image[(1 * 12 + 0) * 20 + 2]).toBe(pre.data[0]);
+    expect(s.image[(8 * 12 + 11) * 20 + 17]).toBe(pre.data[pre.data.length - 1]);
+    expect(s.image[(9 * 12 + 11) * 20 + 19]).toBe(0);
+  });
+
+  it("flips and intensity jitter are applied on top of the same draws", () => {
+    const c = prepareCase(listMsdCases(dir)[1]!, 2, CROP);
+    const base = sampleWindow(c, ["a", "b"], CROP, new Rng(5), { ...NO_AUG, resizeProb: 1 });
+    const flip = sampleWindow(c, ["a", "b"], CROP, new Rng(5), { ...NO_AUG, resizeProb: 1, flipProb: 1 });
+    expect(flip.flips).toEqual([true, true, true]);
+    const [D, H, W] = CROP;
+    for (let d = 0; d < D; d++) {
+      for (let h = 0; h < H; h++) {
+        for (let w = 0; w < W; w++) {
+          const src = (d * H + h) * W + w, dst = ((D - 1 - d) * H + H - 1 - h) * W + W - 1 - w;
+          expect(flip.image[dst]).toBe(base.image[src]);
+          expect(flip.labels.get("b")![dst]).toBe(base.labels.get("b")![src]);
+        }
+      }
+    }
+    const jit = sampleWindow(c, ["a", "b"], CROP, new Rng(5), { resizeProb: 1, flipProb: 0, scaleProb: 1, shiftProb: 1 });
+    expect(Math.abs(jit.scale - 1)).toBeLessThanOrEqual(0.1);
+    expect(Math.abs(jit.shift)).toBeLessThanOrEqual(0.1);
+    expect(jit.shift).not.toBe(0);
+    for (let i = 0; i < base.image.length; i += 37) expect(jit.image[i]).toBeCloseTo(base.image[i]! * jit.scale + jit.shift, 6);
+  });
+
+  it("is reproducible from a seed", () => {
+    const ds = new MsdDataset(dir, { categories: ["a", "b"], spatialSize: [4, 6, 6] });
+    const a = [0, 1, 2].map(() => ds.sample(new Rng(77)));
+    const r1 = new Rng(78), r2 = new Rng(78);
+    const s1 = Array.from({ length: 4 }, () => ds.sample(r1));
+    const s2 = Array.from({ length: 4 }, () => ds.sample(r2));
+    expect(a[1]).toEqual(a[0]);
+    expect(s2).toEqual(s1);
+    expect(() => new MsdDataset(dir, { categories: ["a", "a"], spatialSize: [4, 6, 6] })).toThrow(/duplicate category names/);
+  });
+});
