@@ -264,6 +264,7 @@ export function backward(loss: Var, gradOut?: Tensor): void {
   if (!loss.requiresGrad || !loss.node) {
     throw new Error(`backward: loss ${shapeStr(loss.shape)} does not require grad (no param reaches it, or it was computed under noGrad)`);
   }
+  const order = topoOrder(loss);
   let seed: Tensor;
   if (gradOut) {
     gradOut.assertAlive("backward");
@@ -277,34 +278,38 @@ export function backward(loss: Var, gradOut?: Tensor): void {
     }
     seed = keep(Tensor.from(new Float32Array([1]), loss.shape));
   }
-  const order = topoOrder(loss);
   const grads = new Map<Var, Tensor>([[loss, seed]]);
-  for (let k = order.length - 1; k >= 0; k--) {
-    const v = order[k]!;
-    const node = v.node as Node;
-    const g = grads.get(v);
-    grads.delete(v);
+  try {
+    for (let k = order.length - 1; k >= 0; k--) step(order[k]!, loss, grads);
+  } finally {
+    // Normally empty; after an error in a node, frees the pending gradients.
+    for (const g of grads.values()) g.dispose();
+  }
+}
+
+/** Backpropagates through v's node once v's gradient is complete, then frees what the walk no longer needs. */
+function step(v: Var, loss: Var, grads: Map<Var, Tensor>): void {
+  const node = v.node as Node;
+  const g = grads.get(v);
+  grads.delete(v);
+  try {
     if (g) {
       if (v.isRetained) v.grad = accumulate(v.grad, keep(g.reshape(g.shape)));
       const ins = runNode(node, g);
       node.inputs.forEach((u, i) => {
         const gi = ins[i];
         if (!gi) return;
-        if (!u.requiresGrad) {
-          gi.dispose();
-        } else if (u.node) {
-          grads.set(u, accumulate(grads.get(u), gi));
-        } else {
-          u.grad = accumulate(u.grad, gi);
-        }
+        if (!u.requiresGrad) gi.dispose();
+        else if (u.node) grads.set(u, accumulate(grads.get(u), gi));
+        else u.grad = accumulate(u.grad, gi);
       });
     }
-    node.release();
+  } finally {
     g?.dispose();
-    if (v !== loss) freeTapeValue(v);
-    for (const u of node.inputs) if (!u.node) freeTapeValue(u);
   }
-  for (const g of grads.values()) g.dispose();
+  node.release();
+  if (v !== loss) freeTapeValue(v);
+  for (const u of node.inputs) if (!u.node) freeTapeValue(u);
 }
 
 /** Runs one node's backward inside a scope and checks what it returned. */
@@ -313,17 +318,23 @@ function runNode(node: Node, g: Tensor): (Tensor | null)[] {
   if (!Array.isArray(out) || out.length !== node.inputs.length) {
     throw new Error(`backward: node '${node.op}' returned ${Array.isArray(out) ? out.length : typeof out} gradients for ${node.inputs.length} inputs`);
   }
-  const seen = new Set<Tensor>();
-  return out.map((t, i) => {
-    if (t === null || t === undefined) return null;
+  const bad = out.findIndex((t, i) => {
+    if (t === null || t === undefined) return false;
     const u = node.inputs[i]!;
-    if (!(t instanceof Tensor) || t.dtype !== "f32" || t.shape.length !== u.shape.length || t.shape.some((d, a) => d !== u.shape[a])) {
-      throw new Error(
-        `backward: node '${node.op}' returned gradient ${t instanceof Tensor ? `${shapeStr(t.shape)} ${t.dtype}` : String(t)} for input ${i} of shape ${shapeStr(u.shape)}`,
-      );
-    }
-    // The driver owns each returned handle: hand it a fresh view where the
-    // closure passed through gradOut, a saved tensor or the same tensor twice.
+    return !(t instanceof Tensor) || t.dtype !== "f32" || t.shape.length !== u.shape.length || t.shape.some((d, a) => d !== u.shape[a]);
+  });
+  if (bad >= 0) {
+    const t = out[bad];
+    for (const r of out) if (r instanceof Tensor && r !== g && !node.isSaved(r)) r.dispose();
+    throw new Error(
+      `backward: node '${node.op}' returned gradient ${t instanceof Tensor ? `${shapeStr(t.shape)} ${t.dtype}` : String(t)} for input ${bad} of shape ${shapeStr(node.inputs[bad]!.shape)}`,
+    );
+  }
+  // The driver owns each returned handle: hand it a fresh view where the
+  // closure passed through gradOut, a saved tensor or the same tensor twice.
+  const seen = new Set<Tensor>();
+  return out.map((t) => {
+    if (t === null || t === undefined) return null;
     const borrowed = t === g || node.isSaved(t) || seen.has(t);
     seen.add(t);
     return keep(borrowed ? t.reshape(t.shape) : t);

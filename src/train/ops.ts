@@ -214,12 +214,13 @@ export function matmul(a: Var, b: Var, opts: MatmulVarOptions = {}): Var {
   const bv = ga ? view(b.value) : null;
   if (av) saved.push(av);
   if (bv) saved.push(bv);
+  // Shapes are captured now: by backward time a tape-owned input's handle may be freed.
   const aShape = [...a.shape];
   const bShape = [...b.shape];
   return customOp("matmul", [a, b], out, (g) => {
     // A rank-2 b against a batched, untransposed a (a Linear layer): fold
     // the batch into M so dB is one product, not a batch summed afterwards.
-    if (b.value.rank === 2 && aShape.length > 2 && !tA) {
+    if (bShape.length === 2 && aShape.length > 2 && !tA) {
       const K = aShape[aShape.length - 1]!;
       const a2 = av?.reshape([-1, K]) ?? null;
       const g2 = g.reshape([-1, g.shape[g.rank - 1]!]);

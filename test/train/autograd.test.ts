@@ -184,6 +184,7 @@ describe("tape mechanics", () => {
     for (const v of [x, loss, cube, same]) v.dispose();
     expect(live()).toBe(start);
 
+    // A node returning a wrong-shaped gradient: named in the error, nothing leaks.
     const z = param(Tensor.from([1, 2], [2]));
     const bad = customOp("bad", [z], Tensor.from([0], [1]), () => [Tensor.zeros([3])]);
     const gs = Tensor.from([1], [1]);
@@ -191,6 +192,7 @@ describe("tape mechanics", () => {
     gs.dispose();
     bad.dispose();
     z.dispose();
+    expect(live()).toBe(start);
   });
 
   it("detach stops gradients; constants get none", async () => {
