@@ -53,6 +53,56 @@ describe("matmul vs PyTorch", () => {
   withTuning({ rows: 24, cols: 3, wg: 32 }, "subgroup kernel, 24x3 tile");
 });
 
+/** Deterministic values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** Plain float64 reference: relu(a[b] · B[b] + bias) with a [batch, M, K], B given as element (b, k, n). */
+function reference(a: Float32Array, bAt: (bi: number, k: number, n: number) => number, batch: number, M: number, K: number, N: number, bias?: Float32Array): Float64Array {
+  const out = new Float64Array(batch * M * N);
+  for (let bi = 0; bi < batch; bi++) {
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let acc = bias ? bias[n]! : 0;
+        for (let k = 0; k < K; k++) acc += a[(bi * M + m) * K + k]! * bAt(bi, k, n);
+        out[(bi * M + m) * N + n] = bias ? Math.max(acc, 0) : acc;
+      }
+    }
+  }
+  return out;
+}
+
+// Outputs of ≥ 65536 elements take the 32-row tile; the fixtures are smaller.
+describe("matmul with 32-row tiles vs a float64 reference", () => {
+  it("[300, 40] · [260, 40]ᵀ + bias, relu (owned axis = M)", async () => {
+    const [M, K, N] = [300, 40, 260];
+    const a = values(M * K, 1);
+    const w = values(N * K, 2);
+    const bias = values(N, 3);
+    const y = matmul(Tensor.from(a, [M, K]), Tensor.from(w, [N, K]), { transB: true, bias: Tensor.from(bias, [N]), act: "relu" });
+    expect(y.shape).toEqual([M, N]);
+    const ref = reference(a, (_, k, n) => w[n * K + k]!, 1, M, K, N, bias);
+    expect(relError(await y.readFloat32(), ref)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("[2, 260, 21] · [21, 300] (owned axis = N, K % 4 ≠ 0)", async () => {
+    const [B, M, K, N] = [2, 260, 21, 300];
+    const a = values(B * M * K, 4);
+    const b = values(K * N, 5);
+    const y = matmul(Tensor.from(a, [B, M, K]), Tensor.from(b, [K, N]));
+    expect(y.shape).toEqual([B, M, N]);
+    const ref = reference(a, (_, k, n) => b[k * N + n]!, B, M, K, N);
+    expect(relError(await y.readFloat32(), ref)).toBeLessThanOrEqual(1e-4);
+  });
+});
+
 describe("matmul errors name the op and the shapes", () => {
   it("inner dimension mismatch", () => {
     const a = Tensor.zeros([2, 3]);
