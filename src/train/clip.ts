@@ -21,7 +21,7 @@ import { LANES_WGSL, vec4Chunks } from "./vec4.js";
 
 const WG = 256;
 /** vec4 loads per invocation in pass 1: a block is WG·4·PER elements. */
-const PER = 4;
+const PER = 16;
 const BLOCK = WG * 4 * PER;
 
 const PARTIALS_WGSL = /* wgsl */ `
