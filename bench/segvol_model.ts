@@ -1,0 +1,129 @@
+// Full-size SegVol timings with random weights (`npx tsx bench/segvol_model.ts [--pipeline] [--json]`):
+// the official configuration, written once to $SEGVOL_BENCH_DIR (default
+// /tmp/segvol-official) with counter-hash weights and the real CLIP tokenizer
+// from ../shared/clip-tokenizer when present. Reports the image encoder, one
+// decoder pass per prompt kind, the text tower and the peak GPU memory; with
+// --pipeline also a 512×512×120 synthetic volume through `segment` with 4
+// categories (stage times, windows, and what the shared encodes saved).
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DEFAULT_CONFIG } from "../src/segvol/config.js";
+import { SegVol } from "../src/segvol/model.js";
+import { expectedParameters } from "../src/segvol/params.js";
+import { gpu, releaseGpu } from "../src/tensor/device.js";
+import { writeSafetensors } from "../weights/safetensors.js";
+import { hashValues } from "../test/helpers/hashinit.js";
+
+const args = process.argv.slice(2);
+const dir = process.env.SEGVOL_BENCH_DIR ?? "/tmp/segvol-official";
+const log = (s: string) => process.stderr.write(s + "\n");
+
+/** Scale/offset per parameter so activations stay O(1) with random weights. */
+function init(name: string, shape: number[]): { scale: number; offset: number } {
+  const isNormWeight = /norm|layer_norm|output_upscaling\.1|mask_downscaling\.[14]/.test(name) && name.endsWith(".weight");
+  if (isNormWeight) return { scale: 0.1, offset: 1 };
+  if (name.endsWith(".bias")) return { scale: 0.02, offset: 0 };
+  if (shape.length >= 2 && name.endsWith(".weight") && !name.includes("embed")) {
+    const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+    return { scale: Math.sqrt(3 / fanIn), offset: 0 };
+  }
+  return { scale: 0.5, offset: 0 };
+}
+
+function writeWeights(): void {
+  if (existsSync(join(dir, "model.safetensors"))) return;
+  mkdirSync(dir, { recursive: true });
+  const params = expectedParameters(DEFAULT_CONFIG);
+  log(`writing ${params.size} random official-size tensors to ${dir} …`);
+  writeSafetensors(
+    join(dir, "model.safetensors"),
+    [...params].map(([name, shape]) => {
+      const { scale, offset } = init(name, shape);
+      return { name, dtype: "F32" as const, shape, data: () => hashValues(name, shape.reduce((a, b) => a * b, 1), scale, offset) };
+    }),
+  );
+  writeFileSync(join(dir, "config.json"), JSON.stringify(DEFAULT_CONFIG, null, 1));
+  const tok = join(process.cwd(), "..", "shared", "clip-tokenizer");
+  for (const f of ["vocab.json", "merges.txt"]) copyFileSync(join(tok, f), join(dir, f));
+}
+
+const secs = (t0: number) => Math.round(performance.now() - t0) / 1000;
+
+writeWeights();
+let t = performance.now();
+const model = await SegVol.fromWeights(dir);
+const g = gpu();
+await g.sync();
+const results: Record<string, unknown> = { load_s: secs(t) };
+const [D, H, W] = model.config.spatial_size;
+const window = new Float32Array(D * H * W);
+for (let i = 0; i < window.length; i++) window[i] = (Math.sin(i * 0.0007) + 1) / 2;
+
+g.pool.resetPeak();
+// First encode includes shader compilation; the second is the steady state.
+for (const key of ["encoder_first_s", "encoder_s"]) {
+  t = performance.now();
+  const e = model.encodeImage(window);
+  await g.sync();
+  results[key] = secs(t);
+  e.dispose();
+}
+const emb = model.encodeImage(window);
+await g.sync();
+t = performance.now();
+await model.encodeText("liver");
+results.text_tower_first_s = secs(t);
+t = performance.now();
+await model.encodeText("spleen");
+results.text_tower_s = secs(t);
+const prompts = {
+  decode_box_s: { box: [4, 60, 60, 20, 180, 200] as [number, number, number, number, number, number] },
+  decode_points_s: { points: { coords: [[10, 100, 120] as [number, number, number]], labels: [1] } },
+  decode_text_s: { text: "liver" },
+  decode_text_box_s: { text: "liver", box: [4, 60, 60, 20, 180, 200] as [number, number, number, number, number, number] },
+};
+await model.decode(emb, prompts.decode_box_s); // compile
+for (const [key, p] of Object.entries(prompts)) {
+  t = performance.now();
+  await model.decode(emb, p);
+  results[key] = secs(t);
+}
+emb.dispose();
+results.peak_gpu_mib = Math.round(g.pool.stats().peak / 2 ** 20);
+
+if (args.includes("--pipeline")) {
+  const [I, J, K] = [512, 512, 120];
+  const data = new Float32Array(I * J * K);
+  for (let k = 0, x = 0; k < K; k++)
+    for (let j = 0; j < J; j++)
+      for (let i = 0; i < I; i++, x++) {
+        const body = ((i - I / 2) / (0.45 * I)) ** 2 + ((j - J / 2) / (0.4 * J)) ** 2 <= 1;
+        const organ = ((i - 0.6 * I) / (0.12 * I)) ** 2 + ((j - 0.45 * J) / (0.1 * J)) ** 2 + ((k - K / 2) / (0.3 * K)) ** 2 <= 1;
+        data[x] = body ? (organ ? 120 : 30) + ((x * 7919) % 61) - 30 : -1000;
+      }
+  const names = ["liver", "spleen", "left kidney", "right kidney"];
+  g.pool.resetPeak();
+  t = performance.now();
+  const res = await model.segment(
+    { dims: [I, J, K], data },
+    names.map((n) => ({ name: n, text: n })),
+    { onProgress: (d, n, stage) => log(`  ${stage} ${d}/${n}`) },
+  );
+  results.pipeline = {
+    volume: "512x512x120",
+    total_s: secs(t),
+    stages_s: res.stats.seconds,
+    encodes: res.stats.encodes,
+    decodes: res.stats.decodes,
+    zoom_in_windows_per_target_sum: res.stats.zoomInWindows,
+    zoom_in_encodes: res.stats.zoomInEncodes,
+    // Upstream re-encodes the zoom-out window and every zoom-in window per category.
+    encodes_without_sharing: names.length + res.stats.zoomInWindows,
+    per_target: res.targets.map((x) => ({ name: x.name, windows: x.windows, voxels: x.voxels, seconds: x.seconds })),
+    peak_gpu_mib: Math.round(g.pool.stats().peak / 2 ** 20),
+  };
+}
+model.dispose();
+releaseGpu();
+if (args.includes("--json")) process.stdout.write(JSON.stringify(results) + "\n");
+else console.log(JSON.stringify(results, null, 1));
