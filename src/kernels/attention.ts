@@ -151,14 +151,14 @@ function tree(terms: string[]): string {
 
 /**
  * Launch shape for Nq queries. Few pipeline variants (each costs seconds of
- * LLVM time on lavapipe): 8 lanes for a handful of queries (CLIP's causal
- * text, SegVol's ~10 prompt tokens), else 32 lanes, with 2 queries per lane
+ * LLVM time on lavapipe): 8 or 16 lanes for a handful of queries (CLIP's
+ * causal text, SegVol's ~10 prompt tokens), else 32 lanes, with 2 queries per lane
  * once there are enough queries to fill the workgroups. Measured on
  * 12×1024×1024×64 (subgroup variant, loaded machine): 1, 2, 3, 4 queries per
  * lane gave 4.7, 17, 7.5, 7.3 GFLOP/s — beyond 2 the registers spill.
  */
 function launchShape(nq: number): { wg: number; qpl: number } {
-  if (nq <= 8) return { wg: 8, qpl: 1 };
+  if (nq <= 16) return { wg: nq <= 8 ? 8 : 16, qpl: 1 };
   return { wg: 32, qpl: nq > 64 ? 2 : 1 };
 }
 

@@ -2,9 +2,10 @@
 // y = (x − mean) / sqrt(var + eps) · weight + bias, biased variance, f32.
 //
 // Two paths, chosen by the normalised size N:
-//  - rows (N ≤ ROW_MAX): one workgroup per row; each lane keeps its slice of
-//    the row in registers (straight-line code for this N), so x is loaded once
-//    and mean/variance are exact two-pass sums over the registers.
+//  - rows (N ≤ 1024 with subgroups of 8, else N ≤ 2048): one subgroup (or
+//    one 64-lane workgroup) per row; each lane keeps its slice of the row in
+//    registers (straight-line code for this N), so x is loaded once and
+//    mean/variance are exact two-pass sums over the registers.
 //  - blocks (SegVol's whole-block norm, N = 192·16·32·32 = 3.1M): stage 1
 //    reduces chunks of each row to partial (count, mean, M2) with Welford
 //    updates merged by Chan's formula; stage 2 merges a row's partials into
@@ -104,6 +105,64 @@ ${writes}
 }`;
 }
 
+/** Lanes of the subgroup row kernel: one workgroup is exactly one subgroup. */
+const SG = 8;
+/** Rows (subgroups) per workgroup in the subgroup row kernel. */
+const SG_ROWS = 8;
+/** Registers (vectors) per lane in the subgroup row kernel: rows up to 8·32 vectors. */
+const SG_REGS = 32;
+
+/**
+ * Row kernel with one subgroup per row, 8 rows per workgroup: sums are
+ * subgroupAdd, so there is no workgroup barrier. Back to back on 2048×768
+ * (loaded machine): 22–40 ms against 136 ms for the 64-lane barrier kernel.
+ */
+function rowSgWgsl(n: number, w: number): string {
+  const nvec = n / w;
+  const regs = Math.ceil(nvec / SG);
+  const T = vtype(w);
+  const L: string[] = [];
+  for (let r = 0; r < regs; r++) {
+    L.push(`  let i${r} = sl + ${r * SG}u;`);
+    L.push(`  let ok${r} = i${r} < ${nvec}u;`);
+    L.push(`  let x${r} = select(${T}(0.0), xs[base + min(i${r}, ${nvec - 1}u)], ok${r});`);
+  }
+  const sumX = Array.from({ length: regs }, (_, r) => hsum(w, `x${r}`)).join(" + ");
+  const sumD = Array.from({ length: regs }, (_, r) => `select(0.0, ${hsum(w, `(x${r} - mean) * (x${r} - mean)`)}, ok${r})`).join(" + ");
+  const writes = Array.from(
+    { length: regs },
+    (_, r) => `  if (ok${r}) { out[base + i${r}] = (x${r} - mean) * rstd * ws[i${r}] + bs[i${r}]; }`,
+  ).join("\n");
+  return /* wgsl */ `enable subgroups;
+struct P { rows: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
+@group(0) @binding(2) var<storage, read> xs: array<${T}>;
+@group(0) @binding(3) var<storage, read> ws: array<${T}>;
+@group(0) @binding(4) var<storage, read> bs: array<${T}>;
+@compute @workgroup_size(${SG * SG_ROWS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32, @builtin(local_invocation_index) lid: u32) {
+  // Subgroups are consecutive SG-lane slices of the workgroup (lavapipe runs
+  // a workgroup as SIMD chunks of SG lanes), so lid / SG names this subgroup.
+  let row = (wid.x + wid.y * nwg.x) * ${SG_ROWS}u + lid / ${SG}u;
+  let base = min(row, p.rows - 1u) * ${nvec}u;
+${L.join("\n")}
+  let mean = subgroupAdd(${sumX}) / ${n}.0;
+  let var_ = subgroupAdd(${sumD}) / ${n}.0;
+  let rstd = inverseSqrt(var_ + p.eps);
+  if (row >= p.rows) { return; }
+${writes}
+}`;
+}
+
+/** Whether the device runs subgroups of exactly SG lanes. */
+function fixedSubgroups(): boolean {
+  const g = gpu();
+  if (!g.hasSubgroups || process.env.SEGVOL_NO_SUBGROUPS) return false;
+  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  return info?.subgroupMinSize === SG && info?.subgroupMaxSize === SG;
+}
+
 /** Stage 1: (count, mean, M2) of one chunk of one row. */
 function partialWgsl(w: number): string {
   const T = vtype(w);
@@ -198,6 +257,12 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   if (out.size === 0) return out;
   const w = n % 4 === 0 ? 4 : 1;
   const nvec = n / w;
+  if (Math.ceil(nvec / SG) <= SG_REGS && fixedSubgroups()) {
+    const pipe = g.pipeline(`layernorm:rowsg:${n}:${w}:${SG_ROWS}`, () => rowSgWgsl(n, w));
+    const params = new Params().u32(rows).f32(eps);
+    g.dispatch(pipe, [bind(out), bind(x), bind(weight), bind(bias)], params.bytes(), g.grid(Math.ceil(rows / SG_ROWS)));
+    return out;
+  }
   if (Math.ceil(nvec / WG) <= ROW_REGS) {
     const pipe = g.pipeline(`layernorm:row:${n}:${w}`, () => rowWgsl(n, w));
     const params = new Params().u32(rows).f32(eps);

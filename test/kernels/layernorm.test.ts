@@ -1,5 +1,5 @@
 // LayerNorm against PyTorch goldens (tools/fixtures/gen_layernorm.py): the row
-// kernel (N ≤ 2048, vec4 and scalar) and the two-stage whole-block path.
+// kernels (subgroup and barrier, vec4 and scalar) and the two-stage whole-block path.
 // Tolerance: max |err| ≤ 1e-4 · max |expected| (f32, float64 reference).
 import { describe, expect, it } from "vitest";
 import { layerNorm } from "../../src/kernels/layernorm.js";
@@ -19,6 +19,17 @@ describe("layerNorm vs PyTorch", () => {
       expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
     });
   }
+
+  it("matches without subgroups too (the 64-lane barrier row kernel)", async () => {
+    const c = cases.find((x) => x.name === "rows_5x768")!;
+    process.env.SEGVOL_NO_SUBGROUPS = "1";
+    try {
+      const y = layerNorm(t(c.inputs.x!), t(c.inputs.weight!), t(c.inputs.bias!), c.params.eps as number);
+      expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
+    } finally {
+      delete process.env.SEGVOL_NO_SUBGROUPS;
+    }
+  });
 
   it("rejects a weight that is not a trailing shape of x, naming op and shapes", () => {
     const x = Tensor.zeros([2, 3, 4]);
