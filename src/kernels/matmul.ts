@@ -6,15 +6,16 @@
 // Why the kernel looks the way it does (measured on Mesa lavapipe, where the
 // performance target lives): a storage-buffer load costs ~1.6 CPU cycles per
 // lane and component (lavapipe loops over the 8 SIMD lanes with a bounds
-// check each), whatever the source (storage, uniform, texture, workgroup);
-// FMAs, register spills and subgroupBroadcast cost an order of magnitude
-// less per value. So the kernel minimises loads per FMA:
+// check each), about the same from uniform buffers and textures, and ~1 from
+// workgroup memory whose barriers cost thousands of cycles; FMAs, register
+// spills and subgroupBroadcast cost an order of magnitude less per value.
+// So the kernel minimises loads per FMA:
 //  - every invocation owns C output columns (strided by the workgroup size)
 //    and loads those columns' operand itself;
 //  - all invocations of a workgroup share the same R output rows: lane i of
 //    each subgroup loads rows i, i+8, … and `subgroupBroadcast` hands every
 //    row value to all lanes, so one load feeds 8 lanes.
-//  Per k step a lane does R/8 + C loads for R·C FMAs (R=16, C=4: 6 for 64,
+//  Per k step a lane does R/8 + C loads for R·C FMAs (R=32, C=4: 8 for 128,
 //  against 2 per FMA for a naive kernel). Without `subgroups` (or with
 //  subgroups narrower than 8) each lane loads its R row values itself:
 //  slower, but portable.
@@ -67,7 +68,10 @@ export function setMatmulTuning(t: Partial<MatmulTuning>): MatmulTuning {
     throw new Error(`setMatmulTuning: rows ${next.rows} must be "auto" or a positive multiple of 8`);
   }
   if (!Number.isInteger(next.cols) || next.cols < 1) throw new Error(`setMatmulTuning: cols ${next.cols} must be a positive integer`);
-  if (!Number.isInteger(next.wg) || next.wg < 8 || next.wg > 256) throw new Error(`setMatmulTuning: wg ${next.wg} must be in 8..256`);
+  // A multiple of 8, so every subgroup has the lanes 0..7 that load the shared rows.
+  if (!Number.isInteger(next.wg) || next.wg < 8 || next.wg > 256 || next.wg % 8 !== 0) {
+    throw new Error(`setMatmulTuning: wg ${next.wg} must be a multiple of 8 in 8..256`);
+  }
   tuning = next;
   return prev;
 }
