@@ -1,5 +1,6 @@
-// Softmax along one axis. The tensor is viewed as [outer, L, inner]; each
-// workgroup owns one (outer, inner) row of L elements spaced `inner` apart.
+// Softmax along one axis. The tensor is viewed as [outer, L, inner]; one
+// subgroup (or, without subgroups of 8, one 64-lane workgroup) owns an
+// (outer, inner) row of L elements spaced `inner` apart.
 // Lanes keep an online (max, sum of exp) pair over their strided elements,
 // the pairs are merged in workgroup memory, then the row is written in a
 // second pass: two loads and one store per element, stable for any input.
@@ -47,6 +48,50 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`;
 
+/** Subgroup variant: lanes per row (one subgroup) and rows per workgroup. */
+const SG = 8;
+const SG_ROWS = 8;
+
+// One subgroup per row, no workgroup barrier (on lavapipe a barrier splits
+// the shader into coroutines). Subgroups are consecutive SG-lane slices of
+// the workgroup there, so lid / SG names the row within the workgroup.
+const SOFTMAX_SG_WGSL = /* wgsl */ `enable subgroups;
+struct P { rows: u32, len: u32, inner: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> xs: array<f32>;
+@compute @workgroup_size(${SG * SG_ROWS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
+  let row = (wid.x + wid.y * nwg.x) * ${SG_ROWS}u + lid / ${SG}u;
+  let r = min(row, p.rows - 1u);
+  let o = r / p.inner;
+  let base = o * p.len * p.inner + (r - o * p.inner);
+  var m = -3.4e38;
+  var s = 0.0;
+  for (var l = sl; l < p.len; l += ${SG}u) {
+    let v = xs[base + l * p.inner];
+    let mn = max(m, v);
+    s = s * exp(m - mn) + exp(v - mn);
+    m = mn;
+  }
+  let mx = subgroupMax(m);
+  let inv = 1.0 / subgroupAdd(s * exp(m - mx));
+  if (row >= p.rows) { return; }
+  for (var l = sl; l < p.len; l += ${SG}u) {
+    let i = base + l * p.inner;
+    out[i] = exp(xs[i] - mx) * inv;
+  }
+}`;
+
+/** Whether the device runs subgroups of exactly SG lanes. */
+function fixedSubgroups(): boolean {
+  const g = gpu();
+  if (!g.hasSubgroups || process.env.SEGVOL_NO_SUBGROUPS) return false;
+  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  return info?.subgroupMinSize === SG && info?.subgroupMaxSize === SG;
+}
+
 /** Softmax along `axis` (default the last). */
 export function softmax(x: Tensor, axis = -1): Tensor {
   const op = "softmax";
@@ -62,9 +107,10 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   const rows = x.size / Math.max(1, len);
   const out = Tensor.empty(x.shape);
   if (out.size === 0) return out;
-  const pipe = g.pipeline("softmax", () => SOFTMAX_WGSL);
+  const sg = fixedSubgroups();
+  const pipe = sg ? g.pipeline("softmax:sg", () => SOFTMAX_SG_WGSL) : g.pipeline("softmax", () => SOFTMAX_WGSL);
   const params = new Params().u32(rows).u32(len).u32(inner);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
-  g.dispatch(pipe, [bind(out), bind(x)], params.bytes(), g.grid(rows));
+  g.dispatch(pipe, [bind(out), bind(x)], params.bytes(), g.grid(sg ? Math.ceil(rows / SG_ROWS) : rows));
   return out;
 }

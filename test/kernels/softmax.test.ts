@@ -19,6 +19,19 @@ describe("softmax vs PyTorch", () => {
     });
   }
 
+  it("matches without subgroups too (the 64-lane barrier kernel)", async () => {
+    process.env.SEGVOL_NO_SUBGROUPS = "1";
+    try {
+      for (const c of cases) {
+        const x = Tensor.from(c.inputs.x!.data as Float32Array, c.inputs.x!.shape);
+        const y = softmax(x, c.params.axis as number);
+        expect(relError(await y.readFloat32(), c.outputs.y!.data), c.name).toBeLessThanOrEqual(1e-4);
+      }
+    } finally {
+      delete process.env.SEGVOL_NO_SUBGROUPS;
+    }
+  });
+
   it("defaults to the last axis and rejects a bad axis, naming op and shape", async () => {
     const x = Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]);
     const y = await softmax(x).readFloat32();
