@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { percentiles } from "../../src/segvol/pipeline/percentile.js";
+import { normStats, preprocess } from "../../src/segvol/pipeline/preprocess.js";
 import { resizeNearest, sourceIndex } from "../../src/segvol/pipeline/resize.js";
 import { axisStarts, planWindows, roiFromBox, scanInterval } from "../../src/segvol/pipeline/windows.js";
 import type { Vec3 } from "../../src/segvol/pipeline/types.js";
@@ -100,5 +101,51 @@ describe("zoom-in planning", () => {
       [0, 0, 0],
       [0, 13, 0],
     ]);
+  });
+});
+
+describe("preprocess crop", () => {
+  /** Steps 1-4 voxel by voxel (float32 arithmetic as NumPy does it), for the crop box. */
+  function bruteCrop(data: Float32Array, dims: Vec3) {
+    const f = Math.fround;
+    const st = normStats(data);
+    const lo = f(st.lo), hi = f(st.hi), std = Math.max(st.std, 1e-8);
+    const norm = Float32Array.from(data, (v) => f(f(Math.min(Math.max(v, lo), hi) - st.mean) / std));
+    let mn = Infinity, mx = -Infinity;
+    for (const v of norm) (mn = Math.min(mn, v)), (mx = Math.max(mx, v));
+    const range = Math.max(f(mx - mn), 1e-8);
+    const start = [Infinity, Infinity, Infinity], end = [0, 0, 0];
+    norm.forEach((v, x) => {
+      if (f(f(v - mn) / range) > 0) {
+        const c = [Math.floor(x / (dims[0] * dims[1])), Math.floor(x / dims[0]) % dims[1], x % dims[0]];
+        c.forEach((v2, a) => ((start[a] = Math.min(start[a]!, v2)), (end[a] = Math.max(end[a]!, v2 + 1))));
+      }
+    });
+    return { start, end };
+  }
+
+  it("matches a voxel-by-voxel crop on volumes of very different value scales", () => {
+    let seed = 99;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const dims: Vec3 = [11, 9, 7];
+    for (const [scale, offset] of [[1000, -1000], [1e-30, 0], [3e7, 1e9], [1, 0.5], [1e-3, -7]] as const) {
+      const data = new Float32Array(dims[0] * dims[1] * dims[2]);
+      for (let x = 0; x < data.length; x++) data[x] = offset;
+      for (let k = 1; k < 6; k++) for (let j = 2; j < 8; j++) for (let i = 3; i < 9; i++) data[i + 11 * (j + 9 * k)] = offset + scale * (0.2 + rand());
+      const pre = preprocess({ dims, data });
+      expect(pre.cropBox, `scale ${scale}`).toEqual(bruteCrop(data, dims));
+    }
+  });
+
+  it("a voxel equal to the lower clip bound is background (it normalises to the minimum)", () => {
+    const dims: Vec3 = [11, 9, 7];
+    const data = new Float32Array(dims[0] * dims[1] * dims[2]).fill(-1000);
+    // Integer block with many ties at its minimum 10, which becomes the 0.05th percentile.
+    for (let k = 1; k < 6; k++) for (let j = 2; j < 8; j++) for (let i = 3; i < 9; i++) data[i + 11 * (j + 9 * k)] = 10 + ((i + j + k) % 5 === 0 ? 0 : (i * j + k) % 9);
+    data[0] = 10; // outside the block, equal to lo
+    const pre = preprocess({ dims, data });
+    expect(pre.stats.lo).toBe(10);
+    expect(pre.cropBox).toEqual({ start: [1, 2, 3], end: [6, 8, 9] });
+    expect(pre.cropBox).toEqual(bruteCrop(data, dims));
   });
 });

@@ -90,6 +90,41 @@ export function normStats(data: Float32Array): NormStats {
   return { threshold, foregroundVoxels: count, lo, hi, mean: f(meanD), std };
 }
 
+// float32 values in order as integers (−0 and +0 share 0), and back.
+const fbuf = new Float32Array(1);
+const ibuf = new Int32Array(fbuf.buffer);
+function orderKey(v: number): number {
+  fbuf[0] = v;
+  const i = ibuf[0]!;
+  return i >= 0 ? i : -(i & 0x7fffffff);
+}
+function fromKey(k: number): number {
+  ibuf[0] = k >= 0 ? k : -k | 0x80000000;
+  return fbuf[0]!;
+}
+
+/** The largest float32 `v ≥ from` with `!above(v)`, for a monotone predicate false at `from`; +Inf when never above. */
+function cutValue(from: number, above: (v: number) => boolean): number {
+  const inf = orderKey(Infinity);
+  let lo = orderKey(from);
+  if (above(fromKey(lo))) throw new Error("preprocess: internal error, the clip bound normalises above the minimum");
+  // Gallop up in ulps until the predicate holds, then bisect.
+  let step = 1;
+  let hi = Math.min(lo + step, inf);
+  while (!above(fromKey(hi))) {
+    if (hi === inf) return Infinity;
+    lo = hi;
+    step *= 2;
+    hi = Math.min(lo + step, inf);
+  }
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (above(fromKey(mid))) hi = mid;
+    else lo = mid;
+  }
+  return fromKey(lo);
+}
+
 /** Steps 1-4. */
 export function preprocess(volume: Volume): Preprocessed {
   checkVolume(volume);
@@ -114,24 +149,31 @@ export function preprocessChecked(volume: Volume): Preprocessed {
   }
   const nmin = norm(vmin);
   const range = Math.max(f(norm(vmax) - nmin), 1e-8);
-  // Step 4: MONAI CropForeground keeps voxels > 0 after min-max, i.e. those whose normalised value exceeds the minimum.
+  // Step 4: MONAI CropForeground keeps voxels > 0 after min-max, i.e. those
+  // whose normalised value exceeds the minimum. Normalisation is monotone, so
+  // that is "raw value > cut", with cut the largest float32 that still
+  // normalises to the minimum (found by stepping up from the clip bound).
+  const cut = cutValue(Math.max(lo, vmin), (v) => norm(v) > nmin);
   const [D, H, W] = fullShape;
   const start: Vec3 = [D, H, W], end: Vec3 = [0, 0, 0];
-  let x = 0;
-  for (let d = 0; d < D; d++) {
-    for (let h = 0; h < H; h++) {
-      for (let w = 0; w < W; w++, x++) {
-        // Voxels at or below the lower clip bound all clip to lo, as does the minimum: never foreground.
-        const v = data[x]!;
-        if (v > lo && norm(v) > nmin) {
-          if (d < start[0]) start[0] = d;
-          if (d >= end[0]) end[0] = d + 1;
-          if (h < start[1]) start[1] = h;
-          if (h >= end[1]) end[1] = h + 1;
-          if (w < start[2]) start[2] = w;
-          if (w >= end[2]) end[2] = w + 1;
+  for (let d = 0, row = 0; d < D; d++) {
+    for (let h = 0; h < H; h++, row += W) {
+      let first = -1;
+      for (let w = 0; w < W; w++) {
+        if (data[row + w]! > cut) {
+          first = w;
+          break;
         }
       }
+      if (first < 0) continue;
+      let last = W - 1;
+      while (!(data[row + last]! > cut)) last--;
+      if (d < start[0]) start[0] = d;
+      end[0] = d + 1;
+      if (h < start[1]) start[1] = h;
+      if (h >= end[1]) end[1] = h + 1;
+      if (first < start[2]) start[2] = first;
+      if (last >= end[2]) end[2] = last + 1;
     }
   }
   if (end[0] === 0) throw new Error("segment: after normalisation every voxel equals the minimum: no foreground to crop");
