@@ -6,3 +6,8 @@ export * as ops from "./kernels/index.js";
 export { readNifti, writeNifti, checkFinite, niftiFromArray, type NiftiVolume, type NiftiHeader, type NiftiDatatype } from "./io/nifti.js";
 export { readNpy, readNpyF32, writeNpy } from "./io/npy.js";
 export { ClipTokenizer } from "./segvol/tokenizer.js";
+export { SegVol, ImageEmbedding, type WindowPrompt, type TextEmbedding, type Box6 } from "./segvol/model.js";
+export { parseConfig, loadConfig, DEFAULT_CONFIG, type SegVolConfig } from "./segvol/config.js";
+export type { Target, SegmentOptions, SegmentResult, TargetResult, Volume } from "./segvol/pipeline/types.js";
+export { convertCheckpoint } from "../weights/convert.js";
+export { SafetensorsFile, writeSafetensors } from "../weights/safetensors.js";
