@@ -5,6 +5,9 @@ import type { Tensor } from "./tensor.js";
 
 const stack: Set<Tensor>[] = [];
 
+/** Marks tensors (a brand, not the class name: bundlers rename classes). */
+export const TENSOR_BRAND: unique symbol = Symbol.for("segvol.tensor");
+
 export function trackInScope(t: Tensor): void {
   stack[stack.length - 1]?.add(t);
 }
@@ -29,7 +32,7 @@ function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
 }
 
 function isTensor(v: object): v is Tensor {
-  return (v as { constructor?: { name?: string } }).constructor?.name === "Tensor";
+  return TENSOR_BRAND in v;
 }
 
 function close(frame: Set<Tensor>, result: unknown): void {

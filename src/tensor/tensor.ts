@@ -2,7 +2,7 @@
 // Tensors are always contiguous (C order, offset 0); `reshape` is a
 // zero-copy view sharing the storage, other layout changes are kernels.
 import { gpu } from "./device.js";
-import { trackInScope } from "./scope.js";
+import { TENSOR_BRAND, trackInScope } from "./scope.js";
 
 export type DType = "f32" | "f16" | "i32" | "u32";
 
@@ -36,6 +36,7 @@ class Storage {
 }
 
 export class Tensor {
+  readonly [TENSOR_BRAND] = true;
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly size: number;
