@@ -11,7 +11,6 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertCheckpoint } from "../../weights/convert.js";
 import { SegVol } from "../../src/segvol/model.js";
-import { segmentWithSegVol } from "../../src/segvol/pipeline/segvol.js";
 import type { Target, Vec3 } from "../../src/segvol/pipeline/types.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
@@ -41,7 +40,7 @@ describe("pipeline with SegVol config A vs the PyTorch reference", () => {
     });
     const model = await SegVol.fromWeights(dir);
     try {
-      const res = await segmentWithSegVol(model, { dims: p.dims, data: c.inputs.volume!.data as Float32Array }, p.targets);
+      const res = await model.segment({ dims: p.dims, data: c.inputs.volume!.data as Float32Array }, p.targets);
       expect(res.cropBox).toEqual({ start: p.crop_start, end: p.crop_end });
       p.targets.forEach((_, n) => {
         const r = res.targets[n]!;

@@ -1,7 +1,6 @@
 // SegVol as a WindowSegmenter: the pipeline's only view of the network.
 import type { ImageEmbedding, SegVol } from "../model.js";
-import { segmentVolume } from "./segment.js";
-import type { SegmentOptions, SegmentResult, Target, Vec3, Volume, WindowSegmenter } from "./types.js";
+import type { Vec3, WindowSegmenter } from "./types.js";
 
 /** Wraps a loaded SegVol: one image embedding per window, decoded for any number of prompts. */
 export function segvolSegmenter(model: SegVol): WindowSegmenter {
@@ -11,9 +10,4 @@ export function segvolSegmenter(model: SegVol): WindowSegmenter {
     decode: (embedding, prompt) => model.decode(embedding as ImageEmbedding, prompt),
     release: (embedding) => (embedding as ImageEmbedding).dispose(),
   };
-}
-
-/** `segmentVolume` with a loaded SegVol (the GPU is already initialised by `SegVol.fromWeights`). */
-export function segmentWithSegVol(model: SegVol, volume: Volume, targets: Target[], opts?: SegmentOptions): Promise<SegmentResult> {
-  return segmentVolume(segvolSegmenter(model), volume, targets, opts);
 }
