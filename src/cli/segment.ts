@@ -132,7 +132,10 @@ export function registerSegment(program: Command): void {
           seconds: Math.round(t.seconds * 1000) / 1000,
           windows: t.windows,
         })),
-        stats: result.stats,
+        stats: {
+          ...result.stats,
+          seconds: Object.fromEntries(Object.entries(result.stats.seconds).map(([k, v]) => [k, Math.round(v * 1000) / 1000])),
+        },
         seconds: Math.round(performance.now() - started) / 1000,
       };
       if (targets.length > 1) {
