@@ -1,0 +1,67 @@
+// Backward of softmax along one axis (src/kernels/softmax.ts) from its
+// output y: dx = y · (dy − Σ_axis dy·y). Same layout as the forward: the
+// tensor is viewed as [outer, L, inner] and each workgroup owns one
+// (outer, inner) row of L elements spaced `inner` apart; lanes sum their
+// strided dy·y, the sums meet in workgroup memory, and a second pass writes
+// dx (four loads and one store per element).
+import { gpu } from "../tensor/device.js";
+import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { checkInputs, fail, normAxis, sameShape } from "./check.js";
+import { Params } from "./params.js";
+
+const WG = 64;
+
+const SOFTMAX_BWD_WGSL = /* wgsl */ `
+struct P { rows: u32, len: u32, inner: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(2) var<storage, read> ys: array<f32>;
+@group(0) @binding(3) var<storage, read> gs: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  let r = min(row, p.rows - 1u);
+  let o = r / p.inner;
+  let base = o * p.len * p.inner + (r - o * p.inner);
+  var acc = 0.0;
+  for (var l = lid; l < p.len; l += ${WG}u) {
+    let i = base + l * p.inner;
+    acc = fma(ys[i], gs[i], acc);
+  }
+  red[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let dot_ = red[0];
+  if (row >= p.rows) { return; }
+  for (var l = lid; l < p.len; l += ${WG}u) {
+    let i = base + l * p.inner;
+    dx[i] = ys[i] * (gs[i] - dot_);
+  }
+}`;
+
+/** Gradient of `softmax(x, axis)` w.r.t. x, from its output y and the output gradient dy. */
+export function softmaxBackward(y: Tensor, dy: Tensor, axis = -1): Tensor {
+  const op = "softmaxBackward";
+  checkInputs(op, [y, dy]);
+  if (!sameShape(y.shape, dy.shape)) fail(op, `y ${shapeStr(y.shape)} and dy ${shapeStr(dy.shape)} differ in shape`);
+  if (y.rank === 0) fail(op, `needs at least one axis, got ${shapeStr(y.shape)}`);
+  const a = normAxis(op, axis, y.rank);
+  const g = gpu();
+  if (y.byteLength > g.maxBindingBytes) {
+    fail(op, `y ${shapeStr(y.shape)} (${y.byteLength} bytes) exceeds one storage binding (${g.maxBindingBytes} bytes)`);
+  }
+  const len = y.shape[a]!;
+  const inner = y.shape.slice(a + 1).reduce((p, d) => p * d, 1);
+  const rows = y.size / Math.max(1, len);
+  const dx = Tensor.empty(y.shape);
+  if (dx.size === 0) return dx;
+  const pipe = g.pipeline("softmax_bwd", () => SOFTMAX_BWD_WGSL);
+  const params = new Params().u32(rows).u32(len).u32(inner);
+  const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
+  g.dispatch(pipe, [bind(dx), bind(y), bind(dy)], params.bytes(), g.grid(rows));
+  return dx;
+}
