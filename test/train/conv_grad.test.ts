@@ -1,0 +1,102 @@
+// Gradients of convTranspose3d, patchEmbed and resize3d (src/train/conv_ops.ts)
+// against PyTorch float64 goldens (tools/fixtures/gen_grad_conv.py); inputs
+// are re-created from the counter hash the generator used. Tolerance:
+// max |err| ≤ 1e-4 · max |expected| (1e-3 where a gradient element sums ≥ 768 terms).
+import { describe, expect, it } from "vitest";
+import { convTranspose3dBackward } from "../../src/kernels/conv_transpose3d_backward.js";
+import { patchEmbedBackward } from "../../src/kernels/patch_embed_backward.js";
+import { resize3dBackward } from "../../src/kernels/resample_backward.js";
+import { backward, constant, param } from "../../src/train/autograd.js";
+import { convTranspose3d } from "../../src/train/conv_ops.js";
+import { gpu } from "../../src/tensor/device.js";
+import { Tensor } from "../../src/tensor/tensor.js";
+import { loadFixture } from "../helpers/fixtures.js";
+import { useGpu } from "../helpers/gpu.js";
+import { checkCase, hashInput, tolerance } from "./conv_grad_common.js";
+
+useGpu();
+const cases = loadFixture("grad/conv");
+
+describe("conv / patch embedding / resize gradients vs PyTorch", () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const before = gpu().pool.stats().buffers;
+      await checkCase(c);
+      // Inputs, gradients, saved tensors and intermediates are all freed.
+      expect(gpu().pool.stats().buffers).toBe(before);
+    });
+  }
+});
+
+describe("raw backward kernels", () => {
+  const byName = (n: string) => cases.find((c) => c.name === n)!;
+
+  it("convTranspose3dBackward returns dx, dw, dbias", async () => {
+    const c = byName("convT_k2s2");
+    const x = hashInput(c, "x"), w = hashInput(c, "w"), gy = hashInput(c, "gy");
+    const { dx, dw, dbias } = convTranspose3dBackward(x, w, gy);
+    for (const [k, t] of [["d_x", dx], ["d_w", dw], ["d_b", dbias]] as const) {
+      expect(t.shape).toEqual(c.outputs[k]!.shape);
+      expect(tolerance(c, k, await t.readFloat32()), k).toBe(true);
+    }
+    [x, w, gy, dx, dw, dbias].forEach((t) => t.dispose());
+  });
+
+  it("patchEmbedBackward computes dx only when asked", async () => {
+    const c = byName("patch_1x3x6x10x9_p3x5x3");
+    const x = hashInput(c, "x"), w = hashInput(c, "w"), gy = hashInput(c, "gy");
+    const p = c.params.patch as [number, number, number];
+    const without = patchEmbedBackward(x, w, gy, p);
+    expect(without.dx).toBeNull();
+    expect(tolerance(c, "d_w", await without.dw.readFloat32())).toBe(true);
+    expect(tolerance(c, "d_b", await without.dbias.readFloat32())).toBe(true);
+    const all = patchEmbedBackward(x, w, gy, p, true);
+    expect(tolerance(c, "d_x", await all.dx!.readFloat32())).toBe(true);
+    [x, w, gy, without.dw, without.dbias, all.dw, all.dbias, all.dx!].forEach((t) => t.dispose());
+  });
+
+  it("resize3dBackward of an unchanged size copies dy", async () => {
+    const data = Float32Array.from({ length: 60 }, (_, i) => i * 0.5 - 3);
+    const dy = Tensor.from(data, [1, 1, 3, 4, 5]);
+    for (const mode of ["trilinear", "nearest", "nearest-exact"] as const) {
+      const dx = resize3dBackward(dy, [1, 1, 3, 4, 5], mode);
+      expect(Array.from(await dx.readFloat32())).toEqual(Array.from(data));
+      dx.dispose();
+    }
+    dy.dispose();
+  });
+});
+
+describe("gradients flow only where asked", () => {
+  it("convTranspose3d with a constant input computes dw and dbias only", async () => {
+    const c = cases.find((k) => k.name === "convT_k323_s212")!;
+    const x = constant(hashInput(c, "x"));
+    const w = param(hashInput(c, "w"));
+    const b = param(hashInput(c, "b"));
+    const y = convTranspose3d(x, w, b, { stride: c.params.stride as [number, number, number] });
+    const gy = hashInput(c, "gy");
+    backward(y, gy);
+    expect(x.grad).toBeNull();
+    expect(tolerance(c, "d_w", await w.grad!.readFloat32())).toBe(true);
+    expect(tolerance(c, "d_b", await b.grad!.readFloat32())).toBe(true);
+    [x, w, b, y].forEach((v) => v.dispose());
+    gy.dispose();
+  });
+});
+
+describe("argument checks", () => {
+  it("name the op and the shapes", () => {
+    const x = Tensor.zeros([1, 3, 2, 2, 2]);
+    const w = Tensor.zeros([3, 4, 2, 2, 2]);
+    const dy = Tensor.zeros([1, 4, 4, 4, 5]);
+    expect(() => convTranspose3dBackward(x, w, dy)).toThrow(/convTranspose3dBackward: dy must have the forward output shape \[1, 4, 4, 4, 4\].*dy \[1, 4, 4, 4, 5\]/);
+    const w2 = Tensor.zeros([2, 4, 2, 2, 2]);
+    expect(() => convTranspose3dBackward(x, w2, dy)).toThrow(/convTranspose3dBackward: weight has 2 input channels but x has 3/);
+    const pw = Tensor.zeros([5, 24]);
+    const pdy = Tensor.zeros([1, 2, 5]);
+    expect(() => patchEmbedBackward(x, pw, pdy, [2, 2, 2])).toThrow(/patchEmbedBackward: dy must have the forward output shape \[1, 1, 5\]/);
+    expect(() => resize3dBackward(dy, [1, 3, 2, 2, 2], "trilinear")).toThrow(/resize3dBackward\(trilinear\): input shape \[1,3,2,2,2\].*dy \[1, 4, 4, 4, 5\]/);
+    expect(() => resize3dBackward(dy, [1, 4, 2, 2, 2], "nearest", true)).toThrow(/align_corners only applies to trilinear/);
+    [x, w, dy, w2, pw, pdy].forEach((t) => t.dispose());
+  });
+});
