@@ -7,12 +7,13 @@
 // a gather: input index i along the axis sums the outputs o that sample it,
 //   dx_axis[.., i, ..] = Σ_{o ∈ [lo_i, hi_i)} r(o, i) · g[.., o, ..],
 // where the source index of o is monotone in o, so the outputs touching i
-// form one contiguous range. The ranges come from a small host table; the
-// weights r(o, i) are recomputed in the kernel with the forward's own f32
-// arithmetic, so the pass is the exact transpose of what the forward did.
-// Each range is widened by one output on both sides and the weight decides
-// (0 skips the load): if the GPU rounds a source coordinate differently
-// from the host (fma contraction), the kernel still sees every output.
+// form one contiguous range (and a run of inputs, one contiguous run of
+// outputs, which the kernel walks once). The ranges come from a small host
+// table; the weights are recomputed in the kernel with the forward's own
+// f32 arithmetic, so the pass is the exact transpose of what the forward
+// did. Each range is widened by one output on both sides and the kernel's
+// taps decide: if the GPU rounds a source coordinate differently from the
+// host (fma contraction), the walk still sees every output.
 //
 // Passes run in the order that minimises the work (the axis that shrinks
 // the most first); axes whose size is unchanged are the identity and are
@@ -25,56 +26,91 @@ import { Params } from "./params.js";
 import { axisScale, linearSource, nearestSource, type ResizeMode } from "./resample.js";
 
 const MODES: readonly ResizeMode[] = ["trilinear", "nearest", "nearest-exact"];
-const WG = 128;
+const WG = 64;
+/** Aim for at least this many invocations per pass (2 cores × SIMD lanes × slack). */
+const TARGET_THREADS = 4096;
+/** Shortest input segment per invocation (except at a line's end): the walk shares each loaded output between neighbouring inputs. */
+const MIN_SEG = 8;
 
-/** Weight of output o for input i along one axis, as the forward computes it (WGSL). */
-function weightWgsl(mode: ResizeMode, alignCorners: boolean): string {
+/** The taps of output o along one axis, as the forward computes them (WGSL). */
+function tapsWgsl(mode: ResizeMode, alignCorners: boolean): string {
   if (mode === "trilinear") {
     const src = alignCorners ? "p.scale * f32(o)" : "max(p.scale * (f32(o) + 0.5) - 0.5, 0.0)";
     return /* wgsl */ `
-fn weight(o: u32, i: u32) -> f32 {
+// out = x[i0] + l·(x[i1] − x[i0]): weight 1 − l on i0 and l on i1 (both on i0 when they coincide).
+fn taps(o: u32) -> Taps {
   let s = ${src};
   let i0 = min(u32(s), p.Lin - 1u);
-  let i1 = min(i0 + 1u, p.Lin - 1u);
   let l = s - f32(i0);
-  // out = x[i0] + l·(x[i1] − x[i0]): weight 1 − l on i0 and l on i1 (1 when they coincide).
-  return select(0.0, 1.0 - l, i0 == i) + select(0.0, l, i1 == i);
+  return Taps(i0, min(i0 + 1u, p.Lin - 1u), 1.0 - l, l);
 }`;
   }
   const src = mode === "nearest" ? "floor(f32(o) * p.scale)" : "floor((f32(o) + 0.5) * p.scale)";
   return /* wgsl */ `
-fn weight(o: u32, i: u32) -> f32 {
-  return select(0.0, 1.0, min(u32(${src}), p.Lin - 1u) == i);
+fn taps(o: u32) -> Taps {
+  let i0 = min(u32(${src}), p.Lin - 1u);
+  return Taps(i0, i0, 1.0, 0.0);
 }`;
 }
 
+// One invocation owns a segment [iS, iE) of inputs along the axis for one
+// (outer a, inner c) line, and walks the outputs that touch it once each:
+// every dy value is loaded once per segment (not once per input it feeds),
+// and the tap weights are computed once per output. Source indices are
+// monotone in o, so the two accumulators a0 (input cur) and a1 (cur + 1)
+// suffice: once the walk's i0 passes cur, input cur is complete.
 function passWgsl(mode: ResizeMode, alignCorners: boolean, seg: Segments): string {
   return /* wgsl */ `
-struct P { base: u32, count: u32, inner: u32, Lout: u32, Lin: u32, scale: f32 }
+struct P { base: u32, count: u32, aLo: u32, threads: u32, inner: u32, Lout: u32, Lin: u32, segLen: u32, nseg: u32, scale: f32 }
+struct Taps { i0: u32, i1: u32, w0: f32, w1: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> ranges: array<vec2<u32>>;
 ${segmentsWgsl("g", 3, seg)}
-${weightWgsl(mode, alignCorners)}
+${tapsWgsl(mode, alignCorners)}
+var<private> obase: u32;
+// Output chunking: only elements in [p.base, p.base + p.count) are written (u32 wrap-around makes one test).
+fn store(i: u32, v: f32) {
+  let k = obase + i * p.inner - p.base;
+  if (k < p.count) { out[k] = v; }
+}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * ${WG}u;
-  if (t >= p.count) { return; }
-  // Output element e = (a, i, c) of the [outer, Lin, inner] result.
-  let e = p.base + t;
-  let c = e % p.inner;
-  let r = e / p.inner;
-  let i = r % p.Lin;
-  let a = r / p.Lin;
-  let rg = ranges[i];
-  var idx = (a * p.Lout + rg.x) * p.inner + c;
-  var acc = 0.0;
-  for (var o = rg.x; o < rg.y; o++) {
-    let w = weight(o, i);
-    if (w != 0.0) { acc = fma(w, g_at(idx), acc); }
+  if (t >= p.threads) { return; }
+  let c = t % p.inner;
+  let r = t / p.inner;
+  let sg = r % p.nseg;
+  let a = p.aLo + r / p.nseg;
+  let iS = sg * p.segLen;
+  let iE = min(iS + p.segLen, p.Lin);
+  obase = a * p.Lin * p.inner + c;
+  let lo = ranges[iS].x;
+  let hi = ranges[iE - 1u].y;
+  var idx = (a * p.Lout + lo) * p.inner + c;
+  var cur = iS;
+  var a0 = 0.0;
+  var a1 = 0.0;
+  for (var o = lo; o < hi; o++) {
+    let q = taps(o);
+    while (cur < q.i0 && cur < iE) {
+      store(cur, a0);
+      a0 = a1;
+      a1 = 0.0;
+      cur++;
+    }
+    if (cur == iE) { break; }
+    // Now q.i0 <= cur and q.i1 <= cur + 1; taps before the segment are dropped.
+    let v = g_at(idx);
+    if (q.i0 == cur) { a0 = fma(q.w0, v, a0); }
+    if (q.i1 == cur) { a0 = fma(q.w1, v, a0); } else if (q.i1 == cur + 1u) { a1 = fma(q.w1, v, a1); }
     idx += p.inner;
   }
-  out[t] = acc;
+  for (; cur < iE; cur++) {
+    store(cur, a0);
+    a0 = a1;
+    a1 = 0.0;
+  }
 }`;
 }
 
@@ -145,13 +181,27 @@ function runPass(op: string, g: Tensor, lead: number, dims: readonly number[], p
   const resDims = dims.map((d, a) => (a === pass.axis ? pass.inSize : d));
   const out = Tensor.empty([lead, ...resDims]);
   const inner = numel(dims.slice(pass.axis + 1));
-  const scale = axisScale(pass.inSize, pass.outSize, mode, alignCorners);
-  const table = Tensor.from(rangeTable(pass.inSize, pass.outSize, scale, mode, alignCorners), [pass.inSize, 2], "u32");
+  const outer = lead * numel(dims.slice(0, pass.axis));
+  const Lin = pass.inSize;
+  const scale = axisScale(Lin, pass.outSize, mode, alignCorners);
+  const table = Tensor.from(rangeTable(Lin, pass.outSize, scale, mode, alignCorners), [Lin, 2], "u32");
   const seg = inputSegments(op, g);
   const pipe = gp.pipeline(`resize3dBackward:${mode}:${alignCorners}:${seg.key}`, () => passWgsl(mode, alignCorners, seg));
+  const lineLen = Lin * inner;
   for (const c of outputChunks(out)) {
-    const params = new Params().u32(c.start).u32(c.count).u32(inner).u32(pass.outSize).u32(pass.inSize).f32(scale);
-    gp.dispatch(pipe, [c.binding, { buffer: table.buffer, offset: 0, size: table.byteLength }, ...seg.bindings], params.bytes(), gp.grid(Math.ceil(c.count / WG)));
+    // Lines (outer index a) that this chunk touches; segments split lines when there are too few of them.
+    const aLo = Math.floor(c.start / lineLen);
+    const aHi = Math.min(outer, Math.ceil((c.start + c.count) / lineLen));
+    const lines = (aHi - aLo) * inner;
+    const nseg = Math.min(Math.ceil(Lin / MIN_SEG), Math.max(1, Math.ceil(TARGET_THREADS / lines)));
+    const segLen = Math.ceil(Lin / nseg);
+    const nsegs = Math.ceil(Lin / segLen);
+    const threads = lines * nsegs;
+    const params = new Params()
+      .u32(c.start).u32(c.count).u32(aLo).u32(threads)
+      .u32(inner).u32(pass.outSize).u32(Lin).u32(segLen)
+      .u32(nsegs).f32(scale);
+    gp.dispatch(pipe, [c.binding, { buffer: table.buffer, offset: 0, size: table.byteLength }, ...seg.bindings], params.bytes(), gp.grid(Math.ceil(threads / WG)));
   }
   // Recorded dispatches hold the buffer; the pool reuses it only for later commands.
   table.dispose();
