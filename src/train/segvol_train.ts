@@ -1,0 +1,394 @@
+// SegVol on the autograd tape: the same network as src/segvol (image
+// encoder §2, prompt encoder §3, mask decoder §4, text tower §5) written on
+// `Var`s so that a training step can backpropagate through it. Every
+// checkpoint parameter is one Var under its checkpoint name: trainable ones
+// are `param`s, frozen ones (by name prefix) `constant`s, so no gradient is
+// ever computed for them. The Gaussian matrix of the prompt encoder is a
+// buffer in PyTorch (never trained) and is always a constant here.
+//
+// Differences from the inference classes are only in layout, never in math:
+// the fused qkv weight is sliced as a Var (so its gradient lands in the one
+// checkpoint tensor), and the sparse prompt tokens are a host-computed
+// positional part plus rows gathered from a table of the point embeddings,
+// so that those embeddings receive gradients.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Activation } from "../kernels/activation.js";
+import { SafetensorsFile, loadTensorToGpu, type TensorToWrite } from "../../weights/safetensors.js";
+import { loadConfig, type SegVolConfig } from "../segvol/config.js";
+import type { WindowPrompt } from "../segvol/model.js";
+import { expectedParameters } from "../segvol/params.js";
+import type { Vec3 } from "../segvol/prompt_encoder.js";
+import { ClipTokenizer } from "../segvol/tokenizer.js";
+import { initGpu } from "../tensor/device.js";
+import { keep } from "../tensor/scope.js";
+import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { attention, layerNorm } from "./attention_ops.js";
+import { Var, constant, noGrad, param } from "./autograd.js";
+import { convTranspose3d, patchEmbed, resize3d } from "./conv_ops.js";
+import { add, concat, gather, gelu, linear, matmul, permute, reshape, slice } from "./ops.js";
+import { selectTrainable } from "./freeze.js";
+import type { TrainParam } from "./optim.js";
+
+const GAUSS = "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix";
+const TOKENIZER_FILES = ["tokenizer.json", "vocab.json"];
+
+/** A parameter as the optimiser sees it, reading the Var's live value and gradient. */
+function trainParam(name: string, v: Var): TrainParam {
+  return {
+    name,
+    get value() {
+      return v.value;
+    },
+    get grad() {
+      return v.grad;
+    },
+  };
+}
+
+const CLIP_ACT: Record<string, Activation> = { quick_gelu: "quick_gelu", gelu_new: "gelu_tanh", gelu: "gelu" };
+
+export interface TrainableSegVolOptions {
+  /** Parameter name prefixes to freeze (e.g. "text_encoder.", "image_encoder."). */
+  freeze?: readonly string[];
+}
+
+export class TrainableSegVol {
+  private readonly textCache = new Map<string, Var>();
+  private densePe: Var | null = null;
+
+  private constructor(
+    readonly config: SegVolConfig,
+    /** Every checkpoint tensor, by name, in expectedParameters order. */
+    readonly vars: Map<string, Var>,
+    /** Trainable parameters (name, live value and grad) for the optimiser. */
+    readonly trainable: TrainParam[],
+    readonly frozenNames: string[],
+    readonly tokenizer: ClipTokenizer | null,
+  ) {}
+
+  /**
+   * Loads a folder written by `segvol convert` (or a training checkpoint).
+   * Freezing always includes the Gaussian matrix (a buffer upstream).
+   */
+  static async fromWeights(dir: string, opts: TrainableSegVolOptions = {}): Promise<TrainableSegVol> {
+    for (const f of ["config.json", "model.safetensors"]) {
+      if (!existsSync(join(dir, f))) throw new Error(`${dir}: missing ${f} (expected a folder written by \`segvol convert\`)`);
+    }
+    const config = loadConfig(join(dir, "config.json"));
+    let tokenizer: ClipTokenizer | null = null;
+    if (config.text) {
+      if (!TOKENIZER_FILES.some((f) => existsSync(join(dir, f)))) throw new Error(`${dir}: the model has a text tower but no tokenizer files`);
+      tokenizer = ClipTokenizer.fromDir(dir);
+    }
+    const file = SafetensorsFile.open(join(dir, "model.safetensors"));
+    const expected = expectedParameters(config);
+    const keys = new Set(file.keys());
+    const problems: string[] = [];
+    for (const [name, shape] of expected) {
+      if (!keys.has(name)) problems.push(`missing ${name}`);
+      else {
+        const got = file.info(name).shape;
+        if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) problems.push(`${name} is ${shapeStr(got)}, the config implies ${shapeStr(shape)}`);
+      }
+    }
+    if (problems.length > 0) throw new Error(`${file.path}: the weights contradict config.json: ${problems.slice(0, 8).join("; ")}`);
+    await initGpu();
+    const tensors = new Map<string, Tensor>();
+    for (const name of expected.keys()) tensors.set(name, keep(loadTensorToGpu(file, name)));
+    return TrainableSegVol.fromTensors(config, tensors, tokenizer, opts);
+  }
+
+  /** Wraps GPU tensors (one per expected parameter, ownership passes to the model). */
+  static fromTensors(config: SegVolConfig, tensors: Map<string, Tensor>, tokenizer: ClipTokenizer | null, opts: TrainableSegVolOptions = {}): TrainableSegVol {
+    const expected = expectedParameters(config);
+    for (const [name, shape] of expected) {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`TrainableSegVol: parameter ${name} ${shapeStr(shape)} is missing`);
+      if (t.dtype !== "f32" || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new Error(`TrainableSegVol: parameter ${name} is ${shapeStr(t.shape)} ${t.dtype}, expected ${shapeStr(shape)} f32`);
+      }
+    }
+    const named = [...expected.keys()].map((name) => ({ name }));
+    const { frozen } = selectTrainable(named, [...(opts.freeze ?? []), GAUSS]);
+    const frozenSet = new Set(frozen.map((p) => p.name));
+    const vars = new Map<string, Var>();
+    const trainable: TrainParam[] = [];
+    for (const name of expected.keys()) {
+      const t = tensors.get(name)!;
+      const v = frozenSet.has(name) ? constant(t) : param(t);
+      vars.set(name, v);
+      if (!frozenSet.has(name)) trainable.push(trainParam(name, v));
+    }
+    return new TrainableSegVol(config, vars, trainable, [...frozenSet], tokenizer);
+  }
+
+  /** The Var of a checkpoint tensor. */
+  v(name: string): Var {
+    const x = this.vars.get(name);
+    if (!x) throw new Error(`TrainableSegVol: no parameter ${name}`);
+    return x;
+  }
+
+  isFrozen(prefix: string): boolean {
+    return [...this.vars].filter(([n]) => n.startsWith(prefix)).every(([, x]) => !x.requiresGrad);
+  }
+
+  get hasText(): boolean {
+    return this.config.text !== null;
+  }
+
+  // ------------------------------------------------------------ image encoder
+
+  private linearOf(x: Var, prefix: string, act: Activation = "none", bias = true): Var {
+    return linear(x, this.v(`${prefix}.weight`), bias ? this.v(`${prefix}.bias`) : null, act);
+  }
+
+  private norm(x: Var, prefix: string, eps = 1e-5): Var {
+    return layerNorm(x, this.v(`${prefix}.weight`), this.v(`${prefix}.bias`), eps);
+  }
+
+  /**
+   * window [1, C_in, D, H, W] (a constant) → image tokens [1, N, hidden].
+   * With the whole image encoder frozen it runs without a tape (the result
+   * is a constant the caller disposes); otherwise it is recorded.
+   */
+  encodeImage(window: Var): Var {
+    const [D, H, W] = this.config.spatial_size;
+    const C = this.config.in_channels;
+    const want = [1, C, D, H, W];
+    if (window.shape.length !== 5 || window.shape.some((d, i) => d !== want[i])) {
+      throw new Error(`encodeImage: window ${shapeStr(window.shape)} must be ${shapeStr(want)}`);
+    }
+    const run = () => this.imageEncoder(window);
+    return this.isFrozen("image_encoder.") ? noGrad(run) : run();
+  }
+
+  private imageEncoder(window: Var): Var {
+    const P = "image_encoder";
+    const E = this.config.vit.hidden_size;
+    const pe = `${P}.patch_embedding.patch_embeddings.1`;
+    let x = add(patchEmbed(window, this.v(`${pe}.weight`), this.v(`${pe}.bias`), this.config.patch_size), this.v(`${P}.patch_embedding.position_embeddings`));
+    for (let n = 0; n < this.config.vit.num_layers; n++) {
+      const b = `${P}.blocks.${n}`;
+      const h = this.norm(x, `${b}.norm1`);
+      // qkv rows: q, then k, then v (head-interleaved within each).
+      const qkv = this.v(`${b}.attn.qkv.weight`);
+      const part = (i: number) => linear(h, slice(qkv, [i * E, 0], [(i + 1) * E, E]));
+      const o = attention(part(0), part(1), part(2), { numHeads: this.config.vit.num_heads });
+      x = add(x, this.linearOf(o, `${b}.attn.out_proj`));
+      const m = this.linearOf(this.linearOf(this.norm(x, `${b}.norm2`), `${b}.mlp.linear1`, "gelu"), `${b}.mlp.linear2`);
+      x = add(x, m);
+    }
+    return this.norm(x, `${P}.norm`);
+  }
+
+  // ------------------------------------------------------------ text tower
+
+  /**
+   * A category's text embedding [1, transformer_dim]. With a frozen text
+   * tower it is computed once without a tape and cached (owned by the
+   * model); otherwise it is recorded on every call (the caller's graph).
+   */
+  textEmbedding(category: string): Var {
+    if (!this.config.text || !this.tokenizer) throw new Error(`text prompt "${category}": this model has no text tower`);
+    const ids = this.tokenizer.encode(this.config.text.template.replace("{}", category));
+    if (!this.isFrozen("text_encoder.")) return this.textEncoder(ids);
+    let e = this.textCache.get(category);
+    if (!e) {
+      e = noGrad(() => this.textEncoder(ids));
+      this.textCache.set(category, e);
+    }
+    return e;
+  }
+
+  private textEncoder(ids: readonly number[]): Var {
+    const t = this.config.text!;
+    const P = "text_encoder.clip_text_model.text_model";
+    if (ids.length === 0 || ids.length > t.max_position_embeddings) throw new Error(`text encoder: ${ids.length} tokens (1..${t.max_position_embeddings} allowed)`);
+    const L = ids.length;
+    let eos = 0;
+    ids.forEach((id, i) => {
+      if (id > ids[eos]!) eos = i;
+    });
+    const tok = gather(this.v(`${P}.embeddings.token_embedding.weight`), Int32Array.from(ids));
+    const pos = slice(this.v(`${P}.embeddings.position_embedding.weight`), [0, 0], [L, t.hidden_size]);
+    let x = reshape(add(tok, pos), [1, L, t.hidden_size]);
+    for (let n = 0; n < t.num_hidden_layers; n++) {
+      const b = `${P}.encoder.layers.${n}`;
+      const h = this.norm(x, `${b}.layer_norm1`, t.layer_norm_eps);
+      const a = `${b}.self_attn`;
+      const o = attention(this.linearOf(h, `${a}.q_proj`), this.linearOf(h, `${a}.k_proj`), this.linearOf(h, `${a}.v_proj`), {
+        numHeads: t.num_attention_heads,
+        causal: true,
+      });
+      x = add(x, this.linearOf(o, `${a}.out_proj`));
+      const m = this.linearOf(this.linearOf(this.norm(x, `${b}.layer_norm2`, t.layer_norm_eps), `${b}.mlp.fc1`, CLIP_ACT[t.hidden_act]), `${b}.mlp.fc2`);
+      x = add(x, m);
+    }
+    const pooled = reshape(slice(x, [0, eos, 0], [1, eos + 1, t.hidden_size]), [1, t.hidden_size]);
+    return this.linearOf(this.norm(pooled, `${P}.final_layer_norm`, t.layer_norm_eps), "text_encoder.dim_align");
+  }
+
+  // ------------------------------------------------------------ prompt encoder (host positional part)
+
+  private grid(): Vec3 {
+    const [D, H, W] = this.config.spatial_size;
+    const [p1, p2, p3] = this.config.patch_size;
+    return [D / p1, H / p2, W / p3];
+  }
+
+  private gaussHost: Float64Array | null = null;
+
+  /** Reads the (frozen) Gaussian matrix once. */
+  async prepare(): Promise<void> {
+    if (!this.gaussHost) this.gaussHost = Float64Array.from(await this.v(GAUSS).value.readFloat32());
+  }
+
+  /** pe(c) = [sin(2π(2c−1)G), cos(2π(2c−1)G)] into out[offset..). */
+  private pe(c: Vec3, out: Float32Array, offset: number): void {
+    const g = this.gaussHost;
+    if (!g) throw new Error("TrainableSegVol: call prepare() before decoding");
+    const half = this.config.decoder.transformer_dim / 2;
+    const [x, y, z] = c.map((v) => 2 * v - 1) as Vec3;
+    for (let f = 0; f < half; f++) {
+      const a = 2 * Math.PI * (x * g[f]! + y * g[half + f]! + z * g[2 * half + f]!);
+      out[offset + f] = Math.sin(a);
+      out[offset + half + f] = Math.cos(a);
+    }
+  }
+
+  /** Dense positional encoding [1, N, C] (constant, computed once; the grid's first coordinate runs along axis 1, as SAM). */
+  private dense(): Var {
+    if (!this.densePe) {
+      const [g0, g1, g2] = this.grid();
+      const C = this.config.decoder.transformer_dim;
+      const out = new Float32Array(g0 * g1 * g2 * C);
+      for (let i = 0; i < g0; i++) {
+        for (let j = 0; j < g1; j++) {
+          for (let k = 0; k < g2; k++) this.pe([(j + 0.5) / g1, (i + 0.5) / g0, (k + 0.5) / g2], out, ((i * g1 + j) * g2 + k) * C);
+        }
+      }
+      this.densePe = constant(keep(Tensor.from(out, [1, g0 * g1 * g2, C])));
+    }
+    return this.densePe;
+  }
+
+  /**
+   * Sparse tokens [1, T, C] (points, + one padding point without a box, box
+   * corners, text) as pe (host constant) + a row of the embedding table
+   * [point_embeddings.0..3, not_a_point_embed]. `temps` collects the
+   * constants made here, for the caller to free after backward.
+   */
+  private sparse(prompt: WindowPrompt, text: Var | null, temps: Var[]): Var | null {
+    const C = this.config.decoder.transformer_dim;
+    const [D, H, W] = this.config.spatial_size;
+    const norm = (p: Vec3): Vec3 => [(p[0] + 0.5) / H, (p[1] + 0.5) / D, (p[2] + 0.5) / W];
+    const rows: { pe: Vec3 | null; idx: number }[] = [];
+    if (prompt.points) {
+      const coords = [...prompt.points.coords];
+      const labels = [...prompt.points.labels];
+      if (!prompt.box) {
+        coords.push([0, 0, 0]);
+        labels.push(-1);
+      }
+      coords.forEach((c, n) => {
+        const l = labels[n]!;
+        rows.push(l === -1 ? { pe: null, idx: 4 } : { pe: norm(c), idx: l === 1 ? 1 : 0 });
+      });
+    }
+    if (prompt.box) {
+      const b = prompt.box;
+      rows.push({ pe: norm([b[0], b[1], b[2]]), idx: 2 }, { pe: norm([b[3], b[4], b[5]]), idx: 3 });
+    }
+    const parts: Var[] = [];
+    if (rows.length > 0) {
+      const peData = new Float32Array(rows.length * C);
+      rows.forEach((r, n) => {
+        if (r.pe) this.pe(r.pe, peData, n * C);
+      });
+      const peVar = constant(Tensor.from(peData, [rows.length, C]));
+      temps.push(peVar);
+      const P = "prompt_encoder";
+      const table = concat([0, 1, 2, 3].map((i) => this.v(`${P}.point_embeddings.${i}.weight`)).concat([this.v(`${P}.not_a_point_embed.weight`)]), 0);
+      parts.push(add(peVar, gather(table, rows.map((r) => r.idx))));
+    }
+    if (text) parts.push(text);
+    if (parts.length === 0) return null;
+    return reshape(parts.length === 1 ? parts[0]! : concat(parts, 0), [1, -1, C]);
+  }
+
+  // ------------------------------------------------------------ mask decoder
+
+  private mha(prefix: string, q: Var, k: Var, v: Var): Var {
+    const o = attention(this.linearOf(q, `${prefix}.q_proj`), this.linearOf(k, `${prefix}.k_proj`), this.linearOf(v, `${prefix}.v_proj`), {
+      numHeads: this.config.decoder.num_heads,
+    });
+    return this.linearOf(o, `${prefix}.out_proj`);
+  }
+
+  /**
+   * Decodes one prompt on the image tokens [1, N, C] → window logits
+   * [1, 1, D, H, W]. `text` is the category's embedding [1, C] (from
+   * `textEmbedding`) when the prompt has text. Constants made for this
+   * prompt are pushed to `temps` (free them after backward).
+   */
+  decode(tokens: Var, prompt: WindowPrompt, text: Var | null, temps: Var[]): Var {
+    const P = "mask_decoder";
+    const cfg = this.config;
+    const C = cfg.decoder.transformer_dim;
+    if (prompt.text !== undefined && !text) throw new Error("decode: the prompt has text but no text embedding was given");
+    const outTokens = reshape(concat([this.v(`${P}.iou_token.weight`), this.v(`${P}.mask_tokens.weight`)], 0), [1, -1, C]);
+    const sp = this.sparse(prompt, prompt.text !== undefined ? text : null, temps);
+    const qpe = sp ? concat([outTokens, sp], 1) : outTokens;
+    const pos = this.dense();
+    let q = qpe;
+    let k = add(tokens, this.v("prompt_encoder.no_mask_embed.weight"));
+    for (let l = 0; l < cfg.decoder.depth; l++) {
+      const b = `${P}.transformer.layers.${l}`;
+      if (l === 0) q = this.mha(`${b}.self_attn`, q, q, q);
+      else {
+        const qq = add(q, qpe);
+        q = add(q, this.mha(`${b}.self_attn`, qq, qq, q));
+      }
+      q = this.norm(q, `${b}.norm1`);
+      const kk = add(k, pos);
+      q = this.norm(add(q, this.mha(`${b}.cross_attn_token_to_image`, add(q, qpe), kk, k)), `${b}.norm2`);
+      q = this.norm(add(q, this.linearOf(this.linearOf(q, `${b}.mlp.lin1`, "relu"), `${b}.mlp.lin2`)), `${b}.norm3`);
+      k = this.norm(add(k, this.mha(`${b}.cross_attn_image_to_token`, kk, add(q, qpe), q)), `${b}.norm4`);
+    }
+    const kk = add(k, pos);
+    q = this.norm(add(q, this.mha(`${P}.transformer.final_attn_token_to_image`, add(q, qpe), kk, k)), `${P}.transformer.norm_final_attn`);
+
+    const [g0, g1, g2] = this.grid();
+    const img = reshape(permute(k, [0, 2, 1]), [1, C, g0, g1, g2]);
+    const up = `${P}.output_upscaling`;
+    let u = convTranspose3d(img, this.v(`${up}.0.weight`), this.v(`${up}.0.bias`), { stride: 2 });
+    u = gelu(this.norm(u, `${up}.1`));
+    u = gelu(convTranspose3d(u, this.v(`${up}.3.weight`), this.v(`${up}.3.bias`), { stride: 2 }));
+    const [, c8, d4, h4, w4] = u.shape as [number, number, number, number, number];
+    const hyper = `${P}.output_hypernetworks_mlps.0.layers`;
+    let h = reshape(slice(q, [0, 1, 0], [1, 2, C]), [1, C]);
+    h = this.linearOf(this.linearOf(this.linearOf(h, `${hyper}.0`, "relu"), `${hyper}.1`, "relu"), `${hyper}.2`);
+    if (prompt.text !== undefined) h = add(h, this.linearOf(text!, `${P}.txt_align_upscaled_embedding`));
+    const masks = reshape(matmul(h, reshape(u, [c8, d4 * h4 * w4])), [1, 1, d4, h4, w4]);
+    return resize3d(masks, cfg.spatial_size, "trilinear", false);
+  }
+
+  // ------------------------------------------------------------ export
+
+  /** Every checkpoint tensor's current value on the host, as safetensors entries (F32). */
+  async exportTensors(): Promise<TensorToWrite[]> {
+    const out: TensorToWrite[] = [];
+    for (const [name, x] of this.vars) out.push({ name, dtype: "F32", shape: [...x.shape], data: await x.value.readFloat32() });
+    return out;
+  }
+
+  dispose(): void {
+    for (const e of this.textCache.values()) e.dispose();
+    this.textCache.clear();
+    this.densePe?.dispose();
+    this.densePe = null;
+    for (const x of this.vars.values()) x.dispose();
+  }
+}

@@ -1,0 +1,220 @@
+// The SegVol training loop (spec §7). One step:
+//  1. a random window of a random case (MsdDataset, seeded Rng);
+//  2. one category of the window (a random one among those with foreground;
+//     a random one when the window has none) and its prompts (box, points,
+//     and the six prompt sets, or the three spatial ones without a text tower);
+//  3. the image encoded ONCE; every prompt set decodes from that same Var,
+//     so the backward pass accumulates the six decoders' gradients into it;
+//  4. loss = Σ over prompt sets of Dice + BCE; backward; clip by global norm;
+//     AdamW with the warm-up + cosine learning rate; gradients cleared.
+// Checkpoints (src/train/checkpoint.ts) go to OUT/checkpoint every
+// `saveEvery` steps, at the end and on SIGINT; `resume` restores weights,
+// optimiser, RNG, step and loss history, so a resumed run draws the same
+// windows and prompts and reproduces the uninterrupted run's losses.
+import { join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { binary } from "../kernels/elementwise.js";
+import { gpu } from "../tensor/device.js";
+import { Tensor } from "../tensor/tensor.js";
+import { Var, backward, constant, customOp, zeroGrad } from "./autograd.js";
+import { disposeOptimState, loadTrainerState, saveCheckpoint } from "./checkpoint.js";
+import { clipGradNorm } from "./clip.js";
+import { MsdDataset, type AugmentOptions } from "./data.js";
+import { diceBceLoss } from "./loss.js";
+import { add } from "./ops.js";
+import { writeLossFiles } from "./loss_plot.js";
+import { AdamW } from "./optim.js";
+import { samplePrompts, type PromptOptions } from "./prompts.js";
+import { Rng } from "./rng.js";
+import { learningRate, checkSchedule, type ScheduleOptions } from "./schedule.js";
+import { TrainableSegVol } from "./segvol_train.js";
+
+/** Dice + BCE of logits against a label tensor, as a tape node (its gradient is computed with the loss). */
+export function diceBce(logits: Var, labels: Tensor): Var {
+  const { loss, terms, grad } = diceBceLoss(logits.value, labels);
+  terms.dispose();
+  return customOp("diceBceLoss", [logits], loss, (g) => [binary("mul", grad, g)], [grad]);
+}
+
+export interface TrainOptions {
+  data: string;
+  categories: string[];
+  /** Source weights folder (`segvol convert` output); with `resume`, OUT/checkpoint is loaded instead. */
+  weights: string;
+  out: string;
+  steps: number;
+  lr: number;
+  warmup: number;
+  weightDecay: number;
+  /** Max global gradient norm. */
+  clip: number;
+  freeze: string[];
+  /** Checkpoint every N steps (0: only at the end). */
+  saveEvery: number;
+  seed: number;
+  resume: boolean;
+  augment?: AugmentOptions;
+  prompts?: PromptOptions;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+  /** Stop (with a checkpoint) once this returns true after a step; for tests, like SIGINT. */
+  stopAfter?: (step: number) => boolean;
+  /** Listen for SIGINT (default true). */
+  handleSigint?: boolean;
+}
+
+export interface TrainResult {
+  /** Loss of every step done so far (resumed runs include the earlier steps). */
+  losses: number[];
+  /** Steps done in total. */
+  step: number;
+  /** Steps of this run per second of wall time (excluding checkpoint writes). */
+  stepsPerSecond: number;
+  interrupted: boolean;
+  checkpoint: string;
+  /** Peak bytes of GPU tensors during this run. */
+  peakBytes: number;
+}
+
+function checkOptions(o: TrainOptions): void {
+  const bad = (m: string) => {
+    throw new Error(`train: ${m}`);
+  };
+  if (!Number.isInteger(o.steps) || o.steps < 1) bad(`--steps must be an integer ≥ 1, got ${o.steps}`);
+  if (!Number.isInteger(o.saveEvery) || o.saveEvery < 0) bad(`--save-every must be an integer ≥ 0, got ${o.saveEvery}`);
+  if (!Number.isInteger(o.seed) || o.seed < 0) bad(`--seed must be an integer ≥ 0, got ${o.seed}`);
+  if (!(Number.isFinite(o.weightDecay) && o.weightDecay >= 0)) bad(`--weight-decay must be ≥ 0, got ${o.weightDecay}`);
+  if (!(Number.isFinite(o.clip) && o.clip > 0)) bad(`--clip must be > 0, got ${o.clip}`);
+  if (o.categories.length === 0) bad("--categories: give at least one category name");
+  checkSchedule(schedule(o));
+}
+
+function schedule(o: TrainOptions): ScheduleOptions {
+  return { baseLr: o.lr, warmupSteps: Math.min(o.warmup, o.steps), totalSteps: o.steps };
+}
+
+/** One training step; returns the summed loss of the prompt sets. */
+export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: Rng, promptOpts: PromptOptions = {}): Promise<number> {
+  const win = data.sample(rng);
+  const cats = data.categories;
+  const present = cats.filter((c) => win.labels.get(c)!.some((v) => v > 0));
+  const cat = present.length > 0 ? present[rng.below(present.length)]! : cats[rng.below(cats.length)]!;
+  const mask = win.labels.get(cat)!;
+  const spatial = data.spatialSize;
+  const prompts = samplePrompts(mask, spatial, model.hasText ? cat : null, rng, promptOpts);
+  const [D, H, W] = spatial;
+  const temps: Var[] = [];
+  const labels = Tensor.from(Float32Array.from(mask), [1, 1, D, H, W]);
+  let tokens: Var | null = null;
+  let total: Var | null = null;
+  try {
+    const window = constant(Tensor.from(win.image, [1, model.config.in_channels, D, H, W]));
+    temps.push(window);
+    await model.prepare();
+    tokens = model.encodeImage(window);
+    const text = model.hasText ? model.textEmbedding(cat) : null;
+    for (const s of prompts.sets) {
+      const l = diceBce(model.decode(tokens, s.prompt, s.prompt.text !== undefined ? text : null, temps), labels);
+      total = total ? add(total, l) : l;
+    }
+    backward(total!);
+    return (await total!.value.readFloat32())[0]!;
+  } finally {
+    total?.dispose();
+    // A recorded image embedding was freed by backward; a frozen encoder's is ours.
+    if (tokens && !tokens.onTape) tokens.dispose();
+    for (const t of temps) t.dispose();
+    labels.dispose();
+  }
+}
+
+
+/** Trains (or resumes) and writes checkpoints and the loss files under `out`. */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  checkOptions(o);
+  const log = o.log ?? ((l: string) => process.stderr.write(l + "\n"));
+  const out = resolve(o.out);
+  const ckptDir = join(out, "checkpoint");
+  if (o.resume && !existsSync(ckptDir)) throw new Error(`train --resume: ${ckptDir} does not exist (no checkpoint to resume from)`);
+  const srcDir = o.resume ? ckptDir : resolve(o.weights);
+  const model = await TrainableSegVol.fromWeights(srcDir, { freeze: o.freeze });
+  const optimizer = new AdamW(model.trainable, { lr: o.lr, weightDecay: o.weightDecay });
+  const data = new MsdDataset(o.data, { categories: o.categories, spatialSize: [...model.config.spatial_size] as [number, number, number], augment: o.augment });
+  const rng = new Rng(o.seed);
+  let step = 0;
+  let losses: number[] = [];
+  const runOptions = { categories: o.categories, freeze: o.freeze, steps: o.steps, lr: o.lr, warmup: o.warmup, weightDecay: o.weightDecay, clip: o.clip, seed: o.seed };
+  if (o.resume) {
+    const st = loadTrainerState(ckptDir);
+    try {
+      const prev = st.json.options;
+      for (const k of ["categories", "freeze"] as const) {
+        if (JSON.stringify(prev[k]) !== JSON.stringify(runOptions[k])) {
+          throw new Error(`train --resume: --${k} ${JSON.stringify(runOptions[k])} differs from the checkpoint's ${JSON.stringify(prev[k])}`);
+        }
+      }
+      optimizer.loadState(st.optim);
+    } finally {
+      disposeOptimState(st.optim);
+    }
+    rng.setState(st.json.rng);
+    step = st.json.step;
+    losses = [...st.json.losses];
+    log(`resumed from ${ckptDir} at step ${step}`);
+  }
+  const trainableCount = model.trainable.reduce((n, p) => n + p.value.size, 0);
+  log(`training ${model.trainable.length} tensors (${trainableCount} parameters), ${model.frozenNames.length} frozen; ${data.length} cases; ${o.steps} steps`);
+
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    log("interrupt: saving a checkpoint after this step…");
+  };
+  const listen = o.handleSigint ?? true;
+  if (listen) process.on("SIGINT", onSigint);
+  const save = async () => {
+    await saveCheckpoint(ckptDir, {
+      model,
+      optimizer,
+      sourceDir: srcDir,
+      state: { step, rng: rng.state(), losses, options: runOptions },
+    });
+    writeLossFiles(out, losses);
+  };
+  const sched = schedule(o);
+  const pool = gpu().pool;
+  pool.resetPeak();
+  let stepTime = 0;
+  let stepsRun = 0;
+  try {
+    while (step < o.steps && !interrupted) {
+      const t0 = performance.now();
+      const loss = await trainStep(model, data, rng, o.prompts);
+      clipGradNorm(model.trainable, o.clip).dispose();
+      optimizer.lr = learningRate(step, sched);
+      optimizer.step();
+      zeroGrad(model.vars.values());
+      step++;
+      stepsRun++;
+      losses.push(loss);
+      stepTime += performance.now() - t0;
+      log(`step ${step}/${o.steps}  loss ${loss.toFixed(5)}  lr ${optimizer.lr.toExponential(2)}  ${((1000 * stepsRun) / stepTime).toFixed(3)} steps/s`);
+      if (o.stopAfter?.(step)) interrupted = true;
+      if (!interrupted && step < o.steps && o.saveEvery > 0 && step % o.saveEvery === 0) await save();
+    }
+    await save();
+    log(`${interrupted ? "interrupted; " : ""}checkpoint at step ${step}: ${ckptDir}`);
+    return {
+      losses,
+      step,
+      stepsPerSecond: stepTime > 0 ? (1000 * stepsRun) / stepTime : 0,
+      interrupted,
+      checkpoint: ckptDir,
+      peakBytes: pool.stats().peak,
+    };
+  } finally {
+    if (listen) process.off("SIGINT", onSigint);
+    optimizer.dispose();
+    model.dispose();
+  }
+}
