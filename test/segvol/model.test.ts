@@ -5,7 +5,7 @@
 // hash since the checkpoint is too large to commit).
 // Tolerance: max |err| ≤ 1e-3 · max |ref| for every compared tensor (f32 vs the
 // float64 reference), and masks (logit > 0) agree on ≥ 99.9 % of voxels.
-import { mkdtempSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -126,6 +126,20 @@ describe("config A (no text), converted from a torch.save checkpoint", () => {
     const got = await logits.readFloat32();
     [emb, pos, sparse, low, logits].forEach((t) => t.dispose());
     expect(relError(got, c.outputs.logits!.data)).toBeGreaterThan(TOL);
+  });
+
+  it("refuses a folder with a missing file or a config that contradicts the weights, naming the problem", async () => {
+    const broken = join(dir, "broken");
+    mkdirSync(broken);
+    copyFileSync(join(dir, "w", "config.json"), join(broken, "config.json"));
+    await expect(SegVol.fromWeights(broken)).rejects.toThrow(/missing model\.safetensors/);
+    copyFileSync(join(dir, "w", "model.safetensors"), join(broken, "model.safetensors"));
+    const cfg = JSON.parse(readFileSync(join(broken, "config.json"), "utf8"));
+    cfg.vit.mlp_dim = 256;
+    writeFileSync(join(broken, "config.json"), JSON.stringify(cfg));
+    await expect(SegVol.fromWeights(broken)).rejects.toThrow(
+      /contradict config\.json: image_encoder\.blocks\.0\.mlp\.linear1\.weight has shape \[192, 96\], config\.json implies \[256, 96\]/,
+    );
   });
 
   it("rejects prompts outside the window and empty prompts before GPU work", () => {
