@@ -3,7 +3,7 @@
 // tensor is viewed as [outer, L, inner] and each workgroup owns one
 // (outer, inner) row of L elements spaced `inner` apart; lanes sum their
 // strided dy·y, the sums meet in workgroup memory, and a second pass writes
-// dx (four loads and one store per element).
+// dx (four loads and one store per element, as vec4 on contiguous rows).
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, fail, normAxis, sameShape } from "./check.js";
@@ -11,12 +11,19 @@ import { Params } from "./params.js";
 
 const WG = 64;
 
-const SOFTMAX_BWD_WGSL = /* wgsl */ `
+/**
+ * w = 4: contiguous rows (inner = 1, len % 4 = 0) read as vec4, a quarter of
+ * the loads; `len` and `inner` are then counted in vectors.
+ */
+function wgsl(w: 1 | 4): string {
+  const T = w === 4 ? "vec4<f32>" : "f32";
+  const dot = w === 4 ? "dot(ys[i], gs[i])" : "ys[i] * gs[i]";
+  return /* wgsl */ `
 struct P { rows: u32, len: u32, inner: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(2) var<storage, read> ys: array<f32>;
-@group(0) @binding(3) var<storage, read> gs: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dx: array<${T}>;
+@group(0) @binding(2) var<storage, read> ys: array<${T}>;
+@group(0) @binding(3) var<storage, read> gs: array<${T}>;
 var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -27,7 +34,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var acc = 0.0;
   for (var l = lid; l < p.len; l += ${WG}u) {
     let i = base + l * p.inner;
-    acc = fma(ys[i], gs[i], acc);
+    acc += ${dot};
   }
   red[lid] = acc;
   workgroupBarrier();
@@ -42,6 +49,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     dx[i] = ys[i] * (gs[i] - dot_);
   }
 }`;
+}
 
 /** Gradient of `softmax(x, axis)` w.r.t. x, from its output y and the output gradient dy. */
 export function softmaxBackward(y: Tensor, dy: Tensor, axis = -1): Tensor {
@@ -59,8 +67,9 @@ export function softmaxBackward(y: Tensor, dy: Tensor, axis = -1): Tensor {
   const rows = y.size / Math.max(1, len);
   const dx = Tensor.empty(y.shape);
   if (dx.size === 0) return dx;
-  const pipe = g.pipeline("softmax_bwd", () => SOFTMAX_BWD_WGSL);
-  const params = new Params().u32(rows).u32(len).u32(inner);
+  const w = inner === 1 && len % 4 === 0 ? 4 : 1;
+  const pipe = g.pipeline(`softmax_bwd:${w}`, () => wgsl(w));
+  const params = new Params().u32(rows).u32(len / w).u32(inner);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
   g.dispatch(pipe, [bind(dx), bind(y), bind(dy)], params.bytes(), g.grid(rows));
   return dx;
