@@ -11,10 +11,11 @@
 // Overlapping taps (stride < kernel) need nothing special: each term of the
 // sums above is one (voxel, tap) pair, and the pairs are independent.
 import { gpu } from "../tensor/device.js";
-import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, checkRank, fail } from "./check.js";
 import { dispatchGemm, source, type GemmKernel } from "./conv_gemm.js";
 import { triple, type Triple } from "./conv_transpose3d.js";
+import { permute } from "./layout.js";
 import { reduce } from "./reduce.js";
 
 const OP = "convTranspose3dBackward";
@@ -65,15 +66,35 @@ function dyOffsets(geo: Geometry): { tap: (t: string) => string; vox: (v: string
   };
 }
 
-/** Four scalar gathers of a 4-wide loader, clamped to the last valid index (the GEMM ignores the clamped lanes). */
-function gather4(first: string, last: string, load: (i: string) => string): string {
-  return `var v = vec4<f32>(0.0);
-      for (var i = 0u; i < 4u; i++) { v[i] = ${load(`min(${first} + i, ${last})`)}; }
-      return v;`;
+/**
+ * WGSL for a loader's four per-lane offsets: `fn NAME(j: u32) -> vec4<u32>`
+ * returns off(min(j + i, last)) for i = 0..3, computed on the first call and
+ * cached in private memory: j (the lane's m or n) is the same on every k
+ * step, and recomputing the divisions each step cost as much as the loads.
+ */
+function cachedOffsets(name: string, last: string, off: (j: string) => string): string {
+  const one = (i: number) => off(`min(j + ${i}u, ${last})`);
+  return `var<private> ${name}_key: u32 = 0xffffffffu;
+var<private> ${name}_val: vec4<u32>;
+fn ${name}(j: u32) -> vec4<u32> {
+  if (j != ${name}_key) {
+    ${name}_key = j;
+    ${name}_val = vec4<u32>(${one(0)}, ${one(1)}, ${one(2)}, ${one(3)});
+  }
+  return ${name}_val;
+}
+`;
 }
 
-/** dx = Wᵀ-side GEMM: M = Cin (rows ci), N = B·D·H·W (voxels), K = Cout·kd·kh·kw (taps). */
-function inputGrad(geo: Geometry, w: Tensor, dy: Tensor): Tensor {
+/** Four scalar loads at base + offsets. */
+const load4 = (at: string, base: string, offs: string) =>
+  `let o = ${offs}; return vec4<f32>(${at}(${base} + o.x), ${at}(${base} + o.y), ${at}(${base} + o.z), ${at}(${base} + o.w));`;
+
+/**
+ * dx GEMM on the gathers: M = Cin (rows ci), N = B·D·H·W (voxels), K =
+ * Cout·kd·kh·kw (taps); any stride, any sizes, inputs in segments.
+ */
+function inputGradGather(geo: Geometry, w: Tensor, dy: Tensor): Tensor {
   const [B, Cin, D, H, W] = geo.x;
   const [, Cout, kd, kh, kw] = geo.w;
   const P = D * H * W;
@@ -84,12 +105,11 @@ function inputGrad(geo: Geometry, w: Tensor, dy: Tensor): Tensor {
   const dx = Tensor.empty(geo.x);
   const kernel: GemmKernel = {
     key: `${OP}:dx:${shapeStr(geo.x)}:${shapeStr(geo.w)}:${geo.s.join(",")}:${ws.key}:${ds.key}`,
-    // The voxels' dy offsets do not depend on k: computed once per call site and hoisted out of the k loop.
-    decls: ws.decls + ds.decls + `fn vox_off(n: u32) -> u32 { return ${off.vox("n")}; }\n`,
+    decls: ws.decls + ds.decls + cachedOffsets("rows_a", "GM - 1u", (j) => `(${j}) * ${K}u`) + cachedOffsets("vox_b", "GN - 1u", off.vox),
     // A(k, m) = w[m, k]: w is [Cin, K] row-major.
-    loadA: gather4("m", "GM - 1u", (i) => `w_at(${i} * ${K}u + k)`),
-    loadB: `let t = ${off.tap("k")};
-      ${gather4("n", "GN - 1u", (i) => `dy_at(t + vox_off(${i}))`)}`,
+    loadA: load4("w_at", "k", "rows_a(m)"),
+    // B(k, n) = dy at tap k of voxel n.
+    loadB: load4("dy_at", off.tap("k"), "vox_b(n)"),
     rowOff: `return m * ${P}u;`,
     colOff: `let b = n / ${P}u; return b * ${Cin * P}u + n - b * ${P}u;`,
   };
@@ -97,8 +117,8 @@ function inputGrad(geo: Geometry, w: Tensor, dy: Tensor): Tensor {
   return dx;
 }
 
-/** dw GEMM: M = Cin, N = Cout·kd·kh·kw (taps), K = B·D·H·W (voxels). */
-function weightGrad(geo: Geometry, x: Tensor, dy: Tensor): Tensor {
+/** dw GEMM on the gathers: M = Cin, N = Cout·kd·kh·kw (taps), K = B·D·H·W (voxels). */
+function weightGradGather(geo: Geometry, x: Tensor, dy: Tensor): Tensor {
   const [B, Cin, D, H, W] = geo.x;
   const [, Cout, kd, kh, kw] = geo.w;
   const P = D * H * W;
@@ -109,17 +129,135 @@ function weightGrad(geo: Geometry, x: Tensor, dy: Tensor): Tensor {
   const dw = Tensor.empty(geo.w);
   const kernel: GemmKernel = {
     key: `${OP}:dw:${shapeStr(geo.x)}:${shapeStr(geo.w)}:${geo.s.join(",")}:${xs.key}:${ds.key}`,
-    decls: xs.decls + ds.decls + `fn tap_off(n: u32) -> u32 { return ${off.tap("n")}; }\n`,
+    decls: xs.decls + ds.decls + cachedOffsets("rows_a", "GM - 1u", (j) => `(${j}) * ${P}u`) + cachedOffsets("taps_b", "GN - 1u", off.tap),
     // A(k, m) = x[b, m, s] for voxel k = b·P + s.
-    loadA: `let b = k / ${P}u; let base = b * ${Cin * P}u + k - b * ${P}u;
-      ${gather4("m", "GM - 1u", (i) => `x_at(base + ${i} * ${P}u)`)}`,
-    loadB: `let vo = ${off.vox("k")};
-      ${gather4("n", "GN - 1u", (i) => `dy_at(vo + tap_off(${i}))`)}`,
+    loadA: `let b = k / ${P}u; ${load4("x_at", `b * ${(Cin - 1) * P}u + k`, "rows_a(m)")}`,
+    // B(k, n) = dy at tap n of voxel k.
+    loadB: load4("dy_at", off.vox("k"), "taps_b(n)"),
     rowOff: `return m * ${N}u;`,
     colOff: "return n;",
   };
   dispatchGemm(kernel, dw, { M: Cin, N, K: B * P }, [...xs.bindings, ...ds.bindings]);
   return dw;
+}
+
+// The vector path (kernel = stride, SegVol's case). Taps do not overlap, so
+// dy is a permutation of the [B, K, P] matrix dyR[b, tap, voxel]; with it
+// (and its transpose dyT [B, P, K], xT [B, P, Cin], wT [K, Cin]) both
+// gradients are GEMMs whose operands are contiguous along the GEMM's m and
+// n, i.e. one vec4 load each per k step, as in the forward. The four copies
+// are memory passes (together ~15-40% of one GEMM at SegVol's sizes) that
+// buy ~2x on the GEMMs, where the gathers need four scalar loads per operand.
+
+/** Whether the vector path applies: kernel = stride, vec4-aligned sizes, every copy in one binding. */
+function vectorPath(geo: Geometry, dy: Tensor): boolean {
+  const [, Cin, D, H, W] = geo.x;
+  const [, Cout, kd, kh, kw] = geo.w;
+  const K = Cout * kd * kh * kw;
+  const same = geo.s[0] === kd && geo.s[1] === kh && geo.s[2] === kw;
+  const fits = Math.max(dy.byteLength, 4 * numel(geo.x), 4 * numel(geo.w)) <= gpu().maxBindingBytes;
+  return same && fits && Cin % 4 === 0 && (D * H * W) % 4 === 0 && K % 4 === 0;
+}
+
+/** dy [B, Cout, D·kd, H·kh, W·kw] → dyR [B, K, P] (tap-major, voxels contiguous). */
+function tapMajor(geo: Geometry, dy: Tensor): Tensor {
+  const [B, , D, H, W] = geo.x;
+  const [, Cout, kd, kh, kw] = geo.w;
+  const v = dy.reshape([B, Cout, D, kd, H, kh, W, kw]);
+  const r = permute(v, [0, 1, 3, 5, 7, 2, 4, 6]);
+  v.dispose();
+  const out = r.reshape([B, Cout * kd * kh * kw, D * H * W]);
+  r.dispose();
+  return out;
+}
+
+/** The last two axes of a [..., r, c] tensor swapped. */
+function transposeLast(t: Tensor, shape: readonly number[]): Tensor {
+  const v = t.reshape(shape);
+  const perm = shape.map((_, a) => a);
+  perm.splice(-2, 2, shape.length - 1, shape.length - 2);
+  const out = permute(v, perm);
+  v.dispose();
+  return out;
+}
+
+function vecSource(name: string, t: Tensor, first: number): ReturnType<typeof source> {
+  const s = source(OP, name, t, first, true);
+  if (!s.vec4) fail(OP, `internal: ${name} ${shapeStr(t.shape)} is not vec4-bindable`);
+  return s;
+}
+
+/** dx = wT-side GEMM: A(k, m) = wT[k, m], B(k, n) = dyR[b, k, s]. */
+function inputGradVec(geo: Geometry, w: Tensor, dyR: Tensor): Tensor {
+  const [B, Cin, D, H, W] = geo.x;
+  const P = D * H * W;
+  const K = dyR.shape[1]!;
+  const wT = transposeLast(w, [Cin, K]);
+  const ws = vecSource("w", wT, 2);
+  const ds = vecSource("dy", dyR, 3);
+  const dx = Tensor.empty(geo.x);
+  const kernel: GemmKernel = {
+    key: `${OP}:dxv:${shapeStr(geo.x)}:${shapeStr(geo.w)}`,
+    decls: ws.decls + ds.decls,
+    loadA: "return w4(k * GM + m);",
+    loadB: `let b = n / ${P}u; return dy4((b * GK + k) * ${P}u + n - b * ${P}u);`,
+    rowOff: `return m * ${P}u;`,
+    colOff: `let b = n / ${P}u; return b * ${Cin * P}u + n - b * ${P}u;`,
+  };
+  dispatchGemm(kernel, dx, { M: Cin, N: B * P, K }, [...ws.bindings, ...ds.bindings]);
+  // Recorded dispatches hold the buffers; the pool reuses them only for later commands.
+  wT.dispose();
+  return dx;
+}
+
+/** dw GEMM: A(k, m) = xT[k, m], B(k, n) = dyT[k, n], k over B·P voxels. */
+function weightGradVec(geo: Geometry, x: Tensor, dyR: Tensor): Tensor {
+  const [B, Cin, D, H, W] = geo.x;
+  const P = D * H * W;
+  const K = dyR.shape[1]!;
+  const xT = transposeLast(x, [B, Cin, P]);
+  const dyT = transposeLast(dyR, [B, K, P]);
+  const xs = vecSource("x", xT, 2);
+  const ds = vecSource("dy", dyT, 3);
+  const dw = Tensor.empty(geo.w);
+  const kernel: GemmKernel = {
+    key: `${OP}:dwv:${shapeStr(geo.x)}:${shapeStr(geo.w)}`,
+    decls: xs.decls + ds.decls,
+    loadA: "return x4(k * GM + m);",
+    loadB: "return dy4(k * GN + n);",
+    rowOff: `return m * ${K}u;`,
+    colOff: "return n;",
+  };
+  dispatchGemm(kernel, dw, { M: Cin, N: K, K: B * P }, [...xs.bindings, ...ds.bindings]);
+  xT.dispose();
+  dyT.dispose();
+  return dw;
+}
+
+function inputGrad(geo: Geometry, w: Tensor, dy: Tensor): Tensor {
+  if (!vectorPath(geo, dy)) return inputGradGather(geo, w, dy);
+  const dyR = tapMajor(geo, dy);
+  const dx = inputGradVec(geo, w, dyR);
+  dyR.dispose();
+  return dx;
+}
+
+function weightGrad(geo: Geometry, x: Tensor, dy: Tensor): Tensor {
+  if (!vectorPath(geo, dy)) return weightGradGather(geo, x, dy);
+  const dyR = tapMajor(geo, dy);
+  const dw = weightGradVec(geo, x, dyR);
+  dyR.dispose();
+  return dw;
+}
+
+/** Both gradients, sharing one tap-major copy of dy on the vector path. */
+function inputAndWeightGrads(geo: Geometry, x: Tensor, w: Tensor, dy: Tensor): { dx: Tensor; dw: Tensor } {
+  if (!vectorPath(geo, dy)) return { dx: inputGradGather(geo, w, dy), dw: weightGradGather(geo, x, dy) };
+  const dyR = tapMajor(geo, dy);
+  const dx = inputGradVec(geo, w, dyR);
+  const dw = weightGradVec(geo, x, dyR);
+  dyR.dispose();
+  return { dx, dw };
 }
 
 /** Σ over batch and space of dy [B, Cout, …] → [Cout]. */
@@ -173,5 +311,5 @@ export function convTranspose3dBackward(x: Tensor, w: Tensor, dy: Tensor, opts: 
   checkRank(OP, x, 5, "input x [B, Cin, D, H, W]");
   checkRank(OP, w, 5, "weight w [Cin, Cout, kd, kh, kw]");
   const geo = geometry(OP, x.shape, w.shape, dy.shape, opts.stride);
-  return { dx: inputGrad(geo, w, dy), dw: weightGrad(geo, x, dy), dbias: biasGrad(dy) };
+  return { ...inputAndWeightGrads(geo, x, w, dy), dbias: biasGrad(dy) };
 }
