@@ -305,6 +305,12 @@ export function convTranspose3dBiasGrad(dy: Tensor): Tensor {
   return biasGrad(dy);
 }
 
+/** dL/dx and dL/dw together (on the vector path they share one tap-major copy of dy). */
+export function convTranspose3dInputWeightGrads(x: Tensor, w: Tensor, dy: Tensor, opts: ConvTranspose3dBackwardOptions = {}): { dx: Tensor; dw: Tensor } {
+  begin(OP, [x, w, dy]);
+  return inputAndWeightGrads(geometry(OP, x.shape, w.shape, dy.shape, opts.stride), x, w, dy);
+}
+
 /** All three gradients of y = convTranspose3d(x, w, bias, opts) given dy = dL/dy. */
 export function convTranspose3dBackward(x: Tensor, w: Tensor, dy: Tensor, opts: ConvTranspose3dBackwardOptions = {}): { dx: Tensor; dw: Tensor; dbias: Tensor } {
   begin(OP, [x, w, dy]);

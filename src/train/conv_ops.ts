@@ -3,7 +3,12 @@
 // the gradients it will be asked for need: x for dW, W for dx, nothing for
 // the resize (its backward needs only shapes).
 import { convTranspose3d as convTransposeK, triple, type Triple } from "../kernels/conv_transpose3d.js";
-import { convTranspose3dBiasGrad, convTranspose3dInputGrad, convTranspose3dWeightGrad } from "../kernels/conv_transpose3d_backward.js";
+import {
+  convTranspose3dBiasGrad,
+  convTranspose3dInputGrad,
+  convTranspose3dInputWeightGrads,
+  convTranspose3dWeightGrad,
+} from "../kernels/conv_transpose3d_backward.js";
 import { patchEmbed as patchEmbedK } from "../kernels/patch_embed.js";
 import { patchEmbedBiasGrad, patchEmbedInputGrad, patchEmbedWeightGrad } from "../kernels/patch_embed_backward.js";
 import { resize3d as resizeK, type ResizeMode } from "../kernels/resample.js";
@@ -43,8 +48,11 @@ export function convTranspose3d(x: Var, w: Var, bias: Var | null, opts: { stride
   const saved = [xv, wv].filter((t): t is Tensor => t !== null);
   const inputs = bias ? [x, w, bias] : [x, w];
   return customOp(op, inputs, out, (g) => {
-    const dx = gx ? convTranspose3dInputGrad(wv!, g, xShape, { stride }) : null;
-    const dw = gw ? convTranspose3dWeightGrad(xv!, g, wShape, { stride }) : null;
+    let dx: Tensor | null = null;
+    let dw: Tensor | null = null;
+    if (gx && gw) ({ dx, dw } = convTranspose3dInputWeightGrads(xv!, wv!, g, { stride }));
+    else if (gx) dx = convTranspose3dInputGrad(wv!, g, xShape, { stride });
+    else if (gw) dw = convTranspose3dWeightGrad(xv!, g, wShape, { stride });
     return bias ? [dx, dw, gb ? convTranspose3dBiasGrad(g) : null] : [dx, dw];
   }, saved);
 }

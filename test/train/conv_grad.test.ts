@@ -68,20 +68,26 @@ describe("raw backward kernels", () => {
 });
 
 describe("gradients flow only where asked", () => {
-  it("convTranspose3d with a constant input computes dw and dbias only", async () => {
-    const c = cases.find((k) => k.name === "convT_k323_s212")!;
-    const x = constant(hashInput(c, "x"));
-    const w = param(hashInput(c, "w"));
-    const b = param(hashInput(c, "b"));
-    const y = convTranspose3d(x, w, b, { stride: c.params.stride as [number, number, number] });
-    const gy = hashInput(c, "gy");
-    backward(y, gy);
-    expect(x.grad).toBeNull();
-    expect(tolerance(c, "d_w", await w.grad!.readFloat32())).toBe(true);
-    expect(tolerance(c, "d_b", await b.grad!.readFloat32())).toBe(true);
-    [x, w, b, y].forEach((v) => v.dispose());
-    gy.dispose();
-  });
+  for (const name of ["convT_k323_s212", "convT_k2s2_vec"]) {
+    for (const frozen of ["x", "w"] as const) {
+      it(`${name}: ${frozen} constant`, async () => {
+        const c = cases.find((k) => k.name === name)!;
+        const x = frozen === "x" ? constant(hashInput(c, "x")) : param(hashInput(c, "x"));
+        const w = frozen === "w" ? constant(hashInput(c, "w")) : param(hashInput(c, "w"));
+        const b = param(hashInput(c, "b"));
+        const stride = c.params.stride as [number, number, number] | null;
+        const y = convTranspose3d(x, w, b, stride ? { stride } : {});
+        const gy = hashInput(c, "gy");
+        backward(y, gy);
+        const live = frozen === "x" ? ["w", w] as const : ["x", x] as const;
+        expect((frozen === "x" ? x : w).grad).toBeNull();
+        expect(tolerance(c, `d_${live[0]}`, await live[1].grad!.readFloat32())).toBe(true);
+        expect(tolerance(c, "d_b", await b.grad!.readFloat32())).toBe(true);
+        [x, w, b, y].forEach((v) => v.dispose());
+        gy.dispose();
+      });
+    }
+  }
 });
 
 describe("argument checks", () => {
