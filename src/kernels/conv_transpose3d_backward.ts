@@ -10,6 +10,8 @@
 //   dbias[o]       = Σ dy[b, o, …]                  (two axis reductions)
 // Overlapping taps (stride < kernel) need nothing special: each term of the
 // sums above is one (voxel, tap) pair, and the pairs are independent.
+// That gather path serves every shape; SegVol's kernel = stride case takes
+// a vector path (see vectorPath below) whose GEMMs load like the forward's.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, checkRank, fail } from "./check.js";
@@ -70,7 +72,9 @@ function dyOffsets(geo: Geometry): { tap: (t: string) => string; vox: (v: string
  * WGSL for a loader's four per-lane offsets: `fn NAME(j: u32) -> vec4<u32>`
  * returns off(min(j + i, last)) for i = 0..3, computed on the first call and
  * cached in private memory: j (the lane's m or n) is the same on every k
- * step, and recomputing the divisions each step cost as much as the loads.
+ * step, so the divisions need not rely on the compiler hoisting them out of
+ * the k loop (on lavapipe it made no measurable difference: the four scalar
+ * loads per operand dominate, hence the vector path below).
  */
 function cachedOffsets(name: string, last: string, off: (j: string) => string): string {
   const one = (i: number) => off(`min(j + ${i}u, ${last})`);
