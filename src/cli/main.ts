@@ -5,6 +5,7 @@ import { registerConvert } from "./convert.js";
 import { registerForward } from "./forward.js";
 import { registerSegment } from "./segment.js";
 import { registerSmoke } from "./smoke.js";
+import { registerTrain } from "./train.js";
 
 const program = new Command();
 program.name("segvol").description("SegVol 3-D medical segmentation on WebGPU (Dawn), from the command line").version("0.1.0");
@@ -12,6 +13,7 @@ registerSmoke(program);
 registerConvert(program);
 registerForward(program);
 registerSegment(program);
+registerTrain(program);
 
 try {
   await program.parseAsync(process.argv);

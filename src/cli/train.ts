@@ -1,0 +1,82 @@
+// `segvol train`: fine-tunes SegVol on an MSD-layout folder. The loop is
+// src/train/trainer.ts; this checks the flags and prints the summary.
+import type { Command } from "commander";
+import { releaseGpu } from "../tensor/device.js";
+import { train } from "../train/trainer.js";
+import { collect } from "./parse.js";
+
+interface TrainFlags {
+  data: string;
+  categories: string;
+  weights: string;
+  out: string;
+  steps: string;
+  lr: string;
+  warmup: string;
+  weightDecay: string;
+  clip: string;
+  freeze?: string[];
+  saveEvery: string;
+  seed: string;
+  resume?: boolean;
+}
+
+function int(flag: string, v: string, min: number): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isInteger(n) || n < min) throw new Error(`${flag} ${v}: expected an integer ≥ ${min}`);
+  return n;
+}
+
+function num(flag: string, v: string, positive: boolean): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n < 0 || (positive && n === 0)) throw new Error(`${flag} ${v}: expected a number ${positive ? "> 0" : "≥ 0"}`);
+  return n;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command("train")
+    .description("fine-tune SegVol on NIfTI image/label pairs (MSD layout); checkpoints are weights folders")
+    .requiredOption("--data <dir>", "dataset folder with imagesTr/ and labelsTr/ (label values 1..K)")
+    .requiredOption("--categories <a,b,c>", "names of label values 1..K, comma-separated")
+    .requiredOption("--weights <dir>", "initial weights (a folder written by `segvol convert`)")
+    .requiredOption("--out <dir>", "output folder: checkpoint/, loss.csv, loss.png")
+    .option("--steps <n>", "optimiser steps in total", "1000")
+    .option("--lr <x>", "peak learning rate (AdamW)", "1e-4")
+    .option("--warmup <n>", "linear warm-up steps before the cosine decay", "10")
+    .option("--weight-decay <x>", "AdamW decoupled weight decay", "1e-5")
+    .option("--clip <x>", "max global gradient norm", "1")
+    .option("--freeze <prefix>", "freeze parameters whose name starts with this (repeatable), e.g. text_encoder. or image_encoder.", collect)
+    .option("--save-every <n>", "checkpoint every n steps (0: only at the end)", "100")
+    .option("--seed <n>", "random seed (windows, augmentation, prompts)", "0")
+    .option("--resume", "continue from OUT/checkpoint (same flags)")
+    .action(async (o: TrainFlags) => {
+      const categories = o.categories.split(",").map((s) => s.trim());
+      if (categories.some((c) => c === "")) throw new Error(`--categories ${o.categories}: empty name`);
+      const opts = {
+        data: o.data,
+        categories,
+        weights: o.weights,
+        out: o.out,
+        steps: int("--steps", o.steps, 1),
+        lr: num("--lr", o.lr, false),
+        warmup: int("--warmup", o.warmup, 0),
+        weightDecay: num("--weight-decay", o.weightDecay, false),
+        clip: num("--clip", o.clip, true),
+        freeze: o.freeze ?? [],
+        saveEvery: int("--save-every", o.saveEvery, 0),
+        seed: int("--seed", o.seed, 0),
+        resume: o.resume ?? false,
+      };
+      try {
+        const r = await train(opts);
+        const last = r.losses[r.losses.length - 1];
+        console.log(
+          `${r.interrupted ? "interrupted at" : "done:"} step ${r.step}, loss ${last?.toFixed(5) ?? "-"}, ${r.stepsPerSecond.toFixed(3)} steps/s, peak GPU ${(r.peakBytes / 2 ** 20).toFixed(0)} MiB; checkpoint ${r.checkpoint}`,
+        );
+        if (r.interrupted) process.exitCode = 130;
+      } finally {
+        releaseGpu();
+      }
+    });
+}
