@@ -24,7 +24,7 @@ import { initGpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { attention, layerNorm } from "./attention_ops.js";
-import { Var, constant, noGrad, param } from "./autograd.js";
+import { Var, constant, isRecording, noGrad, param } from "./autograd.js";
 import { convTranspose3d, patchEmbed, resize3d } from "./conv_ops.js";
 import { add, concat, gather, gelu, linear, matmul, permute, reshape, slice } from "./ops.js";
 import { selectTrainable } from "./freeze.js";
@@ -56,6 +56,8 @@ export interface TrainableSegVolOptions {
 export class TrainableSegVol {
   private readonly textCache = new Map<string, Var>();
   private densePe: Var | null = null;
+  /** Constants made during a step (prompt PEs, outputs of frozen segments); freed by `releaseStep`. */
+  private stepTemps: Var[] = [];
 
   private constructor(
     readonly config: SegVolConfig,
@@ -130,6 +132,26 @@ export class TrainableSegVol {
     return x;
   }
 
+  /**
+   * Runs one segment of the network (a block whose parameters start with
+   * `prefix`). When neither its inputs nor its parameters need gradients it
+   * runs without a tape: recorded, its intermediates would be tape values
+   * that no backward node ever frees. The constant result is freed by
+   * `releaseStep`.
+   */
+  private segment(prefix: string, inputs: readonly Var[], fn: () => Var): Var {
+    if (!isRecording() || inputs.some((x) => x.requiresGrad) || !this.isFrozen(prefix)) return fn();
+    const out = noGrad(fn);
+    this.stepTemps.push(out);
+    return out;
+  }
+
+  /** Frees what the last step's forward made and backward did not (call after backward). */
+  releaseStep(): void {
+    for (const t of this.stepTemps) t.dispose();
+    this.stepTemps = [];
+  }
+
   isFrozen(prefix: string): boolean {
     return [...this.vars].filter(([n]) => n.startsWith(prefix)).every(([, x]) => !x.requiresGrad);
   }
@@ -167,20 +189,25 @@ export class TrainableSegVol {
   private imageEncoder(window: Var): Var {
     const P = "image_encoder";
     const E = this.config.vit.hidden_size;
-    const pe = `${P}.patch_embedding.patch_embeddings.1`;
-    let x = add(patchEmbed(window, this.v(`${pe}.weight`), this.v(`${pe}.bias`), this.config.patch_size), this.v(`${P}.patch_embedding.position_embeddings`));
+    const pe = `${P}.patch_embedding`;
+    let x = this.segment(`${pe}.`, [window], () =>
+      add(patchEmbed(window, this.v(`${pe}.patch_embeddings.1.weight`), this.v(`${pe}.patch_embeddings.1.bias`), this.config.patch_size), this.v(`${pe}.position_embeddings`)),
+    );
     for (let n = 0; n < this.config.vit.num_layers; n++) {
       const b = `${P}.blocks.${n}`;
-      const h = this.norm(x, `${b}.norm1`);
-      // qkv rows: q, then k, then v (head-interleaved within each).
-      const qkv = this.v(`${b}.attn.qkv.weight`);
-      const part = (i: number) => linear(h, slice(qkv, [i * E, 0], [(i + 1) * E, E]));
-      const o = attention(part(0), part(1), part(2), { numHeads: this.config.vit.num_heads });
-      x = add(x, this.linearOf(o, `${b}.attn.out_proj`));
-      const m = this.linearOf(this.linearOf(this.norm(x, `${b}.norm2`), `${b}.mlp.linear1`, "gelu"), `${b}.mlp.linear2`);
-      x = add(x, m);
+      const xin = x;
+      x = this.segment(`${b}.`, [xin], () => {
+        const h = this.norm(xin, `${b}.norm1`);
+        // qkv rows: q, then k, then v (head-interleaved within each).
+        const qkv = this.v(`${b}.attn.qkv.weight`);
+        const part = (i: number) => linear(h, slice(qkv, [i * E, 0], [(i + 1) * E, E]));
+        const o = attention(part(0), part(1), part(2), { numHeads: this.config.vit.num_heads });
+        const x1 = add(xin, this.linearOf(o, `${b}.attn.out_proj`));
+        return add(x1, this.linearOf(this.linearOf(this.norm(x1, `${b}.norm2`), `${b}.mlp.linear1`, "gelu"), `${b}.mlp.linear2`));
+      });
     }
-    return this.norm(x, `${P}.norm`);
+    const last = x;
+    return this.segment(`${P}.norm.`, [last], () => this.norm(last, `${P}.norm`));
   }
 
   // ------------------------------------------------------------ text tower
@@ -192,12 +219,18 @@ export class TrainableSegVol {
    */
   textEmbedding(category: string): Var {
     if (!this.config.text || !this.tokenizer) throw new Error(`text prompt "${category}": this model has no text tower`);
-    const ids = this.tokenizer.encode(this.config.text.template.replace("{}", category));
+    return this.textEmbeddingIds(this.tokenizer.encode(this.config.text.template.replace("{}", category)));
+  }
+
+  /** The text embedding of explicit token ids (bos … eos); cached by ids when the tower is frozen. */
+  textEmbeddingIds(ids: readonly number[]): Var {
+    if (!this.config.text) throw new Error("text prompt: this model has no text tower");
     if (!this.isFrozen("text_encoder.")) return this.textEncoder(ids);
-    let e = this.textCache.get(category);
+    const key = ids.join(",");
+    let e = this.textCache.get(key);
     if (!e) {
       e = noGrad(() => this.textEncoder(ids));
-      this.textCache.set(category, e);
+      this.textCache.set(key, e);
     }
     return e;
   }
@@ -206,25 +239,31 @@ export class TrainableSegVol {
     const t = this.config.text!;
     const P = "text_encoder.clip_text_model.text_model";
     if (ids.length === 0 || ids.length > t.max_position_embeddings) throw new Error(`text encoder: ${ids.length} tokens (1..${t.max_position_embeddings} allowed)`);
+    const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= t.vocab_size);
+    if (bad !== undefined) throw new Error(`text encoder: token id ${bad} is outside the vocabulary (size ${t.vocab_size})`);
     const L = ids.length;
     let eos = 0;
     ids.forEach((id, i) => {
       if (id > ids[eos]!) eos = i;
     });
-    const tok = gather(this.v(`${P}.embeddings.token_embedding.weight`), Int32Array.from(ids));
-    const pos = slice(this.v(`${P}.embeddings.position_embedding.weight`), [0, 0], [L, t.hidden_size]);
-    let x = reshape(add(tok, pos), [1, L, t.hidden_size]);
+    let x = this.segment(`${P}.embeddings.`, [], () => {
+      const tok = gather(this.v(`${P}.embeddings.token_embedding.weight`), Int32Array.from(ids));
+      const pos = slice(this.v(`${P}.embeddings.position_embedding.weight`), [0, 0], [L, t.hidden_size]);
+      return reshape(add(tok, pos), [1, L, t.hidden_size]);
+    });
     for (let n = 0; n < t.num_hidden_layers; n++) {
       const b = `${P}.encoder.layers.${n}`;
-      const h = this.norm(x, `${b}.layer_norm1`, t.layer_norm_eps);
-      const a = `${b}.self_attn`;
-      const o = attention(this.linearOf(h, `${a}.q_proj`), this.linearOf(h, `${a}.k_proj`), this.linearOf(h, `${a}.v_proj`), {
-        numHeads: t.num_attention_heads,
-        causal: true,
+      const xin = x;
+      x = this.segment(`${b}.`, [xin], () => {
+        const h = this.norm(xin, `${b}.layer_norm1`, t.layer_norm_eps);
+        const a = `${b}.self_attn`;
+        const o = attention(this.linearOf(h, `${a}.q_proj`), this.linearOf(h, `${a}.k_proj`), this.linearOf(h, `${a}.v_proj`), {
+          numHeads: t.num_attention_heads,
+          causal: true,
+        });
+        const x1 = add(xin, this.linearOf(o, `${a}.out_proj`));
+        return add(x1, this.linearOf(this.linearOf(this.norm(x1, `${b}.layer_norm2`, t.layer_norm_eps), `${b}.mlp.fc1`, CLIP_ACT[t.hidden_act]), `${b}.mlp.fc2`));
       });
-      x = add(x, this.linearOf(o, `${a}.out_proj`));
-      const m = this.linearOf(this.linearOf(this.norm(x, `${b}.layer_norm2`, t.layer_norm_eps), `${b}.mlp.fc1`, CLIP_ACT[t.hidden_act]), `${b}.mlp.fc2`);
-      x = add(x, m);
     }
     const pooled = reshape(slice(x, [0, eos, 0], [1, eos + 1, t.hidden_size]), [1, t.hidden_size]);
     return this.linearOf(this.norm(pooled, `${P}.final_layer_norm`, t.layer_norm_eps), "text_encoder.dim_align");
@@ -277,10 +316,9 @@ export class TrainableSegVol {
   /**
    * Sparse tokens [1, T, C] (points, + one padding point without a box, box
    * corners, text) as pe (host constant) + a row of the embedding table
-   * [point_embeddings.0..3, not_a_point_embed]. `temps` collects the
-   * constants made here, for the caller to free after backward.
+   * [point_embeddings.0..3, not_a_point_embed].
    */
-  private sparse(prompt: WindowPrompt, text: Var | null, temps: Var[]): Var | null {
+  private sparse(prompt: WindowPrompt, text: Var | null): Var | null {
     const C = this.config.decoder.transformer_dim;
     const [D, H, W] = this.config.spatial_size;
     const norm = (p: Vec3): Vec3 => [(p[0] + 0.5) / H, (p[1] + 0.5) / D, (p[2] + 0.5) / W];
@@ -308,7 +346,7 @@ export class TrainableSegVol {
         if (r.pe) this.pe(r.pe, peData, n * C);
       });
       const peVar = constant(Tensor.from(peData, [rows.length, C]));
-      temps.push(peVar);
+      this.stepTemps.push(peVar);
       const P = "prompt_encoder";
       const table = concat([0, 1, 2, 3].map((i) => this.v(`${P}.point_embeddings.${i}.weight`)).concat([this.v(`${P}.not_a_point_embed.weight`)]), 0);
       parts.push(add(peVar, gather(table, rows.map((r) => r.idx))));
@@ -330,16 +368,16 @@ export class TrainableSegVol {
   /**
    * Decodes one prompt on the image tokens [1, N, C] → window logits
    * [1, 1, D, H, W]. `text` is the category's embedding [1, C] (from
-   * `textEmbedding`) when the prompt has text. Constants made for this
-   * prompt are pushed to `temps` (free them after backward).
+   * `textEmbedding`) when the prompt has text. Call `releaseStep()` after
+   * backward (it frees the constants made for the prompt).
    */
-  decode(tokens: Var, prompt: WindowPrompt, text: Var | null, temps: Var[]): Var {
+  decode(tokens: Var, prompt: WindowPrompt, text: Var | null): Var {
     const P = "mask_decoder";
     const cfg = this.config;
     const C = cfg.decoder.transformer_dim;
     if (prompt.text !== undefined && !text) throw new Error("decode: the prompt has text but no text embedding was given");
     const outTokens = reshape(concat([this.v(`${P}.iou_token.weight`), this.v(`${P}.mask_tokens.weight`)], 0), [1, -1, C]);
-    const sp = this.sparse(prompt, prompt.text !== undefined ? text : null, temps);
+    const sp = this.sparse(prompt, prompt.text !== undefined ? text : null);
     const qpe = sp ? concat([outTokens, sp], 1) : outTokens;
     const pos = this.dense();
     let q = qpe;
@@ -385,6 +423,7 @@ export class TrainableSegVol {
   }
 
   dispose(): void {
+    this.releaseStep();
     for (const e of this.textCache.values()) e.dispose();
     this.textCache.clear();
     this.densePe?.dispose();

@@ -114,7 +114,7 @@ export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: R
     tokens = model.encodeImage(window);
     const text = model.hasText ? model.textEmbedding(cat) : null;
     for (const s of prompts.sets) {
-      const l = diceBce(model.decode(tokens, s.prompt, s.prompt.text !== undefined ? text : null, temps), labels);
+      const l = diceBce(model.decode(tokens, s.prompt, s.prompt.text !== undefined ? text : null), labels);
       total = total ? add(total, l) : l;
     }
     backward(total!);
@@ -124,6 +124,7 @@ export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: R
     // A recorded image embedding was freed by backward; a frozen encoder's is ours.
     if (tokens && !tokens.onTape) tokens.dispose();
     for (const t of temps) t.dispose();
+    model.releaseStep();
     labels.dispose();
   }
 }
