@@ -39,6 +39,9 @@ export function checkVolume(volume: Volume): void {
   if (!Array.isArray(dims) || dims.length !== 3 || !dims.every((d) => Number.isInteger(d) && d > 0)) {
     throw new Error(`segment: volume dims must be three positive integers (I, J, K), got ${JSON.stringify(dims)}`);
   }
+  if (dims.some((d) => d === 1)) {
+    throw new Error(`segment: the image is 2-D (dims ${dims.join("×")}): SegVol segments 3-D volumes`);
+  }
   if (!(data instanceof Float32Array)) throw new Error("segment: volume data must be a Float32Array");
   const n = dims[0] * dims[1] * dims[2];
   if (data.length !== n) {
