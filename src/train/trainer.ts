@@ -168,8 +168,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   let interrupted = false;
   const onSigint = () => {
+    // A second Ctrl-C gives up on the checkpoint (the last saved one stays intact: saves are atomic).
+    if (interrupted) process.exit(130);
     interrupted = true;
-    log("interrupt: saving a checkpoint after this step…");
+    log("interrupt: saving a checkpoint after this step… (Ctrl-C again to quit without it)");
   };
   const listen = o.handleSigint ?? true;
   if (listen) process.on("SIGINT", onSigint);
