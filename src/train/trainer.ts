@@ -19,7 +19,7 @@ import { Tensor } from "../tensor/tensor.js";
 import { Var, backward, constant, customOp, zeroGrad } from "./autograd.js";
 import { disposeOptimState, loadTrainerState, saveCheckpoint } from "./checkpoint.js";
 import { clipGradNorm } from "./clip.js";
-import { MsdDataset, type AugmentOptions } from "./data.js";
+import { MsdDataset, listMsdCases, type AugmentOptions } from "./data.js";
 import { diceBceLoss } from "./loss.js";
 import { add } from "./ops.js";
 import { writeLossFiles } from "./loss_plot.js";
@@ -138,6 +138,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const ckptDir = join(out, "checkpoint");
   if (o.resume && !existsSync(ckptDir)) throw new Error(`train --resume: ${ckptDir} does not exist (no checkpoint to resume from)`);
   const srcDir = o.resume ? ckptDir : resolve(o.weights);
+  listMsdCases(o.data); // a bad data folder fails before the weights are loaded
+
   const model = await TrainableSegVol.fromWeights(srcDir, { freeze: o.freeze });
   const optimizer = new AdamW(model.trainable, { lr: o.lr, weightDecay: o.weightDecay });
   const data = new MsdDataset(o.data, { categories: o.categories, spatialSize: [...model.config.spatial_size] as [number, number, number], augment: o.augment });
