@@ -139,10 +139,12 @@ export class TrainableSegVol {
    * that no backward node ever frees. The constant result is freed by
    * `releaseStep`.
    */
-  private segment(prefix: string, inputs: readonly Var[], fn: () => Var): Var {
-    if (!isRecording() || inputs.some((x) => x.requiresGrad) || !this.isFrozen(prefix)) return fn();
+  private segment<T extends Var | Var[]>(prefix: string | readonly string[], inputs: readonly Var[], fn: () => T): T {
+    const prefixes = typeof prefix === "string" ? [prefix] : prefix;
+    if (!isRecording() || inputs.some((x) => x.requiresGrad) || !prefixes.every((p) => this.isFrozen(p))) return fn();
     const out = noGrad(fn);
-    this.stepTemps.push(out);
+    if (Array.isArray(out)) this.stepTemps.push(...out);
+    else this.stepTemps.push(out);
     return out;
   }
 
@@ -376,38 +378,57 @@ export class TrainableSegVol {
     const cfg = this.config;
     const C = cfg.decoder.transformer_dim;
     if (prompt.text !== undefined && !text) throw new Error("decode: the prompt has text but no text embedding was given");
-    const outTokens = reshape(concat([this.v(`${P}.iou_token.weight`), this.v(`${P}.mask_tokens.weight`)], 0), [1, -1, C]);
-    const sp = this.sparse(prompt, prompt.text !== undefined ? text : null);
-    const qpe = sp ? concat([outTokens, sp], 1) : outTokens;
+    // Each stage runs untaped when nothing in it needs a gradient (see `segment`).
+    const tokenPrefixes = [`${P}.iou_token.`, `${P}.mask_tokens.`, "prompt_encoder.point_embeddings.", "prompt_encoder.not_a_point_embed."];
+    const textIn = prompt.text !== undefined ? text : null;
+    const qpe = this.segment(tokenPrefixes, textIn ? [textIn] : [], () => {
+      const outTokens = reshape(concat([this.v(`${P}.iou_token.weight`), this.v(`${P}.mask_tokens.weight`)], 0), [1, -1, C]);
+      const sp = this.sparse(prompt, textIn);
+      return sp ? concat([outTokens, sp], 1) : outTokens;
+    });
     const pos = this.dense();
     let q = qpe;
-    let k = add(tokens, this.v("prompt_encoder.no_mask_embed.weight"));
+    let k = this.segment("prompt_encoder.no_mask_embed.", [tokens], () => add(tokens, this.v("prompt_encoder.no_mask_embed.weight")));
     for (let l = 0; l < cfg.decoder.depth; l++) {
       const b = `${P}.transformer.layers.${l}`;
-      if (l === 0) q = this.mha(`${b}.self_attn`, q, q, q);
-      else {
-        const qq = add(q, qpe);
-        q = add(q, this.mha(`${b}.self_attn`, qq, qq, q));
-      }
-      q = this.norm(q, `${b}.norm1`);
-      const kk = add(k, pos);
-      q = this.norm(add(q, this.mha(`${b}.cross_attn_token_to_image`, add(q, qpe), kk, k)), `${b}.norm2`);
-      q = this.norm(add(q, this.linearOf(this.linearOf(q, `${b}.mlp.lin1`, "relu"), `${b}.mlp.lin2`)), `${b}.norm3`);
-      k = this.norm(add(k, this.mha(`${b}.cross_attn_image_to_token`, kk, add(q, qpe), q)), `${b}.norm4`);
+      const [qin, kin] = [q, k];
+      [q, k] = this.segment(`${b}.`, [qin, kin, qpe], () => {
+        let q1: Var;
+        if (l === 0) q1 = this.mha(`${b}.self_attn`, qin, qin, qin);
+        else {
+          const qq = add(qin, qpe);
+          q1 = add(qin, this.mha(`${b}.self_attn`, qq, qq, qin));
+        }
+        q1 = this.norm(q1, `${b}.norm1`);
+        const kk = add(kin, pos);
+        q1 = this.norm(add(q1, this.mha(`${b}.cross_attn_token_to_image`, add(q1, qpe), kk, kin)), `${b}.norm2`);
+        q1 = this.norm(add(q1, this.linearOf(this.linearOf(q1, `${b}.mlp.lin1`, "relu"), `${b}.mlp.lin2`)), `${b}.norm3`);
+        const k1 = this.norm(add(kin, this.mha(`${b}.cross_attn_image_to_token`, kk, add(q1, qpe), q1)), `${b}.norm4`);
+        return [q1, k1];
+      });
     }
-    const kk = add(k, pos);
-    q = this.norm(add(q, this.mha(`${P}.transformer.final_attn_token_to_image`, add(q, qpe), kk, k)), `${P}.transformer.norm_final_attn`);
+    const [qin, kin] = [q, k];
+    q = this.segment([`${P}.transformer.final_attn_token_to_image.`, `${P}.transformer.norm_final_attn.`], [qin, kin, qpe], () =>
+      this.norm(add(qin, this.mha(`${P}.transformer.final_attn_token_to_image`, add(qin, qpe), add(kin, pos), kin)), `${P}.transformer.norm_final_attn`),
+    );
 
     const [g0, g1, g2] = this.grid();
-    const img = reshape(permute(k, [0, 2, 1]), [1, C, g0, g1, g2]);
     const up = `${P}.output_upscaling`;
-    let u = convTranspose3d(img, this.v(`${up}.0.weight`), this.v(`${up}.0.bias`), { stride: 2 });
-    u = gelu(this.norm(u, `${up}.1`));
-    u = gelu(convTranspose3d(u, this.v(`${up}.3.weight`), this.v(`${up}.3.bias`), { stride: 2 }));
+    const kf = k;
+    // Parameter-free layout steps on a constant input run untaped too: a
+    // chain of two tape values without a node would keep the first alive.
+    const img = this.segment([], [kf], () => reshape(permute(kf, [0, 2, 1]), [1, C, g0, g1, g2]));
+    const u = this.segment(`${up}.`, [img], () => {
+      const u1 = gelu(this.norm(convTranspose3d(img, this.v(`${up}.0.weight`), this.v(`${up}.0.bias`), { stride: 2 }), `${up}.1`));
+      return gelu(convTranspose3d(u1, this.v(`${up}.3.weight`), this.v(`${up}.3.bias`), { stride: 2 }));
+    });
     const [, c8, d4, h4, w4] = u.shape as [number, number, number, number, number];
     const hyper = `${P}.output_hypernetworks_mlps.0.layers`;
-    let h = reshape(slice(q, [0, 1, 0], [1, 2, C]), [1, C]);
-    h = this.linearOf(this.linearOf(this.linearOf(h, `${hyper}.0`, "relu"), `${hyper}.1`, "relu"), `${hyper}.2`);
+    const qf = q;
+    const t0 = this.segment([], [qf], () => reshape(slice(qf, [0, 1, 0], [1, 2, C]), [1, C]));
+    let h = this.segment(`${P}.output_hypernetworks_mlps.0.`, [t0], () => {
+      return this.linearOf(this.linearOf(this.linearOf(t0, `${hyper}.0`, "relu"), `${hyper}.1`, "relu"), `${hyper}.2`);
+    });
     if (prompt.text !== undefined) h = add(h, this.linearOf(text!, `${P}.txt_align_upscaled_embedding`));
     const masks = reshape(matmul(h, reshape(u, [c8, d4 * h4 * w4])), [1, 1, d4, h4, w4]);
     return resize3d(masks, cfg.spatial_size, "trilinear", false);

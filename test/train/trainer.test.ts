@@ -165,6 +165,22 @@ describe("segvol train (config A)", () => {
     expect(existsSync(join(out, "loss.png"))).toBe(true);
   }, 600_000);
 
+  it("does not leak with a frozen prompt path and transformer (only the upscaling and hypernetwork train)", async () => {
+    const liveAt: number[] = [];
+    const res = await train(
+      opts(join(root, "head"), {
+        steps: 4,
+        freeze: ["image_encoder.", "prompt_encoder.", "mask_decoder.transformer.", "mask_decoder.iou_token.", "mask_decoder.mask_tokens."],
+        stopAfter: () => {
+          liveAt.push(gpu().pool.stats().buffers);
+          return false;
+        },
+      }),
+    );
+    expect(res.losses.every(Number.isFinite)).toBe(true);
+    expect(new Set(liveAt.slice(1)).size).toBe(1);
+  }, 600_000);
+
   it("resumes exactly: a run stopped at step 3 and resumed repeats the uninterrupted losses", async () => {
     full = await train(opts(join(root, "full")));
     const out = join(root, "split");
