@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { GpuUnavailableError } from "../tensor/device.js";
 import { registerConvert } from "./convert.js";
 import { registerForward } from "./forward.js";
+import { registerPhantom } from "./phantom.js";
 import { registerSegment } from "./segment.js";
 import { registerSmoke } from "./smoke.js";
 import { registerTrain } from "./train.js";
@@ -14,6 +15,7 @@ registerConvert(program);
 registerForward(program);
 registerSegment(program);
 registerTrain(program);
+registerPhantom(program);
 
 try {
   await program.parseAsync(process.argv);
