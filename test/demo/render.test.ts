@@ -1,0 +1,135 @@
+// Slice renderer: PNG size from the layout, mask colour exactly where the
+// mask is (right place under radiological orientation), none elsewhere;
+// bad input named; atomic PNG writing; the font draws its glyphs.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PNG } from "pngjs";
+import { afterAll, describe, expect, it } from "vitest";
+import { drawText, glyph, GLYPH_H, GLYPH_W, textWidth } from "../../src/demo/font.js";
+import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
+import { renderSlices, writePng } from "../../src/demo/render.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "render-test-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// A small volume: i 20 × 1 mm, j 16 × 1.5 mm, k 10 × 3 mm (extents 20, 24, 30 mm).
+const dims: [number, number, number] = [20, 16, 10];
+const spacing: [number, number, number] = [1, 1.5, 3];
+const N = dims[0] * dims[1] * dims[2];
+const image = new Int16Array(N);
+for (let v = 0; v < N; v++) image[v] = ((v * 37) % 400) - 160; // grey levels across the window
+// Mask: i 12..17 (patient's right), j 2..5 (posterior), k 6..8 (placed clear of the
+// orientation letters, which are drawn on top).
+const mask = new Uint8Array(N);
+for (let k = 6; k <= 8; k++) for (let j = 2; j <= 5; j++) for (let i = 12; i <= 17; i++) mask[(k * dims[1] + j) * dims[0] + i] = 1;
+const BLUE: [number, number, number] = [0, 0, 255];
+
+/** Pixels inside a rectangle where blue clearly dominates (the overlay), as a list of [x, y]. */
+function bluePixels(png: PNG, x0: number, y0: number, w: number, h: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) {
+    const t = (y * png.width + x) * 4;
+    const [r, g, b] = [png.data[t]!, png.data[t + 1]!, png.data[t + 2]!];
+    if (b > r + 30 && b > g + 30) out.push([x, y]);
+  }
+  return out;
+}
+
+describe("renderSlices", () => {
+  // panelSize 60 → 0.5 mm per pixel: axial 40×48, coronal 40×60, sagittal 48×60.
+  // Layout: margin 10, gap 10; panels at x = 10, 60, 110; y = 10.
+  const png = PNG.sync.read(Buffer.from(renderSlices({ image, dims, spacing, masks: [{ name: "box", mask, color: BLUE }], panelSize: 60 })));
+
+  it("produces a PNG of the layout's size", () => {
+    expect(png.width).toBe(10 + 40 + 10 + 40 + 10 + 48 + 10);
+    // panels 60 + 4 + name line 20 + 6, legend line 20, margins 10 + 10.
+    expect(png.height).toBe(10 + 60 + 4 + 20 + 6 + 20 + 10);
+  });
+
+  it("colours exactly the mask's pixels, in radiological orientation", () => {
+    // Axial (through k = 7): mask i 12..17 → 12 px, j 2..5 → 12 px.
+    // Patient's right (high i) on the image left; posterior (low j) at the bottom.
+    const ax = bluePixels(png, 10, 10, 40, 48);
+    expect(ax.length).toBe(144);
+    expect(Math.max(...ax.map((p) => p[0]))).toBeLessThan(10 + 20); // left half
+    expect(Math.min(...ax.map((p) => p[1]))).toBeGreaterThanOrEqual(10 + 24); // bottom half
+    // Coronal (through j = round(3.5) = 4): 12 px wide, k 6..8 → 18 px tall; superior at the top.
+    const co = bluePixels(png, 60, 10, 40, 60);
+    expect(co.length).toBe(216);
+    expect(Math.max(...co.map((p) => p[0]))).toBeLessThan(60 + 20);
+    // k 6..8 of 0..9 with k = 9 at the top: rows (9-8)·6 .. (9-6)·6 + 5.
+    expect(Math.min(...co.map((p) => p[1]))).toBe(10 + 6);
+    expect(Math.max(...co.map((p) => p[1]))).toBe(10 + 23);
+    // Sagittal (through i = round(14.5) = 15): j 2..5 → 12 px, anterior (high j) on the left.
+    const sa = bluePixels(png, 110, 10, 48, 60);
+    expect(sa.length).toBe(216);
+    expect(Math.min(...sa.map((p) => p[0]))).toBeGreaterThanOrEqual(110 + 24);
+    // Legend swatch is blue too; nothing else in the image is.
+    const all = bluePixels(png, 0, 0, png.width, png.height);
+    expect(all.length).toBe(144 + 216 + 216 + 14 * 14);
+  });
+
+  it("draws no colour without masks, and an empty mask colours nothing", () => {
+    for (const masks of [[], [{ name: "empty", mask: new Uint8Array(N), color: BLUE }]]) {
+      const p = PNG.sync.read(Buffer.from(renderSlices({ image, dims, spacing, masks, title: "NO MASK", panelSize: 60 })));
+      const blue = bluePixels(p, 0, 0, p.width, p.height);
+      expect(blue.length).toBe(masks.length ? 14 * 14 : 0);
+    }
+  });
+
+  it("follows the affine: flipping i in the affine mirrors the axial overlay", () => {
+    const affine = [[-1, 0, 0, 0], [0, 1.5, 0, 0], [0, 0, 3, 0], [0, 0, 0, 1]];
+    const p = PNG.sync.read(Buffer.from(renderSlices({ image, dims, spacing, masks: [{ name: "box", mask, color: BLUE }], panelSize: 60, affine })));
+    const ax = bluePixels(p, 10, 10, 40, 48);
+    expect(ax.length).toBe(144);
+    expect(Math.min(...ax.map((q) => q[0]))).toBeGreaterThanOrEqual(10 + 20); // now the right half
+  });
+
+  it("names bad input", () => {
+    expect(() => renderSlices({ image, dims, spacing, masks: [{ name: "liver", mask: new Uint8Array(5) }] })).toThrow(/renderSlices: mask "liver" has 5 values but dims 20×16×10 need 3200/);
+    expect(() => renderSlices({ image: new Int16Array(7), dims, spacing, masks: [] })).toThrow(/renderSlices: image has 7 values/);
+    expect(() => renderSlices({ image, dims, spacing, masks: [], window: [10, -10] })).toThrow(/renderSlices: window/);
+    expect(() => renderSlices({ image, dims, spacing: [1, 0, 1], masks: [] })).toThrow(/renderSlices: spacing/);
+  });
+
+  it("renders a phantom with its labels (every organ coloured somewhere)", () => {
+    const ph = generatePhantom(3, { dims: [64, 64, 32] });
+    const masks = PHANTOM_LABELS.slice(1).map((name, l) => ({ name, mask: ph.labels.map((v) => (v === l + 1 ? 1 : 0)) }));
+    const bytes = renderSlices({ image: ph.image, dims: ph.dims, spacing: ph.spacing, masks, title: "PHANTOM 3", panelSize: 120 });
+    const p = PNG.sync.read(Buffer.from(bytes));
+    let coloured = 0;
+    for (let t = 0; t < p.width * p.height; t++) {
+      const [r, g, b] = [p.data[t * 4]!, p.data[t * 4 + 1]!, p.data[t * 4 + 2]!];
+      if (Math.max(r, g, b) - Math.min(r, g, b) > 40) coloured++;
+    }
+    expect(coloured).toBeGreaterThan(500);
+  });
+});
+
+describe("writePng", () => {
+  it("writes the bytes atomically and refuses a non-.png name", () => {
+    const bytes = renderSlices({ image, dims, spacing, masks: [], panelSize: 30 });
+    const path = join(tmp, "slices.png");
+    writePng(path, bytes);
+    expect(Buffer.from(readFileSync(path)).equals(Buffer.from(bytes))).toBe(true);
+    expect(bytes.subarray(0, 8)).toEqual(new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]));
+    expect(() => writePng(join(tmp, "slices.jpg"), bytes)).toThrow(/writePng: .*must end in \.png/);
+    expect(() => writePng(join(tmp, "missing", "x.png"), bytes)).toThrow(/writePng: .*does not exist/);
+  });
+});
+
+describe("font", () => {
+  it("has 5×7 glyphs, capitals for lower case, and draws exactly the glyph's ink", () => {
+    expect(glyph("a")).toEqual(glyph("A"));
+    expect(glyph("A").length).toBe(GLYPH_W * GLYPH_H);
+    expect(textWidth("AB", 2)).toBe((2 * (GLYPH_W + 1) - 1) * 2);
+    const ink = (s: string) => [...s].reduce((a, ch) => a + glyph(ch).reduce((x, y) => x + y, 0), 0);
+    const pts = new Set<string>();
+    drawText("LIVER 1", 3, 4, 2, (x, y) => pts.add(`${x},${y}`));
+    expect(pts.size).toBe(ink("LIVER 1") * 4);
+    // Distinct letters look distinct.
+    const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".split("").map((c) => glyph(c).join(""));
+    expect(new Set(letters).size).toBe(letters.length);
+  });
+});
