@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { PHANTOM_LABELS, writePhantom, type Vec3 } from "../demo/phantom.js";
+import { PHANTOM_LABELS, selectLabels, writePhantom, type Vec3, type WritePhantomOptions } from "../demo/phantom.js";
 import { renderSlices, writePng } from "../demo/render.js";
 import { parseIntList } from "./parse.js";
 
@@ -14,6 +14,7 @@ interface PhantomFlags {
   dims?: string;
   spacing?: string;
   png?: boolean;
+  labels?: string;
 }
 
 function int(flag: string, v: string, min: number, max: number): number {
@@ -40,14 +41,22 @@ export function registerPhantom(program: Command): void {
     .option("--count <k>", "number of phantoms, seeds seed..seed+k-1", "1")
     .option("--dims <i,j,k>", "voxels per axis (default: varies with the seed)")
     .option("--spacing <x,y,z>", "voxel size in mm (default: varies with the seed)")
+    .option("--labels <a,b,c>", "organs to keep, written as label values 1..K in this order (default: all)")
     .option("--png", "also write DIR/previews/phantom_<seed>.png (slices with the labels overlaid)")
     .action((o: PhantomFlags) => {
       const seed = int("--seed", o.seed, 0, 0xffffffff);
       const count = int("--count", o.count, 1, 100000);
       if (seed + count - 1 > 0xffffffff) throw new Error(`--seed ${seed} --count ${count}: seeds must stay below 2^32`);
-      const opts: { dims?: Vec3; spacing?: Vec3 } = {};
+      const opts: WritePhantomOptions = {};
       if (o.dims) opts.dims = parseIntList("--dims", o.dims, 3) as Vec3;
       if (o.spacing) opts.spacing = spacingList(o.spacing);
+      if (o.labels !== undefined) {
+        const names = o.labels.split(",").map((x) => x.trim());
+        if (names.some((x) => x === "")) throw new Error(`--labels ${o.labels}: empty name`);
+        selectLabels(new Uint8Array(0), names); // checks the names before anything is written
+        opts.labels = names;
+      }
+      const kept = opts.labels ?? PHANTOM_LABELS.slice(1);
       const started = performance.now();
       const names: string[] = [];
       for (let n = 0; n < count; n++) {
@@ -55,12 +64,15 @@ export function registerPhantom(program: Command): void {
         names.push(name);
         if (o.png) {
           mkdirSync(join(o.out, "previews"), { recursive: true });
-          const masks = PHANTOM_LABELS.slice(1).map((label, l) => ({ name: label, mask: ph.labels.map((v) => (v === l + 1 ? 1 : 0)) }));
+          const masks = kept.map((label) => {
+            const l = PHANTOM_LABELS.indexOf(label);
+            return { name: label, mask: ph.labels.map((v) => (v === l ? 1 : 0)) };
+          });
           writePng(join(o.out, "previews", `${name}.png`), renderSlices({ image: ph.image, dims: ph.dims, spacing: ph.spacing, masks, title: name }));
         }
       }
       const secs = ((performance.now() - started) / 1000).toFixed(1);
       console.log(`wrote ${count} phantom${count > 1 ? "s" : ""} (${names[0]}${count > 1 ? ` .. ${names[count - 1]}` : ""}) to ${o.out} in ${secs} s`);
-      console.log(`labels 1..${PHANTOM_LABELS.length - 1}: ${PHANTOM_LABELS.slice(1).join(",")}`);
+      console.log(`labels 1..${kept.length} (--categories for segvol train): ${kept.join(",")}`);
     });
 }

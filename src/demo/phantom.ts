@@ -18,7 +18,7 @@
 // smoothly displaced point (a few random low-frequency sinusoids), with size
 // and position jittered per seed. Texture (smooth value noise) and CT noise
 // (Gaussian) are added last; labels are unaffected by noise.
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
 import { niftiFromArray, writeNifti } from "../io/nifti.js";
@@ -483,16 +483,41 @@ function valueNoise(rng: Rng, dims: Vec3, step: Vec3): Float32Array {
   return out;
 }
 
-/** MSD `dataset.json` contents for phantoms. */
-export function phantomDatasetJson(names: readonly string[]): string {
+/**
+ * The label map restricted to some organs, renumbered 1..K in the order
+ * given (other organs become background), so that `segvol train
+ * --categories a,b,c` (label values 1..K) can train on a subset.
+ */
+export function selectLabels(labels: Uint8Array, names: readonly string[]): Uint8Array {
+  const map = new Uint8Array(256);
+  const seen = new Set<string>();
+  names.forEach((n, k) => {
+    const l = PHANTOM_LABELS.indexOf(n);
+    if (l < 1) throw new Error(`phantom labels: unknown organ "${n}"; known: ${PHANTOM_LABELS.slice(1).join(", ")}`);
+    if (seen.has(n)) throw new Error(`phantom labels: "${n}" given twice`);
+    seen.add(n);
+    map[l] = k + 1;
+  });
+  const out = new Uint8Array(labels.length);
+  for (let v = 0; v < labels.length; v++) out[v] = map[labels[v]!]!;
+  return out;
+}
+
+/** MSD `dataset.json` contents: label names (index = value) and the cases. */
+export function phantomDatasetJson(cases: readonly string[], labelNames: readonly string[] = PHANTOM_LABELS.slice(1)): string {
   return JSON.stringify({
     name: "segvol-phantoms",
     description: "Synthetic abdominal CT phantoms (segvol phantom); labels are exactly what was drawn",
     modality: { "0": "CT" },
-    labels: Object.fromEntries(PHANTOM_LABELS.map((n, i) => [String(i), n])),
-    numTraining: names.length,
-    training: names.map((n) => ({ image: `./imagesTr/${n}.nii.gz`, label: `./labelsTr/${n}.nii.gz` })),
+    labels: Object.fromEntries(["background", ...labelNames].map((n, i) => [String(i), n])),
+    numTraining: cases.length,
+    training: cases.map((n) => ({ image: `./imagesTr/${n}.nii.gz`, label: `./labelsTr/${n}.nii.gz` })),
   }, null, 2) + "\n";
+}
+
+export interface WritePhantomOptions extends PhantomOptions {
+  /** Organs to keep in the label file, renumbered 1..K in this order (default: all of PHANTOM_LABELS). */
+  labels?: readonly string[];
 }
 
 /**
@@ -500,18 +525,36 @@ export function phantomDatasetJson(names: readonly string[]): string {
  * (int16 HU) and DIR/labelsTr/phantom_<seed>.nii.gz (uint8 labels), then
  * rewrites DIR/dataset.json listing the label names and every phantom now in
  * the folder (earlier runs with other seeds included). Returns the case name
- * and the phantom (for previews without generating it twice).
+ * and the phantom (its labels as drawn, all organs; for previews without
+ * generating it twice).
  */
-export function writePhantom(dir: string, seed: number, opts: PhantomOptions = {}): { name: string; phantom: Phantom } {
+export function writePhantom(dir: string, seed: number, opts: WritePhantomOptions = {}): { name: string; phantom: Phantom } {
+  const names = opts.labels ?? PHANTOM_LABELS.slice(1);
+  if (names.length === 0) throw new Error("writePhantom: labels must name at least one organ");
+  // One folder, one label numbering: refuse to mix selections.
+  const dsPath = join(dir, "dataset.json");
+  if (existsSync(dsPath)) {
+    let had: unknown;
+    try {
+      had = (JSON.parse(readFileSync(dsPath, "utf8")) as { labels?: unknown }).labels;
+    } catch {
+      throw new Error(`writePhantom: ${dsPath} exists but is not JSON; use another folder`);
+    }
+    const want = Object.fromEntries(["background", ...names].map((n, i) => [String(i), n]));
+    if (JSON.stringify(had) !== JSON.stringify(want)) {
+      throw new Error(`writePhantom: ${dsPath} has labels ${JSON.stringify(had)} but this run writes ${JSON.stringify(want)}; use another folder`);
+    }
+  }
   const ph = generatePhantom(seed, opts);
+  const labels = opts.labels ? selectLabels(ph.labels, names) : ph.labels;
   const imgDir = join(dir, "imagesTr"), labDir = join(dir, "labelsTr");
   mkdirSync(imgDir, { recursive: true });
   mkdirSync(labDir, { recursive: true });
   const name = `phantom_${seed}`;
   const geometry = niftiFromArray(ph.dims, Float32Array.from(ph.image), { affine: ph.affine, datatype: "int16" });
   writeNifti(join(imgDir, `${name}.nii.gz`), geometry, ph.image, "int16", { descrip: `segvol phantom seed ${seed}` });
-  writeNifti(join(labDir, `${name}.nii.gz`), geometry, ph.labels, "uint8", { descrip: `segvol phantom labels seed ${seed}` });
-  writeFileAtomic(join(dir, "dataset.json"), Buffer.from(phantomDatasetJson(existingPhantoms(imgDir, labDir))), { what: "writePhantom" });
+  writeNifti(join(labDir, `${name}.nii.gz`), geometry, labels, "uint8", { descrip: `segvol phantom labels seed ${seed}` });
+  writeFileAtomic(join(dir, "dataset.json"), Buffer.from(phantomDatasetJson(existingPhantoms(imgDir, labDir), names)), { what: "writePhantom" });
   return { name, phantom: ph };
 }
 

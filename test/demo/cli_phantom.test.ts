@@ -36,6 +36,17 @@ describe("segvol phantom", () => {
     expect(ds.numTraining).toBe(2);
   });
 
+  it("--labels keeps those organs as 1..K and prints the --categories to train with", async () => {
+    const out = join(tmp, "sub");
+    const lines: string[] = [];
+    const log = vi.spyOn(console, "log").mockImplementation((m: string) => void lines.push(m));
+    await run(["--seed", "9", "--out", out, "--dims", "40,40,20", "--labels", "left kidney,right kidney"]);
+    log.mockRestore();
+    const lab = readNifti(join(out, "labelsTr", "phantom_9.nii.gz"));
+    expect(new Set(lab.data)).toEqual(new Set([0, 1, 2]));
+    expect(lines.join("\n")).toContain("--categories for segvol train): left kidney,right kidney");
+  });
+
   it("refuses bad flags naming them, writing nothing", async () => {
     const out = join(tmp, "bad");
     await expect(run(["--seed", "x", "--out", out])).rejects.toThrow(/--seed x: expected an integer/);
@@ -43,6 +54,7 @@ describe("segvol phantom", () => {
     await expect(run(["--seed", "1", "--out", out, "--dims", "40,40"])).rejects.toThrow(/--dims 40,40: expected 3/);
     await expect(run(["--seed", "1", "--out", out, "--spacing", "1,-1,3"])).rejects.toThrow(/--spacing 1,-1,3: expected three positive numbers/);
     await expect(run(["--seed", "1", "--out", out, "--dims", "40,40,2"])).rejects.toThrow(/generatePhantom: dims/);
+    await expect(run(["--seed", "1", "--out", out, "--labels", "liver,kidney"])).rejects.toThrow(/unknown organ "kidney"/);
     expect(existsSync(out)).toBe(false);
   });
 });

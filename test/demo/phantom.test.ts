@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generatePhantom, PHANTOM_LABELS, writePhantom, type Phantom } from "../../src/demo/phantom.js";
+import { generatePhantom, PHANTOM_LABELS, selectLabels, writePhantom, type Phantom } from "../../src/demo/phantom.js";
 import { readNifti } from "../../src/io/nifti.js";
 import { listMsdCases } from "../../src/train/data.js";
 
@@ -199,5 +199,22 @@ describe("writePhantom", () => {
     // The training loader reads the folder.
     expect(listMsdCases(dir).map((c) => c.name)).toEqual(["phantom_12", "phantom_7"]);
     expect(b.phantom.dims).toEqual([48, 44, 24]);
+  });
+
+  it("keeps a subset of organs renumbered 1..K (--labels), and refuses to mix numberings in one folder", () => {
+    const dir = join(tmp, "subset");
+    const opts = { dims: [40, 40, 20] as [number, number, number], labels: ["spleen", "liver"] };
+    const { phantom } = writePhantom(dir, 3, opts);
+    const lab = readNifti(join(dir, "labelsTr", "phantom_3.nii.gz"));
+    const want = selectLabels(phantom.labels, ["spleen", "liver"]);
+    expect(Array.from(lab.data)).toEqual(Array.from(want));
+    for (let v = 0; v < want.length; v++) {
+      const drawn = PHANTOM_LABELS[phantom.labels[v]!];
+      expect(want[v]).toBe(drawn === "spleen" ? 1 : drawn === "liver" ? 2 : 0);
+    }
+    expect(JSON.parse(readFileSync(join(dir, "dataset.json"), "utf8")).labels).toEqual({ "0": "background", "1": "spleen", "2": "liver" });
+    expect(() => writePhantom(dir, 4, { dims: [40, 40, 20] })).toThrow(/writePhantom: .*dataset\.json has labels .* use another folder/);
+    expect(() => selectLabels(new Uint8Array(1), ["livr"])).toThrow(/unknown organ "livr"; known: liver, spleen/);
+    expect(() => selectLabels(new Uint8Array(1), ["liver", "liver"])).toThrow(/"liver" given twice/);
   });
 });
