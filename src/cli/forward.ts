@@ -2,7 +2,9 @@
 // `segvol tokenize`.
 import type { Command } from "commander";
 import { readNpy, writeNpy } from "../io/npy.js";
-import { SegVol, type WindowPrompt } from "../segvol/model.js";
+import { join } from "node:path";
+import { loadConfig } from "../segvol/config.js";
+import { SegVol, validateWindowPrompt, type WindowPrompt } from "../segvol/model.js";
 import type { Vec3 } from "../segvol/prompt_encoder.js";
 import { ClipTokenizer } from "../segvol/tokenizer.js";
 import { releaseGpu } from "../tensor/device.js";
@@ -38,15 +40,18 @@ export function registerForward(program: Command): void {
         });
       }
       if (o.text !== undefined) prompt.text = o.text;
+      // Prompt and window are checked against config.json before any GPU work.
+      const config = loadConfig(join(o.weights, "config.json"));
+      validateWindowPrompt(config, prompt);
       const npy = readNpy(o.image);
+      const [D, H, W] = config.spatial_size;
+      const okShape =
+        (npy.shape.length === 3 && npy.shape.join() === [D, H, W].join()) ||
+        (npy.shape.length === 5 && npy.shape.join() === [1, 1, D, H, W].join());
+      if (!okShape) throw new Error(`${o.image}: shape [${npy.shape.join(", ")}] is not the window [${D}, ${H}, ${W}] (or [1, 1, ${D}, ${H}, ${W}])`);
+      if (npy.dtype !== "f32") throw new Error(`${o.image}: dtype ${npy.dtype}, expected float32`);
       const model = await SegVol.fromWeights(o.weights);
       try {
-        const [D, H, W] = model.config.spatial_size;
-        const okShape =
-          (npy.shape.length === 3 && npy.shape.join() === [D, H, W].join()) ||
-          (npy.shape.length === 5 && npy.shape.join() === [1, 1, D, H, W].join());
-        if (!okShape) throw new Error(`${o.image}: shape [${npy.shape.join(", ")}] is not the window [${D}, ${H}, ${W}] (or [1, 1, ${D}, ${H}, ${W}])`);
-        if (npy.dtype !== "f32") throw new Error(`${o.image}: dtype ${npy.dtype}, expected float32`);
         const logits = await model.forward(npy.data as Float32Array, prompt);
         writeNpy(o.out, logits, [1, 1, D, H, W]);
       } finally {

@@ -49,6 +49,44 @@ export class ImageEmbedding {
   }
 }
 
+/** Checks a prompt against a configuration's window; needs no model, so callers can check before loading one. */
+export function validateWindowPrompt(config: SegVolConfig, p: WindowPrompt): void {
+  const [D, H, W] = config.spatial_size;
+  const inWindow = (c: readonly number[], what: string) => {
+    const lim = [D, H, W];
+    c.forEach((v, a) => {
+      if (!Number.isFinite(v) || v < 0 || v > lim[a]! - 1) {
+        throw new Error(`${what} (${c.join(", ")}) is outside the window ${D}×${H}×${W} (d, h, w)`);
+      }
+    });
+  };
+  if (!p.points && !p.box && p.text === undefined) throw new Error("empty prompt: give points, a box or a text");
+  if (p.points) {
+    const { coords, labels } = p.points;
+    if (coords.length === 0) throw new Error("point prompt: no points given");
+    if (coords.length !== labels.length) throw new Error(`point prompt: ${coords.length} points but ${labels.length} labels`);
+    coords.forEach((c, i) => {
+      const l = labels[i]!;
+      if (l !== 0 && l !== 1 && l !== -1) throw new Error(`point ${i}: label ${l} is not 1 (positive), 0 (negative) or −1 (padding)`);
+      if (l !== -1) inWindow(c, `point ${i}`);
+    });
+  }
+  // An all −1 box is upstream's "no foreground of the zoom-out mask in this
+  // window"; it is encoded as given, like upstream does.
+  if (p.box && !p.box.every((v) => v === -1)) {
+    if (p.box.length !== 6) throw new Error(`box prompt: expected 6 numbers (d0,h0,w0,d1,h1,w1), got ${p.box.length}`);
+    inWindow(p.box.slice(0, 3), "box corner 0");
+    inWindow(p.box.slice(3), "box corner 1");
+    for (let a = 0; a < 3; a++) {
+      if (p.box[a]! > p.box[a + 3]!) throw new Error(`box prompt: min corner exceeds max corner on axis ${a} (${p.box.join(", ")})`);
+    }
+  }
+  if (p.text !== undefined) {
+    if (!config.text) throw new Error("text prompt: this model has no text tower");
+    if (typeof p.text === "string" && p.text.trim() === "") throw new Error("text prompt: empty category name");
+  }
+}
+
 const TOKENIZER_FILES = ["tokenizer.json", "vocab.json"];
 
 export class SegVol {
@@ -156,41 +194,9 @@ export class SegVol {
 
   /** Checks a prompt against the window before any GPU work. */
   validatePrompt(p: WindowPrompt): void {
-    const [D, H, W] = this.config.spatial_size;
-    const inWindow = (c: readonly number[], what: string) => {
-      const lim = [D, H, W];
-      c.forEach((v, a) => {
-        if (!Number.isFinite(v) || v < 0 || v > lim[a]! - 1) {
-          throw new Error(`${what} (${c.join(", ")}) is outside the window ${D}×${H}×${W} (d, h, w)`);
-        }
-      });
-    };
-    if (!p.points && !p.box && p.text === undefined) throw new Error("empty prompt: give points, a box or a text");
-    if (p.points) {
-      const { coords, labels } = p.points;
-      if (coords.length === 0) throw new Error("point prompt: no points given");
-      if (coords.length !== labels.length) throw new Error(`point prompt: ${coords.length} points but ${labels.length} labels`);
-      coords.forEach((c, i) => {
-        const l = labels[i]!;
-        if (l !== 0 && l !== 1 && l !== -1) throw new Error(`point ${i}: label ${l} is not 1 (positive), 0 (negative) or −1 (padding)`);
-        if (l !== -1) inWindow(c, `point ${i}`);
-      });
-    }
-    // An all −1 box is upstream's "no foreground of the zoom-out mask in this
-    // window"; it is encoded as given, like upstream does.
-    if (p.box && !p.box.every((v) => v === -1)) {
-      if (p.box.length !== 6) throw new Error(`box prompt: expected 6 numbers (d0,h0,w0,d1,h1,w1), got ${p.box.length}`);
-      inWindow(p.box.slice(0, 3), "box corner 0");
-      inWindow(p.box.slice(3), "box corner 1");
-      for (let a = 0; a < 3; a++) {
-        if (p.box[a]! > p.box[a + 3]!) throw new Error(`box prompt: min corner exceeds max corner on axis ${a} (${p.box.join(", ")})`);
-      }
-    }
-    if (p.text !== undefined) {
-      if (!this.textEncoder) throw new Error("text prompt: this model has no text tower");
-      if (typeof p.text === "string" && p.text.trim() === "") throw new Error("text prompt: empty category name");
-    }
+    validateWindowPrompt(this.config, p);
   }
+
 
   private denseTensor(): Tensor {
     if (!this.densePe) {
