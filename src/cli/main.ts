@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { GpuUnavailableError } from "../tensor/device.js";
 import { registerConvert } from "./convert.js";
 import { registerForward } from "./forward.js";
+import { registerInit } from "./init.js";
 import { registerPhantom } from "./phantom.js";
 import { registerSegment } from "./segment.js";
 import { registerSmoke } from "./smoke.js";
@@ -16,6 +17,7 @@ registerForward(program);
 registerSegment(program);
 registerTrain(program);
 registerPhantom(program);
+registerInit(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// `npm run train:demo [-- --out DIR --steps N ...]`: the seeded recipe of the
+// embedded demo model (issue 7). Three `segvol` commands, run from source
+// with tsx so the recipe always trains with the code of this checkout:
+//   1. segvol phantom: the training phantoms (seeds TRAIN_SEED.. , labels 1..4);
+//   2. segvol init:    from-scratch weights for weights/demo/config.json, with
+//                      a tokenizer built for the same categories;
+//   3. segvol train:   AdamW with warm-up + cosine decay, all parameters trained.
+// Everything is seeded (phantoms, initial values, windows, prompts), so the
+// same flags give the same loss curve. The result is a weights folder
+// (OUT/train/checkpoint) that SegVol.fromWeights loads; copying it into
+// weights/demo/ is a separate, deliberate step.
+//
+// Phantom seeds: training uses TRAIN_SEED .. TRAIN_SEED+cases-1 (default
+// 1000..1023); evaluation and the demo must use seeds outside that range.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const CATEGORIES = "liver,spleen,left kidney,right kidney";
+const TRAIN_SEED = 1000;
+
+// The recipe. Flags override these; the defaults are what the shipped weights are trained with.
+const defaults = {
+  out: "/tmp/segvol-demo-train",
+  config: join(repo, "weights", "demo", "config.json"),
+  cases: "24",
+  steps: "3000",
+  lr: "1e-3",
+  warmup: "100",
+  "weight-decay": "1e-5",
+  clip: "1",
+  "save-every": "250",
+  "init-seed": "0",
+  seed: "0",
+};
+
+function usage() {
+  const flags = Object.entries(defaults).map(([k, v]) => `  --${k} <${k === "out" || k === "config" ? "path" : "n"}>  (default ${v})`);
+  return ["usage: npm run train:demo [-- [flags]]", ...flags, "  --resume  continue OUT/train from its checkpoint (same flags)"].join("\n");
+}
+
+function parseArgs(argv) {
+  const o = { ...defaults, resume: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--help" || a === "-h") {
+      console.log(usage());
+      process.exit(0);
+    }
+    if (a === "--resume") {
+      o.resume = true;
+      continue;
+    }
+    const key = a.startsWith("--") ? a.slice(2) : "";
+    if (!(key in defaults)) throw new Error(`train:demo: unknown flag ${a}\n${usage()}`);
+    if (i + 1 >= argv.length) throw new Error(`train:demo: ${a} needs a value`);
+    o[key] = argv[++i];
+  }
+  for (const k of ["cases", "steps", "warmup", "save-every", "init-seed", "seed"]) {
+    if (!/^\d+$/.test(o[k])) throw new Error(`train:demo: --${k} ${o[k]}: expected a non-negative integer`);
+  }
+  if (Number(o.cases) < 1 || Number(o.steps) < 1) throw new Error("train:demo: --cases and --steps must be ≥ 1");
+  o.out = resolve(o.out);
+  o.config = resolve(o.config);
+  return o;
+}
+
+/** Runs `segvol ARGS` from source; resolves on exit 0, rejects otherwise. */
+function segvol(args) {
+  const tsx = join(repo, "node_modules", "tsx", "dist", "cli.mjs");
+  console.log(`\n$ segvol ${args.map((a) => (/[\s,]/.test(a) ? JSON.stringify(a) : a)).join(" ")}`);
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [tsx, join(repo, "src", "cli", "main.ts"), ...args], { cwd: repo, stdio: "inherit" });
+    // Ctrl-C reaches the child too (same process group): `segvol train` saves
+    // a checkpoint before it exits, so this process waits for it.
+    const ignore = () => {};
+    process.on("SIGINT", ignore);
+    child.on("exit", (code, signal) => {
+      process.off("SIGINT", ignore);
+      if (code === 0) res();
+      else rej(new Error(`segvol ${args[0]} failed (${signal ?? `exit ${code}`})`));
+    });
+    child.on("error", rej);
+  });
+}
+
+/** True if DIR already holds exactly the phantoms this recipe would write (they are deterministic). */
+function haveData(dir, cases) {
+  const ds = join(dir, "dataset.json");
+  if (!existsSync(ds)) return false;
+  try {
+    const j = JSON.parse(readFileSync(ds, "utf8"));
+    const names = (j.training ?? []).map((t) => t.image);
+    const want = Array.from({ length: cases }, (_, n) => `./imagesTr/phantom_${TRAIN_SEED + n}.nii.gz`);
+    const labels = Object.entries(j.labels ?? {}).filter(([k]) => k !== "0").map(([, v]) => v).join(",");
+    return labels === CATEGORIES && JSON.stringify(names) === JSON.stringify(want);
+  } catch {
+    return false;
+  }
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const data = join(o.out, "data");
+  const init = join(o.out, "init");
+  const run = join(o.out, "train");
+  const t0 = performance.now();
+  if (!o.resume) {
+    if (haveData(data, Number(o.cases))) console.log(`phantoms: reusing ${data} (seeds ${TRAIN_SEED}..${TRAIN_SEED + Number(o.cases) - 1})`);
+    else {
+      rmSync(data, { recursive: true, force: true });
+      await segvol(["phantom", "--seed", String(TRAIN_SEED), "--count", o.cases, "--out", data, "--labels", CATEGORIES]);
+    }
+    await segvol(["init", "--config", o.config, "--out", init, "--seed", o["init-seed"], "--categories", CATEGORIES]);
+    rmSync(run, { recursive: true, force: true }); // a fresh run: no stale checkpoint or loss.csv
+  }
+  const trainArgs = ["train", "--data", data, "--categories", CATEGORIES, "--weights", init, "--out", run];
+  for (const k of ["steps", "lr", "warmup", "weight-decay", "clip", "save-every", "seed"]) trainArgs.push(`--${k}`, o[k]);
+  if (o.resume) trainArgs.push("--resume");
+  await segvol(trainArgs);
+  const mins = ((performance.now() - t0) / 60000).toFixed(1);
+  console.log(`\ntrain:demo done in ${mins} min.`);
+  console.log(`  weights folder: ${join(run, "checkpoint")} (model.safetensors, config.json, vocab.json, merges.txt)`);
+  console.log(`  loss curve:     ${join(run, "loss.csv")}, ${join(run, "loss.png")}`);
+  console.log(`  to ship it:     cp ${join(run, "checkpoint")}/{model.safetensors,config.json,vocab.json,merges.txt} weights/demo/`);
+}
+
+main().catch((e) => {
+  console.error(e.message);
+  process.exitCode = 1;
+});
