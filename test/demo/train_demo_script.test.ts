@@ -1,0 +1,58 @@
+// `npm run train:demo` (scripts/train-demo.mjs): bad flags are refused with
+// the flag named; a tiny run (one phantom, a small config, two steps) goes
+// through phantom → init → train and leaves a checkpoint folder with the
+// built tokenizer and a loss.csv of two rows.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/segvol/config.js";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const script = join(repo, "scripts", "train-demo.mjs");
+const tmp = mkdtempSync(join(tmpdir(), "train-demo-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function run(args: string[]): { code: number | null; out: string } {
+  const r = spawnSync(process.execPath, [script, ...args], { cwd: repo, encoding: "utf8", timeout: 300_000 });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe("train:demo recipe", () => {
+  it("refuses unknown flags and bad numbers, naming them", () => {
+    const a = run(["--bogus", "1"]);
+    expect(a.code).toBe(1);
+    expect(a.out).toMatch(/train:demo: unknown flag --bogus/);
+    const b = run(["--steps", "many"]);
+    expect(b.code).toBe(1);
+    expect(b.out).toMatch(/train:demo: --steps many: expected a non-negative integer/);
+  });
+
+  it("runs phantom → init → train end to end on a tiny config", () => {
+    const cfg = join(tmp, "tiny.json");
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        spatial_size: [8, 32, 32],
+        patch_size: [4, 16, 16],
+        vit: { hidden_size: 16, mlp_dim: 16, num_layers: 1, num_heads: 2 },
+        decoder: { transformer_dim: 16, depth: 1, num_heads: 2, mlp_dim: 8, num_multimask_outputs: 3, iou_head_depth: 3, iou_head_hidden_dim: 8, attention_downsample_rate: 2 },
+        prompt_encoder: { mask_in_chans: 4 },
+        text: { vocab_size: 1, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 12, layer_norm_eps: 1e-5, hidden_act: "quick_gelu", template: "A computerized tomography of a {}." },
+      }),
+    );
+    const out = join(tmp, "run");
+    const r = run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--save-every", "0"]);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain(`weights folder: ${join(out, "train", "checkpoint")}`);
+    const ckpt = join(out, "train", "checkpoint");
+    for (const f of ["model.safetensors", "config.json", "vocab.json", "merges.txt"]) expect(existsSync(join(ckpt, f)), f).toBe(true);
+    expect(loadConfig(join(ckpt, "config.json")).text!.vocab_size).toBe(Object.keys(JSON.parse(readFileSync(join(ckpt, "vocab.json"), "utf8"))).length);
+    const csv = readFileSync(join(out, "train", "loss.csv"), "utf8").trim().split("\n");
+    expect(csv[0]).toBe("step,loss");
+    expect(csv.length).toBe(3);
+    expect(readdirSync(join(out, "data", "imagesTr"))).toEqual(["phantom_1000.nii.gz"]);
+  });
+});
