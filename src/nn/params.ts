@@ -16,7 +16,7 @@ export class ParamStore {
   private check(name: string): void {
     const want = this.expected.get(name);
     if (!want) throw new Error(`${this.file.path}: parameter "${name}" is not part of this model's configuration`);
-    if (!this.file.keys().includes(name)) throw new Error(`${this.file.path}: parameter "${name}" is missing`);
+    if (!this.file.has(name)) throw new Error(`${this.file.path}: parameter "${name}" is missing`);
     const got = this.file.info(name).shape;
     if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
       throw new Error(`${this.file.path}: parameter "${name}" has shape ${shapeStr(got)}, the config expects ${shapeStr(want)}`);
