@@ -1,7 +1,8 @@
 // The training curve as files: `loss.csv` (step,loss) and a small PNG line
-// plot drawn pixel by pixel (axes with tick marks, the loss as a polyline,
-// y from the smallest to the largest loss), both written atomically.
+// plot drawn pixel by pixel (axes with labelled tick marks, the loss as a
+// polyline, y from the smallest to the largest loss), both written atomically.
 import { PNG } from "pngjs";
+import { drawText, textWidth, GLYPH_H } from "../demo/font.js";
 import { writeFileAtomic } from "../io/atomic.js";
 
 /** `step,loss` lines, steps counted from 1. */
@@ -27,7 +28,7 @@ export function plotLosses(losses: readonly number[], width = 640, height = 400)
     const n = Math.max(1, Math.ceil(Math.max(Math.abs(x1 - x0), Math.abs(y1 - y0))));
     for (let k = 0; k <= n; k++) set(x0 + ((x1 - x0) * k) / n, y0 + ((y1 - y0) * k) / n, c);
   };
-  const L = 50, R = width - 20, T = 20, B = height - 40;
+  const L = 60, R = width - 20, T = 20, B = height - 40;
   const black: Rgb = [0, 0, 0];
   line(L, T, L, B, black);
   line(L, B, R, B, black);
@@ -38,11 +39,21 @@ export function plotLosses(losses: readonly number[], width = 640, height = 400)
     line(L - 5, y, L, y, black);
   }
   const finite = losses.filter(Number.isFinite);
+  const text = (t: string, x: number, y: number) => drawText(t, Math.round(x), Math.round(y), 1, (a, b) => set(a, b, black));
+  text("LOSS", 4, 4);
+  text("STEP", R - textWidth("STEP"), height - GLYPH_H - 4);
   if (finite.length === 0) return png;
   const lo = Math.min(...finite);
   const hi = Math.max(...finite);
   const span = hi - lo || 1;
   const n = losses.length;
+  // Tick labels: loss at the bottom, middle and top; steps at both ends and the middle.
+  for (const k of [0, 5, 10]) {
+    const label = (lo + (span * k) / 10).toPrecision(3);
+    text(label, L - 8 - textWidth(label), B - ((B - T) * k) / 10 - GLYPH_H / 2);
+    const step = String(Math.max(1, Math.round(1 + ((n - 1) * k) / 10)));
+    text(step, L + ((R - L) * k) / 10 - textWidth(step) / 2, B + 9);
+  }
   const px = (i: number) => (n === 1 ? (L + R) / 2 : L + ((R - L) * i) / (n - 1));
   const py = (v: number) => B - ((B - T) * (v - lo)) / span;
   const blue: Rgb = [31, 90, 200];
