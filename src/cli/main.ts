@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { GpuUnavailableError } from "../tensor/device.js";
 import { registerConvert } from "./convert.js";
+import { registerDemo } from "./demo.js";
 import { registerForward } from "./forward.js";
 import { registerInit } from "./init.js";
 import { registerPhantom } from "./phantom.js";
@@ -18,6 +19,7 @@ registerSegment(program);
 registerTrain(program);
 registerPhantom(program);
 registerInit(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);

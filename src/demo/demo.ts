@@ -1,0 +1,333 @@
+// `segvol demo`: the embedded demo model segments a phantom it has never
+// seen (seed outside the training range 1000-1023) by text prompts (every
+// organ the model knows, in one segment call so the window encodes are
+// shared), one organ by a box prompt and one by point prompts, and scores
+// every mask with Dice against the phantom's own label map.
+//
+// Output folder: everything is written into a temporary folder beside DIR
+// and renamed into place, so DIR is either a complete demo output or
+// untouched. An existing DIR is replaced only when it is empty or a previous
+// demo output (it holds demo.json written by `segvol demo` and nothing but
+// the demo's own file names); anything else is refused.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../io/atomic.js";
+import { niftiFromArray, writeNifti } from "../io/nifti.js";
+import { SegVol } from "../segvol/model.js";
+import type { Target, Vec3 } from "../segvol/pipeline/types.js";
+import { releaseGpu } from "../tensor/device.js";
+import { generatePhantom, PHANTOM_LABELS, type Phantom } from "./phantom.js";
+import { renderSlices, writePng } from "./render.js";
+
+/** The organs of the shipped demo model (`npm run train:demo`), used when the weights folder does not name its categories. */
+export const DEMO_CATEGORIES: readonly string[] = Object.freeze(["liver", "spleen", "left kidney", "right kidney"]);
+/** Default phantom seed: outside the training seeds 1000-1023. */
+export const DEMO_SEED = 4242;
+const TRAIN_SEEDS: [number, number] = [1000, 1023];
+/** Organs prompted by a box and by points, first one the model knows. */
+const BOX_PREFERENCE = ["liver", "spleen", "right kidney", "left kidney"];
+const POINT_PREFERENCE = ["spleen", "left kidney", "right kidney", "liver"];
+const PRODUCER = "segvol demo";
+
+export type DemoPrompt = "text" | "box" | "points";
+
+export interface DemoTargetResult {
+  name: string;
+  prompt: DemoPrompt;
+  dice: number;
+  seconds: number;
+}
+
+export interface DemoResult {
+  targets: DemoTargetResult[];
+  seconds: number;
+  /** Absolute paths of the written files. */
+  files: string[];
+}
+
+export interface DemoOptions {
+  /** Weights folder (config.json, model.safetensors, tokenizer). */
+  weights: string;
+  /** Output folder (default ./segvol-demo). */
+  out?: string;
+  /** Phantom seed (default 4242); the training seeds 1000-1023 are refused. */
+  seed?: number;
+  /** Smaller or fixed phantom geometry (tests). */
+  phantom?: { dims?: Vec3; spacing?: Vec3 };
+  onProgress?: (line: string) => void;
+}
+
+/** The package folder (holds package.json named segvol-webgpu), found upwards from this module: works from src/ and from the dist/ bundle. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, "package.json");
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "segvol-webgpu") return dir;
+      } catch {
+        // an unreadable package.json is not ours; keep looking
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error("demo: cannot find the segvol-webgpu package folder above " + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+/** The shipped demo weights folder, resolved from the package (not the cwd). */
+export function defaultDemoWeights(): string {
+  return join(packageRoot(), "weights", "demo");
+}
+
+/** Refuses a weights folder without a model, with one line on how to get one. */
+export function checkDemoWeights(dir: string): void {
+  if (!existsSync(join(dir, "model.safetensors"))) {
+    throw new Error(
+      `demo: no model.safetensors in ${dir}: the demo model is not trained/shipped yet; ` +
+        "make it with `npm run train:demo` and copy its checkpoint folder there, or pass --weights DIR",
+    );
+  }
+}
+
+/**
+ * The organs the model knows: `categories.json` (a JSON list) in the weights
+ * folder, else the categories of the training run (trainer_state.json of a
+ * `segvol train` checkpoint), else the demo organs. Only phantom organs count.
+ */
+export function demoCategories(weights: string): string[] {
+  let cats: unknown = null;
+  const list = join(weights, "categories.json");
+  const state = join(weights, "trainer_state.json");
+  if (existsSync(list)) cats = JSON.parse(readFileSync(list, "utf8"));
+  else if (existsSync(state)) cats = (JSON.parse(readFileSync(state, "utf8")) as { options?: { categories?: unknown } }).options?.categories ?? null;
+  if (cats === null) return [...DEMO_CATEGORIES];
+  if (!Array.isArray(cats) || cats.length === 0 || !cats.every((c) => typeof c === "string")) {
+    throw new Error(`demo: categories in ${weights} must be a non-empty list of names, got ${JSON.stringify(cats)}`);
+  }
+  const unknown = cats.filter((c) => PHANTOM_LABELS.indexOf(c) < 1);
+  if (unknown.length) throw new Error(`demo: ${weights} names categories the phantom does not draw: ${unknown.join(", ")}`);
+  return cats as string[];
+}
+
+/** Dice of two masks (non-zero = inside); 1 when both are empty. */
+export function dice(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`dice: masks of ${a.length} and ${b.length} voxels`);
+  let inter = 0, na = 0, nb = 0;
+  for (let v = 0; v < a.length; v++) {
+    const x = a[v] !== 0, y = b[v] !== 0;
+    if (x) na++;
+    if (y) nb++;
+    if (x && y) inter++;
+  }
+  return na + nb === 0 ? 1 : (2 * inter) / (na + nb);
+}
+
+/** Inclusive voxel bounding box (i0, j0, k0, i1, j1, k1) of a mask. */
+export function boundingBox(mask: Uint8Array, dims: Vec3): [number, number, number, number, number, number] {
+  const [I, J] = dims;
+  const lo = [Infinity, Infinity, Infinity], hi = [-1, -1, -1];
+  for (let v = 0; v < mask.length; v++) {
+    if (!mask[v]) continue;
+    const p = [v % I, Math.floor(v / I) % J, Math.floor(v / (I * J))];
+    for (let a = 0; a < 3; a++) {
+      if (p[a]! < lo[a]!) lo[a] = p[a]!;
+      if (p[a]! > hi[a]!) hi[a] = p[a]!;
+    }
+  }
+  if (hi[0]! < 0) throw new Error("boundingBox: empty mask");
+  return [lo[0]!, lo[1]!, lo[2]!, hi[0]!, hi[1]!, hi[2]!];
+}
+
+/**
+ * Three positive points inside a mask, deterministically: the mask voxel
+ * nearest the centroid, then the mask voxel farthest from it, then the one
+ * farthest from both (spread over the organ, as a user would click).
+ */
+export function samplePoints(mask: Uint8Array, dims: Vec3, count = 3): Vec3[] {
+  const [I, J] = dims;
+  const pos: Vec3[] = [];
+  for (let v = 0; v < mask.length; v++) if (mask[v]) pos.push([v % I, Math.floor(v / I) % J, Math.floor(v / (I * J))]);
+  if (pos.length === 0) throw new Error("samplePoints: empty mask");
+  const c = [0, 1, 2].map((a) => pos.reduce((s, p) => s + p[a]!, 0) / pos.length);
+  const d2 = (p: readonly number[], q: readonly number[]) => (p[0]! - q[0]!) ** 2 + (p[1]! - q[1]!) ** 2 + (p[2]! - q[2]!) ** 2;
+  let best = pos[0]!;
+  for (const p of pos) if (d2(p, c) < d2(best, c)) best = p;
+  const chosen: Vec3[] = [best];
+  while (chosen.length < Math.min(count, pos.length)) {
+    let far = pos[0]!, farD = -1;
+    for (const p of pos) {
+      const d = Math.min(...chosen.map((q) => d2(p, q)));
+      if (d > farD) { far = p; farD = d; }
+    }
+    chosen.push(far);
+  }
+  // Far points sit on the boundary; pull each halfway to the centre point and snap to the nearest mask voxel so the click is well inside.
+  // Distinct points: a snapped point never repeats one already taken (small masks).
+  const taken = new Set<string>([best.join()]);
+  return chosen.map((p, n) => {
+    if (n === 0) return p;
+    const mid = [0, 1, 2].map((a) => (p[a]! + best[a]!) / 2);
+    let q: Vec3 | null = null;
+    for (const r of pos) if (!taken.has(r.join()) && (q === null || d2(r, mid) < d2(q, mid))) q = r;
+    q ??= p; // unreachable: count ≤ mask voxels leaves an untaken one
+    taken.add(q.join());
+    return q;
+  });
+}
+
+/** True for the demo's own output names. */
+function isDemoFile(name: string): boolean {
+  return /^(phantom|labels|text_labels)\.nii\.gz$/.test(name) || /^(box|points)_[a-z_]+\.nii\.gz$/.test(name) ||
+    /^(text|box|points|ground_truth)\.png$/.test(name) || name === "demo.json";
+}
+
+function checkOutputDir(out: string): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new Error(`demo: output ${out} exists and is not a folder`);
+  const entries = readdirSync(out);
+  if (entries.length === 0) return;
+  let ours = entries.includes("demo.json") && entries.every(isDemoFile);
+  if (ours) {
+    try {
+      ours = (JSON.parse(readFileSync(join(out, "demo.json"), "utf8")) as { producer?: string }).producer === PRODUCER;
+    } catch {
+      ours = false;
+    }
+  }
+  if (!ours) throw new Error(`demo: output folder ${out} is not empty and not a previous segvol demo output; choose another --out or remove it`);
+}
+
+function placeOutput(tmp: string, out: string): void {
+  if (!existsSync(out)) {
+    renameSync(tmp, out);
+    return;
+  }
+  const old = `${tmp}.old`;
+  renameSync(out, old);
+  try {
+    renameSync(tmp, out);
+  } catch (e) {
+    renameSync(old, out);
+    throw e;
+  }
+  rmSync(old, { recursive: true, force: true });
+}
+
+const fileStem = (organ: string) => organ.replace(/ /g, "_");
+
+/** Runs the demo; see the file comment. */
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const started = performance.now();
+  const log = opts.onProgress ?? (() => {});
+  const seed = opts.seed ?? DEMO_SEED;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`demo: seed ${seed}: expected an integer in [0, 2^32)`);
+  if (seed >= TRAIN_SEEDS[0] && seed <= TRAIN_SEEDS[1]) {
+    throw new Error(`demo: seed ${seed} is a training phantom (${TRAIN_SEEDS[0]}-${TRAIN_SEEDS[1]}); the demo must show an unseen one`);
+  }
+  const weights = resolve(opts.weights);
+  checkDemoWeights(weights);
+  const categories = demoCategories(weights);
+  const out = resolve(opts.out ?? "segvol-demo");
+  checkOutputDir(out);
+
+  log(`phantom seed ${seed}`);
+  const ph: Phantom = generatePhantom(seed, opts.phantom ?? {});
+  const n = ph.labels.length;
+  const truth = new Map<string, Uint8Array>();
+  for (const organ of categories) {
+    const l = PHANTOM_LABELS.indexOf(organ);
+    const m = new Uint8Array(n);
+    for (let v = 0; v < n; v++) m[v] = ph.labels[v] === l ? 1 : 0;
+    truth.set(organ, m);
+  }
+  const present = (o: string) => truth.get(o)!.some((x) => x !== 0);
+  const pick = (pref: string[], avoid?: string) =>
+    pref.find((o) => o !== avoid && truth.has(o) && present(o)) ?? categories.find((o) => o !== avoid && present(o)) ?? categories.find(present);
+  const boxOrgan = pick(BOX_PREFERENCE);
+  const pointOrgan = pick(POINT_PREFERENCE, boxOrgan);
+  if (!boxOrgan || !pointOrgan) throw new Error(`demo: phantom seed ${seed} has none of ${categories.join(", ")} in view`);
+
+  const plan: { target: Target; organ: string; prompt: DemoPrompt }[] = categories.map((organ) => ({ target: { name: `text:${organ}`, text: organ }, organ, prompt: "text" }));
+  const box = boundingBox(truth.get(boxOrgan)!, ph.dims);
+  plan.push({ target: { name: `box:${boxOrgan}`, box }, organ: boxOrgan, prompt: "box" });
+  const points = samplePoints(truth.get(pointOrgan)!, ph.dims);
+  plan.push({ target: { name: `points:${pointOrgan}`, points: points.map((ijk) => ({ ijk, label: 1 as const })) }, organ: pointOrgan, prompt: "points" });
+  log(`box ${box.join(",")} on ${boxOrgan}; points ${points.map((p) => p.join(",")).join(" ")} on ${pointOrgan}`);
+
+  const model = await SegVol.fromWeights(weights);
+  let result;
+  try {
+    result = await model.segment({ dims: ph.dims, data: Float32Array.from(ph.image) }, plan.map((p) => p.target), {
+      onProgress: (done, total, stage) => log(`${stage} ${done}/${total} windows`),
+    });
+  } finally {
+    model.dispose();
+    releaseGpu();
+  }
+
+  // The text label map: where text masks overlap, the voxel goes to the
+  // organ with the highest logit. Text Dice is scored on this map (what
+  // text_labels.nii.gz holds), box and point Dice on their own masks.
+  const gt = new Uint8Array(n);
+  const textMap = new Int16Array(n);
+  const best = new Float32Array(n).fill(-Infinity);
+  categories.forEach((organ, k) => {
+    const m = truth.get(organ)!;
+    for (let v = 0; v < n; v++) if (m[v]) gt[v] = k + 1;
+    const r = result.targets[k]!;
+    for (let v = 0; v < n; v++) {
+      if (r.mask[v] && r.logits[v]! > best[v]!) {
+        best[v] = r.logits[v]!;
+        textMap[v] = k + 1;
+      }
+    }
+  });
+  const textMask = (k: number) => textMap.map((x) => (x === k + 1 ? 1 : 0));
+  const targets: DemoTargetResult[] = plan.map((p, t) => {
+    const r = result.targets[t]!;
+    const mask = p.prompt === "text" ? textMask(t) : r.mask;
+    return { name: p.organ, prompt: p.prompt, dice: dice(mask, truth.get(p.organ)!), seconds: Math.round(r.seconds * 1000) / 1000 };
+  });
+
+  // Write everything into a temporary sibling folder, then rename it into place.
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = join(dirname(out), `.${basename(out)}.demo-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  mkdirSync(tmp);
+  const names: string[] = [];
+  let done = false;
+  try {
+    const like = niftiFromArray(ph.dims, new Float32Array(n), { affine: ph.affine });
+    const nii = (name: string, data: ArrayLike<number>, type: "uint8" | "int16") => {
+      writeNifti(join(tmp, name), like, data, type, { descrip: PRODUCER });
+      names.push(name);
+    };
+    const png = (name: string, bytes: Uint8Array) => {
+      writePng(join(tmp, name), bytes);
+      names.push(name);
+    };
+    nii("phantom.nii.gz", ph.image, "int16");
+    // Ground truth numbered 1..K in the categories' order, as text_labels.
+    nii("labels.nii.gz", gt, "uint8");
+    nii("text_labels.nii.gz", textMap, "int16");
+    const boxT = plan.length - 2, pointT = plan.length - 1;
+    nii(`box_${fileStem(boxOrgan)}.nii.gz`, result.targets[boxT]!.mask, "uint8");
+    nii(`points_${fileStem(pointOrgan)}.nii.gz`, result.targets[pointT]!.mask, "uint8");
+    const view = { image: ph.image, dims: ph.dims, spacing: ph.spacing, affine: ph.affine };
+    const score = (t: number) => `${targets[t]!.name} ${targets[t]!.dice.toFixed(3)}`;
+    png("text.png", renderSlices({ ...view, title: `TEXT PROMPTS (SEED ${seed})`, masks: categories.map((_organ, k) => ({ name: score(k), mask: new Uint8Array(textMask(k)) })) }));
+    png("box.png", renderSlices({ ...view, title: `BOX PROMPT: ${boxOrgan}`, masks: [{ name: score(boxT), mask: result.targets[boxT]!.mask }] }));
+    png("points.png", renderSlices({ ...view, title: `POINT PROMPTS: ${pointOrgan}`, masks: [{ name: score(pointT), mask: result.targets[pointT]!.mask }] }));
+    png("ground_truth.png", renderSlices({ ...view, title: `GROUND TRUTH (SEED ${seed})`, masks: categories.map((organ) => ({ name: organ, mask: truth.get(organ)! })) }));
+    const seconds = Math.round(performance.now() - started) / 1000;
+    const summary = { producer: PRODUCER, seed, weights, categories, box: { organ: boxOrgan, ijk: box }, points: { organ: pointOrgan, ijk: points }, targets, seconds };
+    writeFileAtomic(join(tmp, "demo.json"), new TextEncoder().encode(JSON.stringify(summary, null, 1) + "\n"), { what: "demo" });
+    names.push("demo.json");
+    placeOutput(tmp, out);
+    done = true;
+  } finally {
+    if (!done) rmSync(tmp, { recursive: true, force: true });
+  }
+  return { targets, seconds: Math.round(performance.now() - started) / 1000, files: names.map((f) => join(out, f)) };
+}
