@@ -258,10 +258,17 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
   const model = await SegVol.fromWeights(weights);
   let result;
+  // Progress at each stage's start, every tenth of it, and its end (not one line per window).
+  let lastStage = "", lastTenth = -1;
+  const progress = (done: number, total: number, stage: string) => {
+    const tenth = Math.floor((10 * done) / Math.max(total, 1));
+    if (stage === lastStage && tenth === lastTenth) return;
+    lastStage = stage;
+    lastTenth = tenth;
+    log(`${stage} ${done}/${total} windows`);
+  };
   try {
-    result = await model.segment({ dims: ph.dims, data: Float32Array.from(ph.image) }, plan.map((p) => p.target), {
-      onProgress: (done, total, stage) => log(`${stage} ${done}/${total} windows`),
-    });
+    result = await model.segment({ dims: ph.dims, data: Float32Array.from(ph.image) }, plan.map((p) => p.target), { onProgress: progress });
   } finally {
     model.dispose();
     releaseGpu();
