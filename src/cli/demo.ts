@@ -3,13 +3,23 @@
 // prompts (src/demo/demo.ts) and reports each target's Dice and time. With
 // --json only the summary goes to stdout; progress always goes to stderr.
 import type { Command } from "commander";
-import { checkDemoWeights, DEMO_SEED, defaultDemoWeights, runDemo } from "../demo/demo.js";
+import { checkDemoWeights, DEMO_SEED, defaultDemoWeights, runDemo, type DemoResult } from "../demo/demo.js";
 
 interface DemoFlags {
   out: string;
   json?: boolean;
   weights?: string;
   seed: string;
+}
+
+/** The human-readable report: a header, one `name  prompt  dice  seconds` line per target, the total. */
+export function demoTable(r: DemoResult, out: string): string[] {
+  const w = Math.max(4, ...r.targets.map((t) => t.name.length));
+  return [
+    `${"name".padEnd(w)}  prompt  dice   seconds`,
+    ...r.targets.map((t) => `${t.name.padEnd(w)}  ${t.prompt.padEnd(6)}  ${t.dice.toFixed(3)}  ${t.seconds.toFixed(2)}`),
+    `total ${r.seconds.toFixed(1)} s; wrote ${r.files.length} files to ${out}`,
+  ];
 }
 
 function seedFlag(v: string): number {
@@ -35,9 +45,6 @@ export function registerDemo(program: Command): void {
         process.stdout.write(JSON.stringify({ targets: r.targets, seconds: r.seconds }) + "\n");
         return;
       }
-      const w = Math.max(4, ...r.targets.map((t) => t.name.length));
-      console.log(`${"name".padEnd(w)}  prompt  dice   seconds`);
-      for (const t of r.targets) console.log(`${t.name.padEnd(w)}  ${t.prompt.padEnd(6)}  ${t.dice.toFixed(3)}  ${t.seconds.toFixed(2)}`);
-      console.log(`total ${r.seconds.toFixed(1)} s; wrote ${r.files.length} files to ${o.out}`);
+      for (const line of demoTable(r, o.out)) console.log(line);
     });
 }

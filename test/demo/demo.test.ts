@@ -10,9 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { registerDemo } from "../../src/cli/demo.js";
+import { demoTable, registerDemo } from "../../src/cli/demo.js";
 import { writeInitFolder } from "../../src/cli/init.js";
-import { boundingBox, DEMO_CATEGORIES, dice, runDemo, samplePoints } from "../../src/demo/demo.js";
+import { boundingBox, DEMO_CATEGORIES, demoCategories, dice, runDemo, samplePoints } from "../../src/demo/demo.js";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
 import { readNifti } from "../../src/io/nifti.js";
 
@@ -130,6 +130,28 @@ describe("segvol demo", () => {
     await expect(runDemo({ weights, out: foreign, phantom: PHANTOM })).rejects.toThrow(/not empty and not a previous segvol demo output/);
     expect(readdirSync(foreign)).toEqual(["notes.txt"]);
     await expect(runDemo({ weights, out: join(tmp, "x"), seed: 1010, phantom: PHANTOM })).rejects.toThrow(/seed 1010 is a training phantom/);
+  });
+
+  it("categories: categories.json, else trainer_state.json options, else the demo organs; unknown organs refused", () => {
+    const d = join(tmp, "cats");
+    mkdirSync(d);
+    expect(demoCategories(d)).toEqual([...DEMO_CATEGORIES]);
+    writeFileSync(join(d, "trainer_state.json"), JSON.stringify({ options: { categories: ["spleen", "aorta"] } }));
+    expect(demoCategories(d)).toEqual(["spleen", "aorta"]);
+    writeFileSync(join(d, "categories.json"), JSON.stringify(["liver"]));
+    expect(demoCategories(d)).toEqual(["liver"]);
+    writeFileSync(join(d, "categories.json"), JSON.stringify(["liver", "heart"]));
+    expect(() => demoCategories(d)).toThrow(/categories the phantom does not draw: heart/);
+  });
+
+  it("table: one aligned line per target and the total", () => {
+    const lines = demoTable({ targets: [{ name: "liver", prompt: "text", dice: 0.91234, seconds: 1.5 }, { name: "left kidney", prompt: "points", dice: 1, seconds: 12.345 }], seconds: 20.04, files: ["a", "b"] }, "d");
+    expect(lines).toEqual([
+      "name         prompt  dice   seconds",
+      "liver        text    0.912  1.50",
+      "left kidney  points  1.000  12.35",
+      "total 20.0 s; wrote 2 files to d",
+    ]);
   });
 
   it("prompt helpers: box is the inclusive bounding box; points lie inside the mask and are distinct; dice", () => {
