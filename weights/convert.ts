@@ -10,13 +10,14 @@
 // - an existing output folder is replaced only if it is empty or a previous
 //   convert output (only files convert writes, and a model.safetensors whose
 //   metadata says `producer: segvol convert`); anything else is refused.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG, loadConfig, type SegVolConfig } from "../src/segvol/config.js";
 import { expectedParameters } from "../src/segvol/params.js";
 import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { bytesToF32, F16_MAX, isFloatDType, maxAbsFinite, shapeNumel } from "./dtype.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "./safetensors.js";
+import { replaceDir } from "../src/io/atomic.js";
 
 export const PRODUCER = "segvol convert";
 export const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"];
@@ -160,7 +161,7 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
         chmodSync(join(tmp, f), 0o644); // not the source's mode (e.g. a read-only cache)
       }
       if (tokFiles.length) log(`copied ${tokFiles.join(", ")} from ${tokDir}`);
-      placeOutput(tmp, outDir);
+      replaceDir(tmp, outDir);
       done = true;
       return {
         outDir,
@@ -220,18 +221,3 @@ function checkOutputDir(outDir: string): void {
 }
 
 /** Moves the finished temp folder into place; a previous output is swapped out, then deleted. */
-function placeOutput(tmp: string, outDir: string): void {
-  if (existsSync(outDir)) {
-    const old = `${tmp}.old`;
-    renameSync(outDir, old);
-    try {
-      renameSync(tmp, outDir);
-    } catch (e) {
-      renameSync(old, outDir); // put the previous output back
-      throw e;
-    }
-    rmSync(old, { recursive: true, force: true });
-  } else {
-    renameSync(tmp, outDir);
-  }
-}

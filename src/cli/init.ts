@@ -5,7 +5,7 @@
 // PyTorch's default initialisation (src/train/init.ts). The folder is built
 // beside DIR and renamed into place, so DIR is either complete or untouched.
 import type { Command } from "commander";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
 import { PHANTOM_LABELS } from "../demo/phantom.js";
@@ -14,6 +14,7 @@ import { loadConfig, parseConfig, type SegVolConfig } from "../segvol/config.js"
 import { parameterCount, expectedParameters } from "../segvol/params.js";
 import { ClipTokenizer } from "../segvol/tokenizer.js";
 import { initWeights } from "../train/init.js";
+import { replaceDir } from "../io/atomic.js";
 
 const PRODUCER = "segvol init";
 const OUTPUT_FILES = new Set(["model.safetensors", "config.json", "vocab.json", "merges.txt"]);
@@ -73,7 +74,7 @@ export function writeInitFolder(o: InitFolderOptions): InitFolderResult {
     writeSafetensors(join(tmp, "model.safetensors"), tensors, { format: "pt", producer: PRODUCER, seed: String(o.seed) });
     writeFileSync(join(tmp, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
     if (tokenizer) writeTokenizerFiles(tmp, tokenizer);
-    placeOutput(tmp, out);
+    replaceDir(tmp, out);
     done = true;
   } finally {
     if (!done) rmSync(tmp, { recursive: true, force: true });
@@ -101,21 +102,6 @@ function checkOutputDir(out: string): void {
 }
 
 /** Renames the finished temp folder into place; a previous output is swapped out, then deleted. */
-function placeOutput(tmp: string, out: string): void {
-  if (!existsSync(out)) {
-    renameSync(tmp, out);
-    return;
-  }
-  const old = `${tmp}.old`;
-  renameSync(out, old);
-  try {
-    renameSync(tmp, out);
-  } catch (e) {
-    renameSync(old, out);
-    throw e;
-  }
-  rmSync(old, { recursive: true, force: true });
-}
 
 function seedFlag(v: string): number {
   const n = Number(v);

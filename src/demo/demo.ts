@@ -9,10 +9,10 @@
 // untouched. An existing DIR is replaced only when it is empty or a previous
 // demo output (it holds demo.json written by `segvol demo` and nothing but
 // the demo's own file names); anything else is refused.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeFileAtomic } from "../io/atomic.js";
+import { replaceDir, writeFileAtomic } from "../io/atomic.js";
 import { niftiFromArray, writeNifti } from "../io/nifti.js";
 import { SegVol } from "../segvol/model.js";
 import type { Target, Vec3 } from "../segvol/pipeline/types.js";
@@ -199,21 +199,6 @@ function checkOutputDir(out: string): void {
   if (!ours) throw new Error(`demo: output folder ${out} is not empty and not a previous segvol demo output; choose another --out or remove it`);
 }
 
-function placeOutput(tmp: string, out: string): void {
-  if (!existsSync(out)) {
-    renameSync(tmp, out);
-    return;
-  }
-  const old = `${tmp}.old`;
-  renameSync(out, old);
-  try {
-    renameSync(tmp, out);
-  } catch (e) {
-    renameSync(old, out);
-    throw e;
-  }
-  rmSync(old, { recursive: true, force: true });
-}
 
 const fileStem = (organ: string) => organ.replace(/ /g, "_");
 
@@ -331,7 +316,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const summary = { producer: PRODUCER, seed, weights, categories, box: { organ: boxOrgan, ijk: box }, points: { organ: pointOrgan, ijk: points }, targets, seconds };
     writeFileAtomic(join(tmp, "demo.json"), new TextEncoder().encode(JSON.stringify(summary, null, 1) + "\n"), { what: "demo" });
     names.push("demo.json");
-    placeOutput(tmp, out);
+    replaceDir(tmp, out);
     done = true;
   } finally {
     if (!done) rmSync(tmp, { recursive: true, force: true });

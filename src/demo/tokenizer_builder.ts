@@ -14,7 +14,7 @@
 // to the unknown id.
 import { writeFileAtomic } from "../io/atomic.js";
 import { join } from "node:path";
-import { ClipTokenizer } from "../segvol/tokenizer.js";
+import { BYTE_TO_CHAR, ClipTokenizer } from "../segvol/tokenizer.js";
 
 const BOS = "<|startoftext|>";
 const EOS = "<|endoftext|>";
@@ -27,17 +27,6 @@ const END = "</w>";
 const SPLIT = /'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\p{White_Space}\p{L}\p{N}]+/giu;
 const WHITESPACE = /\p{White_Space}+/gu;
 
-/** GPT-2's bytes_to_unicode table (byte → printable character). */
-function byteEncoder(): string[] {
-  const table: string[] = new Array(256);
-  let extra = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    table[b] = String.fromCodePoint(printable ? b : 256 + extra++);
-  }
-  return table;
-}
-const BYTE_TO_CHAR = byteEncoder();
 const CHAR_TO_BYTE = new Map(BYTE_TO_CHAR.map((c, b) => [c, b]));
 const utf8 = new TextEncoder();
 

@@ -3,7 +3,7 @@
 // over the destination. A crash or an error mid-write leaves either the old
 // file or nothing, never a partial output. Writing over a given input file is
 // refused, so a mistyped `--out` cannot destroy the user's scan.
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -66,4 +66,25 @@ export function writeFileAtomic(path: string, chunks: Uint8Array | readonly Uint
     if (existsSync(tmp)) unlinkSync(tmp);
     throw new OutputPathError(`${what}: writing ${path} failed: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Moves a finished temp folder to `out`. A previous `out` is swapped aside
+ * first and put back if the move fails, so `out` is always either the old
+ * complete folder or the new one, never half of either.
+ */
+export function replaceDir(tmp: string, out: string): void {
+  if (!existsSync(out)) {
+    renameSync(tmp, out);
+    return;
+  }
+  const old = `${tmp}.old`;
+  renameSync(out, old);
+  try {
+    renameSync(tmp, out);
+  } catch (e) {
+    renameSync(old, out);
+    throw e;
+  }
+  rmSync(old, { recursive: true, force: true });
 }

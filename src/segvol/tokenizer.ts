@@ -37,7 +37,8 @@ function byteEncoder(): string[] {
   }
   return table;
 }
-const BYTE_TO_CHAR = byteEncoder();
+/** Byte → printable character of CLIP's byte-level BPE (shared with the demo tokenizer builder). */
+export const BYTE_TO_CHAR: readonly string[] = byteEncoder();
 const utf8 = new TextEncoder();
 
 export class ClipTokenizer {

@@ -4,7 +4,7 @@
 // trainer_state.json: step counts, RNG state, step, loss history, options).
 // A checkpoint is written to a temporary folder beside the target and then
 // renamed over it, so an interrupted save never leaves a half checkpoint.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { SafetensorsFile, loadTensorToGpu, writeSafetensors, type TensorToWrite } from "../../weights/safetensors.js";
 import { TOKENIZER_FILES } from "../../weights/convert.js";
@@ -12,6 +12,7 @@ import { keep } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { Optimizer, OptimState } from "./optim.js";
 import type { TrainableSegVol } from "./segvol_train.js";
+import { replaceDir } from "../io/atomic.js";
 
 export const STATE_JSON = "trainer_state.json";
 export const STATE_TENSORS = "trainer_state.safetensors";
@@ -42,7 +43,6 @@ export async function saveCheckpoint(dir: string, input: CheckpointInput): Promi
   const parent = dirname(dir);
   mkdirSync(parent, { recursive: true });
   const tmp = join(parent, `.ckpt-${process.pid}-${Date.now()}.tmp`);
-  const old = join(parent, `.ckpt-${process.pid}-${Date.now()}.old`);
   mkdirSync(tmp);
   try {
     writeSafetensors(join(tmp, "model.safetensors"), await input.model.exportTensors(), { producer: "segvol train" });
@@ -58,11 +58,9 @@ export async function saveCheckpoint(dir: string, input: CheckpointInput): Promi
     writeSafetensors(join(tmp, STATE_TENSORS), tensors, { producer: "segvol train" });
     const json: TrainerStateJson = { version: 1, counts, ...input.state };
     writeFileSync(join(tmp, STATE_JSON), JSON.stringify(json) + "\n");
-    if (existsSync(dir)) renameSync(dir, old);
-    renameSync(tmp, dir);
+    replaceDir(tmp, dir);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
-    rmSync(old, { recursive: true, force: true });
   }
 }
 
