@@ -35,6 +35,9 @@ const defaults = {
   "save-every": "250",
   "init-seed": "0",
   seed: "0",
+  "bce-weight": "1",
+  "resize-prob": "0.5",
+  "pos-fraction": String(2 / 3),
 };
 
 function usage() {
@@ -118,7 +121,7 @@ async function main() {
     rmSync(run, { recursive: true, force: true }); // a fresh run: no stale checkpoint or loss.csv
   }
   const trainArgs = ["train", "--data", data, "--categories", CATEGORIES, "--weights", init, "--out", run];
-  for (const k of ["steps", "lr", "warmup", "weight-decay", "clip", "save-every", "seed"]) trainArgs.push(`--${k}`, o[k]);
+  for (const k of ["steps", "lr", "warmup", "weight-decay", "clip", "save-every", "seed", "bce-weight", "resize-prob", "pos-fraction"]) trainArgs.push(`--${k}`, o[k]);
   if (o.resume) trainArgs.push("--resume");
   await segvol(trainArgs);
   const mins = ((performance.now() - t0) / 60000).toFixed(1);

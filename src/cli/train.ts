@@ -19,11 +19,20 @@ interface TrainFlags {
   saveEvery: string;
   seed: string;
   resume?: boolean;
+  bceWeight: string;
+  resizeProb: string;
+  posFraction: string;
 }
 
 function int(flag: string, v: string, min: number): number {
   const n = Number(v);
   if (v.trim() === "" || !Number.isInteger(n) || n < min) throw new Error(`${flag} ${v}: expected an integer ≥ ${min}`);
+  return n;
+}
+
+function prob(flag: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !(n >= 0 && n <= 1)) throw new Error(`${flag} ${v}: expected a probability in [0, 1]`);
   return n;
 }
 
@@ -49,6 +58,9 @@ export function registerTrain(program: Command): void {
     .option("--freeze <prefix>", "freeze parameters whose name starts with this (repeatable), e.g. text_encoder. or image_encoder.", collect)
     .option("--save-every <n>", "checkpoint every n steps (0: only at the end)", "100")
     .option("--seed <n>", "random seed (windows, augmentation, prompts)", "0")
+    .option("--bce-weight <x>", "weight of the BCE term of the loss (1: the spec's Dice + BCE)", "1")
+    .option("--resize-prob <p>", "probability of a whole-volume (zoom-out) window rather than a crop", "0.5")
+    .option("--pos-fraction <p>", "probability that a crop is centred on foreground", String(2 / 3))
     .option("--resume", "continue from OUT/checkpoint (same flags)")
     .action(async (o: TrainFlags) => {
       const categories = o.categories.split(",").map((s) => s.trim());
@@ -67,6 +79,8 @@ export function registerTrain(program: Command): void {
         saveEvery: int("--save-every", o.saveEvery, 0),
         seed: int("--seed", o.seed, 0),
         resume: o.resume ?? false,
+        loss: { bceWeight: num("--bce-weight", o.bceWeight, false) },
+        augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction) },
       };
       try {
         const r = await train(opts);

@@ -273,8 +273,17 @@ export interface MsdDatasetOptions {
   /** The model window (D, H, W), the config's spatial_size. */
   spatialSize: Vec3;
   augment?: AugmentOptions;
-  /** Prepared cases kept in memory (default 4; a CT volume is hundreds of MB). */
-  cacheSize?: number;
+  /**
+   * Bytes of prepared cases kept in memory (default 2 GiB; the least recently
+   * used are evicted beyond it, one case is always kept). A real CT volume is
+   * hundreds of MB prepared, so only a few stay; small phantoms all fit, which
+   * saves re-reading and re-preprocessing a file on every step.
+   */
+  cacheBytes?: number;
+}
+
+function preparedBytes(c: PreparedCase): number {
+  return c.image.byteLength + c.label.byteLength + c.foreground.byteLength;
 }
 
 /** An MSD folder as a source of random training windows. */
@@ -283,8 +292,9 @@ export class MsdDataset {
   readonly categories: readonly string[];
   readonly spatialSize: Vec3;
   private readonly augment: AugmentOptions;
-  private readonly cacheSize: number;
+  private readonly cacheBytes: number;
   private readonly cache = new Map<number, PreparedCase>();
+  private cachedBytes = 0;
 
   constructor(dir: string, opts: MsdDatasetOptions) {
     const cats = opts.categories;
@@ -298,7 +308,8 @@ export class MsdDataset {
     this.categories = [...cats];
     this.spatialSize = [...opts.spatialSize] as Vec3;
     this.augment = opts.augment ?? {};
-    this.cacheSize = Math.max(1, opts.cacheSize ?? 4);
+    this.cacheBytes = opts.cacheBytes ?? 2 * 2 ** 30;
+    if (!(this.cacheBytes >= 0)) throw new Error(`MSD dataset: cacheBytes must be ≥ 0, got ${this.cacheBytes}`);
   }
 
   get length(): number {
@@ -313,9 +324,15 @@ export class MsdDataset {
       this.cache.delete(i);
     } else {
       c = prepareCase(this.cases[i]!, this.categories.length, this.spatialSize);
-      if (this.cache.size >= this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+      this.cachedBytes += preparedBytes(c);
     }
     this.cache.set(i, c);
+    // Evict the least recently used beyond the budget (Map order is use order; the newest stays).
+    while (this.cachedBytes > this.cacheBytes && this.cache.size > 1) {
+      const [k, old] = this.cache.entries().next().value!;
+      this.cache.delete(k);
+      this.cachedBytes -= preparedBytes(old);
+    }
     return c;
   }
 

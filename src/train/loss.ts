@@ -148,12 +148,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
 }
 
+export interface SegLossOptions {
+  /**
+   * Weight of the BCE term (default 1, the spec's loss). Training from
+   * scratch can lower it: BCE alone first drives every logit to background,
+   * where Dice's gradient (∝ p(1 − p)) is too weak to bring the organ back.
+   */
+  bceWeight?: number;
+}
+
 /**
- * Dice (smooth 1) + BCE-with-logits of `logits` against `labels` (same
- * shape, batch first, e.g. [B, 1, D, H, W]; label −1 counts as 0). Returns
- * the loss, its two terms and ∂loss/∂logits; the caller owns all three.
+ * Dice (smooth 1) + bceWeight × BCE-with-logits of `logits` against `labels`
+ * (same shape, batch first, e.g. [B, 1, D, H, W]; label −1 counts as 0).
+ * Returns the loss, its two terms (the BCE one weighted) and ∂loss/∂logits;
+ * the caller owns all three.
  */
-export function diceBceLoss(logits: Tensor, labels: Tensor): SegLoss {
+export function diceBceLoss(logits: Tensor, labels: Tensor, opts: SegLossOptions = {}): SegLoss {
   const op = "diceBceLoss";
   checkInputs(op, [logits, labels]);
   if (logits.rank < 2) fail(op, `logits must be [B, ...] with at least one axis after the batch, got ${shapeStr(logits.shape)}`);
@@ -173,7 +183,10 @@ export function diceBceLoss(logits: Tensor, labels: Tensor): SegLoss {
   }
   const nblk = Math.ceil(M / BLOCK);
   if (nblk > g.maxWorkgroupsPerDim || B > g.maxWorkgroupsPerDim) fail(op, `logits ${shapeStr(logits.shape)}: too many blocks per batch item`);
-  const inv = 1 / (B * M);
+  const bceWeight = opts.bceWeight ?? 1;
+  if (!(Number.isFinite(bceWeight) && bceWeight >= 0)) fail(op, `bceWeight must be a finite number ≥ 0, got ${bceWeight}`);
+  // The BCE mean's 1/(B·M), times its weight: used by the summary and the gradient alike.
+  const inv = bceWeight / (B * M);
 
   const partials = Tensor.empty([B * nblk, 4]);
   const pPart = g.pipeline(`train:loss:partials:${sx.key}:${sy.key}`, () => partialsWgsl(sx, sy));

@@ -20,7 +20,7 @@ import { Var, backward, constant, customOp, zeroGrad } from "./autograd.js";
 import { disposeOptimState, loadTrainerState, saveCheckpoint } from "./checkpoint.js";
 import { clipGradNorm } from "./clip.js";
 import { MsdDataset, listMsdCases, type AugmentOptions } from "./data.js";
-import { diceBceLoss } from "./loss.js";
+import { diceBceLoss, type SegLossOptions } from "./loss.js";
 import { add } from "./ops.js";
 import { writeLossFiles } from "./loss_plot.js";
 import { AdamW } from "./optim.js";
@@ -30,8 +30,8 @@ import { learningRate, checkSchedule, type ScheduleOptions } from "./schedule.js
 import { TrainableSegVol } from "./segvol_train.js";
 
 /** Dice + BCE of logits against a label tensor, as a tape node (its gradient is computed with the loss). */
-export function diceBce(logits: Var, labels: Tensor): Var {
-  const { loss, terms, grad } = diceBceLoss(logits.value, labels);
+export function diceBce(logits: Var, labels: Tensor, opts: SegLossOptions = {}): Var {
+  const { loss, terms, grad } = diceBceLoss(logits.value, labels, opts);
   terms.dispose();
   return customOp("diceBceLoss", [logits], loss, (g) => [binary("mul", grad, g)], [grad]);
 }
@@ -55,6 +55,8 @@ export interface TrainOptions {
   resume: boolean;
   augment?: AugmentOptions;
   prompts?: PromptOptions;
+  /** Loss weighting (default: the spec's Dice + BCE). */
+  loss?: SegLossOptions;
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
   /** Stop (with a checkpoint) once this returns true after a step; for tests, like SIGINT. */
@@ -94,7 +96,7 @@ function schedule(o: TrainOptions): ScheduleOptions {
 }
 
 /** One training step; returns the summed loss of the prompt sets. */
-export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: Rng, promptOpts: PromptOptions = {}): Promise<number> {
+export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: Rng, promptOpts: PromptOptions = {}, lossOpts: SegLossOptions = {}): Promise<number> {
   const win = data.sample(rng);
   const cats = data.categories;
   const present = cats.filter((c) => win.labels.get(c)!.some((v) => v > 0));
@@ -114,7 +116,7 @@ export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: R
     tokens = model.encodeImage(window);
     const text = model.hasText ? model.textEmbedding(cat) : null;
     for (const s of prompts.sets) {
-      const l = diceBce(model.decode(tokens, s.prompt, s.prompt.text !== undefined ? text : null), labels);
+      const l = diceBce(model.decode(tokens, s.prompt, s.prompt.text !== undefined ? text : null), labels, lossOpts);
       total = total ? add(total, l) : l;
     }
     backward(total!);
@@ -146,7 +148,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const rng = new Rng(o.seed);
   let step = 0;
   let losses: number[] = [];
-  const runOptions = { categories: o.categories, freeze: o.freeze, steps: o.steps, lr: o.lr, warmup: o.warmup, weightDecay: o.weightDecay, clip: o.clip, seed: o.seed };
+  const runOptions = {
+    categories: o.categories,
+    freeze: o.freeze,
+    steps: o.steps,
+    lr: o.lr,
+    warmup: o.warmup,
+    weightDecay: o.weightDecay,
+    clip: o.clip,
+    seed: o.seed,
+    augment: o.augment ?? {},
+    loss: o.loss ?? {},
+  };
   if (o.resume) {
     const st = loadTrainerState(ckptDir);
     try {
@@ -194,7 +207,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   try {
     while (step < o.steps && !interrupted) {
       const t0 = performance.now();
-      const loss = await trainStep(model, data, rng, o.prompts);
+      const loss = await trainStep(model, data, rng, o.prompts, o.loss);
       clipGradNorm(model.trainable, o.clip).dispose();
       optimizer.lr = learningRate(step, sched);
       optimizer.step();

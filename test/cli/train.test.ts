@@ -28,6 +28,9 @@ describe("segvol train flags", () => {
     await expect(run(["--clip", "0"])).rejects.toThrow(/--clip 0: expected a number > 0/);
     await expect(run(["--save-every", "x"])).rejects.toThrow(/--save-every x/);
     await expect(run(["--categories", "a,,b"])).rejects.toThrow(/--categories a,,b: empty name/);
+    await expect(run(["--bce-weight", "-0.5"])).rejects.toThrow(/--bce-weight -0.5: expected a number ≥ 0/);
+    await expect(run(["--resize-prob", "1.5"])).rejects.toThrow(/--resize-prob 1.5: expected a probability in \[0, 1\]/);
+    await expect(run(["--pos-fraction", "x"])).rejects.toThrow(/--pos-fraction x: expected a probability/);
   });
 
   it("refuses --resume without a checkpoint and a freeze prefix that matches nothing", async () => {

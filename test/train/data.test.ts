@@ -202,4 +202,24 @@ describe("MSD dataset", () => {
     expect(s2).toEqual(s1);
     expect(() => new MsdDataset(dir, { categories: ["a", "a"], spatialSize: [4, 6, 6] })).toThrow(/duplicate category names/);
   });
+
+  it("keeps prepared cases within cacheBytes (least recently used evicted) without changing the windows", () => {
+    const cats = ["a", "b"];
+    const opts = { categories: cats, spatialSize: [4, 6, 6] as Vec3 };
+    // One prepared case: 8·12·16 voxels of f32 image + u8 label + i32 foreground indices.
+    const all = new MsdDataset(dir, opts);
+    const one = new MsdDataset(dir, { ...opts, cacheBytes: 1 });
+    const c0 = all.prepared(0);
+    expect(all.prepared(0)).toBe(c0); // cached: the same object
+    all.prepared(1);
+    expect(all.prepared(0)).toBe(c0); // 2 GiB default: both stay
+    const d0 = one.prepared(0);
+    one.prepared(1); // over budget: case 0 is evicted (the newest always stays)
+    const d0again = one.prepared(0);
+    expect(d0again).not.toBe(d0);
+    expect(d0again).toEqual(d0);
+    const r1 = new Rng(5), r2 = new Rng(5);
+    for (let k = 0; k < 6; k++) expect(one.sample(r2)).toEqual(all.sample(r1));
+    expect(() => new MsdDataset(dir, { ...opts, cacheBytes: -1 })).toThrow(/cacheBytes must be ≥ 0, got -1/);
+  });
 });
