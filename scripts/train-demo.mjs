@@ -8,14 +8,15 @@
 //   3. segvol train:   AdamW with warm-up + cosine decay, all parameters trained.
 // Everything is seeded (phantoms, initial values, windows, prompts), so the
 // same flags give the same loss curve. The result is a weights folder
-// (OUT/train/checkpoint) that SegVol.fromWeights loads; copying it into
-// weights/demo/ is a separate, deliberate step.
+// (OUT/train/checkpoint) that SegVol.fromWeights loads; `--ship DIR` then
+// copies the model, config and tokenizer into DIR (weights/demo/ for the
+// shipped demo) with categories.json and recipe.json (the flags used).
 //
 // Phantom seeds: training uses TRAIN_SEED .. TRAIN_SEED+cases-1 (default
 // 1000..1023); evaluation and the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -42,11 +43,16 @@ const defaults = {
 
 function usage() {
   const flags = Object.entries(defaults).map(([k, v]) => `  --${k} <${k === "out" || k === "config" ? "path" : "n"}>  (default ${v})`);
-  return ["usage: npm run train:demo [-- [flags]]", ...flags, "  --resume  continue OUT/train from its checkpoint (same flags)"].join("\n");
+  return [
+    "usage: npm run train:demo [-- [flags]]",
+    ...flags,
+    "  --resume      continue OUT/train from its checkpoint (same flags)",
+    "  --ship <dir>  afterwards, put the trained model into DIR (e.g. weights/demo), replacing it",
+  ].join("\n");
 }
 
 function parseArgs(argv) {
-  const o = { ...defaults, resume: false };
+  const o = { ...defaults, resume: false, ship: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--help" || a === "-h") {
@@ -55,6 +61,11 @@ function parseArgs(argv) {
     }
     if (a === "--resume") {
       o.resume = true;
+      continue;
+    }
+    if (a === "--ship") {
+      if (i + 1 >= argv.length) throw new Error("train:demo: --ship needs a folder");
+      o.ship = resolve(argv[++i]);
       continue;
     }
     const key = a.startsWith("--") ? a.slice(2) : "";
@@ -88,6 +99,41 @@ function segvol(args) {
     });
     child.on("error", rej);
   });
+}
+
+const SHIPPED = ["model.safetensors", "config.json", "vocab.json", "merges.txt"];
+
+/**
+ * Puts the checkpoint's model, config and tokenizer into `dir` with
+ * categories.json and recipe.json, replacing `dir` as a whole: everything is
+ * written into a sibling first and swapped in by rename, so an interrupted
+ * ship leaves the old folder intact.
+ */
+function ship(checkpoint, dir, o) {
+  const parent = dirname(dir);
+  const tmp = mkdtempSync(join(parent, `.${basename(dir)}.ship-`));
+  try {
+    for (const f of SHIPPED) copyFileSync(join(checkpoint, f), join(tmp, f));
+    writeFileSync(join(tmp, "categories.json"), JSON.stringify(CATEGORIES.split(",")) + "\n");
+    const recipe = Object.fromEntries(Object.keys(defaults).filter((k) => k !== "out" && k !== "config").map((k) => [k, o[k]]));
+    const losses = readFileSync(join(dirname(checkpoint), "loss.csv"), "utf8").trim().split("\n").slice(1).map((l) => Number(l.split(",")[1]));
+    const tail = losses.slice(-100);
+    writeFileSync(
+      join(tmp, "recipe.json"),
+      JSON.stringify({ command: "npm run train:demo", flags: recipe, trainSeeds: [TRAIN_SEED, TRAIN_SEED + Number(o.cases) - 1], categories: CATEGORIES.split(","), steps: losses.length, meanLossLast100: tail.reduce((a, b) => a + b, 0) / tail.length }, null, 1) + "\n",
+    );
+    const old = existsSync(dir) ? `${tmp}.old` : null;
+    if (old) renameSync(dir, old);
+    try {
+      renameSync(tmp, dir);
+    } catch (e) {
+      if (old) renameSync(old, dir);
+      throw e;
+    }
+    if (old) rmSync(old, { recursive: true, force: true });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** True if DIR already holds exactly the phantoms this recipe would write (they are deterministic). */
@@ -128,7 +174,10 @@ async function main() {
   console.log(`\ntrain:demo done in ${mins} min.`);
   console.log(`  weights folder: ${join(run, "checkpoint")} (model.safetensors, config.json, vocab.json, merges.txt)`);
   console.log(`  loss curve:     ${join(run, "loss.csv")}, ${join(run, "loss.png")}`);
-  console.log(`  to ship it:     cp ${join(run, "checkpoint")}/{model.safetensors,config.json,vocab.json,merges.txt} weights/demo/`);
+  if (o.ship) {
+    ship(join(run, "checkpoint"), o.ship, o);
+    console.log(`  shipped into:   ${o.ship} (${[...SHIPPED, "categories.json", "recipe.json"].join(", ")})`);
+  } else console.log(`  to ship it:     npm run train:demo -- [same flags] --resume --ship weights/demo  (or rerun with --ship)`);
 }
 
 main().catch((e) => {

@@ -3,7 +3,7 @@
 // through phantom → init → train and leaves a checkpoint folder with the
 // built tokenizer and a loss.csv of two rows.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,7 +44,10 @@ describe("train:demo recipe", () => {
       }),
     );
     const out = join(tmp, "run");
-    const r = run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--save-every", "0"]);
+    const shipped = join(tmp, "shipped");
+    mkdirSync(shipped);
+    writeFileSync(join(shipped, "stale.txt"), "replaced as a whole");
+    const r = run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--save-every", "0", "--ship", shipped]);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain(`weights folder: ${join(out, "train", "checkpoint")}`);
     const ckpt = join(out, "train", "checkpoint");
@@ -54,5 +57,14 @@ describe("train:demo recipe", () => {
     expect(csv[0]).toBe("step,loss");
     expect(csv.length).toBe(3);
     expect(readdirSync(join(out, "data", "imagesTr"))).toEqual(["phantom_1000.nii.gz"]);
+    // --ship: the model, config, tokenizer, categories and recipe, nothing else.
+    expect(readdirSync(shipped).sort()).toEqual(["categories.json", "config.json", "merges.txt", "model.safetensors", "recipe.json", "vocab.json"]);
+    expect(readFileSync(join(shipped, "model.safetensors"))).toEqual(readFileSync(join(ckpt, "model.safetensors")));
+    expect(JSON.parse(readFileSync(join(shipped, "categories.json"), "utf8"))).toEqual(["liver", "spleen", "left kidney", "right kidney"]);
+    const recipe = JSON.parse(readFileSync(join(shipped, "recipe.json"), "utf8"));
+    expect(recipe.flags.steps).toBe("2");
+    expect(recipe.steps).toBe(2);
+    expect(recipe.trainSeeds).toEqual([1000, 1000]);
+    expect(readdirSync(tmp).filter((f) => f.includes(".ship-"))).toEqual([]);
   });
 });
