@@ -22,6 +22,9 @@ interface TrainFlags {
   bceWeight: string;
   resizeProb: string;
   posFraction: string;
+  allCategories?: boolean;
+  flipProb: string;
+  setsPerCategory?: string;
 }
 
 function int(flag: string, v: string, min: number): number {
@@ -61,6 +64,9 @@ export function registerTrain(program: Command): void {
     .option("--bce-weight <x>", "weight of the BCE term of the loss (1: the spec's Dice + BCE)", "1")
     .option("--resize-prob <p>", "probability of a whole-volume (zoom-out) window rather than a crop", "0.5")
     .option("--pos-fraction <p>", "probability that a crop is centred on foreground", String(2 / 3))
+    .option("--flip-prob <p>", "per-axis probability of a random flip (0 keeps left and right organs on their side)", "0.2")
+    .option("--all-categories", "each step trains every category with foreground in the window (upstream's loop), not one random category")
+    .option("--sets-per-category <n>", "prompt sets per category and step, drawn at random from the six (default: all)")
     .option("--resume", "continue from OUT/checkpoint (same flags)")
     .action(async (o: TrainFlags) => {
       const categories = o.categories.split(",").map((s) => s.trim());
@@ -80,7 +86,11 @@ export function registerTrain(program: Command): void {
         seed: int("--seed", o.seed, 0),
         resume: o.resume ?? false,
         loss: { bceWeight: num("--bce-weight", o.bceWeight, false) },
-        augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction) },
+        step: {
+          categories: o.allCategories ? ("all" as const) : ("one" as const),
+          setsPerCategory: o.setsPerCategory === undefined ? undefined : int("--sets-per-category", o.setsPerCategory, 1),
+        },
+        augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction), flipProb: prob("--flip-prob", o.flipProb) },
       };
       try {
         const r = await train(opts);

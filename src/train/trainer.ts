@@ -1,11 +1,14 @@
 // The SegVol training loop (spec §7). One step:
 //  1. a random window of a random case (MsdDataset, seeded Rng);
 //  2. one category of the window (a random one among those with foreground;
-//     a random one when the window has none) and its prompts (box, points,
-//     and the six prompt sets, or the three spatial ones without a text tower);
+//     a random one when the window has none), or with `step.categories:
+//     "all"` every category with foreground, and per category its prompts
+//     (box, points, and the six prompt sets, or the three spatial ones
+//     without a text tower; `step.setsPerCategory` draws fewer at random);
 //  3. the image encoded ONCE; every prompt set decodes from that same Var,
 //     so the backward pass accumulates the six decoders' gradients into it;
-//  4. loss = Σ over prompt sets of Dice + BCE; backward; clip by global norm;
+//  4. loss = Σ over prompt sets of Dice + BCE (averaged over the step's
+//     categories); backward; clip by global norm;
 //     AdamW with the warm-up + cosine learning rate; gradients cleared.
 // Checkpoints (src/train/checkpoint.ts) go to OUT/checkpoint every
 // `saveEvery` steps, at the end and on SIGINT; `resume` restores weights,
@@ -21,10 +24,10 @@ import { disposeOptimState, loadTrainerState, saveCheckpoint } from "./checkpoin
 import { clipGradNorm } from "./clip.js";
 import { MsdDataset, listMsdCases, type AugmentOptions } from "./data.js";
 import { diceBceLoss, type SegLossOptions } from "./loss.js";
-import { add } from "./ops.js";
+import { add, affine } from "./ops.js";
 import { writeLossFiles } from "./loss_plot.js";
 import { AdamW } from "./optim.js";
-import { samplePrompts, type PromptOptions } from "./prompts.js";
+import { samplePrompts, type PromptOptions, type StepPrompts } from "./prompts.js";
 import { Rng } from "./rng.js";
 import { learningRate, checkSchedule, type ScheduleOptions } from "./schedule.js";
 import { TrainableSegVol } from "./segvol_train.js";
@@ -57,6 +60,8 @@ export interface TrainOptions {
   prompts?: PromptOptions;
   /** Loss weighting (default: the spec's Dice + BCE). */
   loss?: SegLossOptions;
+  /** Categories and prompt sets per step (default: one category, all sets). */
+  step?: StepOptions;
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
   /** Stop (with a checkpoint) once this returns true after a step; for tests, like SIGINT. */
@@ -95,18 +100,69 @@ function schedule(o: TrainOptions): ScheduleOptions {
   return { baseLr: o.lr, warmupSteps: Math.min(o.warmup, o.steps), totalSteps: o.steps };
 }
 
-/** One training step; returns the summed loss of the prompt sets. */
-export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: Rng, promptOpts: PromptOptions = {}, lossOpts: SegLossOptions = {}): Promise<number> {
-  const win = data.sample(rng);
-  const cats = data.categories;
+export interface StepOptions {
+  /**
+   * Which categories of the window a step trains: "one" (default) is one
+   * random category with foreground in the window; "all" is every category
+   * with foreground there, as upstream, which loops over a batch's
+   * categories. The image is encoded once either way; "all" costs one decoder
+   * pass per category and prompt set, and teaches the text prompts to tell
+   * the organs of one window apart.
+   */
+  categories?: "one" | "all";
+  /** Prompt sets per category: all of them (default; six with text) or this many drawn at random, kept in upstream order. */
+  setsPerCategory?: number;
+}
+
+/** The (category, prompt set) pairs of one step, drawn from `rng` in a fixed order. */
+function stepTargets(
+  win: { labels: Map<string, Uint8Array> },
+  cats: readonly string[],
+  spatial: [number, number, number],
+  hasText: boolean,
+  rng: Rng,
+  promptOpts: PromptOptions,
+  stepOpts: StepOptions,
+): { cat: string; mask: Uint8Array; sets: StepPrompts["sets"] }[] {
   const present = cats.filter((c) => win.labels.get(c)!.some((v) => v > 0));
-  const cat = present.length > 0 ? present[rng.below(present.length)]! : cats[rng.below(cats.length)]!;
-  const mask = win.labels.get(cat)!;
+  let chosen: string[];
+  if (present.length === 0) chosen = [cats[rng.below(cats.length)]!];
+  else if ((stepOpts.categories ?? "one") === "all") chosen = present;
+  else chosen = [present[rng.below(present.length)]!];
+  return chosen.map((cat) => {
+    const mask = win.labels.get(cat)!;
+    const prompts = samplePrompts(mask, spatial, hasText ? cat : null, rng, promptOpts);
+    let sets = prompts.sets;
+    const k = stepOpts.setsPerCategory;
+    if (k !== undefined && k < sets.length) {
+      const keep = new Set(rng.distinct(sets.length, k));
+      sets = sets.filter((_, i) => keep.has(i));
+    }
+    return { cat, mask, sets };
+  });
+}
+
+/**
+ * One training step. Returns the loss: per category the sum over its prompt
+ * sets, averaged over the step's categories (the gradient is that of the same
+ * average, so "one" and "all" steps are on one scale).
+ */
+export async function trainStep(
+  model: TrainableSegVol,
+  data: MsdDataset,
+  rng: Rng,
+  promptOpts: PromptOptions = {},
+  lossOpts: SegLossOptions = {},
+  stepOpts: StepOptions = {},
+): Promise<number> {
+  const k = stepOpts.setsPerCategory;
+  if (k !== undefined && !(Number.isInteger(k) && k >= 1)) throw new Error(`train: setsPerCategory must be an integer ≥ 1, got ${k}`);
+  const win = data.sample(rng);
   const spatial = data.spatialSize;
-  const prompts = samplePrompts(mask, spatial, model.hasText ? cat : null, rng, promptOpts);
+  const targets = stepTargets(win, data.categories, spatial, model.hasText, rng, promptOpts, stepOpts);
   const [D, H, W] = spatial;
   const temps: Var[] = [];
-  const labels = Tensor.from(Float32Array.from(mask), [1, 1, D, H, W]);
+  const labels: Tensor[] = [];
   let tokens: Var | null = null;
   let total: Var | null = null;
   try {
@@ -114,11 +170,16 @@ export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: R
     temps.push(window);
     await model.prepare();
     tokens = model.encodeImage(window);
-    const text = model.hasText ? model.textEmbedding(cat) : null;
-    for (const s of prompts.sets) {
-      const l = diceBce(model.decode(tokens, s.prompt, s.prompt.text !== undefined ? text : null), labels, lossOpts);
-      total = total ? add(total, l) : l;
+    for (const t of targets) {
+      const y = Tensor.from(Float32Array.from(t.mask), [1, 1, D, H, W]);
+      labels.push(y);
+      const text = model.hasText ? model.textEmbedding(t.cat) : null;
+      for (const s of t.sets) {
+        const l = diceBce(model.decode(tokens, s.prompt, s.prompt.text !== undefined ? text : null), y, lossOpts);
+        total = total ? add(total, l) : l;
+      }
     }
+    if (targets.length > 1) total = affine(total!, 1 / targets.length, 0);
     backward(total!);
     return (await total!.value.readFloat32())[0]!;
   } finally {
@@ -127,10 +188,9 @@ export async function trainStep(model: TrainableSegVol, data: MsdDataset, rng: R
     if (tokens && !tokens.onTape) tokens.dispose();
     for (const t of temps) t.dispose();
     model.releaseStep();
-    labels.dispose();
+    for (const y of labels) y.dispose();
   }
 }
-
 
 /** Trains (or resumes) and writes checkpoints and the loss files under `out`. */
 export async function train(o: TrainOptions): Promise<TrainResult> {
@@ -159,6 +219,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     seed: o.seed,
     augment: o.augment ?? {},
     loss: o.loss ?? {},
+    step: o.step ?? {},
   };
   if (o.resume) {
     const st = loadTrainerState(ckptDir);
@@ -207,7 +268,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   try {
     while (step < o.steps && !interrupted) {
       const t0 = performance.now();
-      const loss = await trainStep(model, data, rng, o.prompts, o.loss);
+      const loss = await trainStep(model, data, rng, o.prompts, o.loss, o.step);
       clipGradNorm(model.trainable, o.clip).dispose();
       optimizer.lr = learningRate(step, sched);
       optimizer.step();

@@ -18,9 +18,13 @@ import { niftiFromArray, writeNifti } from "../../src/io/nifti.js";
 import { SegVol, type WindowPrompt } from "../../src/segvol/model.js";
 import { gpu, initGpu, releaseGpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { constant, noGrad } from "../../src/train/autograd.js";
+import { constant, noGrad, zeroGrad } from "../../src/train/autograd.js";
 import { TrainableSegVol } from "../../src/train/segvol_train.js";
-import { train, type TrainOptions } from "../../src/train/trainer.js";
+import { train, trainStep, type TrainOptions } from "../../src/train/trainer.js";
+import { MsdDataset } from "../../src/train/data.js";
+import { diceBceLoss } from "../../src/train/loss.js";
+import { samplePrompts } from "../../src/train/prompts.js";
+import { Rng } from "../../src/train/rng.js";
 import { relError } from "../helpers/fixtures.js";
 
 const FIX = join(__dirname, "..", "fixtures", "model");
@@ -118,6 +122,54 @@ describe("TrainableSegVol", () => {
         expect(relError(got, want), JSON.stringify(p)).toBeLessThanOrEqual(1e-4);
       }
       emb.dispose();
+    } finally {
+      ref.dispose();
+      model.dispose();
+    }
+  }, 120_000);
+  it("an all-categories step decodes each category with foreground and averages their set sums", async () => {
+    await initGpu();
+    const ref = await SegVol.fromWeights(weights);
+    const model = await TrainableSegVol.fromWeights(weights);
+    const promptOpts = { maxExtraPositive: 3, maxExtraNegative: 3 };
+    try {
+      const ds = new MsdDataset(data, { categories: ["blob", "slab"], spatialSize: [...model.config.spatial_size] as [number, number, number], augment: { resizeProb: 1 } });
+      for (const setsPerCategory of [undefined, 2]) {
+        // The reference replays the step's draws: window, then per present category its prompts (and set choice).
+        const r = new Rng(11);
+        const win = ds.sample(r);
+        const present = ds.categories.filter((c) => win.labels.get(c)!.some((v) => v > 0));
+        expect(present).toEqual(["blob", "slab"]); // a resized window holds both
+        const emb = ref.encodeImage(win.image);
+        let want = 0;
+        for (const c of present) {
+          const mask = win.labels.get(c)!;
+          let sets = samplePrompts(mask, ds.spatialSize, null, r, promptOpts).sets;
+          if (setsPerCategory !== undefined) {
+            const keep = new Set(r.distinct(sets.length, setsPerCategory));
+            sets = sets.filter((_, i) => keep.has(i));
+          }
+          expect(sets.length).toBe(setsPerCategory ?? 3);
+          const y = Tensor.from(Float32Array.from(mask), [1, 1, ...ds.spatialSize]);
+          for (const s of sets) {
+            const x = Tensor.from(await ref.decode(emb, s.prompt), [1, 1, ...ds.spatialSize]);
+            const l = diceBceLoss(x, y);
+            want += (await l.loss.readFloat32())[0]! / present.length;
+            for (const t of [x, l.loss, l.terms, l.grad]) t.dispose();
+          }
+          y.dispose();
+        }
+        emb.dispose();
+        let decodes = 0;
+        const decode = model.decode.bind(model);
+        model.decode = (...a) => (decodes++, decode(...a));
+        const got = await trainStep(model, ds, new Rng(11), promptOpts, {}, { categories: "all", setsPerCategory });
+        model.decode = decode;
+        zeroGrad(model.vars.values());
+        expect(decodes).toBe(2 * (setsPerCategory ?? 3));
+        expect(Math.abs(got - want) / want).toBeLessThanOrEqual(1e-4);
+      }
+      await expect(trainStep(model, ds, new Rng(1), {}, {}, { setsPerCategory: 0 })).rejects.toThrow(/setsPerCategory must be an integer ≥ 1, got 0/);
     } finally {
       ref.dispose();
       model.dispose();
