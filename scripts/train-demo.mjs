@@ -15,7 +15,7 @@
 // Phantom seeds: training uses TRAIN_SEED .. TRAIN_SEED+cases-1 (default
 // 1000..1023); evaluation and the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -121,6 +121,8 @@ function ship(checkpoint, dir, o) {
   const parent = dirname(dir);
   const tmp = mkdtempSync(join(parent, `.${basename(dir)}.ship-`));
   try {
+    chmodSync(tmp, 0o755); // mkdtemp makes it private; a weights folder is not
+
     for (const f of SHIPPED) copyFileSync(join(checkpoint, f), join(tmp, f));
     writeFileSync(join(tmp, "categories.json"), JSON.stringify(CATEGORIES.split(",")) + "\n");
     const recipe = Object.fromEntries(Object.keys(defaults).filter((k) => k !== "out" && k !== "config").map((k) => [k, o[k]]));
