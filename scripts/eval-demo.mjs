@@ -9,10 +9,9 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
+import { repo, segvolArgv } from "./segvol-source.mjs";
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 function parseArgs(argv) {
   const o = { weights: join(repo, "weights", "demo"), seeds: "5000-5019", json: false };
@@ -35,8 +34,7 @@ function parseArgs(argv) {
 
 /** `segvol demo --json` for one seed; resolves with its parsed summary. */
 function demo(weights, seed, out) {
-  const tsx = join(repo, "node_modules", "tsx", "dist", "cli.mjs");
-  const args = [tsx, join(repo, "src", "cli", "main.ts"), "demo", "--json", "--weights", weights, "--seed", String(seed), "--out", out];
+  const args = segvolArgv(["demo", "--json", "--weights", weights, "--seed", String(seed), "--out", out]);
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, args, { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "", stderr = "";

@@ -17,9 +17,8 @@
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { repo, segvolArgv } from "./segvol-source.mjs";
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CATEGORIES = "liver,spleen,left kidney,right kidney";
 const TRAIN_SEED = 1000;
 
@@ -92,10 +91,9 @@ function parseArgs(argv) {
 
 /** Runs `segvol ARGS` from source; resolves on exit 0, rejects otherwise. */
 function segvol(args) {
-  const tsx = join(repo, "node_modules", "tsx", "dist", "cli.mjs");
   console.log(`\n$ segvol ${args.map((a) => (/[\s,]/.test(a) ? JSON.stringify(a) : a)).join(" ")}`);
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [tsx, join(repo, "src", "cli", "main.ts"), ...args], { cwd: repo, stdio: "inherit" });
+    const child = spawn(process.execPath, segvolArgv(args), { cwd: repo, stdio: "inherit" });
     // Ctrl-C reaches the child too (same process group): `segvol train` saves
     // a checkpoint before it exits, so this process waits for it.
     const ignore = () => {};
