@@ -15,7 +15,8 @@ import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { Params } from "./params.js";
 
-const WG = 64;
+/** Workgroup size of the row kernels (the backward kernels share it with CHAN). */
+export const WG = 64;
 /** Registers (vectors) per lane in the row kernel. */
 const ROW_REGS = 8;
 /** Vectors per lane per stage-1 workgroup: a chunk is WG·CHUNK_VECS vectors. */
@@ -36,7 +37,8 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
   return r;
 }`;
 
-const CHAN = /* wgsl */ `
+/** Workgroup-wide (count, mean, M2) merge; the backward kernel's row statistics use it too. */
+export const CHAN = /* wgsl */ `
 // Chan et al.: merge two (count, mean, M2) summaries without cancellation.
 fn chan(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
   let n = a.x + b.x;

@@ -19,9 +19,9 @@
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, fail, sameShape } from "./check.js";
+import { CHAN, WG } from "./layernorm.js";
 import { Params } from "./params.js";
 
-const WG = 64;
 /** Vectors per lane per block-path chunk: a chunk is WG·CHUNK_VECS vectors. */
 const CHUNK_VECS = 16;
 /** Subgroup size of the subgroup row kernel; rows per workgroup there. */
@@ -105,26 +105,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 ${L.join("\n")}
 }`;
 }
-
-const CHAN = /* wgsl */ `
-// Chan et al.: merge two (count, mean, M2) summaries without cancellation.
-fn chan(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
-  let n = a.x + b.x;
-  if (n == 0.0) { return a; }
-  let d = b.y - a.y;
-  let f = b.x / n;
-  return vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
-}
-var<workgroup> tri: array<vec3<f32>, ${WG}>;
-fn wg_chan(v: vec3<f32>, lid: u32) -> vec3<f32> {
-  tri[lid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { tri[lid] = chan(tri[lid], tri[lid + s]); }
-    workgroupBarrier();
-  }
-  return tri[0];
-}`;
 
 const PAIR_SUM = /* wgsl */ `
 var<workgroup> red2: array<vec2<f32>, ${WG}>;
