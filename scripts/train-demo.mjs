@@ -5,7 +5,14 @@
 //   1. segvol phantom: the training phantoms (seeds TRAIN_SEED.. , labels 1..4);
 //   2. segvol init:    from-scratch weights for weights/demo/config.json, with
 //                      a tokenizer built for the same categories;
-//   3. segvol train:   AdamW with warm-up + cosine decay, all parameters trained.
+//   3. segvol train:   AdamW with warm-up + cosine decay, all parameters
+//                      trained (OUT/train);
+//   4. segvol train:   a second cosine cycle from stage 3's weights (OUT/finetune,
+//                      the --ft-* flags; --ft-steps 0 skips it) at a lower peak
+//                      rate and with more full-resolution crops: the first
+//                      stage learns the zoom-out windows well but the crops
+//                      the zoom-in stage sees much less (window Dice on
+//                      held-out phantoms 0.80 resized against 0.67 cropped).
 // Everything is seeded (phantoms, initial values, windows, prompts), so the
 // same flags give the same loss curve. The result is a weights folder
 // (OUT/train/checkpoint) that SegVol.fromWeights loads; `--ship DIR` then
@@ -44,7 +51,15 @@ const defaults = {
   "sets-per-category": "3",
   "flip-prob": "0",
   "all-categories": "yes",
+  // Stage 2; every other flag is shared with stage 1.
+  "ft-steps": "5000",
+  "ft-lr": "5e-4",
+  "ft-warmup": "50",
+  "ft-resize-prob": "0.3",
+  "ft-seed": "1",
 };
+/** Stage-2 flags and the `segvol train` flag each one sets. */
+const FT_FLAGS = { "ft-steps": "steps", "ft-lr": "lr", "ft-warmup": "warmup", "ft-resize-prob": "resize-prob", "ft-seed": "seed" };
 
 function usage() {
   const kind = (k) => (k === "out" || k === "config" ? "path" : k === "all-categories" ? "yes|no" : "n");
@@ -52,7 +67,7 @@ function usage() {
   return [
     "usage: npm run train:demo [-- [flags]]",
     ...flags,
-    "  --resume      continue OUT/train from its checkpoint (same flags)",
+    "  --resume      continue an interrupted run from its checkpoints (same flags)",
     "  --ship <dir>  afterwards, put the trained model into DIR (e.g. weights/demo), replacing it",
   ].join("\n");
 }
@@ -80,7 +95,7 @@ function parseArgs(argv) {
     o[key] = argv[++i];
   }
   if (!["yes", "no"].includes(o["all-categories"])) throw new Error(`train:demo: --all-categories ${o["all-categories"]}: expected yes or no`);
-  for (const k of ["cases", "steps", "warmup", "save-every", "init-seed", "seed", "sets-per-category"]) {
+  for (const k of ["cases", "steps", "warmup", "save-every", "init-seed", "seed", "sets-per-category", "ft-steps", "ft-warmup", "ft-seed"]) {
     if (!/^\d+$/.test(o[k])) throw new Error(`train:demo: --${k} ${o[k]}: expected a non-negative integer`);
   }
   if (Number(o.cases) < 1 || Number(o.steps) < 1) throw new Error("train:demo: --cases and --steps must be ≥ 1");
@@ -128,7 +143,7 @@ function ship(checkpoint, dir, o) {
     const tail = losses.slice(-100);
     writeFileSync(
       join(tmp, "recipe.json"),
-      JSON.stringify({ command: "npm run train:demo", flags: recipe, trainSeeds: [TRAIN_SEED, TRAIN_SEED + Number(o.cases) - 1], categories: CATEGORIES.split(","), steps: losses.length, meanLossLast100: tail.reduce((a, b) => a + b, 0) / tail.length }, null, 1) + "\n",
+      JSON.stringify({ command: "npm run train:demo", flags: recipe, trainSeeds: [TRAIN_SEED, TRAIN_SEED + Number(o.cases) - 1], categories: CATEGORIES.split(","), stages: { train: Number(o.steps), finetune: Number(o["ft-steps"]) }, steps: Number(o.steps) + Number(o["ft-steps"]), meanLossLast100: tail.reduce((a, b) => a + b, 0) / tail.length }, null, 1) + "\n",
     );
     const old = existsSync(dir) ? `${tmp}.old` : null;
     if (old) renameSync(dir, old);
@@ -142,6 +157,15 @@ function ship(checkpoint, dir, o) {
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** `segvol train` arguments for one stage: the recipe's flags `o`, starting from `weights`, writing `out`. */
+function trainArgs(o, { weights, out, resume }) {
+  const args = ["train", "--data", join(o.out, "data"), "--categories", CATEGORIES, "--weights", weights, "--out", out];
+  for (const k of ["steps", "lr", "warmup", "weight-decay", "clip", "save-every", "seed", "bce-weight", "resize-prob", "pos-fraction", "sets-per-category", "flip-prob"]) args.push(`--${k}`, o[k]);
+  if (o["all-categories"] === "yes") args.push("--all-categories");
+  if (resume) args.push("--resume");
+  return args;
 }
 
 /** True if DIR already holds exactly the phantoms this recipe would write (they are deterministic). */
@@ -174,17 +198,24 @@ async function main() {
     await segvol(["init", "--config", o.config, "--out", init, "--seed", o["init-seed"], "--categories", CATEGORIES]);
     rmSync(run, { recursive: true, force: true }); // a fresh run: no stale checkpoint or loss.csv
   }
-  const trainArgs = ["train", "--data", data, "--categories", CATEGORIES, "--weights", init, "--out", run];
-  for (const k of ["steps", "lr", "warmup", "weight-decay", "clip", "save-every", "seed", "bce-weight", "resize-prob", "pos-fraction", "sets-per-category", "flip-prob"]) trainArgs.push(`--${k}`, o[k]);
-  if (o["all-categories"] === "yes") trainArgs.push("--all-categories");
-  if (o.resume) trainArgs.push("--resume");
-  await segvol(trainArgs);
+  // Stage 1 (a --resume of a finished stage is a no-op that rewrites its checkpoint).
+  await segvol(trainArgs(o, { weights: init, out: run, resume: o.resume }));
+  let last = run;
+  if (Number(o["ft-steps"]) > 0) {
+    const ft = join(o.out, "finetune");
+    const resumeFt = o.resume && existsSync(join(ft, "checkpoint"));
+    if (!resumeFt) rmSync(ft, { recursive: true, force: true });
+    const stage2 = { ...o };
+    for (const [k, flag] of Object.entries(FT_FLAGS)) stage2[flag] = o[k];
+    await segvol(trainArgs(stage2, { weights: join(run, "checkpoint"), out: ft, resume: resumeFt }));
+    last = ft;
+  }
   const mins = ((performance.now() - t0) / 60000).toFixed(1);
   console.log(`\ntrain:demo done in ${mins} min.`);
-  console.log(`  weights folder: ${join(run, "checkpoint")} (model.safetensors, config.json, vocab.json, merges.txt)`);
-  console.log(`  loss curve:     ${join(run, "loss.csv")}, ${join(run, "loss.png")}`);
+  console.log(`  weights folder: ${join(last, "checkpoint")} (model.safetensors, config.json, vocab.json, merges.txt)`);
+  console.log(`  loss curve:     ${join(last, "loss.csv")}, ${join(last, "loss.png")}`);
   if (o.ship) {
-    ship(join(run, "checkpoint"), o.ship, o);
+    ship(join(last, "checkpoint"), o.ship, o);
     console.log(`  shipped into:   ${o.ship} (${[...SHIPPED, "categories.json", "recipe.json"].join(", ")})`);
   } else console.log(`  to ship it:     npm run train:demo -- [same flags] --resume --ship weights/demo  (or rerun with --ship)`);
 }

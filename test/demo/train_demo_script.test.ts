@@ -1,7 +1,8 @@
 // `npm run train:demo` (scripts/train-demo.mjs): bad flags are refused with
-// the flag named; a tiny run (one phantom, a small config, two steps) goes
-// through phantom → init → train and leaves a checkpoint folder with the
-// built tokenizer and a loss.csv of two rows.
+// the flag named; a tiny run (one phantom, a small config, two steps and one
+// fine-tuning step) goes through phantom → init → train → train again and
+// leaves checkpoint folders with the built tokenizer and loss.csv files, and
+// ships the second stage's model.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,6 +29,9 @@ describe("train:demo recipe", () => {
     const b = run(["--steps", "many"]);
     expect(b.code).toBe(1);
     expect(b.out).toMatch(/train:demo: --steps many: expected a non-negative integer/);
+    const c = run(["--ft-steps", "-1"]);
+    expect(c.code).toBe(1);
+    expect(c.out).toMatch(/train:demo: --ft-steps -1: expected a non-negative integer/);
   });
 
   it("runs phantom → init → train end to end on a tiny config", () => {
@@ -47,15 +51,21 @@ describe("train:demo recipe", () => {
     const shipped = join(tmp, "shipped");
     mkdirSync(shipped);
     writeFileSync(join(shipped, "stale.txt"), "replaced as a whole");
-    const r = run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--save-every", "0", "--ship", shipped]);
+    const r = run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--save-every", "0", "--ship", shipped]);
     expect(r.code, r.out).toBe(0);
-    expect(r.out).toContain(`weights folder: ${join(out, "train", "checkpoint")}`);
-    const ckpt = join(out, "train", "checkpoint");
-    for (const f of ["model.safetensors", "config.json", "vocab.json", "merges.txt"]) expect(existsSync(join(ckpt, f)), f).toBe(true);
-    expect(loadConfig(join(ckpt, "config.json")).text!.vocab_size).toBe(Object.keys(JSON.parse(readFileSync(join(ckpt, "vocab.json"), "utf8"))).length);
-    const csv = readFileSync(join(out, "train", "loss.csv"), "utf8").trim().split("\n");
-    expect(csv[0]).toBe("step,loss");
-    expect(csv.length).toBe(3);
+    // Stage 2 starts from stage 1's weights and writes its own folder.
+    expect(r.out).toContain(`--weights ${join(out, "train", "checkpoint")} --out ${join(out, "finetune")} --steps 1 --lr 5e-4 --warmup 0`);
+    expect(r.out).toContain(`weights folder: ${join(out, "finetune", "checkpoint")}`);
+    for (const [stage, rows] of [["train", 2], ["finetune", 1]] as const) {
+      const ckpt = join(out, stage, "checkpoint");
+      for (const f of ["model.safetensors", "config.json", "vocab.json", "merges.txt"]) expect(existsSync(join(ckpt, f)), `${stage}/${f}`).toBe(true);
+      expect(loadConfig(join(ckpt, "config.json")).text!.vocab_size).toBe(Object.keys(JSON.parse(readFileSync(join(ckpt, "vocab.json"), "utf8"))).length);
+      const csv = readFileSync(join(out, stage, "loss.csv"), "utf8").trim().split("\n");
+      expect(csv[0]).toBe("step,loss");
+      expect(csv.length, stage).toBe(rows + 1);
+    }
+    expect(readFileSync(join(out, "finetune", "checkpoint", "model.safetensors"))).not.toEqual(readFileSync(join(out, "train", "checkpoint", "model.safetensors")));
+    const ckpt = join(out, "finetune", "checkpoint");
     expect(readdirSync(join(out, "data", "imagesTr"))).toEqual(["phantom_1000.nii.gz"]);
     // --ship: the model, config, tokenizer, categories and recipe, nothing else.
     expect(readdirSync(shipped).sort()).toEqual(["categories.json", "config.json", "merges.txt", "model.safetensors", "recipe.json", "vocab.json"]);
@@ -63,7 +73,9 @@ describe("train:demo recipe", () => {
     expect(JSON.parse(readFileSync(join(shipped, "categories.json"), "utf8"))).toEqual(["liver", "spleen", "left kidney", "right kidney"]);
     const recipe = JSON.parse(readFileSync(join(shipped, "recipe.json"), "utf8"));
     expect(recipe.flags.steps).toBe("2");
-    expect(recipe.steps).toBe(2);
+    expect(recipe.flags["ft-steps"]).toBe("1");
+    expect(recipe.stages).toEqual({ train: 2, finetune: 1 });
+    expect(recipe.steps).toBe(3);
     expect(recipe.trainSeeds).toEqual([1000, 1000]);
     expect(readdirSync(tmp).filter((f) => f.includes(".ship-"))).toEqual([]);
   });
