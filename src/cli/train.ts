@@ -24,6 +24,7 @@ interface TrainFlags {
   posFraction: string;
   allCategories?: boolean;
   flipProb: string;
+  cropCentre: string;
   setsPerCategory?: string;
 }
 
@@ -65,12 +66,14 @@ export function registerTrain(program: Command): void {
     .option("--resize-prob <p>", "probability of a whole-volume (zoom-out) window rather than a crop", "0.5")
     .option("--pos-fraction <p>", "probability that a crop is centred on foreground", String(2 / 3))
     .option("--flip-prob <p>", "per-axis probability of a random flip (0 keeps left and right organs on their side)", "0.2")
+    .option("--crop-centre <how>", "foreground crop centres: voxel (uniform over foreground voxels, MONAI) or category (a uniform category of the case first)", "voxel")
     .option("--all-categories", "each step trains every category with foreground in the window (upstream's loop), not one random category")
     .option("--sets-per-category <n>", "prompt sets per category and step, drawn at random from the six (default: all)")
     .option("--resume", "continue from OUT/checkpoint (same flags)")
     .action(async (o: TrainFlags) => {
       const categories = o.categories.split(",").map((s) => s.trim());
       if (categories.some((c) => c === "")) throw new Error(`--categories ${o.categories}: empty name`);
+      if (o.cropCentre !== "voxel" && o.cropCentre !== "category") throw new Error(`--crop-centre ${o.cropCentre}: expected voxel or category`);
       const opts = {
         data: o.data,
         categories,
@@ -90,7 +93,7 @@ export function registerTrain(program: Command): void {
           categories: o.allCategories ? ("all" as const) : ("one" as const),
           setsPerCategory: o.setsPerCategory === undefined ? undefined : int("--sets-per-category", o.setsPerCategory, 1),
         },
-        augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction), flipProb: prob("--flip-prob", o.flipProb) },
+        augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction), flipProb: prob("--flip-prob", o.flipProb), cropCentre: o.cropCentre },
       };
       try {
         const r = await train(opts);

@@ -11,7 +11,9 @@
 //     inference zoom-out, or trilinear), or a window-sized crop centred on a
 //     foreground voxel (probability posFraction, upstream pos=2/neg=1) or on
 //     a background voxel inside the body (image > 0), clamped to the volume
-//     (MONAI RandCropByPosNegLabel);
+//     (MONAI RandCropByPosNegLabel); the foreground voxel is drawn uniformly
+//     (MONAI) or, with cropCentre "category", from a uniformly drawn category
+//     of the case, so small organs are cropped as often as a large liver;
 //  4. random flips per axis, random intensity scale (v·(1+f)) and shift
 //     (v + o) (MONAI RandFlip / RandScaleIntensity / RandShiftIntensity with
 //     SegVol's probabilities 0.2 / 0.1 / 0.1 and ranges ±0.1).
@@ -60,6 +62,8 @@ export interface PreparedCase {
   label: Uint8Array;
   /** Voxels with a label > 0 (crop centres for positive windows). */
   foreground: Int32Array;
+  /** The same voxels split by label: entry k − 1 holds those of label k (empty where the case lacks it). */
+  foregroundByLabel: Int32Array[];
   /** Voxels with label 0 and image > 0 (crop centres for negative windows). */
   backgroundCount: number;
 }
@@ -103,8 +107,17 @@ export function prepareCase(c: MsdCase, numCategories: number, spatialSize: Vec3
     else if (image[i]! > 0) bgCount++;
   }
   const foreground = new Int32Array(fgCount);
-  for (let i = 0, k = 0; i < n; i++) if (label[i]! > 0) foreground[k++] = i;
-  return { name: c.name, shape, image, label, foreground, backgroundCount: bgCount };
+  const perLabel = new Int32Array(numCategories + 1);
+  for (let i = 0, k = 0; i < n; i++) {
+    if (label[i]! > 0) {
+      foreground[k++] = i;
+      perLabel[label[i]!]++;
+    }
+  }
+  const foregroundByLabel = Array.from({ length: numCategories }, (_, k) => new Int32Array(perLabel[k + 1]!));
+  const filled = new Int32Array(numCategories + 1);
+  for (const i of foreground) foregroundByLabel[label[i]! - 1]![filled[label[i]!]++] = i;
+  return { name: c.name, shape, image, label, foreground, foregroundByLabel, backgroundCount: bgCount };
 }
 
 export interface AugmentOptions {
@@ -114,6 +127,13 @@ export interface AugmentOptions {
   imageResize?: "nearest-exact" | "trilinear";
   /** Probability that a crop is centred on foreground (default 2/3: upstream pos=2, neg=1). */
   posFraction?: number;
+  /**
+   * How a foreground centre is drawn: "voxel" (default, MONAI) uniformly over
+   * all foreground voxels, which centres most crops on the largest organ;
+   * "category" first draws one of the case's categories uniformly, then a
+   * voxel of it.
+   */
+  cropCentre?: "voxel" | "category";
   /** Per-axis flip probability (default 0.2). */
   flipProb?: number;
   /** Intensity scale: probability (default 0.1) and range ±factor (default 0.1). */
@@ -202,6 +222,21 @@ function checkProb(name: string, p: number): number {
   return p;
 }
 
+/**
+ * A foreground voxel from one uniform draw u in [0, 1) (one draw either way,
+ * so both modes consume the same random stream): "voxel" takes voxel
+ * ⌊u·n⌋; "category" splits u into a category among the case's present ones
+ * and a position within that category's voxels.
+ */
+function foregroundCentre(c: PreparedCase, u: number, mode: "voxel" | "category"): number {
+  if (mode === "voxel") return c.foreground[Math.floor(u * c.foreground.length)]!;
+  const present = c.foregroundByLabel.filter((v) => v.length > 0);
+  const x = u * present.length;
+  const k = Math.min(Math.floor(x), present.length - 1);
+  const voxels = present[k]!;
+  return voxels[Math.min(Math.floor((x - k) * voxels.length), voxels.length - 1)]!;
+}
+
 /** Steps 3-4 on a prepared case: one random training window. */
 export function sampleWindow(c: PreparedCase, categories: readonly string[], spatialSize: Vec3, rng: Rng, opts: AugmentOptions = {}): TrainWindow {
   const resizeProb = checkProb("resizeProb", opts.resizeProb ?? 0.5);
@@ -212,6 +247,8 @@ export function sampleWindow(c: PreparedCase, categories: readonly string[], spa
   const scaleFactor = opts.scaleFactor ?? 0.1;
   const shiftOffset = opts.shiftOffset ?? 0.1;
   const imageResize = opts.imageResize ?? "nearest-exact";
+  const cropCentre = opts.cropCentre ?? "voxel";
+  if (cropCentre !== "voxel" && cropCentre !== "category") throw new Error(`MSD dataset: cropCentre must be "voxel" or "category", got ${JSON.stringify(cropCentre)}`);
   if (c.shape.some((s, a) => s < spatialSize[a]!)) {
     throw new Error(`MSD case ${c.name}: prepared shape [${c.shape.join(", ")}] is smaller than the window [${spatialSize.join(", ")}]`);
   }
@@ -234,7 +271,7 @@ export function sampleWindow(c: PreparedCase, categories: readonly string[], spa
     const nFg = c.foreground.length, nBg = c.backgroundCount;
     let centre: number;
     if ((positive && nFg > 0) || nBg === 0) {
-      centre = nFg > 0 ? c.foreground[Math.floor(centreDraw * nFg)]! : Math.floor(centreDraw * c.image.length);
+      centre = nFg > 0 ? foregroundCentre(c, centreDraw, cropCentre) : Math.floor(centreDraw * c.image.length);
     } else {
       centre = backgroundVoxel(c, Math.floor(centreDraw * nBg));
     }
@@ -283,7 +320,7 @@ export interface MsdDatasetOptions {
 }
 
 function preparedBytes(c: PreparedCase): number {
-  return c.image.byteLength + c.label.byteLength + c.foreground.byteLength;
+  return c.image.byteLength + c.label.byteLength + 2 * c.foreground.byteLength;
 }
 
 /** An MSD folder as a source of random training windows. */

@@ -31,6 +31,7 @@ describe("segvol train flags", () => {
     await expect(run(["--bce-weight", "-0.5"])).rejects.toThrow(/--bce-weight -0.5: expected a number ≥ 0/);
     await expect(run(["--resize-prob", "1.5"])).rejects.toThrow(/--resize-prob 1.5: expected a probability in \[0, 1\]/);
     await expect(run(["--pos-fraction", "x"])).rejects.toThrow(/--pos-fraction x: expected a probability/);
+    await expect(run(["--crop-centre", "organ"])).rejects.toThrow(/--crop-centre organ: expected voxel or category/);
   });
 
   it("refuses --resume without a checkpoint and a freeze prefix that matches nothing", async () => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { niftiFromArray, writeNifti } from "../../src/io/nifti.js";
 import { preprocess } from "../../src/segvol/pipeline/preprocess.js";
 import type { Vec3 } from "../../src/segvol/pipeline/types.js";
-import { listMsdCases, MsdDataset, prepareCase, sampleWindow } from "../../src/train/data.js";
+import { listMsdCases, MsdDataset, type PreparedCase, prepareCase, sampleWindow } from "../../src/train/data.js";
 import { Rng } from "../../src/train/rng.js";
 
 // NIfTI dims (I, J, K) = (20, 18, 10) → model space (D, H, W) = (10, 18, 20).
@@ -221,5 +221,41 @@ describe("MSD dataset", () => {
     const r1 = new Rng(5), r2 = new Rng(5);
     for (let k = 0; k < 6; k++) expect(one.sample(r2)).toEqual(all.sample(r1));
     expect(() => new MsdDataset(dir, { ...opts, cacheBytes: -1 })).toThrow(/cacheBytes must be ≥ 0, got -1/);
+  });
+
+  it("splits the foreground by label", () => {
+    const c = new MsdDataset(dir, { categories: ["a", "b"], spatialSize: [4, 6, 6] }).prepared(0);
+    expect(c.foregroundByLabel.map((v) => v.length)).toEqual([72, 72]);
+    c.foregroundByLabel.forEach((v, k) => expect(Array.from(v).every((i) => c.label[i] === k + 1)).toBe(true));
+    expect(Int32Array.from([...c.foregroundByLabel[0]!, ...c.foregroundByLabel[1]!]).sort()).toEqual(c.foreground);
+  });
+
+  it("centres crops per voxel (MONAI) or per category, from the same random draws", () => {
+    // 2·4·4 voxels, all inside the body: 24 of label 1, 2 of label 2 (the small organ), 6 background, no label 3.
+    const label = new Uint8Array(32);
+    for (let i = 0; i < 24; i++) label[i] = 1;
+    label[26] = 2;
+    label[29] = 2;
+    const fg = Int32Array.from({ length: 32 }, (_, i) => i).filter((i) => label[i]! > 0);
+    const c: PreparedCase = {
+      name: "toy", shape: [2, 4, 4], image: new Float32Array(32).fill(1), label,
+      foreground: fg, foregroundByLabel: [1, 2, 3].map((k) => fg.filter((i) => label[i] === k)), backgroundCount: 6,
+    };
+    const one: Vec3 = [1, 1, 1]; // a one-voxel window is its centre
+    const share = (cropCentre: "voxel" | "category", rng: Rng) => {
+      let small = 0;
+      for (let k = 0; k < 4000; k++) {
+        const w = sampleWindow(c, ["big", "small", "absent"], one, rng, { ...NO_AUG, resizeProb: 0, posFraction: 1, cropCentre });
+        expect(w.labels.get("big")![0]! + w.labels.get("small")![0]!).toBe(1);
+        small += w.labels.get("small")![0]!;
+      }
+      return small / 4000;
+    };
+    const rv = new Rng(11), rc = new Rng(11);
+    // Binomial standard deviations at 4000 draws: 0.004 and 0.008.
+    expect(Math.abs(share("voxel", rv) - 2 / 26)).toBeLessThan(0.02);
+    expect(Math.abs(share("category", rc) - 1 / 2)).toBeLessThan(0.04);
+    expect(rc.state()).toEqual(rv.state());
+    expect(() => sampleWindow(c, ["big"], one, new Rng(1), { cropCentre: "organ" as "voxel" })).toThrow(/cropCentre must be "voxel" or "category", got "organ"/);
   });
 });
