@@ -46,6 +46,11 @@ function num(flag: string, v: string, positive: boolean): number {
   return n;
 }
 
+function cropCentre(v: string): "voxel" | "category" {
+  if (v !== "voxel" && v !== "category") throw new Error(`--crop-centre ${v}: expected voxel or category`);
+  return v;
+}
+
 export function registerTrain(program: Command): void {
   program
     .command("train")
@@ -73,7 +78,6 @@ export function registerTrain(program: Command): void {
     .action(async (o: TrainFlags) => {
       const categories = o.categories.split(",").map((s) => s.trim());
       if (categories.some((c) => c === "")) throw new Error(`--categories ${o.categories}: empty name`);
-      if (o.cropCentre !== "voxel" && o.cropCentre !== "category") throw new Error(`--crop-centre ${o.cropCentre}: expected voxel or category`);
       const opts = {
         data: o.data,
         categories,
@@ -93,7 +97,7 @@ export function registerTrain(program: Command): void {
           categories: o.allCategories ? ("all" as const) : ("one" as const),
           setsPerCategory: o.setsPerCategory === undefined ? undefined : int("--sets-per-category", o.setsPerCategory, 1),
         },
-        augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction), flipProb: prob("--flip-prob", o.flipProb), cropCentre: o.cropCentre },
+        augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction), flipProb: prob("--flip-prob", o.flipProb), cropCentre: cropCentre(o.cropCentre) },
       };
       try {
         const r = await train(opts);
