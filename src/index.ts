@@ -11,3 +11,7 @@ export { parseConfig, loadConfig, DEFAULT_CONFIG, type SegVolConfig } from "./se
 export type { Target, SegmentOptions, SegmentResult, TargetResult, Volume } from "./segvol/pipeline/types.js";
 export { convertCheckpoint } from "../weights/convert.js";
 export { SafetensorsFile, writeSafetensors } from "../weights/safetensors.js";
+export { train, type TrainOptions, type TrainResult, type StepOptions } from "./train/trainer.js";
+export { MsdDataset, type AugmentOptions, type MsdDatasetOptions } from "./train/data.js";
+export { generatePhantom, writePhantom, PHANTOM_LABELS, type Phantom, type PhantomOptions } from "./demo/phantom.js";
+export { runDemo, type DemoOptions, type DemoResult } from "./demo/demo.js";
