@@ -52,6 +52,12 @@ export interface GpuOptions {
 
 /** Dispatches queued before one submit; lavapipe favours few, large submits. */
 const MAX_BATCHED_DISPATCHES = 64;
+/**
+ * Uniform blocks of one batch share one buffer (sub-ranges at the device's
+ * offset alignment): a buffer per dispatch cost more than a small kernel's
+ * run on lavapipe. 64 dispatches at 256-byte alignment need 16 KiB.
+ */
+const UNIFORM_ARENA_BYTES = 64 * 1024;
 
 export class Gpu {
   readonly device: GPUDevice;
@@ -68,6 +74,14 @@ export class Gpu {
 
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
+  /** The open compute pass of the batch: consecutive dispatches share it (Dawn orders them); a copy or flush ends it. */
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  /** This batch's uniform buffer, mapped until the batch is submitted, and its bytes used. */
+  private uniformArena: GPUBuffer | null = null;
+  private uniformView: Uint8Array | null = null;
+  private uniformUsed = 0;
+  private readonly uniformAlignment: number;
   private batched = 0;
   private transient: GPUBuffer[] = [];
   private lostReason: string | null = null;
@@ -84,6 +98,7 @@ export class Gpu {
     this.maxStorageBindings = lim.maxStorageBuffersPerShaderStage;
     this.maxWorkgroupsPerDim = lim.maxComputeWorkgroupsPerDimension;
     this.offsetAlignment = lim.minStorageBufferOffsetAlignment;
+    this.uniformAlignment = lim.minUniformBufferOffsetAlignment;
     this.pool = new BufferPool(device);
     device.lost.then((info) => {
       // `destroy()` during release also resolves this promise; only an
@@ -142,29 +157,45 @@ export class Gpu {
     workgroups: readonly [number, number, number],
   ): void {
     const entries: GPUBindGroupEntry[] = [];
-    if (uniforms) {
-      const ub = this.device.createBuffer({
-        size: Math.max(16, Math.ceil(uniforms.byteLength / 16) * 16),
-        usage: GPUBufferUsage.UNIFORM,
-        mappedAtCreation: true,
-      });
-      new Uint8Array(ub.getMappedRange()).set(new Uint8Array(uniforms));
-      ub.unmap();
-      this.transient.push(ub);
-      entries.push({ binding: 0, resource: { buffer: ub } });
-    }
+    if (uniforms) entries.push({ binding: 0, resource: this.uniformRange(uniforms) });
     storage.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.getEncoder().beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
-    pass.end();
+    let layout = this.layouts.get(pipeline);
+    if (!layout) {
+      layout = pipeline.getBindGroupLayout(0);
+      this.layouts.set(pipeline, layout);
+    }
+    const bindGroup = this.device.createBindGroup({ layout, entries });
+    this.pass ??= this.getEncoder().beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     if (++this.batched >= MAX_BATCHED_DISPATCHES) this.flush();
+  }
+
+  /** Copies a uniform block into this batch's arena (a new arena, after a submit, when it is full) and returns its binding. */
+  private uniformRange(uniforms: ArrayBuffer): GPUBufferBinding {
+    const size = Math.max(16, Math.ceil(uniforms.byteLength / 16) * 16);
+    if (size > UNIFORM_ARENA_BYTES) throw new Error(`dispatch: a ${uniforms.byteLength}-byte uniform block exceeds ${UNIFORM_ARENA_BYTES} bytes`);
+    let offset = Math.ceil(this.uniformUsed / this.uniformAlignment) * this.uniformAlignment;
+    if (this.uniformArena && offset + size > UNIFORM_ARENA_BYTES) this.flush();
+    if (!this.uniformArena) {
+      this.uniformArena = this.device.createBuffer({ size: UNIFORM_ARENA_BYTES, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+      this.uniformView = new Uint8Array(this.uniformArena.getMappedRange());
+      offset = 0;
+    }
+    this.uniformView!.set(new Uint8Array(uniforms), offset);
+    this.uniformUsed = offset + size;
+    return { buffer: this.uniformArena, offset, size };
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
   }
 
   /** Records a buffer-to-buffer copy in order with the dispatches. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.endPass();
     this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     if (++this.batched >= MAX_BATCHED_DISPATCHES) this.flush();
   }
@@ -172,6 +203,15 @@ export class Gpu {
   /** Submits everything recorded so far. */
   flush(): void {
     if (this.encoder) {
+      this.endPass();
+      if (this.uniformArena) {
+        // A buffer must be unmapped before a submit that reads it.
+        this.uniformArena.unmap();
+        this.transient.push(this.uniformArena);
+        this.uniformArena = null;
+        this.uniformView = null;
+        this.uniformUsed = 0;
+      }
       this.device.queue.submit([this.encoder.finish()]);
       this.encoder = null;
       this.batched = 0;
