@@ -1,5 +1,6 @@
 // The tensor engine itself: pooled storage with byte accounting, views,
-// scopes, uploads/readbacks, pipeline caching and device loss.
+// scopes, uploads/readbacks, per-dispatch uniform blocks, pipeline caching
+// and device loss.
 import { describe, expect, it } from "vitest";
 import { unary } from "../../src/kernels/elementwise.js";
 import { GpuDeviceLostError, gpu, initGpu, releaseGpu } from "../../src/tensor/device.js";
@@ -54,6 +55,38 @@ describe("tensor engine", () => {
     out.result.dispose();
     kept!.dispose();
     expect(g.pool.stats().buffers).toBe(before);
+  });
+
+  it("gives every dispatch of a batch its own uniform block, also when the blocks overflow one arena", async () => {
+    const g = await initGpu();
+    // A 24 KiB uniform block: three fill the 64 KiB arena, so the batch is submitted mid-way.
+    const V = 1536;
+    const pipe = g.pipeline("test:uniform-arena", () => `
+      struct P { k: f32, pad0: f32, pad1: f32, pad2: f32, v: array<vec4<f32>, ${V}> }
+      @group(0) @binding(0) var<uniform> p: P;
+      @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+      @compute @workgroup_size(64)
+      fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+        if (id.x < 4u) { out[id.x] = p.k + p.v[${V - 1}u][id.x]; }
+      }`);
+    const run = (k: number) => {
+      const u = new Float32Array(4 + 4 * V);
+      u[0] = k;
+      u.set([10 * k, 10 * k + 1, 10 * k + 2, 10 * k + 3], 4 * V);
+      const t = Tensor.empty([4]);
+      g.dispatch(pipe, [{ buffer: t.buffer, offset: 0, size: 16 }], u.buffer, [1, 1, 1]);
+      return t;
+    };
+    const big = [1, 2, 3, 4, 5].map(run);
+    // Then many small blocks (the elementwise kernels' 16 bytes), past one batch of dispatches.
+    const x = Tensor.from(new Float32Array([1, 2]), [2]);
+    const small = Array.from({ length: 150 }, (_, k) => unary("affine", x, 1, k));
+    for (const [i, t] of big.entries()) {
+      const k = i + 1;
+      expect(Array.from(await t.readFloat32())).toEqual([11 * k, 11 * k + 1, 11 * k + 2, 11 * k + 3]);
+    }
+    for (const [k, t] of small.entries()) expect(Array.from(await t.readFloat32())).toEqual([1 + k, 2 + k]);
+    [...big, ...small, x].forEach((t) => t.dispose());
   });
 
   it("compiles each pipeline once", async () => {
