@@ -12,7 +12,6 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { repo, segvolArgv } from "./segvol-source.mjs";
 
-
 function parseArgs(argv) {
   const o = { weights: join(repo, "weights", "demo"), seeds: "5000-5019", json: false };
   for (let i = 0; i < argv.length; i++) {

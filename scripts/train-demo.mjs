@@ -17,9 +17,10 @@
 //                      left kidney, which voxel-uniform centres rarely pick).
 // Everything is seeded (phantoms, initial values, windows, prompts), so the
 // same flags give the same loss curve. The result is a weights folder
-// (OUT/train/checkpoint) that SegVol.fromWeights loads; `--ship DIR` then
-// copies the model, config and tokenizer into DIR (weights/demo/ for the
-// shipped demo) with categories.json and recipe.json (the flags used).
+// (OUT/finetune/checkpoint, or OUT/train/checkpoint with --ft-steps 0) that
+// SegVol.fromWeights loads; `--ship DIR` then copies the model, config and
+// tokenizer into DIR (weights/demo/ for the shipped demo) with
+// categories.json and recipe.json (the flags used).
 //
 // Phantom seeds: training uses TRAIN_SEED .. TRAIN_SEED+cases-1 (default
 // 1000..1023); evaluation and the demo must use seeds outside that range.
@@ -139,7 +140,6 @@ function ship(checkpoint, dir, o) {
   const tmp = mkdtempSync(join(parent, `.${basename(dir)}.ship-`));
   try {
     chmodSync(tmp, 0o755); // mkdtemp makes it private; a weights folder is not
-
     for (const f of SHIPPED) copyFileSync(join(checkpoint, f), join(tmp, f));
     writeFileSync(join(tmp, "categories.json"), JSON.stringify(CATEGORIES.split(",")) + "\n");
     const recipe = Object.fromEntries(Object.keys(defaults).filter((k) => k !== "out" && k !== "config").map((k) => [k, o[k]]));
