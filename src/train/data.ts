@@ -62,8 +62,6 @@ export interface PreparedCase {
   label: Uint8Array;
   /** Voxels with a label > 0 (crop centres for positive windows). */
   foreground: Int32Array;
-  /** The same voxels split by label: entry k − 1 holds those of label k (empty where the case lacks it). */
-  foregroundByLabel: Int32Array[];
   /** Voxels with label 0 and image > 0 (crop centres for negative windows). */
   backgroundCount: number;
 }
@@ -107,17 +105,8 @@ export function prepareCase(c: MsdCase, numCategories: number, spatialSize: Vec3
     else if (image[i]! > 0) bgCount++;
   }
   const foreground = new Int32Array(fgCount);
-  const perLabel = new Int32Array(numCategories + 1);
-  for (let i = 0, k = 0; i < n; i++) {
-    if (label[i]! > 0) {
-      foreground[k++] = i;
-      perLabel[label[i]!]++;
-    }
-  }
-  const foregroundByLabel = Array.from({ length: numCategories }, (_, k) => new Int32Array(perLabel[k + 1]!));
-  const filled = new Int32Array(numCategories + 1);
-  for (const i of foreground) foregroundByLabel[label[i]! - 1]![filled[label[i]!]++] = i;
-  return { name: c.name, shape, image, label, foreground, foregroundByLabel, backgroundCount: bgCount };
+  for (let i = 0, k = 0; i < n; i++) if (label[i]! > 0) foreground[k++] = i;
+  return { name: c.name, shape, image, label, foreground, backgroundCount: bgCount };
 }
 
 export interface AugmentOptions {
@@ -222,6 +211,28 @@ function checkProb(name: string, p: number): number {
   return p;
 }
 
+const byLabelCache = new WeakMap<PreparedCase, Int32Array[]>();
+
+/**
+ * The case's foreground voxels grouped by label, ascending label, labels the
+ * case lacks left out. Derived from `foreground` on first use (only
+ * cropCentre "category" needs it) and kept while the case is.
+ */
+export function foregroundByLabel(c: PreparedCase): Int32Array[] {
+  let groups = byLabelCache.get(c);
+  if (!groups) {
+    // Labels are bytes: count per value, then fill each value's list in voxel order.
+    const count = new Int32Array(256);
+    for (const i of c.foreground) count[c.label[i]!]++;
+    const lists = Array.from(count, (n) => new Int32Array(n));
+    const filled = new Int32Array(256);
+    for (const i of c.foreground) lists[c.label[i]!]![filled[c.label[i]!]++] = i;
+    groups = lists.filter((v) => v.length > 0);
+    byLabelCache.set(c, groups);
+  }
+  return groups;
+}
+
 /**
  * A foreground voxel from one uniform draw u in [0, 1) (one draw either way,
  * so both modes consume the same random stream): "voxel" takes voxel
@@ -230,7 +241,7 @@ function checkProb(name: string, p: number): number {
  */
 function foregroundCentre(c: PreparedCase, u: number, mode: "voxel" | "category"): number {
   if (mode === "voxel") return c.foreground[Math.floor(u * c.foreground.length)]!;
-  const present = c.foregroundByLabel.filter((v) => v.length > 0);
+  const present = foregroundByLabel(c);
   const x = u * present.length;
   const k = Math.min(Math.floor(x), present.length - 1);
   const voxels = present[k]!;
@@ -320,6 +331,7 @@ export interface MsdDatasetOptions {
 }
 
 function preparedBytes(c: PreparedCase): number {
+  // Per-label lists (cropCentre "category") hold the foreground once more.
   return c.image.byteLength + c.label.byteLength + 2 * c.foreground.byteLength;
 }
 

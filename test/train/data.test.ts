@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { niftiFromArray, writeNifti } from "../../src/io/nifti.js";
 import { preprocess } from "../../src/segvol/pipeline/preprocess.js";
 import type { Vec3 } from "../../src/segvol/pipeline/types.js";
-import { listMsdCases, MsdDataset, type PreparedCase, prepareCase, sampleWindow } from "../../src/train/data.js";
+import { foregroundByLabel, listMsdCases, MsdDataset, type PreparedCase, prepareCase, sampleWindow } from "../../src/train/data.js";
 import { Rng } from "../../src/train/rng.js";
 
 // NIfTI dims (I, J, K) = (20, 18, 10) → model space (D, H, W) = (10, 18, 20).
@@ -225,9 +225,11 @@ describe("MSD dataset", () => {
 
   it("splits the foreground by label", () => {
     const c = new MsdDataset(dir, { categories: ["a", "b"], spatialSize: [4, 6, 6] }).prepared(0);
-    expect(c.foregroundByLabel.map((v) => v.length)).toEqual([72, 72]);
-    c.foregroundByLabel.forEach((v, k) => expect(Array.from(v).every((i) => c.label[i] === k + 1)).toBe(true));
-    expect(Int32Array.from([...c.foregroundByLabel[0]!, ...c.foregroundByLabel[1]!]).sort()).toEqual(c.foreground);
+    const groups = foregroundByLabel(c);
+    expect(groups.map((v) => v.length)).toEqual([72, 72]);
+    groups.forEach((v, k) => expect(Array.from(v).every((i) => c.label[i] === k + 1)).toBe(true));
+    expect(Int32Array.from([...groups[0]!, ...groups[1]!]).sort()).toEqual(c.foreground);
+    expect(foregroundByLabel(c)).toBe(groups); // derived once per case
   });
 
   it("centres crops per voxel (MONAI) or per category, from the same random draws", () => {
@@ -239,7 +241,7 @@ describe("MSD dataset", () => {
     const fg = Int32Array.from({ length: 32 }, (_, i) => i).filter((i) => label[i]! > 0);
     const c: PreparedCase = {
       name: "toy", shape: [2, 4, 4], image: new Float32Array(32).fill(1), label,
-      foreground: fg, foregroundByLabel: [1, 2, 3].map((k) => fg.filter((i) => label[i] === k)), backgroundCount: 6,
+      foreground: fg, backgroundCount: 6,
     };
     const one: Vec3 = [1, 1, 1]; // a one-voxel window is its centre
     const share = (cropCentre: "voxel" | "category", rng: Rng) => {
