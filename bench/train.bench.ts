@@ -67,9 +67,7 @@ export const cases: BenchCase[] = [
       for (let i = 0; i < n; i += 13) label[i] = 1 + (i % 3 === 0 ? 1 : 0);
       const fg: number[] = [];
       for (let i = 0; i < n; i++) if (label[i]) fg.push(i);
-      const foreground = Int32Array.from(fg);
-      const foregroundByLabel = [1, 2].map((k) => foreground.filter((i) => label[i] === k));
-      const c: PreparedCase = { name: "bench", shape, image: ramp(n, (i) => (i % 5) / 5), label, foreground, foregroundByLabel, backgroundCount: n - fg.length };
+      const c: PreparedCase = { name: "bench", shape, image: ramp(n, (i) => (i % 5) / 5), label, foreground: Int32Array.from(fg), backgroundCount: n - fg.length };
       const rng = new Rng(1);
       return { run: () => void sampleWindow(c, ["a", "b"], WIN, rng, { flipProb: 0.5, scaleProb: 1 }), dispose: () => {} };
     },
