@@ -19,6 +19,7 @@ import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, checkRank, fail } from "./check.js";
 import { Params } from "./params.js";
+import { fixedSubgroups } from "./subgroups.js";
 
 export interface AttentionOptions {
   numHeads: number;
@@ -44,14 +45,6 @@ interface Spec {
 
 /** The subgroup size the subgroup variant is generated for (lavapipe's). */
 const SG = 8;
-
-/** Whether the device runs subgroups of exactly SG lanes (then each SG-lane slice of a workgroup is one subgroup). */
-function fixedSubgroups(): boolean {
-  const g = gpu();
-  if (!g.hasSubgroups || process.env.SEGVOL_NO_SUBGROUPS) return false;
-  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  return info?.subgroupMinSize === SG && info?.subgroupMaxSize === SG;
-}
 
 /** Vector width for a head dim: vec4 when every head row starts 16-byte aligned. */
 function width(d: number): 1 | 4 {
@@ -198,7 +191,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const out = Tensor.empty([B, Nq, Fv]);
   if (out.size === 0) return out;
   if (out.byteLength > g.maxBindingBytes) fail(op, `output [${B}, ${Nq}, ${Fv}] exceeds one storage binding`);
-  const spec: Spec = { dk, dv, causal: !!opts.causal, ...launchShape(Nq), sg: fixedSubgroups() };
+  const spec: Spec = { dk, dv, causal: !!opts.causal, ...launchShape(Nq), sg: fixedSubgroups(SG) };
   const pipe = g.pipeline(`attention:${dk}:${dv}:${spec.causal}:${spec.wg}:${spec.qpl}:${spec.sg}`, () => attentionWgsl(spec));
   const params = new Params().u32(B).u32(Nq).u32(Nk).u32(H).f32(scale * Math.LOG2E);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });

@@ -22,6 +22,7 @@ import { Tensor, shapeStr } from "../tensor/tensor.js";
 import type { AttentionOptions } from "./attention.js";
 import { checkInputs, checkRank, fail, sameShape } from "./check.js";
 import { Params } from "./params.js";
+import { fixedSubgroups } from "./subgroups.js";
 
 /** Masked scores: finite, so (masked − lse) never makes NaN; exp2 of it is 0. */
 const NEG = "-1.0e30";
@@ -36,13 +37,6 @@ interface Spec {
   /** Owned rows (queries in pass 1, keys in pass 2) per invocation. */
   rpl: number;
   sg: boolean;
-}
-
-function fixedSubgroups(): boolean {
-  const g = gpu();
-  if (!g.hasSubgroups || process.env.SEGVOL_NO_SUBGROUPS) return false;
-  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  return info?.subgroupMinSize === SG && info?.subgroupMaxSize === SG;
 }
 
 /** vec4 when every head row starts 16-byte aligned. */
@@ -267,7 +261,7 @@ export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
     for (const t of [dq, dkT, dvT]) if (t.size > 0) t.write(new Float32Array(t.size));
     return { dq, dk: dkT, dv: dvT };
   }
-  const sg = fixedSubgroups();
+  const sg = fixedSubgroups(SG);
   const causal = !!opts.causal;
   const params = new Params().u32(B).u32(Nq).u32(Nk).u32(H).f32(scale * Math.LOG2E).f32(scale).bytes();
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });

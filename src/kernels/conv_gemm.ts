@@ -67,10 +67,8 @@ export function forceGemmVariant(v: "uniform" | null): void {
 /** Subgroups when the adapter guarantees at least 4 lanes; broadcasts need lanes 0..TMQ-1. */
 function variant(): Variant {
   if (forced === "uniform") return { subgroups: false, tmq: 4 };
-  const g = gpu();
-  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
-  const minSize = info?.subgroupMinSize ?? 0;
-  if (g.hasSubgroups && minSize >= 4) return { subgroups: true, tmq: Math.min(8, minSize) };
+  const minSize = gpu().subgroupMinSize;
+  if (minSize >= 4) return { subgroups: true, tmq: Math.min(8, minSize) };
   return { subgroups: false, tmq: 4 };
 }
 

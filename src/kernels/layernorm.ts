@@ -14,6 +14,7 @@ import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { Params } from "./params.js";
+import { fixedSubgroups } from "./subgroups.js";
 
 /** Workgroup size of the row kernels (the backward kernels share it with CHAN). */
 export const WG = 64;
@@ -157,14 +158,6 @@ ${writes}
 }`;
 }
 
-/** Whether the device runs subgroups of exactly SG lanes. */
-function fixedSubgroups(): boolean {
-  const g = gpu();
-  if (!g.hasSubgroups || process.env.SEGVOL_NO_SUBGROUPS) return false;
-  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  return info?.subgroupMinSize === SG && info?.subgroupMaxSize === SG;
-}
-
 /** Stage 1: (count, mean, M2) of one chunk of one row. */
 function partialWgsl(w: number): string {
   const T = vtype(w);
@@ -259,7 +252,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   if (out.size === 0) return out;
   const w = n % 4 === 0 ? 4 : 1;
   const nvec = n / w;
-  if (Math.ceil(nvec / SG) <= SG_REGS && fixedSubgroups()) {
+  if (Math.ceil(nvec / SG) <= SG_REGS && fixedSubgroups(SG)) {
     const pipe = g.pipeline(`layernorm:rowsg:${n}:${w}:${SG_ROWS}`, () => rowSgWgsl(n, w));
     const params = new Params().u32(rows).f32(eps);
     g.dispatch(pipe, [bind(out), bind(x), bind(weight), bind(bias)], params.bytes(), g.grid(Math.ceil(rows / SG_ROWS)));

@@ -21,6 +21,7 @@ import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { CHAN, WG } from "./layernorm.js";
 import { Params } from "./params.js";
+import { fixedSubgroups } from "./subgroups.js";
 
 /** Vectors per lane per block-path chunk: a chunk is WG·CHUNK_VECS vectors. */
 const CHUNK_VECS = 16;
@@ -35,13 +36,6 @@ const COL_ROWS = 32;
 
 const vtype = (w: number): string => (w === 4 ? "vec4<f32>" : "f32");
 const hsum = (w: number, e: string): string => (w === 4 ? `dot(${e}, vec4<f32>(1.0))` : e);
-
-function fixedSubgroups(): boolean {
-  const g = gpu();
-  if (!g.hasSubgroups || process.env.SEGVOL_NO_SUBGROUPS) return false;
-  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  return info?.subgroupMinSize === SG && info?.subgroupMaxSize === SG;
-}
 
 const TREE_SUM = /* wgsl */ `
 var<workgroup> red: array<f32, ${WG}>;
@@ -323,7 +317,7 @@ export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1
   };
   try {
     const stats = tmp([rows, 2]);
-    const sg = nvec <= SG_MAX_VECS && fixedSubgroups();
+    const sg = nvec <= SG_MAX_VECS && fixedSubgroups(SG);
     if (sg || nvec <= WG_MAX_VECS) {
       const pipe = g.pipeline(`layernorm_bwd:row:${n}:${w}:${sg}`, () => rowWgsl(n, w, sg));
       const groups = sg ? Math.ceil(rows / SG_ROWS) : rows;

@@ -86,10 +86,7 @@ const SHARE = 8;
 
 /** Whether the adapter's subgroups are wide enough for the broadcast kernel. */
 function subgroupsUsable(): boolean {
-  const g = gpu();
-  if (!g.hasSubgroups) return false;
-  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
-  return (info?.subgroupMinSize ?? 0) >= SHARE;
+  return gpu().subgroupMinSize >= SHARE;
 }
 
 /**

@@ -8,6 +8,7 @@ import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { Params } from "./params.js";
+import { fixedSubgroups } from "./subgroups.js";
 
 const WG = 64;
 
@@ -84,14 +85,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`;
 
-/** Whether the device runs subgroups of exactly SG lanes. */
-function fixedSubgroups(): boolean {
-  const g = gpu();
-  if (!g.hasSubgroups || process.env.SEGVOL_NO_SUBGROUPS) return false;
-  const info = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  return info?.subgroupMinSize === SG && info?.subgroupMaxSize === SG;
-}
-
 /** Softmax along `axis` (default the last). */
 export function softmax(x: Tensor, axis = -1): Tensor {
   const op = "softmax";
@@ -107,7 +100,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   const rows = x.size / Math.max(1, len);
   const out = Tensor.empty(x.shape);
   if (out.size === 0) return out;
-  const sg = fixedSubgroups();
+  const sg = fixedSubgroups(SG);
   const pipe = sg ? g.pipeline("softmax:sg", () => SOFTMAX_SG_WGSL) : g.pipeline("softmax", () => SOFTMAX_WGSL);
   const params = new Params().u32(rows).u32(len).u32(inner);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });

@@ -64,6 +64,9 @@ export class Gpu {
   readonly adapter: AdapterSummary;
   readonly hasF16: boolean;
   readonly hasSubgroups: boolean;
+  /** The adapter's subgroup sizes in lanes (0 where unknown or without the subgroups feature). */
+  readonly subgroupMinSize: number;
+  readonly subgroupMaxSize: number;
   readonly pool: BufferPool;
   /** Largest byte range one storage binding may cover. */
   maxBindingBytes: number;
@@ -92,6 +95,9 @@ export class Gpu {
     this.adapter = adapter;
     this.hasF16 = device.features.has("shader-f16");
     this.hasSubgroups = device.features.has("subgroups");
+    const info = (device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+    this.subgroupMinSize = this.hasSubgroups ? (info?.subgroupMinSize ?? 0) : 0;
+    this.subgroupMaxSize = this.hasSubgroups ? (info?.subgroupMaxSize ?? 0) : 0;
     const lim = device.limits;
     this.maxBufferBytes = lim.maxBufferSize;
     this.maxBindingBytes = Math.min(lim.maxStorageBufferBindingSize, opts.maxBindingBytes ?? Infinity);
