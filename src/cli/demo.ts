@@ -35,7 +35,7 @@ export function registerDemo(program: Command): void {
     .option("--out <dir>", "output folder (replaced only if empty or a previous demo output)", "segvol-demo")
     .option("--json", 'print only {"targets": [{name, prompt, dice, seconds}], "seconds"} on stdout')
     .option("--weights <dir>", "weights folder (default: the package's weights/demo)")
-    .option("--seed <n>", "phantom seed (the training seeds 1000-1023 are refused)", String(DEMO_SEED))
+    .option("--seed <n>", "phantom seed (the model's training seeds, recipe.json trainSeeds, are refused)", String(DEMO_SEED))
     .action(async (o: DemoFlags) => {
       const seed = seedFlag(o.seed);
       const weights = o.weights ?? defaultDemoWeights();

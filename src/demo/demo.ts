@@ -1,5 +1,5 @@
 // `segvol demo`: the embedded demo model segments a phantom it has never
-// seen (seed outside the training range 1000-1023) by text prompts (every
+// seen (seed outside its training range, recipe.json's trainSeeds) by text prompts (every
 // organ the model knows, in one segment call so the window encodes are
 // shared), one organ by a box prompt and one by point prompts, and scores
 // every mask with Dice against the phantom's own label map.
@@ -22,9 +22,10 @@ import { renderSlices, writePng } from "./render.js";
 
 /** The organs of the shipped demo model (`npm run train:demo`), used when the weights folder does not name its categories. */
 export const DEMO_CATEGORIES: readonly string[] = Object.freeze(["liver", "spleen", "left kidney", "right kidney"]);
-/** Default phantom seed: outside the training seeds 1000-1023. */
+/** Default phantom seed: outside the training seeds. */
 export const DEMO_SEED = 4242;
-const TRAIN_SEEDS: [number, number] = [1000, 1023];
+/** Training seeds assumed for a weights folder without recipe.json: `npm run train:demo`'s first stage. */
+const DEFAULT_TRAIN_SEEDS: [number, number] = [1000, 1023];
 /** Organs prompted by a box and by points, first one the model knows. */
 const BOX_PREFERENCE = ["liver", "spleen", "right kidney", "left kidney"];
 const POINT_PREFERENCE = ["spleen", "left kidney", "right kidney", "liver"];
@@ -51,7 +52,7 @@ export interface DemoOptions {
   weights: string;
   /** Output folder (default ./segvol-demo). */
   out?: string;
-  /** Phantom seed (default 4242); the training seeds 1000-1023 are refused. */
+  /** Phantom seed (default 4242); the model's training seeds (trainingSeeds) are refused. */
   seed?: number;
   /** Smaller or fixed phantom geometry (tests). */
   phantom?: { dims?: Vec3; spacing?: Vec3 };
@@ -109,6 +110,26 @@ export function demoCategories(weights: string): string[] {
   const unknown = cats.filter((c) => PHANTOM_LABELS.indexOf(c) < 1);
   if (unknown.length) throw new Error(`demo: ${weights} names categories the phantom does not draw: ${unknown.join(", ")}`);
   return cats as string[];
+}
+
+/**
+ * The phantom seeds a demo weights folder was trained on, inclusive: the
+ * `trainSeeds` that `npm run train:demo --ship` writes into recipe.json, else
+ * the recipe's default first-stage range.
+ */
+export function trainingSeeds(weights: string): [number, number] {
+  const file = join(weights, "recipe.json");
+  if (!existsSync(file)) return [...DEFAULT_TRAIN_SEEDS];
+  let seeds: unknown;
+  try {
+    seeds = (JSON.parse(readFileSync(file, "utf8")) as { trainSeeds?: unknown }).trainSeeds;
+  } catch (e) {
+    throw new Error(`demo: ${file} is not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(seeds) || seeds.length !== 2 || !seeds.every((x) => Number.isInteger(x)) || seeds[0] > seeds[1]) {
+    throw new Error(`demo: ${file}: trainSeeds must be [first, last] integers, got ${JSON.stringify(seeds)}`);
+  }
+  return [seeds[0], seeds[1]];
 }
 
 /** Dice of two masks (non-zero = inside); 1 when both are empty. */
@@ -208,11 +229,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const log = opts.onProgress ?? (() => {});
   const seed = opts.seed ?? DEMO_SEED;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`demo: seed ${seed}: expected an integer in [0, 2^32)`);
-  if (seed >= TRAIN_SEEDS[0] && seed <= TRAIN_SEEDS[1]) {
-    throw new Error(`demo: seed ${seed} is a training phantom (${TRAIN_SEEDS[0]}-${TRAIN_SEEDS[1]}); the demo must show an unseen one`);
-  }
   const weights = resolve(opts.weights);
   checkDemoWeights(weights);
+  const [first, last] = trainingSeeds(weights);
+  if (seed >= first && seed <= last) {
+    throw new Error(`demo: seed ${seed} is a training phantom (${first}-${last}); the demo must show an unseen one`);
+  }
   const categories = demoCategories(weights);
   const out = resolve(opts.out ?? "segvol-demo");
   checkOutputDir(out);

@@ -12,7 +12,7 @@ import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { demoTable, registerDemo } from "../../src/cli/demo.js";
 import { writeInitFolder } from "../../src/cli/init.js";
-import { boundingBox, DEMO_CATEGORIES, demoCategories, dice, runDemo, samplePoints } from "../../src/demo/demo.js";
+import { boundingBox, DEMO_CATEGORIES, demoCategories, dice, runDemo, samplePoints, trainingSeeds } from "../../src/demo/demo.js";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
 import { readNifti } from "../../src/io/nifti.js";
 
@@ -142,6 +142,18 @@ describe("segvol demo", () => {
     expect(demoCategories(d)).toEqual(["liver"]);
     writeFileSync(join(d, "categories.json"), JSON.stringify(["liver", "heart"]));
     expect(() => demoCategories(d)).toThrow(/categories the phantom does not draw: heart/);
+  });
+
+  it("training seeds: recipe.json's trainSeeds, else the first stage's 1000-1023; a malformed range refused", () => {
+    const d = join(tmp, "seeds");
+    mkdirSync(d);
+    expect(trainingSeeds(d)).toEqual([1000, 1023]);
+    writeFileSync(join(d, "recipe.json"), JSON.stringify({ trainSeeds: [1000, 1095] }));
+    expect(trainingSeeds(d)).toEqual([1000, 1095]);
+    writeFileSync(join(d, "recipe.json"), JSON.stringify({ trainSeeds: [1095, 1000] }));
+    expect(() => trainingSeeds(d)).toThrow(/trainSeeds must be \[first, last\] integers, got \[1095,1000\]/);
+    writeFileSync(join(d, "recipe.json"), "{");
+    expect(() => trainingSeeds(d)).toThrow(/recipe\.json is not valid JSON/);
   });
 
   it("table: one aligned line per target and the total", () => {
