@@ -19,6 +19,7 @@ import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, checkRank, fail } from "./check.js";
 import { Params } from "./params.js";
+import { dotw, SG, sharedLoad, tree, vt, width } from "./attention_wgsl.js";
 import { fixedSubgroups } from "./subgroups.js";
 
 export interface AttentionOptions {
@@ -43,24 +44,12 @@ interface Spec {
   sg: boolean;
 }
 
-/** The subgroup size the subgroup variant is generated for (lavapipe's). */
-const SG = 8;
-
-/** Vector width for a head dim: vec4 when every head row starts 16-byte aligned. */
-function width(d: number): 1 | 4 {
-  return d % 4 === 0 ? 4 : 1;
-}
-
-function vt(w: 1 | 4): string {
-  return w === 4 ? "vec4<f32>" : "f32";
-}
 
 function attentionWgsl(s: Spec): string {
   const wk = width(s.dk);
   const wv = width(s.dv);
   const nk = s.dk / wk; // vectors per q/k head row
   const nv = s.dv / wv; // vectors per v/out head row
-  const dotk = wk === 4 ? (a: string, b: string) => `dot(${a}, ${b})` : (a: string, b: string) => `${a} * ${b}`;
   const lines: string[] = [];
   const L = (x: string) => lines.push(x);
   const rows = Array.from({ length: s.qpl }, (_, r) => r);
@@ -79,21 +68,11 @@ function attentionWgsl(s: Spec): string {
   }
   L(`  for (var j = 0u; j < kend; j++) {`);
   L(`    let kb = (kbase + j * p.hh) * ${nk}u;`);
-  // With subgroups, the 8 lanes of a subgroup load a k row together (lane l
-  // holds vectors l, l+8, …) and broadcast each vector to all lanes: 8× fewer
-  // per-lane loads than every lane loading the whole row.
-  const load = (name: string, arr: string, base: string, n: number) => {
-    if (!s.sg) {
-      for (let c = 0; c < n; c++) L(`    let ${name}${c} = ${arr}[${base} + ${c}u];`);
-      return;
-    }
-    for (let r = 0; r < Math.ceil(n / SG); r++) L(`    let ${name}l${r} = ${arr}[${base} + min(sl + ${r * SG}u, ${n - 1}u)];`);
-    for (let c = 0; c < n; c++) L(`    let ${name}${c} = subgroupBroadcast(${name}l${Math.floor(c / SG)}, ${c % SG}u);`);
-  };
-  load("k", "ks", "kb", nk);
+  // With subgroups the lanes of a subgroup load each k/v row together (sharedLoad).
+  sharedLoad(L, s.sg, "k", "ks", "kb", nk);
   for (const r of rows) {
     const terms: string[] = [];
-    for (let c = 0; c < nk; c++) terms.push(dotk(`q${r}_${c}`, `k${c}`));
+    for (let c = 0; c < nk; c++) terms.push(dotw(wk, `q${r}_${c}`, `k${c}`));
     L(`    let s${r} = ${s.causal ? `select(${NEG}, ${tree(terms)}, j <= qi${r})` : tree(terms)};`);
     L(`    let mn${r} = max(m${r}, s${r});`);
     L(`    let a${r} = exp2(m${r} - mn${r});`);
@@ -102,7 +81,7 @@ function attentionWgsl(s: Spec): string {
     L(`    l${r} = fma(l${r}, a${r}, e${r});`);
   }
   L(`    let vb = (kbase + j * p.hh) * ${nv}u;`);
-  load("v", "vs", "vb", nv);
+  sharedLoad(L, s.sg, "v", "vs", "vb", nv);
   for (let c = 0; c < nv; c++) {
     for (const r of rows) L(`    o${r}_${c} = fma(${vt(wv)}(e${r}), v${c}, o${r}_${c} * a${r});`);
   }
@@ -133,13 +112,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${s.causal ? `let kend = min(p.nk, qstart + ${s.wg * s.qpl}u);` : "let kend = p.nk;"}
 ${lines.join("\n")}
 }`;
-}
-
-/** A balanced sum: shorter dependency chains than a left fold. */
-function tree(terms: string[]): string {
-  if (terms.length === 1) return terms[0]!;
-  const mid = Math.ceil(terms.length / 2);
-  return `(${tree(terms.slice(0, mid))} + ${tree(terms.slice(mid))})`;
 }
 
 /**

@@ -22,12 +22,11 @@ import { Tensor, shapeStr } from "../tensor/tensor.js";
 import type { AttentionOptions } from "./attention.js";
 import { checkInputs, checkRank, fail, sameShape } from "./check.js";
 import { Params } from "./params.js";
+import { dotw, SG, sharedLoad, tree, vt, width } from "./attention_wgsl.js";
 import { fixedSubgroups } from "./subgroups.js";
 
 /** Masked scores: finite, so (masked − lse) never makes NaN; exp2 of it is 0. */
 const NEG = "-1.0e30";
-/** The subgroup size the subgroup variant is generated for (lavapipe's). */
-const SG = 8;
 
 interface Spec {
   dk: number;
@@ -37,31 +36,6 @@ interface Spec {
   /** Owned rows (queries in pass 1, keys in pass 2) per invocation. */
   rpl: number;
   sg: boolean;
-}
-
-/** vec4 when every head row starts 16-byte aligned. */
-const width = (d: number): 1 | 4 => (d % 4 === 0 ? 4 : 1);
-const vt = (w: 1 | 4): string => (w === 4 ? "vec4<f32>" : "f32");
-const dotw = (w: 1 | 4, a: string, b: string): string => (w === 4 ? `dot(${a}, ${b})` : `${a} * ${b}`);
-
-/** A balanced sum: shorter dependency chains than a left fold. */
-function tree(terms: string[]): string {
-  if (terms.length === 1) return terms[0]!;
-  const mid = Math.ceil(terms.length / 2);
-  return `(${tree(terms.slice(0, mid))} + ${tree(terms.slice(mid))})`;
-}
-
-/**
- * Emits loads of one head row (n vectors) shared by all lanes: with
- * subgroups, lane l of the subgroup loads vectors l, l+8, … and broadcasts.
- */
-function sharedLoad(L: (s: string) => void, sg: boolean, name: string, arr: string, base: string, n: number): void {
-  if (!sg) {
-    for (let c = 0; c < n; c++) L(`    let ${name}${c} = ${arr}[${base} + ${c}u];`);
-    return;
-  }
-  for (let r = 0; r < Math.ceil(n / SG); r++) L(`    let ${name}l${r} = ${arr}[${base} + min(sl + ${r * SG}u, ${n - 1}u)];`);
-  for (let c = 0; c < n; c++) L(`    let ${name}${c} = subgroupBroadcast(${name}l${Math.floor(c / SG)}, ${c % SG}u);`);
 }
 
 function header(s: Spec, outs: string[], ins: string[]): string {
