@@ -2,7 +2,7 @@
 // src/train/trainer.ts; this checks the flags and prints the summary.
 import type { Command } from "commander";
 import { releaseGpu } from "../tensor/device.js";
-import { train } from "../train/trainer.js";
+import { train, type TrainOptions } from "../train/trainer.js";
 import { collect } from "./parse.js";
 
 interface TrainFlags {
@@ -25,6 +25,7 @@ interface TrainFlags {
   allCategories?: boolean;
   flipProb: string;
   cropCentre: string;
+  boxJitter: string;
   setsPerCategory?: string;
 }
 
@@ -51,6 +52,34 @@ function cropCentre(v: string): "voxel" | "category" {
   return v;
 }
 
+/** The trainer's options from the parsed flags; every number checked and named (TrainFlags are commander's strings). */
+export function trainOptions(o: TrainFlags): TrainOptions {
+  const categories = o.categories.split(",").map((s) => s.trim());
+  if (categories.some((c) => c === "")) throw new Error(`--categories ${o.categories}: empty name`);
+  return {
+    data: o.data,
+    categories,
+    weights: o.weights,
+    out: o.out,
+    steps: int("--steps", o.steps, 1),
+    lr: num("--lr", o.lr, false),
+    warmup: int("--warmup", o.warmup, 0),
+    weightDecay: num("--weight-decay", o.weightDecay, false),
+    clip: num("--clip", o.clip, true),
+    freeze: o.freeze ?? [],
+    saveEvery: int("--save-every", o.saveEvery, 0),
+    seed: int("--seed", o.seed, 0),
+    resume: o.resume ?? false,
+    loss: { bceWeight: num("--bce-weight", o.bceWeight, false) },
+    step: {
+      categories: o.allCategories ? "all" : "one",
+      setsPerCategory: o.setsPerCategory === undefined ? undefined : int("--sets-per-category", o.setsPerCategory, 1),
+    },
+    augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction), flipProb: prob("--flip-prob", o.flipProb), cropCentre: cropCentre(o.cropCentre) },
+    prompts: { boxJitter: int("--box-jitter", o.boxJitter, 0) },
+  };
+}
+
 export function registerTrain(program: Command): void {
   program
     .command("train")
@@ -73,32 +102,11 @@ export function registerTrain(program: Command): void {
     .option("--flip-prob <p>", "per-axis probability of a random flip (0 keeps left and right organs on their side)", "0.2")
     .option("--crop-centre <how>", "foreground crop centres: voxel (uniform over foreground voxels, MONAI) or category (a uniform category of the case first)", "voxel")
     .option("--all-categories", "each step trains every category with foreground in the window (upstream's loop), not one random category")
+    .option("--box-jitter <n>", "move each box corner by a random −n..n voxels per axis (upstream trains with 10; 0: the label's exact box)", "0")
     .option("--sets-per-category <n>", "prompt sets per category and step, drawn at random from the six (default: all)")
     .option("--resume", "continue from OUT/checkpoint (same flags)")
     .action(async (o: TrainFlags) => {
-      const categories = o.categories.split(",").map((s) => s.trim());
-      if (categories.some((c) => c === "")) throw new Error(`--categories ${o.categories}: empty name`);
-      const opts = {
-        data: o.data,
-        categories,
-        weights: o.weights,
-        out: o.out,
-        steps: int("--steps", o.steps, 1),
-        lr: num("--lr", o.lr, false),
-        warmup: int("--warmup", o.warmup, 0),
-        weightDecay: num("--weight-decay", o.weightDecay, false),
-        clip: num("--clip", o.clip, true),
-        freeze: o.freeze ?? [],
-        saveEvery: int("--save-every", o.saveEvery, 0),
-        seed: int("--seed", o.seed, 0),
-        resume: o.resume ?? false,
-        loss: { bceWeight: num("--bce-weight", o.bceWeight, false) },
-        step: {
-          categories: o.allCategories ? ("all" as const) : ("one" as const),
-          setsPerCategory: o.setsPerCategory === undefined ? undefined : int("--sets-per-category", o.setsPerCategory, 1),
-        },
-        augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction), flipProb: prob("--flip-prob", o.flipProb), cropCentre: cropCentre(o.cropCentre) },
-      };
+      const opts = trainOptions(o);
       try {
         const r = await train(opts);
         const last = r.losses[r.losses.length - 1];

@@ -218,6 +218,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     clip: o.clip,
     seed: o.seed,
     augment: o.augment ?? {},
+    prompts: o.prompts ?? {},
     loss: o.loss ?? {},
     step: o.step ?? {},
   };

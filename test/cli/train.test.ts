@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
 import { afterAll, describe, expect, it } from "vitest";
-import { registerTrain } from "../../src/cli/train.js";
+import { registerTrain, trainOptions } from "../../src/cli/train.js";
 import { convertCheckpoint } from "../../weights/convert.js";
 
 const dir = mkdtempSync(join(tmpdir(), "segvol-cli-train-"));
@@ -32,6 +32,17 @@ describe("segvol train flags", () => {
     await expect(run(["--resize-prob", "1.5"])).rejects.toThrow(/--resize-prob 1.5: expected a probability in \[0, 1\]/);
     await expect(run(["--pos-fraction", "x"])).rejects.toThrow(/--pos-fraction x: expected a probability/);
     await expect(run(["--crop-centre", "organ"])).rejects.toThrow(/--crop-centre organ: expected voxel or category/);
+    await expect(run(["--box-jitter", "1.5"])).rejects.toThrow(/--box-jitter 1.5: expected an integer ≥ 0/);
+  });
+
+  it("maps the flags onto the trainer's options (defaults as commander fills them in)", () => {
+    const flags = { data: "d", categories: "liver, spleen", weights: "w", out: "o", steps: "5", lr: "1e-3", warmup: "2", weightDecay: "0", clip: "1", saveEvery: "0", seed: "3", bceWeight: "1", resizeProb: "0.5", posFraction: "0.5", flipProb: "0", cropCentre: "category", boxJitter: "0" };
+    const o = trainOptions(flags);
+    expect(o.categories).toEqual(["liver", "spleen"]);
+    expect(o.prompts).toEqual({ boxJitter: 0 });
+    expect(o.augment).toEqual({ resizeProb: 0.5, posFraction: 0.5, flipProb: 0, cropCentre: "category" });
+    expect(o.step).toEqual({ categories: "one", setsPerCategory: undefined });
+    expect(trainOptions({ ...flags, boxJitter: "10", allCategories: true, setsPerCategory: "3" })).toMatchObject({ prompts: { boxJitter: 10 }, step: { categories: "all", setsPerCategory: 3 } });
   });
 
   it("refuses --resume without a checkpoint and a freeze prefix that matches nothing", async () => {
