@@ -1,29 +1,37 @@
 #!/usr/bin/env node
 // `npm run train:demo [-- --out DIR --steps N ...]`: the seeded recipe of the
-// embedded demo model (issue 7). Three `segvol` commands, run from source
-// with tsx so the recipe always trains with the code of this checkout:
-//   1. segvol phantom: the training phantoms (seeds TRAIN_SEED.. , labels 1..4);
+// embedded demo model (issue 7). `segvol` commands, run from source with tsx
+// so the recipe always trains with the code of this checkout:
+//   1. segvol phantom: the training phantoms (seeds TRAIN_SEED.., labels 1..4),
+//                      one folder per case count the stages use;
 //   2. segvol init:    from-scratch weights for weights/demo/config.json, with
 //                      a tokenizer built for the same categories;
 //   3. segvol train:   AdamW with warm-up + cosine decay, all parameters
 //                      trained (OUT/train);
-//   4. segvol train:   a second cosine cycle from stage 3's weights (OUT/finetune,
-//                      the --ft-* flags; --ft-steps 0 skips it) at a lower peak
-//                      rate, with more full-resolution crops, centred on each
-//                      organ equally often: the first stage learns the
-//                      zoom-out windows well but the crops the zoom-in stage
-//                      sees much less (window Dice on held-out phantoms 0.80
-//                      resized against 0.67 cropped, 0.24 on crops around the
-//                      left kidney, which voxel-uniform centres rarely pick).
+//   4. segvol train:   a second cosine cycle from stage 3's weights
+//                      (OUT/finetune, the --ft-* flags) at a lower peak rate,
+//                      with more full-resolution crops, centred on each organ
+//                      equally often: the first stage learns the zoom-out
+//                      windows well but the crops the zoom-in stage sees much
+//                      less (window Dice on held-out phantoms 0.80 resized
+//                      against 0.67 cropped, 0.24 on crops around the left
+//                      kidney, which voxel-uniform centres rarely pick);
+//   5. segvol train:   a third cycle (OUT/finetune2, the --ft2-* flags) on four
+//                      times as many phantoms: after stage 4 the resized
+//                      windows of the 24 training phantoms scored 0.92 and
+//                      those of held-out phantoms 0.81, so the model had
+//                      learned those 24 bodies rather than the anatomy.
+// A stage with 0 steps is skipped and the next starts from the one before.
 // Everything is seeded (phantoms, initial values, windows, prompts), so the
-// same flags give the same loss curve. The result is a weights folder
-// (OUT/finetune/checkpoint, or OUT/train/checkpoint with --ft-steps 0) that
-// SegVol.fromWeights loads; `--ship DIR` then copies the model, config and
-// tokenizer into DIR (weights/demo/ for the shipped demo) with
-// categories.json and recipe.json (the flags used).
+// same flags give the same loss curve. The result is the last stage's
+// weights folder (e.g. OUT/finetune2/checkpoint) that SegVol.fromWeights
+// loads; `--ship DIR` then copies the model, config and tokenizer into DIR
+// (weights/demo/ for the shipped demo) with categories.json and recipe.json
+// (the flags used).
 //
-// Phantom seeds: training uses TRAIN_SEED .. TRAIN_SEED+cases-1 (default
-// 1000..1023); evaluation and the demo must use seeds outside that range.
+// Phantom seeds: a stage with N cases uses TRAIN_SEED .. TRAIN_SEED+N-1
+// (default 1000..1023, and 1000..1095 for the third stage); evaluation and
+// the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -62,9 +70,27 @@ const defaults = {
   "ft-resize-prob": "0.3",
   "ft-seed": "1",
   "ft-crop-centre": "category",
+  "ft-cases": "24",
+  // Stage 3, on more phantoms.
+  "ft2-steps": "5000",
+  "ft2-lr": "3e-4",
+  "ft2-warmup": "50",
+  "ft2-resize-prob": "0.3",
+  "ft2-seed": "2",
+  "ft2-crop-centre": "category",
+  "ft2-cases": "96",
 };
-/** Stage-2 flags and the `segvol train` flag each one sets. */
-const FT_FLAGS = { "ft-steps": "steps", "ft-lr": "lr", "ft-warmup": "warmup", "ft-resize-prob": "resize-prob", "ft-seed": "seed", "ft-crop-centre": "crop-centre" };
+/**
+ * The training stages in order, each starting from the previous one's
+ * weights: its output folder, and the prefix of the flags that override the
+ * shared ones for it (STAGE_FLAGS; every other flag is shared).
+ */
+const STAGES = [
+  { dir: "train", prefix: "" },
+  { dir: "finetune", prefix: "ft-" },
+  { dir: "finetune2", prefix: "ft2-" },
+];
+const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases"];
 
 function usage() {
   const kind = (k) => (k === "out" || k === "config" ? "path" : k === "all-categories" ? "yes|no" : k.endsWith("crop-centre") ? "voxel|category" : "n");
@@ -100,10 +126,14 @@ function parseArgs(argv) {
     o[key] = argv[++i];
   }
   if (!["yes", "no"].includes(o["all-categories"])) throw new Error(`train:demo: --all-categories ${o["all-categories"]}: expected yes or no`);
-  for (const k of ["cases", "steps", "warmup", "save-every", "init-seed", "seed", "sets-per-category", "ft-steps", "ft-warmup", "ft-seed"]) {
+  const integers = ["save-every", "init-seed", "sets-per-category", ...STAGES.flatMap(({ prefix }) => ["cases", "steps", "warmup", "seed"].map((k) => prefix + k))];
+  for (const k of integers) {
     if (!/^\d+$/.test(o[k])) throw new Error(`train:demo: --${k} ${o[k]}: expected a non-negative integer`);
   }
-  if (Number(o.cases) < 1 || Number(o.steps) < 1) throw new Error("train:demo: --cases and --steps must be ≥ 1");
+  if (Number(o.steps) < 1) throw new Error("train:demo: --steps must be ≥ 1");
+  for (const { prefix } of STAGES) {
+    if (Number(o[`${prefix}cases`]) < 1) throw new Error(`train:demo: --${prefix}cases must be ≥ 1`);
+  }
   o.out = resolve(o.out);
   o.config = resolve(o.config);
   return o;
@@ -135,7 +165,7 @@ const SHIPPED = ["model.safetensors", "config.json", "vocab.json", "merges.txt"]
  * written into a sibling first and swapped in by rename, so an interrupted
  * ship leaves the old folder intact.
  */
-function ship(checkpoint, dir, o) {
+function ship(checkpoint, dir, o, stages) {
   const parent = dirname(dir);
   const tmp = mkdtempSync(join(parent, `.${basename(dir)}.ship-`));
   try {
@@ -147,7 +177,19 @@ function ship(checkpoint, dir, o) {
     const tail = losses.slice(-100);
     writeFileSync(
       join(tmp, "recipe.json"),
-      JSON.stringify({ command: "npm run train:demo", flags: recipe, trainSeeds: [TRAIN_SEED, TRAIN_SEED + Number(o.cases) - 1], categories: CATEGORIES.split(","), stages: { train: Number(o.steps), finetune: Number(o["ft-steps"]) }, steps: Number(o.steps) + Number(o["ft-steps"]), meanLossLast100: tail.reduce((a, b) => a + b, 0) / tail.length }, null, 1) + "\n",
+      JSON.stringify(
+        {
+          command: "npm run train:demo",
+          flags: recipe,
+          trainSeeds: [TRAIN_SEED, TRAIN_SEED + Math.max(...stages.map((s) => Number(s.cases))) - 1],
+          categories: CATEGORIES.split(","),
+          stages: Object.fromEntries(stages.map((s) => [s.dir, Number(s.steps)])),
+          steps: stages.reduce((n, s) => n + Number(s.steps), 0),
+          meanLossLast100: tail.reduce((a, b) => a + b, 0) / tail.length,
+        },
+        null,
+        1,
+      ) + "\n",
     );
     const old = existsSync(dir) ? `${tmp}.old` : null;
     if (old) renameSync(dir, old);
@@ -163,11 +205,11 @@ function ship(checkpoint, dir, o) {
   }
 }
 
-/** `segvol train` arguments for one stage: the recipe's flags `o`, starting from `weights`, writing `out`. */
-function trainArgs(o, { weights, out, resume }) {
-  const args = ["train", "--data", join(o.out, "data"), "--categories", CATEGORIES, "--weights", weights, "--out", out];
-  for (const k of ["steps", "lr", "warmup", "weight-decay", "clip", "save-every", "seed", "bce-weight", "resize-prob", "pos-fraction", "sets-per-category", "flip-prob", "crop-centre"]) args.push(`--${k}`, o[k]);
-  if (o["all-categories"] === "yes") args.push("--all-categories");
+/** `segvol train` arguments for one stage: its flags `s` (stageOptions), starting from `weights`, writing `out`. */
+function trainArgs(s, { weights, out, resume }) {
+  const args = ["train", "--data", s.data, "--categories", CATEGORIES, "--weights", weights, "--out", out];
+  for (const k of ["steps", "lr", "warmup", "weight-decay", "clip", "save-every", "seed", "bce-weight", "resize-prob", "pos-fraction", "sets-per-category", "flip-prob", "crop-centre"]) args.push(`--${k}`, s[k]);
+  if (s["all-categories"] === "yes") args.push("--all-categories");
   if (resume) args.push("--resume");
   return args;
 }
@@ -187,39 +229,48 @@ function haveData(dir, cases) {
   }
 }
 
+/** The shared flags with stage `st`'s overrides, its output folder and its phantom folder (one per case count). */
+function stageOptions(o, st) {
+  const s = { ...o, dir: st.dir };
+  for (const k of STAGE_FLAGS) s[k] = o[st.prefix + k];
+  s.data = join(o.out, s.cases === o.cases ? "data" : `data-${s.cases}`);
+  return s;
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const data = join(o.out, "data");
   const init = join(o.out, "init");
-  const run = join(o.out, "train");
+  // Stage 1 always runs; a later stage with 0 steps is skipped.
+  const stages = STAGES.map((st) => stageOptions(o, st)).filter((s, n) => n === 0 || Number(s.steps) > 0);
   const t0 = performance.now();
-  if (!o.resume) {
-    if (haveData(data, Number(o.cases))) console.log(`phantoms: reusing ${data} (seeds ${TRAIN_SEED}..${TRAIN_SEED + Number(o.cases) - 1})`);
+  // Phantoms are deterministic: a folder that already holds them is reused (also on --resume).
+  for (const data of new Set(stages.map((s) => s.data))) {
+    const cases = stages.find((s) => s.data === data).cases;
+    if (haveData(data, Number(cases))) console.log(`phantoms: reusing ${data} (seeds ${TRAIN_SEED}..${TRAIN_SEED + Number(cases) - 1})`);
     else {
       rmSync(data, { recursive: true, force: true });
-      await segvol(["phantom", "--seed", String(TRAIN_SEED), "--count", o.cases, "--out", data, "--labels", CATEGORIES]);
+      await segvol(["phantom", "--seed", String(TRAIN_SEED), "--count", cases, "--out", data, "--labels", CATEGORIES]);
     }
-    await segvol(["init", "--config", o.config, "--out", init, "--seed", o["init-seed"], "--categories", CATEGORIES]);
-    rmSync(run, { recursive: true, force: true }); // a fresh run: no stale checkpoint or loss.csv
   }
-  // Stage 1 (a --resume of a finished stage is a no-op that rewrites its checkpoint).
-  await segvol(trainArgs(o, { weights: init, out: run, resume: o.resume }));
-  let last = run;
-  if (Number(o["ft-steps"]) > 0) {
-    const ft = join(o.out, "finetune");
-    const resumeFt = o.resume && existsSync(join(ft, "checkpoint"));
-    if (!resumeFt) rmSync(ft, { recursive: true, force: true });
-    const stage2 = { ...o };
-    for (const [k, flag] of Object.entries(FT_FLAGS)) stage2[flag] = o[k];
-    await segvol(trainArgs(stage2, { weights: join(run, "checkpoint"), out: ft, resume: resumeFt }));
-    last = ft;
+  if (!o.resume) await segvol(["init", "--config", o.config, "--out", init, "--seed", o["init-seed"], "--categories", CATEGORIES]);
+  let weights = init;
+  for (const [n, s] of stages.entries()) {
+    const out = join(o.out, s.dir);
+    // Stage 1 resumes whenever asked (a --resume of a finished stage is a
+    // no-op that rewrites its checkpoint); a later stage that never started
+    // starts afresh. A fresh stage leaves no stale checkpoint or loss.csv.
+    const resume = o.resume && (n === 0 || existsSync(join(out, "checkpoint")));
+    if (!resume) rmSync(out, { recursive: true, force: true });
+    await segvol(trainArgs(s, { weights, out, resume }));
+    weights = join(out, "checkpoint");
   }
+  const last = join(o.out, stages.at(-1).dir);
   const mins = ((performance.now() - t0) / 60000).toFixed(1);
   console.log(`\ntrain:demo done in ${mins} min.`);
   console.log(`  weights folder: ${join(last, "checkpoint")} (model.safetensors, config.json, vocab.json, merges.txt)`);
   console.log(`  loss curve:     ${join(last, "loss.csv")}, ${join(last, "loss.png")}`);
   if (o.ship) {
-    ship(join(last, "checkpoint"), o.ship, o);
+    ship(join(last, "checkpoint"), o.ship, o, stages);
     console.log(`  shipped into:   ${o.ship} (${[...SHIPPED, "categories.json", "recipe.json"].join(", ")})`);
   } else console.log(`  to ship it:     npm run train:demo -- [same flags] --resume --ship weights/demo  (or rerun with --ship)`);
 }

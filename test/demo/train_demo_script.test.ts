@@ -1,9 +1,9 @@
 // `npm run train:demo` (scripts/train-demo.mjs): bad flags are refused with
-// the flag named; a tiny run (one phantom, a small config, two steps and one
-// fine-tuning step) goes through phantom → init → train → train again and
-// leaves checkpoint folders with the built tokenizer and loss.csv files, and
-// ships the second stage's model.
-import { spawnSync } from "node:child_process";
+// the flag named; a tiny run (a small config; two steps on one phantom, one
+// fine-tuning step on it, one more on two phantoms) goes through phantom →
+// init → train three times, leaves checkpoint folders with the built
+// tokenizer and loss.csv files, and ships the third stage's model.
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -16,25 +16,35 @@ const script = join(repo, "scripts", "train-demo.mjs");
 const tmp = mkdtempSync(join(tmpdir(), "train-demo-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function run(args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [script, ...args], { cwd: repo, encoding: "utf8", timeout: 300_000 });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+/** Runs the script; asynchronously, so that the test worker stays responsive to vitest during a long run. */
+function run(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { cwd: repo, timeout: 300_000 });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, out }));
+  });
 }
 
 describe("train:demo recipe", () => {
-  it("refuses unknown flags and bad numbers, naming them", () => {
-    const a = run(["--bogus", "1"]);
+  it("refuses unknown flags and bad numbers, naming them", async () => {
+    const a = await run(["--bogus", "1"]);
     expect(a.code).toBe(1);
     expect(a.out).toMatch(/train:demo: unknown flag --bogus/);
-    const b = run(["--steps", "many"]);
+    const b = await run(["--steps", "many"]);
     expect(b.code).toBe(1);
     expect(b.out).toMatch(/train:demo: --steps many: expected a non-negative integer/);
-    const c = run(["--ft-steps", "-1"]);
+    const c = await run(["--ft-steps", "-1"]);
     expect(c.code).toBe(1);
     expect(c.out).toMatch(/train:demo: --ft-steps -1: expected a non-negative integer/);
+    const d = await run(["--ft2-cases", "0"]);
+    expect(d.code).toBe(1);
+    expect(d.out).toMatch(/train:demo: --ft2-cases must be ≥ 1/);
   });
 
-  it("runs phantom → init → train end to end on a tiny config", () => {
+  it("runs phantom → init → train end to end on a tiny config", async () => {
     const cfg = join(tmp, "tiny.json");
     writeFileSync(
       cfg,
@@ -51,12 +61,14 @@ describe("train:demo recipe", () => {
     const shipped = join(tmp, "shipped");
     mkdirSync(shipped);
     writeFileSync(join(shipped, "stale.txt"), "replaced as a whole");
-    const r = run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--save-every", "0", "--ship", shipped]);
+    const r = await run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--ft-cases", "1", "--ft2-steps", "1", "--ft2-warmup", "0", "--ft2-cases", "2", "--save-every", "0", "--ship", shipped]);
     expect(r.code, r.out).toBe(0);
-    // Stage 2 starts from stage 1's weights and writes its own folder.
-    expect(r.out).toContain(`--weights ${join(out, "train", "checkpoint")} --out ${join(out, "finetune")} --steps 1 --lr 5e-4 --warmup 0`);
-    expect(r.out).toContain(`weights folder: ${join(out, "finetune", "checkpoint")}`);
-    for (const [stage, rows] of [["train", 2], ["finetune", 1]] as const) {
+    // Each stage starts from the one before and writes its own folder; stage 3
+    // trains on its own phantom folder.
+    expect(r.out).toContain(`--data ${join(out, "data")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "train", "checkpoint")} --out ${join(out, "finetune")} --steps 1 --lr 5e-4 --warmup 0`);
+    expect(r.out).toContain(`--data ${join(out, "data-2")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "finetune", "checkpoint")} --out ${join(out, "finetune2")} --steps 1 --lr 3e-4 --warmup 0`);
+    expect(r.out).toContain(`weights folder: ${join(out, "finetune2", "checkpoint")}`);
+    for (const [stage, rows] of [["train", 2], ["finetune", 1], ["finetune2", 1]] as const) {
       const ckpt = join(out, stage, "checkpoint");
       for (const f of ["model.safetensors", "config.json", "vocab.json", "merges.txt"]) expect(existsSync(join(ckpt, f)), `${stage}/${f}`).toBe(true);
       expect(loadConfig(join(ckpt, "config.json")).text!.vocab_size).toBe(Object.keys(JSON.parse(readFileSync(join(ckpt, "vocab.json"), "utf8"))).length);
@@ -65,8 +77,10 @@ describe("train:demo recipe", () => {
       expect(csv.length, stage).toBe(rows + 1);
     }
     expect(readFileSync(join(out, "finetune", "checkpoint", "model.safetensors"))).not.toEqual(readFileSync(join(out, "train", "checkpoint", "model.safetensors")));
-    const ckpt = join(out, "finetune", "checkpoint");
+    expect(readFileSync(join(out, "finetune2", "checkpoint", "model.safetensors"))).not.toEqual(readFileSync(join(out, "finetune", "checkpoint", "model.safetensors")));
+    const ckpt = join(out, "finetune2", "checkpoint");
     expect(readdirSync(join(out, "data", "imagesTr"))).toEqual(["phantom_1000.nii.gz"]);
+    expect(readdirSync(join(out, "data-2", "imagesTr"))).toEqual(["phantom_1000.nii.gz", "phantom_1001.nii.gz"]);
     // --ship: the model, config, tokenizer, categories and recipe, nothing else.
     expect(readdirSync(shipped).sort()).toEqual(["categories.json", "config.json", "merges.txt", "model.safetensors", "recipe.json", "vocab.json"]);
     expect(readFileSync(join(shipped, "model.safetensors"))).toEqual(readFileSync(join(ckpt, "model.safetensors")));
@@ -74,9 +88,10 @@ describe("train:demo recipe", () => {
     const recipe = JSON.parse(readFileSync(join(shipped, "recipe.json"), "utf8"));
     expect(recipe.flags.steps).toBe("2");
     expect(recipe.flags["ft-steps"]).toBe("1");
-    expect(recipe.stages).toEqual({ train: 2, finetune: 1 });
-    expect(recipe.steps).toBe(3);
-    expect(recipe.trainSeeds).toEqual([1000, 1000]);
+    expect(recipe.flags["ft2-cases"]).toBe("2");
+    expect(recipe.stages).toEqual({ train: 2, finetune: 1, finetune2: 1 });
+    expect(recipe.steps).toBe(4);
+    expect(recipe.trainSeeds).toEqual([1000, 1001]);
     expect(readdirSync(tmp).filter((f) => f.includes(".ship-"))).toEqual([]);
-  });
+  }, 300_000);
 });
