@@ -6,9 +6,9 @@
 //                      one folder per case count the stages use;
 //   2. segvol init:    from-scratch weights for weights/demo/config.json, with
 //                      a tokenizer built for the same categories;
-//   3. segvol train:   AdamW with warm-up + cosine decay, all parameters
-//                      trained (OUT/train);
-//   4. segvol train:   a second cosine cycle from stage 3's weights
+//   3. segvol train:   stage 1, AdamW with warm-up + cosine decay, all
+//                      parameters trained (OUT/train);
+//   4. segvol train:   stage 2, a second cosine cycle from stage 1's weights
 //                      (OUT/finetune, the --ft-* flags) at a lower peak rate,
 //                      with more full-resolution crops, centred on each organ
 //                      equally often: the first stage learns the zoom-out
@@ -16,12 +16,12 @@
 //                      less (window Dice on held-out phantoms 0.80 resized
 //                      against 0.67 cropped, 0.24 on crops around the left
 //                      kidney, which voxel-uniform centres rarely pick);
-//   5. segvol train:   a third cycle (OUT/finetune2, the --ft2-* flags) on four
-//                      times as many phantoms: after stage 4 the resized
+//   5. segvol train:   stage 3, a third cycle (OUT/finetune2, the --ft2-*
+//                      flags) on four times as many phantoms: after stage 2 the resized
 //                      windows of the 24 training phantoms scored 0.92 and
 //                      those of held-out phantoms 0.81, so the model had
 //                      learned those 24 bodies rather than the anatomy.
-// A stage with 0 steps is skipped and the next starts from the one before.
+// A later stage with 0 steps is skipped and the next starts from the one before.
 // Everything is seeded (phantoms, initial values, windows, prompts), so the
 // same flags give the same loss curve. The result is the last stage's
 // weights folder (e.g. OUT/finetune2/checkpoint) that SegVol.fromWeights
