@@ -7,7 +7,7 @@ import { gpu } from "../tensor/device.js";
 
 /** Whether the device runs subgroups of exactly `lanes` lanes, and subgroup variants are not switched off. */
 export function fixedSubgroups(lanes: number): boolean {
-  const g = gpu();
   if (process.env.SEGVOL_NO_SUBGROUPS) return false;
-  return g.hasSubgroups && g.subgroupMinSize === lanes && g.subgroupMaxSize === lanes;
+  const g = gpu(); // sizes are 0 without the subgroups feature
+  return g.subgroupMinSize === lanes && g.subgroupMaxSize === lanes;
 }
