@@ -33,7 +33,10 @@ export const NO_ADAPTER_HELP = [
   "  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list",
   "  apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1",
   "and make sure XDG_RUNTIME_DIR is set (e.g. export XDG_RUNTIME_DIR=/tmp/xdg-$USER; mkdir -p $XDG_RUNTIME_DIR).",
-  "On a machine with a GPU, install its Vulkan driver.",
+  "On a machine with a GPU, install its Vulkan driver and the Vulkan loader. NVIDIA's driver",
+  "(libGLX_nvidia.so.0) also needs the glvnd libraries; without them Vulkan reports",
+  "'Found no drivers'. On Debian or Ubuntu (the set that worked on an NVIDIA H200):",
+  "  apt-get install -y libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2",
 ].join("\n");
 
 // The object returned by `create()` must outlive every device made from it:
