@@ -1,8 +1,9 @@
 // `npm run train:demo` (scripts/train-demo.mjs): bad flags are refused with
 // the flag named; a tiny run (a small config; two steps on one phantom, one
-// fine-tuning step on it, one more on two phantoms) goes through phantom →
-// init → train three times, leaves checkpoint folders with the built
-// tokenizer and loss.csv files, and ships the third stage's model.
+// fine-tuning step on it, one more on two phantoms, one with jittered boxes on
+// them, and a last stage of 0 steps that is skipped) goes through phantom →
+// init → train four times, leaves checkpoint folders with the built
+// tokenizer and loss.csv files, and ships the fourth stage's model.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -42,6 +43,9 @@ describe("train:demo recipe", () => {
     const d = await run(["--ft2-cases", "0"]);
     expect(d.code).toBe(1);
     expect(d.out).toMatch(/train:demo: --ft2-cases must be ≥ 1/);
+    const e = await run(["--ft3-box-jitter", "loose"]);
+    expect(e.code).toBe(1);
+    expect(e.out).toMatch(/train:demo: --ft3-box-jitter loose: expected a non-negative integer/);
   });
 
   it("runs phantom → init → train end to end on a tiny config", async () => {
@@ -61,14 +65,19 @@ describe("train:demo recipe", () => {
     const shipped = join(tmp, "shipped");
     mkdirSync(shipped);
     writeFileSync(join(shipped, "stale.txt"), "replaced as a whole");
-    const r = await run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--ft-cases", "1", "--ft2-steps", "1", "--ft2-warmup", "0", "--ft2-cases", "2", "--save-every", "0", "--ship", shipped]);
+    const r = await run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--ft-cases", "1", "--ft2-steps", "1", "--ft2-warmup", "0", "--ft2-cases", "2", "--ft3-steps", "1", "--ft3-warmup", "0", "--ft3-cases", "2", "--ft4-steps", "0", "--save-every", "0", "--ship", shipped]);
     expect(r.code, r.out).toBe(0);
     // Each stage starts from the one before and writes its own folder; stage 3
     // trains on its own phantom folder.
     expect(r.out).toContain(`--data ${join(out, "data")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "train", "checkpoint")} --out ${join(out, "finetune")} --steps 1 --lr 5e-4 --warmup 0`);
     expect(r.out).toContain(`--data ${join(out, "data-2")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "finetune", "checkpoint")} --out ${join(out, "finetune2")} --steps 1 --lr 3e-4 --warmup 0`);
-    expect(r.out).toContain(`weights folder: ${join(out, "finetune2", "checkpoint")}`);
-    for (const [stage, rows] of [["train", 2], ["finetune", 1], ["finetune2", 1]] as const) {
+    // Stage 4 reuses stage 3's phantoms and jitters its boxes; stage 5 has 0 steps and is skipped.
+    expect(r.out).toContain(`--data ${join(out, "data-2")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "finetune2", "checkpoint")} --out ${join(out, "finetune3")} --steps 1 --lr 3e-4 --warmup 0`);
+    expect(r.out).toMatch(/--out \S*finetune3 .*--crop-centre category --box-jitter 2 --all-categories/);
+    expect(r.out).toMatch(/--out \S*finetune2 .*--crop-centre category --box-jitter 0 --all-categories/);
+    expect(r.out).not.toContain("finetune4");
+    expect(r.out).toContain(`weights folder: ${join(out, "finetune3", "checkpoint")}`);
+    for (const [stage, rows] of [["train", 2], ["finetune", 1], ["finetune2", 1], ["finetune3", 1]] as const) {
       const ckpt = join(out, stage, "checkpoint");
       for (const f of ["model.safetensors", "config.json", "vocab.json", "merges.txt"]) expect(existsSync(join(ckpt, f)), `${stage}/${f}`).toBe(true);
       expect(loadConfig(join(ckpt, "config.json")).text!.vocab_size).toBe(Object.keys(JSON.parse(readFileSync(join(ckpt, "vocab.json"), "utf8"))).length);
@@ -78,7 +87,8 @@ describe("train:demo recipe", () => {
     }
     expect(readFileSync(join(out, "finetune", "checkpoint", "model.safetensors"))).not.toEqual(readFileSync(join(out, "train", "checkpoint", "model.safetensors")));
     expect(readFileSync(join(out, "finetune2", "checkpoint", "model.safetensors"))).not.toEqual(readFileSync(join(out, "finetune", "checkpoint", "model.safetensors")));
-    const ckpt = join(out, "finetune2", "checkpoint");
+    expect(readFileSync(join(out, "finetune3", "checkpoint", "model.safetensors"))).not.toEqual(readFileSync(join(out, "finetune2", "checkpoint", "model.safetensors")));
+    const ckpt = join(out, "finetune3", "checkpoint");
     expect(readdirSync(join(out, "data", "imagesTr"))).toEqual(["phantom_1000.nii.gz"]);
     expect(readdirSync(join(out, "data-2", "imagesTr"))).toEqual(["phantom_1000.nii.gz", "phantom_1001.nii.gz"]);
     // --ship: the model, config, tokenizer, categories and recipe, nothing else.
@@ -89,8 +99,9 @@ describe("train:demo recipe", () => {
     expect(recipe.flags.steps).toBe("2");
     expect(recipe.flags["ft-steps"]).toBe("1");
     expect(recipe.flags["ft2-cases"]).toBe("2");
-    expect(recipe.stages).toEqual({ train: 2, finetune: 1, finetune2: 1 });
-    expect(recipe.steps).toBe(4);
+    expect(recipe.flags["ft3-box-jitter"]).toBe("2");
+    expect(recipe.stages).toEqual({ train: 2, finetune: 1, finetune2: 1, finetune3: 1 });
+    expect(recipe.steps).toBe(5);
     expect(recipe.trainSeeds).toEqual([1000, 1001]);
     expect(readdirSync(tmp).filter((f) => f.includes(".ship-"))).toEqual([]);
   }, 300_000);
