@@ -110,9 +110,9 @@ export function registerTrain(program: Command): void {
       try {
         const r = await train(opts);
         const last = r.losses[r.losses.length - 1];
-        console.log(
-          `${r.interrupted ? "interrupted at" : "done:"} step ${r.step}, loss ${last?.toFixed(5) ?? "-"}, ${r.stepsPerSecond.toFixed(3)} steps/s, peak GPU ${(r.peakBytes / 2 ** 20).toFixed(0)} MiB; checkpoint ${r.checkpoint}`,
-        );
+        // A resumed run that was already complete only rewrites its checkpoint: it has no speed to report.
+        const speed = r.stepsRun > 0 ? `${r.stepsPerSecond.toFixed(3)} steps/s, peak GPU ${(r.peakBytes / 2 ** 20).toFixed(0)} MiB` : "no steps left to run";
+        console.log(`${r.interrupted ? "interrupted at" : "done:"} step ${r.step}, loss ${last?.toFixed(5) ?? "-"}, ${speed}; checkpoint ${r.checkpoint}`);
         if (r.interrupted) process.exitCode = 130;
       } finally {
         releaseGpu();

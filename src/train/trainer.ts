@@ -75,6 +75,8 @@ export interface TrainResult {
   losses: number[];
   /** Steps done in total. */
   step: number;
+  /** Steps this run did (0 when a resumed run was already complete). */
+  stepsRun: number;
   /** Steps of this run per second of wall time (excluding checkpoint writes). */
   stepsPerSecond: number;
   interrupted: boolean;
@@ -287,6 +289,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     return {
       losses,
       step,
+      stepsRun,
       stepsPerSecond: stepTime > 0 ? (1000 * stepsRun) / stepTime : 0,
       interrupted,
       checkpoint: ckptDir,

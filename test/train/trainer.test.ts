@@ -241,7 +241,12 @@ describe("segvol train (config A)", () => {
     expect(first.step).toBe(3);
     const rest = await train(opts(out, { resume: true }));
     expect(rest.step).toBe(6);
+    expect(rest.stepsRun).toBe(3);
     expect(rest.losses).toEqual(full.losses);
+    // Resuming a finished run runs no step and keeps the losses.
+    const again = await train(opts(out, { resume: true }));
+    expect(again.stepsRun).toBe(0);
+    expect(again.losses).toEqual(full.losses);
     // The checkpoint is a weights folder the inference model loads.
     const m = await SegVol.fromWeights(join(out, "checkpoint"));
     m.dispose();
