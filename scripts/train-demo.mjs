@@ -26,7 +26,9 @@
 //                      phantoms with jittered boxes (--box-jitter): the
 //                      zoom-in stage gives point prompts the box of the
 //                      zoom-out mask, and the stage-3 model followed a loose
-//                      one.
+//                      one;
+//   7. segvol train:   stage 6 (OUT/finetune5, the --ft5-* flags), a longer
+//                      cycle (4000 steps) on the same 192 phantoms.
 // A later stage with 0 steps is skipped and the next starts from the one before.
 // Everything is seeded (phantoms, initial values, windows, prompts), so the
 // same flags give the same loss curve on the same backend. The shipped
@@ -34,14 +36,14 @@
 // backend, about 4 steps/s against 0.8 here), whose float rounding differs
 // from lavapipe's: a rerun on lavapipe reproduces their quality, not their
 // bytes. The result is the last stage's
-// weights folder (e.g. OUT/finetune4/checkpoint) that SegVol.fromWeights
+// weights folder (e.g. OUT/finetune5/checkpoint) that SegVol.fromWeights
 // loads; `--ship DIR` then copies the model, config and tokenizer into DIR
 // (weights/demo/ for the shipped demo) with categories.json and recipe.json
 // (the flags used).
 //
 // Phantom seeds: a stage with N cases uses TRAIN_SEED .. TRAIN_SEED+N-1
 // (default 1000..1023, 1000..1095 for the third stage and 1000..1191 for
-// the fourth and fifth); evaluation and the demo must use seeds outside
+// stages 4-6); evaluation and the demo must use seeds outside
 // that range.
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -114,6 +116,15 @@ const defaults = {
   "ft4-crop-centre": "category",
   "ft4-cases": "192",
   "ft4-box-jitter": "2",
+  // Stage 6, a longer cycle on the same data, trained here on lavapipe.
+  "ft5-steps": "4000",
+  "ft5-lr": "2e-4",
+  "ft5-warmup": "50",
+  "ft5-resize-prob": "0.3",
+  "ft5-seed": "5",
+  "ft5-crop-centre": "category",
+  "ft5-cases": "192",
+  "ft5-box-jitter": "2",
 };
 /**
  * The training stages in order, each starting from the previous one's
@@ -126,6 +137,7 @@ const STAGES = [
   { dir: "finetune2", prefix: "ft2-" },
   { dir: "finetune3", prefix: "ft3-" },
   { dir: "finetune4", prefix: "ft4-" },
+  { dir: "finetune5", prefix: "ft5-" },
 ];
 const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter"];
 
