@@ -18,9 +18,10 @@
 //                      kidney, which voxel-uniform centres rarely pick);
 //   5. segvol train:   stage 3, a third cycle (OUT/finetune2, the --ft2-*
 //                      flags) on four times as many phantoms: after stage 2
-//                      the resized windows of the 24 training phantoms scored 0.92 and
-//                      those of held-out phantoms 0.81, so the model had
-//                      learned those 24 bodies rather than the anatomy;
+//                      the resized windows of the 24 training phantoms
+//                      scored 0.92 and those of held-out phantoms 0.81, so
+//                      the model had learned those 24 bodies rather than the
+//                      anatomy;
 //   6. segvol train:   stages 4 and 5 (OUT/finetune3 and OUT/finetune4, the
 //                      --ft3-* and --ft4-* flags), two short cycles on 192
 //                      phantoms with jittered boxes (--box-jitter): the
@@ -43,8 +44,7 @@
 //
 // Phantom seeds: a stage with N cases uses TRAIN_SEED .. TRAIN_SEED+N-1
 // (default 1000..1023, 1000..1095 for the third stage and 1000..1191 for
-// stages 4-6); evaluation and the demo must use seeds outside
-// that range.
+// stages 4-6); evaluation and the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
