@@ -15,6 +15,45 @@ export interface SpatialPrompt {
   box?: [number, number, number, number, number, number];
 }
 
+/**
+ * One sparse token before its learned part is added: the normalised
+ * coordinate to encode (null for a padding point) and which embedding to add
+ * (0 negative point, 1 positive point, 2 and 3 the box corners, 4
+ * `not_a_point_embed`).
+ */
+export interface SparseRow {
+  coord: Vec3 | null;
+  embed: 0 | 1 | 2 | 3 | 4;
+}
+
+/**
+ * The sparse rows of a spatial prompt in token order: points (+ one padding
+ * point when there is no box), then the box corners. Window voxel (d, h, w)
+ * is normalised with the swap c = (p0/H, p1/D, p2/W), as upstream.
+ */
+export function sparseRows(prompt: SpatialPrompt, spatialSize: readonly [number, number, number]): SparseRow[] {
+  const [D, H, W] = spatialSize;
+  const norm = (p: Vec3): Vec3 => [(p[0] + 0.5) / H, (p[1] + 0.5) / D, (p[2] + 0.5) / W];
+  const rows: SparseRow[] = [];
+  if (prompt.points) {
+    const coords = [...prompt.points.coords];
+    const labels = [...prompt.points.labels];
+    if (!prompt.box) {
+      coords.push([0, 0, 0]);
+      labels.push(-1);
+    }
+    coords.forEach((c, n) => {
+      const l = labels[n]!;
+      rows.push(l === -1 ? { coord: null, embed: 4 } : { coord: norm(c), embed: l === 1 ? 1 : 0 });
+    });
+  }
+  if (prompt.box) {
+    const b = prompt.box;
+    rows.push({ coord: norm([b[0], b[1], b[2]]), embed: 2 }, { coord: norm([b[3], b[4], b[5]]), embed: 3 });
+  }
+  return rows;
+}
+
 export class PromptEncoder {
   /** Gaussian matrix G [3, C/2], row-major. */
   private readonly gauss: Float64Array;
@@ -72,53 +111,20 @@ export class PromptEncoder {
     return out;
   }
 
-  /** Window voxel (d, h, w) → normalised coordinates with the swap c = (p0/H, p1/D, p2/W). */
-  private normalise(p: Vec3): Vec3 {
-    const [D, H, W] = this.cfg.spatial_size;
-    return [(p[0] + 0.5) / H, (p[1] + 0.5) / D, (p[2] + 0.5) / W];
-  }
-
   /**
    * Sparse tokens [T, C] in the order points (+ one padding point when there
    * is no box), box corners, then the text embedding when given.
    */
   sparseTokens(prompt: SpatialPrompt, text?: Float32Array): { data: Float32Array; count: number } {
     const C = this.dim;
-    const rows: Float32Array[] = [];
-    if (prompt.points) {
-      const coords = [...prompt.points.coords];
-      const labels = [...prompt.points.labels];
-      if (!prompt.box) {
-        coords.push([0, 0, 0]);
-        labels.push(-1);
-      }
-      coords.forEach((c, n) => {
-        const row = new Float32Array(C);
-        const label = labels[n]!;
-        if (label === -1) {
-          row.set(this.notAPoint);
-        } else {
-          this.pe(this.normalise(c), row, 0);
-          const e = this.pointEmbed[label === 1 ? 1 : 0]!;
-          for (let f = 0; f < C; f++) row[f] = row[f]! + e[f]!;
-        }
-        rows.push(row);
-      });
-    }
-    if (prompt.box) {
-      const b = prompt.box;
-      const corners: Vec3[] = [
-        [b[0], b[1], b[2]],
-        [b[3], b[4], b[5]],
-      ];
-      corners.forEach((c, n) => {
-        const row = new Float32Array(C);
-        this.pe(this.normalise(c), row, 0);
-        const e = this.pointEmbed[2 + n]!;
-        for (let f = 0; f < C; f++) row[f] = row[f]! + e[f]!;
-        rows.push(row);
-      });
-    }
+    const rows = sparseRows(prompt, this.cfg.spatial_size).map((r) => {
+      if (!r.coord) return this.notAPoint;
+      const row = new Float32Array(C);
+      this.pe(r.coord, row, 0);
+      const e = this.pointEmbed[r.embed]!;
+      for (let f = 0; f < C; f++) row[f] = row[f]! + e[f]!;
+      return row;
+    });
     if (text) rows.push(text);
     const data = new Float32Array(rows.length * C);
     rows.forEach((r, n) => data.set(r, n * C));

@@ -18,7 +18,7 @@ import { SafetensorsFile, loadTensorToGpu, type TensorToWrite } from "../../weig
 import { loadConfig, type SegVolConfig } from "../segvol/config.js";
 import type { WindowPrompt } from "../segvol/model.js";
 import { expectedParameters } from "../segvol/params.js";
-import type { Vec3 } from "../segvol/prompt_encoder.js";
+import { sparseRows, type Vec3 } from "../segvol/prompt_encoder.js";
 import { ClipTokenizer } from "../segvol/tokenizer.js";
 import { initGpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
@@ -44,6 +44,14 @@ function trainParam(name: string, v: Var): TrainParam {
       return v.grad;
     },
   };
+}
+
+/**
+ * The token layout a prompt gives the mask decoder (point count, box, text):
+ * prompts with equal layouts can be decoded as one batch.
+ */
+export function promptLayout(prompt: WindowPrompt): string {
+  return `points ${prompt.points ? prompt.points.coords.length : 0}, box ${prompt.box ? "yes" : "no"}, text ${prompt.text !== undefined ? "yes" : "no"}`;
 }
 
 const CLIP_ACT: Record<string, Activation> = { quick_gelu: "quick_gelu", gelu_new: "gelu_tanh", gelu: "gelu" };
@@ -316,46 +324,33 @@ export class TrainableSegVol {
   }
 
   /**
-   * Sparse tokens [1, T, C] (points, + one padding point without a box, box
-   * corners, text) as pe (host constant) + a row of the embedding table
-   * [point_embeddings.0..3, not_a_point_embed].
+   * Sparse tokens [B, T, C] of prompts that share one layout (points, + one
+   * padding point without a box, box corners, text) as pe (host constant) +
+   * rows of the embedding table [point_embeddings.0..3, not_a_point_embed].
+   * `texts[b]` is prompt b's text embedding when the layout has text.
    */
-  private sparse(prompt: WindowPrompt, text: Var | null): Var | null {
+  private sparse(prompts: readonly WindowPrompt[], texts: readonly (Var | null)[]): Var | null {
     const C = this.config.decoder.transformer_dim;
-    const [D, H, W] = this.config.spatial_size;
-    const norm = (p: Vec3): Vec3 => [(p[0] + 0.5) / H, (p[1] + 0.5) / D, (p[2] + 0.5) / W];
-    const rows: { pe: Vec3 | null; idx: number }[] = [];
-    if (prompt.points) {
-      const coords = [...prompt.points.coords];
-      const labels = [...prompt.points.labels];
-      if (!prompt.box) {
-        coords.push([0, 0, 0]);
-        labels.push(-1);
-      }
-      coords.forEach((c, n) => {
-        const l = labels[n]!;
-        rows.push(l === -1 ? { pe: null, idx: 4 } : { pe: norm(c), idx: l === 1 ? 1 : 0 });
-      });
-    }
-    if (prompt.box) {
-      const b = prompt.box;
-      rows.push({ pe: norm([b[0], b[1], b[2]]), idx: 2 }, { pe: norm([b[3], b[4], b[5]]), idx: 3 });
-    }
+    const rows = prompts.flatMap((p) => sparseRows(p, this.config.spatial_size));
+    const B = prompts.length;
     const parts: Var[] = [];
     if (rows.length > 0) {
       const peData = new Float32Array(rows.length * C);
       rows.forEach((r, n) => {
-        if (r.pe) this.pe(r.pe, peData, n * C);
+        if (r.coord) this.pe(r.coord, peData, n * C);
       });
-      const peVar = constant(Tensor.from(peData, [rows.length, C]));
+      const peVar = constant(Tensor.from(peData, [B, rows.length / B, C]));
       this.stepTemps.push(peVar);
       const P = "prompt_encoder";
       const table = concat([0, 1, 2, 3].map((i) => this.v(`${P}.point_embeddings.${i}.weight`)).concat([this.v(`${P}.not_a_point_embed.weight`)]), 0);
-      parts.push(add(peVar, gather(table, rows.map((r) => r.idx))));
+      parts.push(add(peVar, reshape(gather(table, rows.map((r) => r.embed)), [B, rows.length / B, C])));
     }
-    if (text) parts.push(text);
+    if (prompts[0]!.text !== undefined) {
+      const t = texts.map((x) => reshape(x!, [1, 1, C]));
+      parts.push(t.length === 1 ? t[0]! : concat(t, 0));
+    }
     if (parts.length === 0) return null;
-    return reshape(parts.length === 1 ? parts[0]! : concat(parts, 0), [1, -1, C]);
+    return parts.length === 1 ? parts[0]! : concat(parts, 1);
   }
 
   // ------------------------------------------------------------ mask decoder
@@ -374,21 +369,44 @@ export class TrainableSegVol {
    * backward (it frees the constants made for the prompt).
    */
   decode(tokens: Var, prompt: WindowPrompt, text: Var | null): Var {
+    return this.decodeBatch(tokens, [prompt], [text]);
+  }
+
+  /**
+   * Decodes B prompts of one layout (`promptLayout`) on the same image
+   * tokens [1, N, C] as one batch → logits [B, 1, D, H, W], item b being
+   * what `decode(tokens, prompts[b], texts[b])` returns. One batched pass
+   * records the decoder's dispatches once instead of B times, which is
+   * what a training step's time goes to on a fast GPU.
+   */
+  decodeBatch(tokens: Var, prompts: readonly WindowPrompt[], texts: readonly (Var | null)[]): Var {
     const P = "mask_decoder";
     const cfg = this.config;
     const C = cfg.decoder.transformer_dim;
-    if (prompt.text !== undefined && !text) throw new Error("decode: the prompt has text but no text embedding was given");
+    const B = prompts.length;
+    if (B === 0 || texts.length !== B) throw new Error(`decodeBatch: ${B} prompts and ${texts.length} text embeddings (one per prompt, at least one)`);
+    const layout = promptLayout(prompts[0]!);
+    prompts.forEach((p, b) => {
+      if (promptLayout(p) !== layout) throw new Error(`decodeBatch: prompt ${b} has layout ${promptLayout(p)}, prompt 0 has ${layout} (a batch shares one layout)`);
+      if (p.text !== undefined && !texts[b]) throw new Error(`decodeBatch: prompt ${b} has text but no text embedding was given`);
+    });
+    const withText = prompts[0]!.text !== undefined;
     // Each stage runs untaped when nothing in it needs a gradient (see `segment`).
     const tokenPrefixes = [`${P}.iou_token.`, `${P}.mask_tokens.`, "prompt_encoder.point_embeddings.", "prompt_encoder.not_a_point_embed."];
-    const textIn = prompt.text !== undefined ? text : null;
-    const qpe = this.segment(tokenPrefixes, textIn ? [textIn] : [], () => {
-      const outTokens = reshape(concat([this.v(`${P}.iou_token.weight`), this.v(`${P}.mask_tokens.weight`)], 0), [1, -1, C]);
-      const sp = this.sparse(prompt, textIn);
+    const textIn = withText ? (texts as Var[]) : [];
+    const qpe = this.segment(tokenPrefixes, textIn, () => {
+      const own = reshape(concat([this.v(`${P}.iou_token.weight`), this.v(`${P}.mask_tokens.weight`)], 0), [1, -1, C]);
+      const outTokens = B === 1 ? own : concat(Array<Var>(B).fill(own), 0);
+      const sp = this.sparse(prompts, texts);
       return sp ? concat([outTokens, sp], 1) : outTokens;
     });
     const pos = this.dense();
     let q = qpe;
-    let k = this.segment("prompt_encoder.no_mask_embed.", [tokens], () => add(tokens, this.v("prompt_encoder.no_mask_embed.weight")));
+    // The image side becomes per prompt in the first layer (image-to-token attention), so it is repeated B times.
+    let k = this.segment("prompt_encoder.no_mask_embed.", [tokens], () => {
+      const k0 = add(tokens, this.v("prompt_encoder.no_mask_embed.weight"));
+      return B === 1 ? k0 : concat(Array<Var>(B).fill(k0), 0);
+    });
     for (let l = 0; l < cfg.decoder.depth; l++) {
       const b = `${P}.transformer.layers.${l}`;
       const [qin, kin] = [q, k];
@@ -417,20 +435,24 @@ export class TrainableSegVol {
     const kf = k;
     // Parameter-free layout steps on a constant input run untaped too: a
     // chain of two tape values without a node would keep the first alive.
-    const img = this.segment([], [kf], () => reshape(permute(kf, [0, 2, 1]), [1, C, g0, g1, g2]));
+    const img = this.segment([], [kf], () => reshape(permute(kf, [0, 2, 1]), [B, C, g0, g1, g2]));
     const u = this.segment(`${up}.`, [img], () => {
+      // The LayerNorm's weight has the whole (C/4, 2·g) block's shape: it normalises each batch item on its own.
       const u1 = gelu(this.norm(convTranspose3d(img, this.v(`${up}.0.weight`), this.v(`${up}.0.bias`), { stride: 2 }), `${up}.1`));
       return gelu(convTranspose3d(u1, this.v(`${up}.3.weight`), this.v(`${up}.3.bias`), { stride: 2 }));
     });
     const [, c8, d4, h4, w4] = u.shape as [number, number, number, number, number];
     const hyper = `${P}.output_hypernetworks_mlps.0.layers`;
     const qf = q;
-    const t0 = this.segment([], [qf], () => reshape(slice(qf, [0, 1, 0], [1, 2, C]), [1, C]));
+    const t0 = this.segment([], [qf], () => reshape(slice(qf, [0, 1, 0], [B, 2, C]), [B, C]));
     let h = this.segment(`${P}.output_hypernetworks_mlps.0.`, [t0], () => {
       return this.linearOf(this.linearOf(this.linearOf(t0, `${hyper}.0`, "relu"), `${hyper}.1`, "relu"), `${hyper}.2`);
     });
-    if (prompt.text !== undefined) h = add(h, this.linearOf(text!, `${P}.txt_align_upscaled_embedding`));
-    const masks = reshape(matmul(h, reshape(u, [c8, d4 * h4 * w4])), [1, 1, d4, h4, w4]);
+    if (withText) {
+      const t = texts.length === 1 ? texts[0]! : concat(texts as Var[], 0);
+      h = add(h, this.linearOf(t, `${P}.txt_align_upscaled_embedding`));
+    }
+    const masks = reshape(matmul(reshape(h, [B, 1, c8]), reshape(u, [B, c8, d4 * h4 * w4])), [B, 1, d4, h4, w4]);
     return resize3d(masks, cfg.spatial_size, "trilinear", false);
   }
 

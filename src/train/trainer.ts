@@ -7,6 +7,7 @@
 //     without a text tower; `step.setsPerCategory` draws fewer at random);
 //  3. the image encoded ONCE; every prompt set decodes from that same Var,
 //     so the backward pass accumulates the six decoders' gradients into it;
+//     (sets with one token layout decode as one batch, `step.batchPrompts`);
 //  4. loss = Σ over prompt sets of Dice + BCE (averaged over the step's
 //     categories); backward; clip by global norm;
 //     AdamW with the warm-up + cosine learning rate; gradients cleared.
@@ -30,7 +31,8 @@ import { AdamW } from "./optim.js";
 import { samplePrompts, type PromptOptions, type StepPrompts } from "./prompts.js";
 import { Rng } from "./rng.js";
 import { learningRate, checkSchedule, type ScheduleOptions } from "./schedule.js";
-import { TrainableSegVol } from "./segvol_train.js";
+import { TrainableSegVol, promptLayout } from "./segvol_train.js";
+import type { WindowPrompt } from "../segvol/model.js";
 
 /** Dice + BCE of logits against a label tensor, as a tape node (its gradient is computed with the loss). */
 export function diceBce(logits: Var, labels: Tensor, opts: SegLossOptions = {}): Var {
@@ -114,6 +116,13 @@ export interface StepOptions {
   categories?: "one" | "all";
   /** Prompt sets per category: all of them (default; six with text) or this many drawn at random, kept in upstream order. */
   setsPerCategory?: number;
+  /**
+   * Decode the step's prompt sets that share a token layout (e.g. the
+   * box+text sets of every category) as one batch (default true). The loss
+   * and gradients are the same sums either way, up to float rounding; the
+   * batch records the decoder's dispatches once per layout, not per set.
+   */
+  batchPrompts?: boolean;
 }
 
 /** The (category, prompt set) pairs of one step, drawn from `rng` in a fixed order. */
@@ -172,14 +181,28 @@ export async function trainStep(
     temps.push(window);
     await model.prepare();
     tokens = model.encodeImage(window);
+    // Every (category, prompt set) pair, grouped by token layout when batching.
+    const groups = new Map<string, { prompt: WindowPrompt; text: Var | null; mask: Uint8Array }[]>();
     for (const t of targets) {
-      const y = Tensor.from(Float32Array.from(t.mask), [1, 1, D, H, W]);
-      labels.push(y);
       const text = model.hasText ? model.textEmbedding(t.cat) : null;
-      for (const s of t.sets) {
-        const l = diceBce(model.decode(tokens, s.prompt, s.prompt.text !== undefined ? text : null), y, lossOpts);
-        total = total ? add(total, l) : l;
-      }
+      t.sets.forEach((s, i) => {
+        const key = stepOpts.batchPrompts === false ? `${t.cat} ${i}` : promptLayout(s.prompt);
+        let g = groups.get(key);
+        if (!g) groups.set(key, (g = []));
+        g.push({ prompt: s.prompt, text: s.prompt.text !== undefined ? text : null, mask: t.mask });
+      });
+    }
+    const n = D * H * W;
+    for (const g of groups.values()) {
+      const lab = new Float32Array(g.length * n);
+      g.forEach((item, b) => lab.set(item.mask, b * n));
+      const y = Tensor.from(lab, [g.length, 1, D, H, W]);
+      labels.push(y);
+      const logits = model.decodeBatch(tokens, g.map((item) => item.prompt), g.map((item) => item.text));
+      // The batched loss averages over its items; the step sums over sets.
+      let l = diceBce(logits, y, lossOpts);
+      if (g.length > 1) l = affine(l, g.length, 0);
+      total = total ? add(total, l) : l;
     }
     if (targets.length > 1) total = affine(total!, 1 / targets.length, 0);
     backward(total!);

@@ -19,7 +19,7 @@ import { SegVol, type WindowPrompt } from "../../src/segvol/model.js";
 import { gpu, initGpu, releaseGpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { constant, noGrad, zeroGrad } from "../../src/train/autograd.js";
-import { TrainableSegVol } from "../../src/train/segvol_train.js";
+import { TrainableSegVol, promptLayout } from "../../src/train/segvol_train.js";
 import { train, trainStep, type TrainOptions } from "../../src/train/trainer.js";
 import { MsdDataset } from "../../src/train/data.js";
 import { diceBceLoss } from "../../src/train/loss.js";
@@ -127,7 +127,7 @@ describe("TrainableSegVol", () => {
       model.dispose();
     }
   }, 120_000);
-  it("an all-categories step decodes each category with foreground and averages their set sums", async () => {
+  it("an all-categories step decodes each category with foreground and averages their set sums, batched by prompt layout or not", async () => {
     await initGpu();
     const ref = await SegVol.fromWeights(weights);
     const model = await TrainableSegVol.fromWeights(weights);
@@ -142,6 +142,7 @@ describe("TrainableSegVol", () => {
         expect(present).toEqual(["blob", "slab"]); // a resized window holds both
         const emb = ref.encodeImage(win.image);
         let want = 0;
+        const layouts = new Set<string>();
         for (const c of present) {
           const mask = win.labels.get(c)!;
           let sets = samplePrompts(mask, ds.spatialSize, null, r, promptOpts).sets;
@@ -152,6 +153,7 @@ describe("TrainableSegVol", () => {
           expect(sets.length).toBe(setsPerCategory ?? 3);
           const y = Tensor.from(Float32Array.from(mask), [1, 1, ...ds.spatialSize]);
           for (const s of sets) {
+            layouts.add(promptLayout(s.prompt));
             const x = Tensor.from(await ref.decode(emb, s.prompt), [1, 1, ...ds.spatialSize]);
             const l = diceBceLoss(x, y);
             want += (await l.loss.readFloat32())[0]! / present.length;
@@ -160,14 +162,18 @@ describe("TrainableSegVol", () => {
           y.dispose();
         }
         emb.dispose();
-        let decodes = 0;
-        const decode = model.decode.bind(model);
-        model.decode = (...a) => (decodes++, decode(...a));
-        const got = await trainStep(model, ds, new Rng(11), promptOpts, {}, { categories: "all", setsPerCategory });
-        model.decode = decode;
-        zeroGrad(model.vars.values());
-        expect(decodes).toBe(2 * (setsPerCategory ?? 3));
-        expect(Math.abs(got - want) / want).toBeLessThanOrEqual(1e-4);
+        for (const batchPrompts of [true, false]) {
+          let decodes = 0;
+          let batches = 0;
+          const decodeBatch = model.decodeBatch.bind(model);
+          model.decodeBatch = (tokens, prompts, texts) => (batches++, (decodes += prompts.length), decodeBatch(tokens, prompts, texts));
+          const got = await trainStep(model, ds, new Rng(11), promptOpts, {}, { categories: "all", setsPerCategory, batchPrompts });
+          model.decodeBatch = decodeBatch;
+          zeroGrad(model.vars.values());
+          expect(decodes).toBe(2 * (setsPerCategory ?? 3));
+          expect(batches).toBe(batchPrompts ? layouts.size : decodes);
+          expect(Math.abs(got - want) / want).toBeLessThanOrEqual(1e-4);
+        }
       }
       await expect(trainStep(model, ds, new Rng(1), {}, {}, { setsPerCategory: 0 })).rejects.toThrow(/setsPerCategory must be an integer ≥ 1, got 0/);
     } finally {
