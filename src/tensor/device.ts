@@ -3,6 +3,7 @@
 // command batching. Everything GPU-side in the library goes through `Gpu`.
 import { create, globals } from "webgpu";
 import { BufferPool } from "./pool.js";
+import { awaitGpu } from "./gpu_wait.js";
 
 // WebGPU constants (GPUBufferUsage, GPUMapMode, …) as globals, as in a browser.
 Object.assign(globalThis, globals);
@@ -51,6 +52,8 @@ export interface GpuOptions {
   f16?: boolean;
   /** Lower the per-binding byte limit (tests use this to exercise chunking). */
   maxBindingBytes?: number;
+  /** Pace Dawn's polling while awaiting the GPU instead of spinning a core (default true; see gpu_wait.ts). */
+  pacedWaits?: boolean;
 }
 
 /** Dispatches queued before one submit; lavapipe favours few, large submits. */
@@ -77,6 +80,8 @@ export class Gpu {
   readonly maxStorageBindings: number;
   readonly maxWorkgroupsPerDim: number;
   readonly offsetAlignment: number;
+  /** Await GPU promises through `awaitGpu` (see gpu_wait.ts); a bench turns it off to compare. */
+  pacedWaits: boolean;
 
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
@@ -108,6 +113,7 @@ export class Gpu {
     this.maxWorkgroupsPerDim = lim.maxComputeWorkgroupsPerDimension;
     this.offsetAlignment = lim.minStorageBufferOffsetAlignment;
     this.uniformAlignment = lim.minUniformBufferOffsetAlignment;
+    this.pacedWaits = opts.pacedWaits ?? true;
     this.pool = new BufferPool(device);
     device.lost.then((info) => {
       // `destroy()` during release also resolves this promise; only an
@@ -229,10 +235,14 @@ export class Gpu {
     }
   }
 
+  private wait<T>(p: Promise<T>): Promise<T> {
+    return this.pacedWaits ? awaitGpu(p) : p;
+  }
+
   /** Waits until the GPU has finished all submitted work. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.wait(this.device.queue.onSubmittedWorkDone());
     this.checkErrors();
   }
 
@@ -263,7 +273,7 @@ export class Gpu {
         const n4 = Math.min(Math.ceil(n / 4) * 4, src.size - byteOffset - done);
         this.copy(src, byteOffset + done, staging, 0, n4);
         this.flush();
-        await staging.mapAsync(GPUMapMode.READ, 0, n4);
+        await this.wait(staging.mapAsync(GPUMapMode.READ, 0, n4));
         out.set(new Uint8Array(staging.getMappedRange(0, n4), 0, n), done);
         staging.unmap();
       }
