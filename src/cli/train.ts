@@ -27,6 +27,12 @@ interface TrainFlags {
   cropCentre: string;
   boxJitter: string;
   setsPerCategory?: string;
+  sharedSets?: boolean;
+}
+
+function sharedSets(o: TrainFlags): boolean {
+  if (o.sharedSets && o.setsPerCategory === undefined) throw new Error("--shared-sets: give --sets-per-category too (it shares that draw between the step's categories)");
+  return o.sharedSets ?? false;
 }
 
 function int(flag: string, v: string, min: number): number {
@@ -74,6 +80,7 @@ export function trainOptions(o: TrainFlags): TrainOptions {
     step: {
       categories: o.allCategories ? "all" : "one",
       setsPerCategory: o.setsPerCategory === undefined ? undefined : int("--sets-per-category", o.setsPerCategory, 1),
+      sharedSets: sharedSets(o),
     },
     augment: { resizeProb: prob("--resize-prob", o.resizeProb), posFraction: prob("--pos-fraction", o.posFraction), flipProb: prob("--flip-prob", o.flipProb), cropCentre: cropCentre(o.cropCentre) },
     prompts: { boxJitter: int("--box-jitter", o.boxJitter, 0) },
@@ -104,6 +111,7 @@ export function registerTrain(program: Command): void {
     .option("--all-categories", "each step trains every category with foreground in the window (upstream's loop), not one random category")
     .option("--box-jitter <n>", "move each box corner by a random −n..n voxels per axis (upstream trains with 10; 0: the label's exact box)", "0")
     .option("--sets-per-category <n>", "prompt sets per category and step, drawn at random from the six (default: all)")
+    .option("--shared-sets", "with --sets-per-category: one draw of the sets per step, shared by its categories (fewer, larger decoder batches)")
     .option("--resume", "continue from OUT/checkpoint (same flags)")
     .action(async (o: TrainFlags) => {
       const opts = trainOptions(o);

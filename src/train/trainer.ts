@@ -4,7 +4,8 @@
 //     a random one when the window has none), or with `step.categories:
 //     "all"` every category with foreground, and per category its prompts
 //     (box, points, and the six prompt sets, or the three spatial ones
-//     without a text tower; `step.setsPerCategory` draws fewer at random);
+//     without a text tower; `step.setsPerCategory` draws fewer at random,
+//     per category or, with `step.sharedSets`, once for the step);
 //  3. the image encoded ONCE; every prompt set decodes from that same Var,
 //     so the backward pass accumulates the six decoders' gradients into it;
 //     (sets with one token layout decode as one batch, `step.batchPrompts`);
@@ -117,6 +118,14 @@ export interface StepOptions {
   /** Prompt sets per category: all of them (default; six with text) or this many drawn at random, kept in upstream order. */
   setsPerCategory?: number;
   /**
+   * With `setsPerCategory`, draw which prompt sets once per step and use
+   * them for every category of the step (default false: a draw per
+   * category). Each category still sees each set equally often; the step's
+   * sets then share a few token layouts, so batched decoding
+   * (`batchPrompts`) needs fewer, larger batches.
+   */
+  sharedSets?: boolean;
+  /**
    * Decode the step's prompt sets that share a token layout (e.g. the
    * box+text sets of every category) as one batch (default true). The loss
    * and gradients are the same sums either way, up to float rounding; the
@@ -140,13 +149,16 @@ function stepTargets(
   if (present.length === 0) chosen = [cats[rng.below(cats.length)]!];
   else if ((stepOpts.categories ?? "one") === "all") chosen = present;
   else chosen = [present[rng.below(present.length)]!];
+  const k = stepOpts.setsPerCategory;
+  const setCount = hasText ? 6 : 3;
+  const shared = stepOpts.sharedSets && k !== undefined && k < setCount ? new Set(rng.distinct(setCount, k)) : null;
   return chosen.map((cat) => {
     const mask = win.labels.get(cat)!;
     const prompts = samplePrompts(mask, spatial, hasText ? cat : null, rng, promptOpts);
     let sets = prompts.sets;
-    const k = stepOpts.setsPerCategory;
+    if (sets.length !== setCount) throw new Error(`train: ${sets.length} prompt sets for "${cat}", expected ${setCount}`);
     if (k !== undefined && k < sets.length) {
-      const keep = new Set(rng.distinct(sets.length, k));
+      const keep = shared ?? new Set(rng.distinct(sets.length, k));
       sets = sets.filter((_, i) => keep.has(i));
     }
     return { cat, mask, sets };

@@ -33,6 +33,7 @@ describe("segvol train flags", () => {
     await expect(run(["--pos-fraction", "x"])).rejects.toThrow(/--pos-fraction x: expected a probability/);
     await expect(run(["--crop-centre", "organ"])).rejects.toThrow(/--crop-centre organ: expected voxel or category/);
     await expect(run(["--box-jitter", "1.5"])).rejects.toThrow(/--box-jitter 1.5: expected an integer ≥ 0/);
+    await expect(run(["--shared-sets"])).rejects.toThrow(/--shared-sets: give --sets-per-category too/);
   });
 
   it("maps the flags onto the trainer's options (defaults as commander fills them in)", () => {
@@ -41,8 +42,9 @@ describe("segvol train flags", () => {
     expect(o.categories).toEqual(["liver", "spleen"]);
     expect(o.prompts).toEqual({ boxJitter: 0 });
     expect(o.augment).toEqual({ resizeProb: 0.5, posFraction: 0.5, flipProb: 0, cropCentre: "category" });
-    expect(o.step).toEqual({ categories: "one", setsPerCategory: undefined });
-    expect(trainOptions({ ...flags, boxJitter: "10", allCategories: true, setsPerCategory: "3" })).toMatchObject({ prompts: { boxJitter: 10 }, step: { categories: "all", setsPerCategory: 3 } });
+    expect(o.step).toEqual({ categories: "one", setsPerCategory: undefined, sharedSets: false });
+    expect(trainOptions({ ...flags, boxJitter: "10", allCategories: true, setsPerCategory: "3" })).toMatchObject({ prompts: { boxJitter: 10 }, step: { categories: "all", setsPerCategory: 3, sharedSets: false } });
+    expect(trainOptions({ ...flags, setsPerCategory: "3", sharedSets: true }).step).toMatchObject({ setsPerCategory: 3, sharedSets: true });
   });
 
   it("refuses --resume without a checkpoint and a freeze prefix that matches nothing", async () => {

@@ -134,7 +134,7 @@ describe("TrainableSegVol", () => {
     const promptOpts = { maxExtraPositive: 3, maxExtraNegative: 3 };
     try {
       const ds = new MsdDataset(data, { categories: ["blob", "slab"], spatialSize: [...model.config.spatial_size] as [number, number, number], augment: { resizeProb: 1 } });
-      for (const setsPerCategory of [undefined, 2]) {
+      for (const [setsPerCategory, sharedSets] of [[undefined, false], [2, false], [2, true]] as const) {
         // The reference replays the step's draws: window, then per present category its prompts (and set choice).
         const r = new Rng(11);
         const win = ds.sample(r);
@@ -143,11 +143,12 @@ describe("TrainableSegVol", () => {
         const emb = ref.encodeImage(win.image);
         let want = 0;
         const layouts = new Set<string>();
+        const shared = sharedSets ? new Set(r.distinct(3, setsPerCategory!)) : null;
         for (const c of present) {
           const mask = win.labels.get(c)!;
           let sets = samplePrompts(mask, ds.spatialSize, null, r, promptOpts).sets;
           if (setsPerCategory !== undefined) {
-            const keep = new Set(r.distinct(sets.length, setsPerCategory));
+            const keep = shared ?? new Set(r.distinct(sets.length, setsPerCategory));
             sets = sets.filter((_, i) => keep.has(i));
           }
           expect(sets.length).toBe(setsPerCategory ?? 3);
@@ -167,11 +168,12 @@ describe("TrainableSegVol", () => {
           let batches = 0;
           const decodeBatch = model.decodeBatch.bind(model);
           model.decodeBatch = (tokens, prompts, texts) => (batches++, (decodes += prompts.length), decodeBatch(tokens, prompts, texts));
-          const got = await trainStep(model, ds, new Rng(11), promptOpts, {}, { categories: "all", setsPerCategory, batchPrompts });
+          const got = await trainStep(model, ds, new Rng(11), promptOpts, {}, { categories: "all", setsPerCategory, sharedSets, batchPrompts });
           model.decodeBatch = decodeBatch;
           zeroGrad(model.vars.values());
           expect(decodes).toBe(2 * (setsPerCategory ?? 3));
           expect(batches).toBe(batchPrompts ? layouts.size : decodes);
+          if (sharedSets) expect(layouts.size).toBe(setsPerCategory);
           expect(Math.abs(got - want) / want).toBeLessThanOrEqual(1e-4);
         }
       }
