@@ -5,18 +5,19 @@
 //
 // One reduction over all gradients, without float atomics and without a
 // host round trip:
-//  1. per gradient (and per binding-sized chunk), each workgroup writes the
-//     sum of squares of its block into its own slot of one shared partials
-//     buffer;
+//  1. over batches of gradients (binding-sized chunks of them, several per
+//     dispatch: multi_tensor.ts), each workgroup writes the sum of squares
+//     of its block into its own slot of one shared partials buffer;
 //  2. one workgroup sums all partials and writes the norm;
-//  3. per gradient, a kernel scales it in place by the coefficient it
-//     computes from the norm on the GPU.
+//  3. over the same kind of batches, a kernel scales the gradients in place
+//     by the coefficient it computes from the norm on the GPU.
 // The norm comes back as a scalar tensor the caller may read (for logging)
 // whenever it likes.
 import { fail } from "../kernels/check.js";
 import { Params } from "../kernels/params.js";
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { elementwiseMainWgsl, multiBatches, switchWgsl, tableFields, tableParams, tableWgsl } from "./multi_tensor.js";
 import { LANES_WGSL, vec4Chunks } from "./vec4.js";
 
 const WG = 256;
@@ -24,21 +25,31 @@ const WG = 256;
 const PER = 16;
 const BLOCK = WG * 4 * PER;
 
-const PARTIALS_WGSL = /* wgsl */ `
-struct P { n: u32, slot: u32, pad0: u32, pad1: u32 }
+/** Pass 1 over `size` gradients at once (multi_tensor.ts): each workgroup's sum of squares into partials[base + workgroup]. */
+function partialsWgsl(size: number): string {
+  const decl = Array.from({ length: size }, (_, j) => `@group(0) @binding(${2 + j}) var<storage, read> g${j}: array<vec4<f32>>;`).join("\n");
+  return /* wgsl */ `
+struct P { total: u32, base: u32, pad0: u32, pad1: u32, ${tableFields(size)} }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+${decl}
 ${LANES_WGSL}
+${tableWgsl(size)}
 var<workgroup> sh: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let block = wid.x + wid.y * nwg.x;
+  let w = wid.x + wid.y * nwg.x;
+  // Grids split over two dimensions can overshoot: spare workgroups add nothing and write nothing.
+  let j = item_of(w);
+  let n = select(0u, count_of(j), w < p.total);
+  let block = w - start_of(j);
   var acc = 0.0;
   for (var k = 0u; k < ${PER}u; k++) {
     let i = block * ${WG * PER}u + k * ${WG}u + t;
-    if (i * 4u < p.n) {
-      let v = select(vec4<f32>(0.0), g[i], lanes(p.n, i));
+    if (i * 4u < n) {
+      var v = vec4<f32>(0.0);
+      ${switchWgsl(size, (j) => `v = g${j}[i];`)}
+      v = select(vec4<f32>(0.0), v, lanes(n, i));
       acc += dot(v, v);
     }
   }
@@ -48,9 +59,9 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     if (t < s) { sh[t] += sh[t + s]; }
     workgroupBarrier();
   }
-  // Grids split over two dimensions can overshoot; spare workgroups write nothing.
-  if (t == 0u && block * ${BLOCK}u < p.n) { partials[p.slot + block] = sh[0]; }
+  if (t == 0u && w < p.total) { partials[p.base + w] = sh[0]; }
 }`;
+}
 
 const TOTAL_WGSL = /* wgsl */ `
 struct P { n: u32, pad0: u32, pad1: u32, pad2: u32 }
@@ -71,20 +82,23 @@ fn main(@builtin(local_invocation_index) t: u32) {
   if (t == 0u) { norm[0] = sqrt(sh[0]); }
 }`;
 
-const SCALE_WGSL = /* wgsl */ `
-struct P { n: u32, max_norm: f32, pad0: u32, pad1: u32 }
+/** Pass 3 over `size` gradients at once: each scaled in place by the coefficient computed from the norm. */
+function scaleWgsl(size: number): string {
+  const decl = Array.from({ length: size }, (_, j) => `@group(0) @binding(${2 + j}) var<storage, read_write> g${j}: array<vec4<f32>>;`).join("\n");
+  return /* wgsl */ `
+struct P { total: u32, max_norm: f32, pad0: u32, pad1: u32, ${tableFields(size)} }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> g: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> norm: array<f32>;
+@group(0) @binding(1) var<storage, read> norm: array<f32>;
+${decl}
 ${LANES_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i * 4u >= p.n) { return; }
-  let coef = min(p.max_norm / (norm[0] + 1e-6), 1.0);
-  let v = g[i];
-  g[i] = select(v, v * coef, lanes(p.n, i));
-}`;
+${tableWgsl(size)}
+${elementwiseMainWgsl(
+    WG,
+    size,
+    (j) => `let v = g${j}[i]; g${j}[i] = select(v, v * coef, live);`,
+    "let coef = min(p.max_norm / (norm[0] + 1e-6), 1.0);\n  let live = lanes(n, i);",
+  )}`;
+}
 
 type GradLike = Tensor | { name?: string; grad: Tensor | null };
 
@@ -116,13 +130,14 @@ export function gradNorm(items: readonly GradLike[]): Tensor {
     return norm;
   }
   const partials = Tensor.empty([total]);
-  const pPart = g.pipeline("train:clip:partials", () => PARTIALS_WGSL);
-  let slot = 0;
-  chunks.forEach((c, k) => {
-    const params = new Params().u32(c.count).u32(slot).u32(0).u32(0);
-    g.dispatch(pPart, [{ buffer: partials.buffer, offset: 0, size: Math.max(4, total * 4) }, c.bindings[0]!], params.bytes(), g.grid(slots[k]!));
-    slot += slots[k]!;
-  });
+  let base = 0;
+  for (const b of multiBatches(chunks, g.maxStorageBindings - 1, (c) => Math.ceil(c.count / BLOCK))) {
+    const size = b.items.length;
+    const pipe = g.pipeline(`train:clip:partials:${size}`, () => partialsWgsl(size));
+    const params = tableParams(new Params().u32(b.workgroups).u32(base).u32(0).u32(0), b.items.map((c) => c.count), b.starts);
+    g.dispatch(pipe, [{ buffer: partials.buffer, offset: 0, size: Math.max(4, total * 4) }, ...b.items.map((c) => c.bindings[0]!)], params.bytes(), g.grid(b.workgroups));
+    base += b.workgroups;
+  }
   const pTotal = g.pipeline("train:clip:total", () => TOTAL_WGSL);
   g.dispatch(pTotal, [{ buffer: norm.buffer, offset: 0, size: 4 }, { buffer: partials.buffer, offset: 0, size: total * 4 }], new Params().u32(total).u32(0).u32(0).u32(0).bytes(), [1, 1, 1]);
   partials.dispose();
@@ -139,13 +154,12 @@ export function clipGradNorm(items: readonly GradLike[], maxNorm: number): Tenso
   if (!(Number.isFinite(maxNorm) && maxNorm > 0)) fail(op, `maxNorm must be a finite number > 0, got ${maxNorm}`);
   const norm = gradNorm(items);
   const g = gpu();
-  const pipe = g.pipeline("train:clip:scale", () => SCALE_WGSL);
-  for (const t of gradsOf(op, items)) {
-    if (t.size === 0) continue;
-    for (const c of vec4Chunks([t])) {
-      const params = new Params().u32(c.count).f32(maxNorm).u32(0).u32(0);
-      g.dispatch(pipe, [c.bindings[0]!, { buffer: norm.buffer, offset: 0, size: 4 }], params.bytes(), g.grid(Math.ceil(c.count / 4 / WG)));
-    }
+  const chunks = gradsOf(op, items).flatMap((t) => (t.size === 0 ? [] : vec4Chunks([t])));
+  for (const b of multiBatches(chunks, g.maxStorageBindings - 1, (c) => Math.ceil(c.count / 4 / WG))) {
+    const size = b.items.length;
+    const pipe = g.pipeline(`train:clip:scale:${size}`, () => scaleWgsl(size));
+    const params = tableParams(new Params().u32(b.workgroups).f32(maxNorm).u32(0).u32(0), b.items.map((c) => c.count), b.starts);
+    g.dispatch(pipe, [{ buffer: norm.buffer, offset: 0, size: 4 }, ...b.items.map((c) => c.bindings[0]!)], params.bytes(), g.grid(b.workgroups));
   }
   return norm;
 }

@@ -15,7 +15,8 @@ import { Params } from "../kernels/params.js";
 import { gpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { LANES_WGSL, vec4Chunks } from "./vec4.js";
+import { elementwiseMainWgsl, multiBatches, tableFields, tableParams, tableWgsl } from "./multi_tensor.js";
+import { LANES_WGSL, vec4Chunks, type Vec4Chunk } from "./vec4.js";
 
 /** A parameter as the optimisers see it (an autograd `Var` fits). */
 export interface TrainParam {
@@ -96,34 +97,46 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
-const ADAMW_WGSL = /* wgsl */ `
-struct P { n: u32, decay: f32, w: f32, beta2: f32, omb2: f32, step_size: f32, bc2_sqrt: f32, eps: f32 }
+/**
+ * AdamW over `size` tensors in one dispatch (multi_tensor.ts): slot j binds
+ * param, exp_avg, exp_avg_sq and grad at 1 + 4j .. 4 + 4j. All of a batch
+ * share one step count, so one set of hyperparameters.
+ */
+function adamwWgsl(size: number): string {
+  const slot = (j: number) => /* wgsl */ `
+@group(0) @binding(${1 + 4 * j}) var<storage, read_write> param${j}: array<vec4<f32>>;
+@group(0) @binding(${2 + 4 * j}) var<storage, read_write> m1_${j}: array<vec4<f32>>;
+@group(0) @binding(${3 + 4 * j}) var<storage, read_write> m2_${j}: array<vec4<f32>>;
+@group(0) @binding(${4 + 4 * j}) var<storage, read> grad${j}: array<vec4<f32>>;
+fn update${j}(i: u32, n: u32) {
+  let live = lanes(n, i);
+  let g = grad${j}[i];
+  let x0 = param${j}[i];
+  let m0 = m1_${j}[i];
+  let v0 = m2_${j}[i];
+  let r = adamw(x0, m0, v0, g);
+  param${j}[i] = select(x0, r[0], live);
+  m1_${j}[i] = select(m0, r[1], live);
+  m2_${j}[i] = select(v0, r[2], live);
+}`;
+  return /* wgsl */ `
+struct P { total: u32, decay: f32, w: f32, beta2: f32, omb2: f32, step_size: f32, bc2_sqrt: f32, eps: f32, ${tableFields(size)} }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> param: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> m1: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> m2: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> grad: array<vec4<f32>>;
 ${LANES_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i * 4u >= p.n) { return; }
-  let live = lanes(p.n, i);
-  let g = grad[i];
-  let x0 = param[i];
-  let m0 = m1[i];
-  let v0 = m2[i];
+${tableWgsl(size)}
+// One AdamW update: the new (param, exp_avg, exp_avg_sq).
+fn adamw(x0: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, g: vec4<f32>) -> array<vec4<f32>, 3> {
   let x = x0 * p.decay;
   // torch.lerp's two formulas (weight below / above one half).
   var m: vec4<f32>;
   if (p.w < 0.5) { m = m0 + p.w * (g - m0); } else { m = g - (g - m0) * (1.0 - p.w); }
   let v = v0 * p.beta2 + p.omb2 * g * g;
   let denom = sqrt(v) / p.bc2_sqrt + p.eps;
-  let x1 = x - p.step_size * m / denom;
-  param[i] = select(x0, x1, live);
-  m1[i] = select(m0, m, live);
-  m2[i] = select(v0, v, live);
-}`;
+  return array<vec4<f32>, 3>(x - p.step_size * m / denom, m, v);
+}
+${Array.from({ length: size }, (_, j) => slot(j)).join("\n")}
+${elementwiseMainWgsl(WG, size, (j) => `update${j}(i, n);`)}`;
+}
 
 export class AdamW implements Optimizer {
   lr: number;
@@ -163,7 +176,8 @@ export class AdamW implements Optimizer {
     checkHyper(op, "lr", this.lr, 0, Infinity);
     const g = gpu();
     g.checkAlive(op);
-    const pipe = g.pipeline("train:adamw", () => ADAMW_WGSL);
+    // Chunks of the parameters to update, by step count (normally one).
+    const byStep = new Map<number, Vec4Chunk[]>();
     for (const p of this.params) {
       if (!p.grad) continue;
       p.value.assertAlive(`${op} (${p.name})`);
@@ -171,11 +185,18 @@ export class AdamW implements Optimizer {
       const s = this.slot(p);
       s.step += 1;
       if (p.value.size === 0) continue;
-      const bc1 = 1 - this.beta1 ** s.step;
-      const bc2 = 1 - this.beta2 ** s.step;
-      for (const c of vec4Chunks([p.value, s.m, s.v, p.grad])) {
+      let list = byStep.get(s.step);
+      if (!list) byStep.set(s.step, (list = []));
+      list.push(...vec4Chunks([p.value, s.m, s.v, p.grad]));
+    }
+    for (const [step, chunks] of byStep) {
+      const bc1 = 1 - this.beta1 ** step;
+      const bc2 = 1 - this.beta2 ** step;
+      for (const b of multiBatches(chunks, g.maxStorageBindings / 4, (c) => Math.ceil(c.count / 4 / WG))) {
+        const size = b.items.length;
+        const pipe = g.pipeline(`train:adamw:${size}`, () => adamwWgsl(size));
         const params = new Params()
-          .u32(c.count)
+          .u32(b.workgroups)
           .f32(1 - this.lr * this.weightDecay)
           .f32(1 - this.beta1)
           .f32(this.beta2)
@@ -183,7 +204,8 @@ export class AdamW implements Optimizer {
           .f32(this.lr / bc1)
           .f32(Math.sqrt(bc2))
           .f32(this.eps);
-        g.dispatch(pipe, c.bindings, params.bytes(), g.grid(Math.ceil(c.count / 4 / WG)));
+        tableParams(params, b.items.map((c) => c.count), b.starts);
+        g.dispatch(pipe, b.items.flatMap((c) => c.bindings), params.bytes(), g.grid(b.workgroups));
       }
     }
   }

@@ -44,3 +44,27 @@ describe("clipGradNorm vs torch", () => {
     expect(relError(norm, [Math.sqrt(ss)])).toBeLessThanOrEqual(1e-5);
   });
 });
+
+describe("clipGradNorm over many gradients", () => {
+  it("batches of gradients per dispatch (varied sizes, an empty one, several reduction blocks) agree with a plain-TS clip", async () => {
+    // 20 gradients: at 16 storage bindings, batches of 8, 8, 4 per pass.
+    const sizes = [1, 3, 0, 4, 5, 17, 64, 257, 1000, 2, 9, 4099, 16385, 6, 7, 70000, 11, 12, 13, 40001];
+    const data = sizes.map((n, k) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + k) * 0.01));
+    const grads = data.map((d, k) => Tensor.from(d, [sizes[k]!]));
+    let sq = 0;
+    for (const d of data) for (const v of d) sq += v * v;
+    const want = Math.sqrt(sq);
+    const maxNorm = want / 3;
+    const norm = clipGradNorm(grads, maxNorm);
+    expect(Math.abs((await norm.readFloat32())[0]! - want) / want).toBeLessThanOrEqual(1e-5);
+    const coef = maxNorm / (want + 1e-6);
+    for (const [k, g] of grads.entries()) {
+      const got = await g.readFloat32();
+      let m = 0;
+      for (let i = 0; i < got.length; i++) m = Math.max(m, Math.abs(got[i]! - data[k]![i]! * coef));
+      expect(m, `grad ${k} (${sizes[k]} elements)`).toBeLessThanOrEqual(1e-6);
+      g.dispose();
+    }
+    norm.dispose();
+  });
+});
