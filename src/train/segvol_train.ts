@@ -228,38 +228,69 @@ export class TrainableSegVol {
    * model); otherwise it is recorded on every call (the caller's graph).
    */
   textEmbedding(category: string): Var {
+    return this.textEmbeddingIds(this.categoryIds(category));
+  }
+
+  /**
+   * The text embeddings of several categories as rows [B, transformer_dim],
+   * from one batched pass of the text tower when it is trainable (cached
+   * rows joined when it is frozen).
+   */
+  textEmbeddings(categories: readonly string[]): Var {
+    if (categories.length === 0) throw new Error("textEmbeddings: no categories");
+    const ids = categories.map((c) => this.categoryIds(c));
+    if (!this.isFrozen("text_encoder.")) return this.textEncoder(ids);
+    const rows = ids.map((x) => this.textEmbeddingIds(x));
+    return rows.length === 1 ? rows[0]! : this.segment([], rows, () => concat(rows, 0));
+  }
+
+  private categoryIds(category: string): number[] {
     if (!this.config.text || !this.tokenizer) throw new Error(`text prompt "${category}": this model has no text tower`);
-    return this.textEmbeddingIds(this.tokenizer.encode(this.config.text.template.replace("{}", category)));
+    return this.tokenizer.encode(this.config.text.template.replace("{}", category));
   }
 
   /** The text embedding of explicit token ids (bos … eos); cached by ids when the tower is frozen. */
   textEmbeddingIds(ids: readonly number[]): Var {
     if (!this.config.text) throw new Error("text prompt: this model has no text tower");
-    if (!this.isFrozen("text_encoder.")) return this.textEncoder(ids);
+    if (!this.isFrozen("text_encoder.")) return this.textEncoder([ids]);
     const key = ids.join(",");
     let e = this.textCache.get(key);
     if (!e) {
-      e = noGrad(() => this.textEncoder(ids));
+      e = noGrad(() => this.textEncoder([ids]));
       this.textCache.set(key, e);
     }
     return e;
   }
 
-  private textEncoder(ids: readonly number[]): Var {
+  /**
+   * Prompts of token ids (bos … eos each) → embeddings [B, transformer_dim].
+   * Shorter prompts are padded at the end to the longest: the attention is
+   * causal, so no position up to a prompt's eos sees its padding, and the
+   * pooled state is read at the eos (the highest id of each prompt).
+   */
+  private textEncoder(prompts: readonly (readonly number[])[]): Var {
     const t = this.config.text!;
     const P = "text_encoder.clip_text_model.text_model";
-    if (ids.length === 0 || ids.length > t.max_position_embeddings) throw new Error(`text encoder: ${ids.length} tokens (1..${t.max_position_embeddings} allowed)`);
-    const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= t.vocab_size);
-    if (bad !== undefined) throw new Error(`text encoder: token id ${bad} is outside the vocabulary (size ${t.vocab_size})`);
-    const L = ids.length;
-    let eos = 0;
-    ids.forEach((id, i) => {
-      if (id > ids[eos]!) eos = i;
+    for (const ids of prompts) {
+      if (ids.length === 0 || ids.length > t.max_position_embeddings) throw new Error(`text encoder: ${ids.length} tokens (1..${t.max_position_embeddings} allowed)`);
+      const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= t.vocab_size);
+      if (bad !== undefined) throw new Error(`text encoder: token id ${bad} is outside the vocabulary (size ${t.vocab_size})`);
+    }
+    const B = prompts.length;
+    const L = Math.max(...prompts.map((ids) => ids.length));
+    const flat = new Int32Array(B * L);
+    const eosRows = prompts.map((ids, b) => {
+      flat.set(ids, b * L);
+      let eos = 0;
+      ids.forEach((id, i) => {
+        if (id > ids[eos]!) eos = i;
+      });
+      return b * L + eos;
     });
     let x = this.segment(`${P}.embeddings.`, [], () => {
-      const tok = gather(this.v(`${P}.embeddings.token_embedding.weight`), Int32Array.from(ids));
-      const pos = slice(this.v(`${P}.embeddings.position_embedding.weight`), [0, 0], [L, t.hidden_size]);
-      return reshape(add(tok, pos), [1, L, t.hidden_size]);
+      const tok = reshape(gather(this.v(`${P}.embeddings.token_embedding.weight`), flat), [B, L, t.hidden_size]);
+      const pos = reshape(slice(this.v(`${P}.embeddings.position_embedding.weight`), [0, 0], [L, t.hidden_size]), [1, L, t.hidden_size]);
+      return add(tok, pos);
     });
     for (let n = 0; n < t.num_hidden_layers; n++) {
       const b = `${P}.encoder.layers.${n}`;
@@ -275,7 +306,7 @@ export class TrainableSegVol {
         return add(x1, this.linearOf(this.linearOf(this.norm(x1, `${b}.layer_norm2`, t.layer_norm_eps), `${b}.mlp.fc1`, CLIP_ACT[t.hidden_act]), `${b}.mlp.fc2`));
       });
     }
-    const pooled = reshape(slice(x, [0, eos, 0], [1, eos + 1, t.hidden_size]), [1, t.hidden_size]);
+    const pooled = gather(reshape(x, [B * L, t.hidden_size]), eosRows);
     return this.linearOf(this.norm(pooled, `${P}.final_layer_norm`, t.layer_norm_eps), "text_encoder.dim_align");
   }
 
@@ -327,9 +358,9 @@ export class TrainableSegVol {
    * Sparse tokens [B, T, C] of prompts that share one layout (points, + one
    * padding point without a box, box corners, text) as pe (host constant) +
    * rows of the embedding table [point_embeddings.0..3, not_a_point_embed].
-   * `texts[b]` is prompt b's text embedding when the layout has text.
+   * `texts` [B, C] holds the prompts' text embeddings when the layout has text.
    */
-  private sparse(prompts: readonly WindowPrompt[], texts: readonly (Var | null)[]): Var | null {
+  private sparse(prompts: readonly WindowPrompt[], texts: Var | null): Var | null {
     const C = this.config.decoder.transformer_dim;
     const rows = prompts.flatMap((p) => sparseRows(p, this.config.spatial_size));
     const B = prompts.length;
@@ -345,10 +376,7 @@ export class TrainableSegVol {
       const table = concat([0, 1, 2, 3].map((i) => this.v(`${P}.point_embeddings.${i}.weight`)).concat([this.v(`${P}.not_a_point_embed.weight`)]), 0);
       parts.push(add(peVar, reshape(gather(table, rows.map((r) => r.embed)), [B, rows.length / B, C])));
     }
-    if (prompts[0]!.text !== undefined) {
-      const t = texts.map((x) => reshape(x!, [1, 1, C]));
-      parts.push(t.length === 1 ? t[0]! : concat(t, 0));
-    }
+    if (texts) parts.push(reshape(texts, [B, 1, C]));
     if (parts.length === 0) return null;
     return parts.length === 1 ? parts[0]! : concat(parts, 1);
   }
@@ -369,35 +397,40 @@ export class TrainableSegVol {
    * backward (it frees the constants made for the prompt).
    */
   decode(tokens: Var, prompt: WindowPrompt, text: Var | null): Var {
-    return this.decodeBatch(tokens, [prompt], [text]);
+    return this.decodeBatch(tokens, [prompt], text);
   }
 
   /**
    * Decodes B prompts of one layout (`promptLayout`) on the same image
    * tokens [1, N, C] as one batch → logits [B, 1, D, H, W], item b being
-   * what `decode(tokens, prompts[b], texts[b])` returns. One batched pass
+   * what `decode` returns for prompts[b] and row b of `texts` (the text
+   * embeddings [B, C], e.g. from `textEmbeddings`, when the layout has
+   * text; null otherwise). One batched pass
    * records the decoder's dispatches once instead of B times, which is
    * what a training step's time goes to on a fast GPU.
    */
-  decodeBatch(tokens: Var, prompts: readonly WindowPrompt[], texts: readonly (Var | null)[]): Var {
+  decodeBatch(tokens: Var, prompts: readonly WindowPrompt[], texts: Var | null): Var {
     const P = "mask_decoder";
     const cfg = this.config;
     const C = cfg.decoder.transformer_dim;
     const B = prompts.length;
-    if (B === 0 || texts.length !== B) throw new Error(`decodeBatch: ${B} prompts and ${texts.length} text embeddings (one per prompt, at least one)`);
+    if (B === 0) throw new Error("decodeBatch: no prompts");
     const layout = promptLayout(prompts[0]!);
     prompts.forEach((p, b) => {
       if (promptLayout(p) !== layout) throw new Error(`decodeBatch: prompt ${b} has layout ${promptLayout(p)}, prompt 0 has ${layout} (a batch shares one layout)`);
-      if (p.text !== undefined && !texts[b]) throw new Error(`decodeBatch: prompt ${b} has text but no text embedding was given`);
     });
     const withText = prompts[0]!.text !== undefined;
+    if (withText && !texts) throw new Error("decode: the prompt has text but no text embedding was given");
+    if (withText && (texts!.shape.length !== 2 || texts!.shape[0] !== B || texts!.shape[1] !== C)) {
+      throw new Error(`decodeBatch: text embeddings ${shapeStr(texts!.shape)} must be [${B}, ${C}] (one row per prompt)`);
+    }
+    const textIn = withText ? texts : null;
     // Each stage runs untaped when nothing in it needs a gradient (see `segment`).
     const tokenPrefixes = [`${P}.iou_token.`, `${P}.mask_tokens.`, "prompt_encoder.point_embeddings.", "prompt_encoder.not_a_point_embed."];
-    const textIn = withText ? (texts as Var[]) : [];
-    const qpe = this.segment(tokenPrefixes, textIn, () => {
+    const qpe = this.segment(tokenPrefixes, textIn ? [textIn] : [], () => {
       const own = reshape(concat([this.v(`${P}.iou_token.weight`), this.v(`${P}.mask_tokens.weight`)], 0), [1, -1, C]);
       const outTokens = B === 1 ? own : concat(Array<Var>(B).fill(own), 0);
-      const sp = this.sparse(prompts, texts);
+      const sp = this.sparse(prompts, textIn);
       return sp ? concat([outTokens, sp], 1) : outTokens;
     });
     const pos = this.dense();
@@ -448,10 +481,7 @@ export class TrainableSegVol {
     let h = this.segment(`${P}.output_hypernetworks_mlps.0.`, [t0], () => {
       return this.linearOf(this.linearOf(this.linearOf(t0, `${hyper}.0`, "relu"), `${hyper}.1`, "relu"), `${hyper}.2`);
     });
-    if (withText) {
-      const t = texts.length === 1 ? texts[0]! : concat(texts as Var[], 0);
-      h = add(h, this.linearOf(t, `${P}.txt_align_upscaled_embedding`));
-    }
+    if (textIn) h = add(h, this.linearOf(textIn, `${P}.txt_align_upscaled_embedding`));
     const masks = reshape(matmul(reshape(h, [B, 1, c8]), reshape(u, [B, c8, d4 * h4 * w4])), [B, 1, d4, h4, w4]);
     return resize3d(masks, cfg.spatial_size, "trilinear", false);
   }

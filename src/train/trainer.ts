@@ -26,7 +26,7 @@ import { disposeOptimState, loadTrainerState, saveCheckpoint } from "./checkpoin
 import { clipGradNorm } from "./clip.js";
 import { MsdDataset, listMsdCases, type AugmentOptions } from "./data.js";
 import { diceBceLoss, type SegLossOptions } from "./loss.js";
-import { add, affine } from "./ops.js";
+import { add, affine, gather } from "./ops.js";
 import { writeLossFiles } from "./loss_plot.js";
 import { AdamW } from "./optim.js";
 import { samplePrompts, type PromptOptions, type StepPrompts } from "./prompts.js";
@@ -193,24 +193,28 @@ export async function trainStep(
     temps.push(window);
     await model.prepare();
     tokens = model.encodeImage(window);
-    // Every (category, prompt set) pair, grouped by token layout when batching.
-    const groups = new Map<string, { prompt: WindowPrompt; text: Var | null; mask: Uint8Array }[]>();
-    for (const t of targets) {
-      const text = model.hasText ? model.textEmbedding(t.cat) : null;
+    // The step's categories' text embeddings (rows of one batched pass),
+    // then every (category, prompt set) pair, grouped by token layout when batching.
+    const texts = model.hasText ? model.textEmbeddings(targets.map((t) => t.cat)) : null;
+    const groups = new Map<string, { prompt: WindowPrompt; row: number; mask: Uint8Array }[]>();
+    targets.forEach((t, row) => {
       t.sets.forEach((s, i) => {
         const key = stepOpts.batchPrompts === false ? `${t.cat} ${i}` : promptLayout(s.prompt);
         let g = groups.get(key);
         if (!g) groups.set(key, (g = []));
-        g.push({ prompt: s.prompt, text: s.prompt.text !== undefined ? text : null, mask: t.mask });
+        g.push({ prompt: s.prompt, row, mask: t.mask });
       });
-    }
+    });
     const n = D * H * W;
     for (const g of groups.values()) {
       const lab = new Float32Array(g.length * n);
       g.forEach((item, b) => lab.set(item.mask, b * n));
       const y = Tensor.from(lab, [g.length, 1, D, H, W]);
       labels.push(y);
-      const logits = model.decodeBatch(tokens, g.map((item) => item.prompt), g.map((item) => item.text));
+      const rows = g[0]!.prompt.text !== undefined ? gather(texts!, g.map((item) => item.row)) : null;
+      // Rows gathered from a frozen tower's (untaped) embeddings are ours to free.
+      if (rows && !rows.onTape) temps.push(rows);
+      const logits = model.decodeBatch(tokens, g.map((item) => item.prompt), rows);
       // The batched loss averages over its items; the step sums over sets.
       let l = diceBce(logits, y, lossOpts);
       if (g.length > 1) l = affine(l, g.length, 0);

@@ -4,7 +4,9 @@
 // alone, and the batched loss × B must backpropagate the same parameter
 // gradients as the B single losses summed. Same kernels either way, so the
 // tolerances are rounding-level: logits 1e-5 and gradients 1e-4 (max |err| /
-// max |expected|; the gradients sum B items in another order).
+// max |expected|; the gradients sum B items in another order). The batch's
+// text rows come from one padded pass of the text tower over its
+// categories, the single prompts' from one pass each.
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Box6, WindowPrompt } from "../../src/segvol/model.js";
@@ -81,15 +83,15 @@ for (const c of cases) {
     const [D, H, W] = model.config.spatial_size;
     const n = D * H * W;
     const { x, labels } = inputs(B);
-    const texts = () => c.prompts.map((p, b) => (p.text !== undefined ? model.textEmbedding(c.cats[b]!) : null));
+    const withText = c.cats.length > 0;
     try {
       // One prompt at a time: B losses summed.
       const tokens1 = model.encodeImage(x);
-      const ts1 = texts();
+      const ts1 = c.cats.map((cat) => model.textEmbedding(cat));
       let total: Var | null = null;
       const singleLogits: Float32Array[] = [];
       for (let b = 0; b < B; b++) {
-        const logits = model.decode(tokens1, c.prompts[b]!, ts1[b]!);
+        const logits = model.decode(tokens1, c.prompts[b]!, withText ? ts1[b]! : null);
         singleLogits.push(await logits.value.readFloat32());
         const y = Tensor.from(labels[b]!, [1, 1, D, H, W]);
         const l = diceBce(logits, y);
@@ -106,7 +108,8 @@ for (const c of cases) {
       const tokensB = model.encodeImage(x);
       const lab = new Float32Array(B * n);
       labels.forEach((l, b) => lab.set(l, b * n));
-      const logitsB = model.decodeBatch(tokensB, c.prompts, texts());
+      // The batch's text rows come from one batched pass of the text tower.
+      const logitsB = model.decodeBatch(tokensB, c.prompts, withText ? model.textEmbeddings(c.cats) : null);
       expect(logitsB.shape).toEqual([B, 1, D, H, W]);
       const batched = await logitsB.value.readFloat32();
       const yB = Tensor.from(lab, [B, 1, D, H, W]);
@@ -123,7 +126,7 @@ for (const c of cases) {
       // Every parameter that got a gradient one way got it the other way, the same.
       expect([...gBatch.keys()].sort()).toEqual([...gSingle.keys()].sort());
       expect(gSingle.size).toBeGreaterThan(50);
-      if (c.cats.length > 0) expect([...gSingle.keys()].some((k) => k.startsWith("text_encoder."))).toBe(true);
+      if (withText) expect([...gSingle.keys()].some((k) => k.startsWith("text_encoder."))).toBe(true);
       for (const [name, g] of gSingle) {
         const got = gBatch.get(name)!;
         if (name.endsWith(".k_proj.bias")) {
@@ -147,11 +150,14 @@ it("decodeBatch refuses prompts of different layouts and a text prompt without i
   try {
     const a: WindowPrompt = { box: [0, 0, 0, 5, 5, 5] };
     const b: WindowPrompt = { box: [0, 0, 0, 5, 5, 5], points: { coords: [[1, 1, 1]], labels: [1] } };
-    expect(() => model.decodeBatch(tokens, [a, b], [null, null])).toThrow(
+    expect(() => model.decodeBatch(tokens, [a, b], null)).toThrow(
       `decodeBatch: prompt 1 has layout ${promptLayout(b)}, prompt 0 has ${promptLayout(a)} (a batch shares one layout)`,
     );
-    expect(() => model.decodeBatch(tokens, [{ text: "" }, { text: "" }], [model.textEmbedding("liver"), null])).toThrow(/prompt 1 has text but no text embedding/);
-    expect(() => model.decodeBatch(tokens, [], [])).toThrow(/0 prompts and 0 text embeddings/);
+    expect(() => model.decodeBatch(tokens, [{ text: "" }, { text: "" }], null)).toThrow(/the prompt has text but no text embedding/);
+    const one = noGrad(() => model.textEmbeddings(["liver"]));
+    expect(() => model.decodeBatch(tokens, [{ text: "" }, { text: "" }], one)).toThrow("decodeBatch: text embeddings [1, 96] must be [2, 96] (one row per prompt)");
+    one.dispose();
+    expect(() => model.decodeBatch(tokens, [], null)).toThrow(/no prompts/);
   } finally {
     tokens.dispose();
     x.dispose();
