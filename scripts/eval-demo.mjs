@@ -6,10 +6,13 @@
 // The held-out seeds (default 5000-5019) must lie outside the weights'
 // training seeds (recipe.json's trainSeeds, written by scripts/train-demo.mjs). This is the table of issue 7's targets:
 // text ≥ 0.90 for each organ, box ≥ 0.90, points ≥ 0.85.
+// It runs under tsx (npm run eval:demo) to read the training seeds with the
+// demo's own reader (src/demo/demo.ts).
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { trainingSeeds } from "../src/demo/demo.ts";
 import { repo, segvolArgv } from "./segvol-source.mjs";
 
 function parseArgs(argv) {
@@ -26,19 +29,10 @@ function parseArgs(argv) {
   if (!m || Number(m[1]) > Number(m[2])) throw new Error(`eval:demo: --seeds ${o.seeds}: expected A-B with A ≤ B`);
   const [a, b] = [Number(m[1]), Number(m[2])];
   o.weights = resolve(o.weights);
-  const [first, last] = trainSeeds(o.weights);
+  const [first, last] = trainingSeeds(o.weights);
   if (a <= last && b >= first) throw new Error(`eval:demo: --seeds ${o.seeds} overlaps the training seeds ${first}-${last}`);
   o.seedList = Array.from({ length: b - a + 1 }, (_, k) => a + k);
   return o;
-}
-
-/** The weights' training seeds from recipe.json (segvol demo checks the same), else train:demo's first stage. */
-function trainSeeds(weights) {
-  const file = join(weights, "recipe.json");
-  if (!existsSync(file)) return [1000, 1023];
-  const seeds = JSON.parse(readFileSync(file, "utf8")).trainSeeds;
-  if (!Array.isArray(seeds) || seeds.length !== 2 || !seeds.every(Number.isInteger)) throw new Error(`eval:demo: ${file}: trainSeeds must be [first, last]`);
-  return seeds;
 }
 
 /** `segvol demo --json` for one seed; resolves with its parsed summary. */

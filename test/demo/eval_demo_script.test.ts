@@ -11,7 +11,8 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const script = join(repo, "scripts", "eval-demo.mjs");
 
 function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [script, ...args], { cwd: repo, encoding: "utf8", timeout: 300_000 });
+  // As `npm run eval:demo` runs it: under tsx.
+  const r = spawnSync(process.execPath, [join(repo, "node_modules", "tsx", "dist", "cli.mjs"), script, ...args], { cwd: repo, encoding: "utf8", timeout: 300_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
