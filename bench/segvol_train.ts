@@ -1,23 +1,28 @@
-// Training throughput (`npx tsx bench/segvol_train.ts [small|official] [--steps N]`):
+// Training throughput (`npx tsx bench/segvol_train.ts [small|demo|official] [--steps N] [--shared-sets]`):
 //  - small: SegVol config A (test/fixtures/model, converted to a temp folder),
 //    all parameters trainable, on three synthetic MSD cases;
+//  - demo: the shipped demo model (weights/demo) on six phantoms with the
+//    recipe's step (every organ of the window, three prompt sets each, drawn
+//    per organ or with --shared-sets once per step; organ-centred crops);
 //  - official: the official configuration with random weights from
 //    $SEGVOL_BENCH_DIR (default /tmp/segvol-official, written by
 //    bench/segvol_model.ts), image encoder and text tower frozen, on two
 //    synthetic 260×260×36 cases (six prompt sets per step).
 // Reports steady-state steps/s and windows/s (one window per step; the first
-// step, which compiles the shaders, is left out) and the peak bytes of live
-// GPU tensors during training (weights, optimiser state and the tape).
+// step, which compiles the shaders, is left out), GPU dispatches per step,
+// and the peak bytes of live GPU tensors during training (weights,
+// optimiser state and the tape).
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { niftiFromArray, writeNifti } from "../src/io/nifti.js";
-import { releaseGpu } from "../src/tensor/device.js";
-import { train } from "../src/train/trainer.js";
+import { writePhantom } from "../src/demo/phantom.js";
+import { gpu, releaseGpu } from "../src/tensor/device.js";
+import { train, type TrainOptions } from "../src/train/trainer.js";
 import { convertCheckpoint } from "../weights/convert.js";
 
 const args = process.argv.slice(2);
-const which = args.find((a) => a === "small" || a === "official") ?? "small";
+const which = args.find((a) => a === "small" || a === "demo" || a === "official") ?? "small";
 const si = args.indexOf("--steps");
 const log = (s: string) => process.stderr.write(s + "\n");
 
@@ -50,7 +55,19 @@ try {
   let weights: string;
   let freeze: string[];
   let steps: number;
-  if (which === "small") {
+  let categories = ["blob"];
+  let recipe: Partial<TrainOptions> = {};
+  if (which === "demo") {
+    weights = "weights/demo";
+    categories = ["liver", "spleen", "left kidney", "right kidney"];
+    for (let seed = 1000; seed < 1006; seed++) writePhantom(join(root, "msd"), seed, { labels: categories });
+    freeze = [];
+    steps = si >= 0 ? Number(args[si + 1]) : 30;
+    recipe = {
+      augment: { resizeProb: 0.3, flipProb: 0, cropCentre: "category" },
+      step: { categories: "all", setsPerCategory: 3, sharedSets: args.includes("--shared-sets") },
+    };
+  } else if (which === "small") {
     weights = join(root, "w");
     convertCheckpoint({ checkpoint: "test/fixtures/model/config_a.bin", outDir: weights, config: "test/fixtures/model/config_a.json" });
     writeData(join(root, "msd"), [36, 52, 18], 3);
@@ -64,10 +81,12 @@ try {
     steps = si >= 0 ? Number(args[si + 1]) : 3;
   }
   const stamps: number[] = [];
+  const counts: number[] = [];
   const t0 = performance.now();
   const r = await train({
+    ...recipe,
     data: join(root, "msd"),
-    categories: ["blob"],
+    categories,
     weights,
     out: join(root, "out"),
     steps,
@@ -81,17 +100,22 @@ try {
     resume: false,
     handleSigint: false,
     log: (l) => {
-      if (l.startsWith("step ")) stamps.push(performance.now());
+      if (l.startsWith("step ")) {
+        stamps.push(performance.now());
+        counts.push(gpu().dispatches);
+      }
       log(l);
     },
   });
   const steady = stamps.length > 1 ? ((stamps.length - 1) * 1000) / (stamps[stamps.length - 1]! - stamps[0]!) : r.stepsPerSecond;
   const out = {
     config: which,
+    shared_sets: which === "demo" ? args.includes("--shared-sets") : undefined,
     steps: r.step,
     load_and_first_step_s: Math.round(stamps[0]! - t0) / 1000,
     steps_per_s: Number(steady.toFixed(4)),
     windows_per_s: Number(steady.toFixed(4)),
+    dispatches_per_step: counts.length > 1 ? Math.round((counts[counts.length - 1]! - counts[0]!) / (counts.length - 1)) : null,
     peak_gpu_mib: Math.round(r.peakBytes / 2 ** 20),
     last_loss: r.losses[r.losses.length - 1],
   };

@@ -82,6 +82,8 @@ export class Gpu {
   readonly offsetAlignment: number;
   /** Await GPU promises through `awaitGpu` (see gpu_wait.ts); a bench turns it off to compare. */
   pacedWaits: boolean;
+  /** Dispatches recorded since the device was made (benchmarks report dispatches per step). */
+  dispatches = 0;
 
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
@@ -171,6 +173,7 @@ export class Gpu {
     uniforms: ArrayBuffer | null,
     workgroups: readonly [number, number, number],
   ): void {
+    this.dispatches++;
     const entries: GPUBindGroupEntry[] = [];
     if (uniforms) entries.push({ binding: 0, resource: this.uniformRange(uniforms) });
     storage.forEach((b, i) => entries.push({ binding: i + 1, resource: b }));
