@@ -20,6 +20,7 @@
 //  - Under `noGrad`, nothing is recorded and `noGrad` acts as a scope: every
 //    tensor (op results included) made inside is freed when it returns,
 //    except those reachable from its result.
+import { addN } from "../kernels/add_n.js";
 import { add } from "../kernels/elementwise.js";
 import { keep, scope } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
@@ -248,6 +249,29 @@ function accumulate(prev: Tensor | null | undefined, g: Tensor): Tensor {
   return sum;
 }
 
+/**
+ * Gradient contributions waiting to be summed, per Var: a Var used k times
+ * gets k of them, and one addN pass (left to right, so the same bits as
+ * pairwise adds) costs one dispatch instead of k − 1. A list is folded early
+ * when it reaches FOLD_AT, which bounds the memory it holds.
+ */
+const FOLD_AT = 8;
+
+function pend(pending: Map<Var, Tensor[]>, v: Var, g: Tensor): void {
+  let list = pending.get(v);
+  if (!list) pending.set(v, (list = []));
+  list.push(keep(g));
+  if (list.length >= FOLD_AT) pending.set(v, [sumOf(list)]);
+}
+
+/** The sum of a pending list (taking ownership of its tensors). */
+function sumOf(list: Tensor[]): Tensor {
+  if (list.length === 1) return list[0]!;
+  const sum = keep(addN(list));
+  for (const t of list) t.dispose();
+  return sum;
+}
+
 /** Frees a tape-owned value once nothing in the walk needs its handle. */
 function freeTapeValue(v: Var): void {
   if (v.onTape && !v.isRetained) v.value.dispose();
@@ -278,20 +302,28 @@ export function backward(loss: Var, gradOut?: Tensor): void {
     }
     seed = keep(Tensor.from(new Float32Array([1]), loss.shape));
   }
-  const grads = new Map<Var, Tensor>([[loss, seed]]);
+  // Pending gradients of tape values (summed when their node runs) and of
+  // leaves (summed into .grad at the end, after any earlier .grad).
+  const grads = new Map<Var, Tensor[]>([[loss, [seed]]]);
+  const leaves = new Map<Var, Tensor[]>();
   try {
-    for (let k = order.length - 1; k >= 0; k--) step(order[k]!, loss, grads);
+    for (let k = order.length - 1; k >= 0; k--) step(order[k]!, loss, grads, leaves);
+    for (const [u, list] of leaves) {
+      leaves.delete(u);
+      u.grad = sumOf(u.grad ? [u.grad, ...list] : list);
+    }
   } finally {
     // Normally empty; after an error in a node, frees the pending gradients.
-    for (const g of grads.values()) g.dispose();
+    for (const list of [...grads.values(), ...leaves.values()]) for (const g of list) g.dispose();
   }
 }
 
 /** Backpropagates through v's node once v's gradient is complete, then frees what the walk no longer needs. */
-function step(v: Var, loss: Var, grads: Map<Var, Tensor>): void {
+function step(v: Var, loss: Var, grads: Map<Var, Tensor[]>, leaves: Map<Var, Tensor[]>): void {
   const node = v.node as Node;
-  const g = grads.get(v);
+  const list = grads.get(v);
   grads.delete(v);
+  const g = list ? sumOf(list) : undefined;
   try {
     if (g) {
       if (v.isRetained) v.grad = accumulate(v.grad, keep(g.reshape(g.shape)));
@@ -300,8 +332,7 @@ function step(v: Var, loss: Var, grads: Map<Var, Tensor>): void {
         const gi = ins[i];
         if (!gi) return;
         if (!u.requiresGrad) gi.dispose();
-        else if (u.node) grads.set(u, accumulate(grads.get(u), gi));
-        else u.grad = accumulate(u.grad, gi);
+        else pend(u.node ? grads : leaves, u, gi);
       });
     }
   } finally {

@@ -4,6 +4,7 @@
 // with plain-TS references (test/kernels/reference.ts).
 // Tolerances: resampling and sums max|err|/max|ref| ≤ 1e-4; everything else exact.
 import { describe, expect, it } from "vitest";
+import { addN } from "../../src/kernels/add_n.js";
 import { cast, concat, gather, pad, permute, slice } from "../../src/kernels/layout.js";
 import { reduce } from "../../src/kernels/reduce.js";
 import { resize3d, type ResizeMode } from "../../src/kernels/resample.js";
@@ -28,6 +29,18 @@ function pattern(n: number, seed: number): Float32Array {
 }
 
 describe("ops over several storage bindings (64 KiB bindings)", () => {
+  it("addN: ten tensors over three output windows equal the float32 chain", async () => {
+    const n = 40000; // 160 KB: three 64 KiB windows
+    const data = Array.from({ length: 10 }, (_, s) => pattern(n, s + 1));
+    const want = Float32Array.from(data[0]!);
+    for (const x of data.slice(1)) for (let i = 0; i < n; i++) want[i] = Math.fround(want[i]! + x[i]!);
+    const xs = data.map((d) => Tensor.from(d, [n]));
+    const y = addN(xs);
+    expect(Array.from(await y.readFloat32())).toEqual(Array.from(want));
+    y.dispose();
+    for (const x of xs) x.dispose();
+  });
+
   it("the device really has small bindings and the inputs span several", () => {
     expect(gpu().maxBindingBytes).toBe(BINDING);
   });

@@ -67,6 +67,33 @@ describe("composite graph vs PyTorch (tools/fixtures/gen_grad_mlp.py)", () => {
     expect(live()).toBe(start);
   });
 
+  it("a parameter and an intermediate used many times sum their gradients (pending lists folded past 8), after an earlier .grad", async () => {
+    // loss = Σ_k sum(w·c_k) + Σ_k sum(h·d_k), h = w·w: w gets 12 direct
+    // contributions plus one through h, which itself gets 10.
+    const n = 37;
+    const w = param(Tensor.from(host(n, 3), [n]));
+    const cs = Array.from({ length: 12 }, (_, k) => constant(Tensor.from(host(n, 10 + k), [n])));
+    const ds = Array.from({ length: 10 }, (_, k) => constant(Tensor.from(host(n, 40 + k), [n])));
+    const forward = () => {
+      const h = ag.mul(w, w);
+      const terms = [...cs.map((c) => ag.sum(ag.mul(w, c))), ...ds.map((d) => ag.sum(ag.mul(h, d)))];
+      return terms.reduce((a, b) => ag.add(a, b));
+    };
+    const before = live();
+    for (let pass = 0; pass < 2; pass++) {
+      const loss = forward();
+      backward(loss);
+      loss.dispose();
+    }
+    // d/dw = Σ c_k + 2w·Σ d_k per pass, twice.
+    const wv = host(n, 3);
+    const want = wv.map((x, i) => 2 * (cs.reduce((a, _, k) => a + host(n, 10 + k)[i]!, 0) + 2 * x * ds.reduce((a, _, k) => a + host(n, 40 + k)[i]!, 0)));
+    expect(relError(await w.grad!.readFloat32(), want)).toBeLessThanOrEqual(1e-5);
+    zeroGrad([w]);
+    expect(live()).toBe(before);
+    for (const v of [w, ...cs, ...ds]) v.dispose();
+  });
+
   it("disposing the root without backward frees the whole graph", () => {
     const start = live();
     const p: Record<string, Var> = {};
