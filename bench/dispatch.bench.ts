@@ -1,7 +1,7 @@
 // Host cost of one dispatch: a chain of ops on a 256-element tensor, where
 // the GPU work is negligible and what is timed is recording (pool, uniform
 // block, bind group, pass calls) and submitting. A training step of the demo
-// model recorded about 4,800 dispatches (1,770 now, see docs/kernels.md), so
+// model recorded about 4,800 dispatches (1,360 now, see docs/kernels.md), so
 // at tens of µs each this alone can bound a step on a fast GPU (an H200 ran
 // about 4 steps/s with 4,800). median_ms / OPS is the cost per dispatch.
 import { gelu } from "../src/kernels/elementwise.js";
