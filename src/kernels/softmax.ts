@@ -5,16 +5,16 @@
 // the pairs are merged in workgroup memory, then the row is written in a
 // second pass: two loads and one store per element, stable for any input.
 import { gpu } from "../tensor/device.js";
-import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { checkInputs, fail, normAxis } from "./check.js";
+import { Tensor } from "../tensor/tensor.js";
+import { ROWS_WGSL, axisRows, treeReduceWgsl, wholeBinding } from "./axis_rows.js";
+import { checkInputs } from "./check.js";
 import { Params } from "./params.js";
 import { fixedSubgroups } from "./subgroups.js";
 
 const WG = 64;
 
 const SOFTMAX_WGSL = /* wgsl */ `
-struct P { rows: u32, len: u32, inner: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${ROWS_WGSL}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> xs: array<f32>;
 var<workgroup> red: array<vec2<f32>, ${WG}>;
@@ -26,20 +26,14 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.y * nwg.x;
-  let r = min(row, p.rows - 1u);
-  let o = r / p.inner;
-  let base = o * p.len * p.inner + (r - o * p.inner);
+  let base = row_base(min(row, p.rows - 1u));
   // Lanes with no element hold (-3.4e38, 0): merging them changes nothing.
   var acc = vec2<f32>(-3.4e38, 0.0);
   for (var l = lid; l < p.len; l += ${WG}u) {
     acc = merge(acc, vec2<f32>(xs[base + l * p.inner], 1.0));
   }
   red[lid] = acc;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = merge(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl(WG, (a, b) => `merge(${a}, ${b})`)}
   let tot = red[0];
   if (row >= p.rows) { return; }
   let inv = 1.0 / tot.y;
@@ -57,17 +51,14 @@ const SG_ROWS = 8;
 // the shader into coroutines). Subgroups are consecutive SG-lane slices of
 // the workgroup there, so lid / SG names the row within the workgroup.
 const SOFTMAX_SG_WGSL = /* wgsl */ `enable subgroups;
-struct P { rows: u32, len: u32, inner: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${ROWS_WGSL}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> xs: array<f32>;
 @compute @workgroup_size(${SG * SG_ROWS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
   let row = (wid.x + wid.y * nwg.x) * ${SG_ROWS}u + lid / ${SG}u;
-  let r = min(row, p.rows - 1u);
-  let o = r / p.inner;
-  let base = o * p.len * p.inner + (r - o * p.inner);
+  let base = row_base(min(row, p.rows - 1u));
   var m = -3.4e38;
   var s = 0.0;
   for (var l = sl; l < p.len; l += ${SG}u) {
@@ -89,21 +80,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 export function softmax(x: Tensor, axis = -1): Tensor {
   const op = "softmax";
   checkInputs(op, [x]);
-  if (x.rank === 0) fail(op, `needs at least one axis, got ${shapeStr(x.shape)}`);
-  const a = normAxis(op, axis, x.rank);
+  const { len, inner, rows } = axisRows(op, x, axis);
   const g = gpu();
-  if (x.byteLength > g.maxBindingBytes) {
-    fail(op, `x ${shapeStr(x.shape)} (${x.byteLength} bytes) exceeds one storage binding (${g.maxBindingBytes} bytes)`);
-  }
-  const len = x.shape[a]!;
-  const inner = x.shape.slice(a + 1).reduce((p, d) => p * d, 1);
-  const rows = x.size / Math.max(1, len);
   const out = Tensor.empty(x.shape);
   if (out.size === 0) return out;
   const sg = fixedSubgroups(SG);
   const pipe = sg ? g.pipeline("softmax:sg", () => SOFTMAX_SG_WGSL) : g.pipeline("softmax", () => SOFTMAX_WGSL);
   const params = new Params().u32(rows).u32(len).u32(inner);
-  const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
-  g.dispatch(pipe, [bind(out), bind(x)], params.bytes(), g.grid(sg ? Math.ceil(rows / SG_ROWS) : rows));
+  g.dispatch(pipe, [wholeBinding(out), wholeBinding(x)], params.bytes(), g.grid(sg ? Math.ceil(rows / SG_ROWS) : rows));
   return out;
 }

@@ -6,7 +6,8 @@
 // dx (four loads and one store per element, as vec4 on contiguous rows).
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { checkInputs, fail, normAxis, sameShape } from "./check.js";
+import { ROWS_WGSL, axisRows, treeReduceWgsl, wholeBinding } from "./axis_rows.js";
+import { checkInputs, fail, sameShape } from "./check.js";
 import { Params } from "./params.js";
 
 const WG = 64;
@@ -19,8 +20,7 @@ function wgsl(w: 1 | 4): string {
   const T = w === 4 ? "vec4<f32>" : "f32";
   const dot = w === 4 ? "dot(ys[i], gs[i])" : "ys[i] * gs[i]";
   return /* wgsl */ `
-struct P { rows: u32, len: u32, inner: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${ROWS_WGSL}
 @group(0) @binding(1) var<storage, read_write> dx: array<${T}>;
 @group(0) @binding(2) var<storage, read> ys: array<${T}>;
 @group(0) @binding(3) var<storage, read> gs: array<${T}>;
@@ -28,20 +28,14 @@ var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.y * nwg.x;
-  let r = min(row, p.rows - 1u);
-  let o = r / p.inner;
-  let base = o * p.len * p.inner + (r - o * p.inner);
+  let base = row_base(min(row, p.rows - 1u));
   var acc = 0.0;
   for (var l = lid; l < p.len; l += ${WG}u) {
     let i = base + l * p.inner;
     acc += ${dot};
   }
   red[lid] = acc;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
+  ${treeReduceWgsl(WG, (a, b) => `${a} + ${b}`)}
   let dot_ = red[0];
   if (row >= p.rows) { return; }
   for (var l = lid; l < p.len; l += ${WG}u) {
@@ -56,21 +50,13 @@ export function softmaxBackward(y: Tensor, dy: Tensor, axis = -1): Tensor {
   const op = "softmaxBackward";
   checkInputs(op, [y, dy]);
   if (!sameShape(y.shape, dy.shape)) fail(op, `y ${shapeStr(y.shape)} and dy ${shapeStr(dy.shape)} differ in shape`);
-  if (y.rank === 0) fail(op, `needs at least one axis, got ${shapeStr(y.shape)}`);
-  const a = normAxis(op, axis, y.rank);
+  const { len, inner, rows } = axisRows(op, y, axis, "y");
   const g = gpu();
-  if (y.byteLength > g.maxBindingBytes) {
-    fail(op, `y ${shapeStr(y.shape)} (${y.byteLength} bytes) exceeds one storage binding (${g.maxBindingBytes} bytes)`);
-  }
-  const len = y.shape[a]!;
-  const inner = y.shape.slice(a + 1).reduce((p, d) => p * d, 1);
-  const rows = y.size / Math.max(1, len);
   const dx = Tensor.empty(y.shape);
   if (dx.size === 0) return dx;
   const w = inner === 1 && len % 4 === 0 ? 4 : 1;
   const pipe = g.pipeline(`softmax_bwd:${w}`, () => wgsl(w));
   const params = new Params().u32(rows).u32(len / w).u32(inner);
-  const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
-  g.dispatch(pipe, [bind(dx), bind(y), bind(dy)], params.bytes(), g.grid(rows));
+  g.dispatch(pipe, [wholeBinding(dx), wholeBinding(y), wholeBinding(dy)], params.bytes(), g.grid(rows));
   return dx;
 }
