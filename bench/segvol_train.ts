@@ -1,7 +1,8 @@
-// Training throughput (`npx tsx bench/segvol_train.ts [small|demo|official] [--steps N] [--shared-sets]`):
+// Training throughput (`npx tsx bench/segvol_train.ts [small|demo|official] [--steps N] [--shared-sets] [--weights DIR]`):
 //  - small: SegVol config A (test/fixtures/model, converted to a temp folder),
 //    all parameters trainable, on three synthetic MSD cases;
-//  - demo: the shipped demo model (weights/demo) on six phantoms with the
+//  - demo: the shipped demo model (weights/demo, or --weights DIR: another
+//    configuration for the same organs, e.g. from segvol init) on six phantoms with the
 //    recipe's step (every organ of the window, three prompt sets each, drawn
 //    per organ or with --shared-sets once per step; organ-centred crops);
 //  - official: the official configuration with random weights from
@@ -58,7 +59,8 @@ try {
   let categories = ["blob"];
   let recipe: Partial<TrainOptions> = {};
   if (which === "demo") {
-    weights = "weights/demo";
+    const wi = args.indexOf("--weights");
+    weights = wi >= 0 ? args[wi + 1]! : "weights/demo";
     categories = ["liver", "spleen", "left kidney", "right kidney"];
     for (let seed = 1000; seed < 1006; seed++) writePhantom(join(root, "msd"), seed, { labels: categories });
     freeze = [];
