@@ -17,7 +17,7 @@ import { initWeights } from "../train/init.js";
 import { replaceDir } from "../io/atomic.js";
 
 const PRODUCER = "segvol init";
-const OUTPUT_FILES = new Set(["model.safetensors", "config.json", "vocab.json", "merges.txt"]);
+const OUTPUT_FILES = new Set(["model.safetensors", "config.json", "vocab.json", "merges.txt", "tokenizer.json"]);
 
 export interface InitFolderOptions {
   /** A config.json path or a parsed config. */
@@ -46,7 +46,7 @@ export function writeInitFolder(o: InitFolderOptions): InitFolderResult {
   // Re-parse a given object too, so a hand-built config is checked the same way.
   const cfg = typeof o.config === "string" ? loadConfig(o.config) : parseConfig(JSON.parse(JSON.stringify(o.config)), source);
   const out = resolve(o.out);
-  checkOutputDir(out);
+  checkWeightsOutputDir(out, PRODUCER, "init");
 
   let tokenizer: BuiltTokenizer | null = null;
   if (cfg.text) {
@@ -82,23 +82,26 @@ export function writeInitFolder(o: InitFolderOptions): InitFolderResult {
   return { out, tensors: weights.size, parameters: parameterCount(expectedParameters(cfg)), config: cfg, vocabSize: tokenizer?.vocabSize ?? null };
 }
 
-/** Refuses an output folder holding anything but a previous `segvol init` output. */
-function checkOutputDir(out: string): void {
+/**
+ * Refuses an output folder holding anything but a previous output of the
+ * same command (a weights folder whose model.safetensors names `producer`).
+ */
+export function checkWeightsOutputDir(out: string, producer: string, what: string): void {
   if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory()) throw new Error(`init: output ${out} exists and is not a folder`);
+  if (!statSync(out).isDirectory()) throw new Error(`${what}: output ${out} exists and is not a folder`);
   const entries = readdirSync(out);
   if (entries.length === 0) return;
   let ours = entries.every((e) => OUTPUT_FILES.has(e)) && entries.includes("model.safetensors");
   if (ours) {
     try {
       const f = SafetensorsFile.open(join(out, "model.safetensors"));
-      ours = f.metadata.producer === PRODUCER;
+      ours = f.metadata.producer === producer;
       f.close();
     } catch {
       ours = false;
     }
   }
-  if (!ours) throw new Error(`init: output folder ${out} is not empty and not a previous segvol init output; choose another --out or remove it`);
+  if (!ours) throw new Error(`${what}: output folder ${out} is not empty and not a previous ${producer} output; choose another --out or remove it`);
 }
 
 /** Renames the finished temp folder into place; a previous output is swapped out, then deleted. */

@@ -5,6 +5,7 @@ import { registerConvert } from "./convert.js";
 import { registerDemo } from "./demo.js";
 import { registerForward } from "./forward.js";
 import { registerInit } from "./init.js";
+import { registerGrow } from "./grow.js";
 import { registerPhantom } from "./phantom.js";
 import { registerSegment } from "./segment.js";
 import { registerSmoke } from "./smoke.js";
@@ -19,6 +20,7 @@ registerSegment(program);
 registerTrain(program);
 registerPhantom(program);
 registerInit(program);
+registerGrow(program);
 registerDemo(program);
 
 try {
