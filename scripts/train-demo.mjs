@@ -29,22 +29,29 @@
 //                      zoom-out mask, and the stage-3 model followed a loose
 //                      one;
 //   7. segvol train:   stage 6 (OUT/finetune5, the --ft5-* flags), a longer
-//                      cycle (4000 steps) on the same 192 phantoms.
+//                      cycle (4000 steps) on the same 192 phantoms, then
+//                      stage 7 (OUT/finetune6, --ft6-*), 1800 steps at half
+//                      its peak rate, and stage 8 (OUT/finetune7, --ft7-*),
+//                      4000 more at the full rate.
 // A later stage with 0 steps is skipped and the next starts from the one before.
+// A stage with --ftN-vit-layers L > 0 starts from the previous weights grown
+// by `segvol grow` to L image encoder blocks (OUT/<stage>-grown; the new
+// blocks start as the identity), and --ftN-shared-sets yes passes
+// --shared-sets to its `segvol train`.
 // Everything is seeded (phantoms, initial values, windows, prompts), so the
 // same flags give the same loss curve on the same backend. The shipped
 // weights' stages 4 and 5 ran on a GPU (an NVIDIA H200 through Dawn's Vulkan
 // backend, about 4 steps/s against 0.8 here), whose float rounding differs
 // from lavapipe's: a rerun on lavapipe reproduces their quality, not their
 // bytes. The result is the last stage's
-// weights folder (e.g. OUT/finetune5/checkpoint) that SegVol.fromWeights
+// weights folder (e.g. OUT/finetune7/checkpoint) that SegVol.fromWeights
 // loads; `--ship DIR` then copies the model, config and tokenizer into DIR
 // (weights/demo/ for the shipped demo) with categories.json and recipe.json
 // (the flags used).
 //
 // Phantom seeds: a stage with N cases uses TRAIN_SEED .. TRAIN_SEED+N-1
 // (default 1000..1023, 1000..1095 for the third stage and 1000..1191 for
-// stages 4-6); evaluation and the demo must use seeds outside that range.
+// stages 4-8); evaluation and the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -70,12 +77,15 @@ const defaults = {
   "resize-prob": "0.5",
   "pos-fraction": String(2 / 3),
   // Every organ of the window each step, three of the six prompt sets each
-  // (about 1.3 s per step here), and no flips: a left-right flip would put
-  // the left kidney where the right one belongs.
+  // (drawn per organ; --shared-sets yes draws them once per step, which
+  // batches the decoder into fewer passes), and no flips: a left-right flip
+  // would put the left kidney where the right one belongs.
   "sets-per-category": "3",
   "flip-prob": "0",
   "crop-centre": "voxel",
   "box-jitter": "0",
+  "shared-sets": "no",
+  "vit-layers": "0",
   "all-categories": "yes",
   // Stage 2; every other flag is shared with stage 1.
   "ft-steps": "5000",
@@ -86,6 +96,8 @@ const defaults = {
   "ft-crop-centre": "category",
   "ft-cases": "24",
   "ft-box-jitter": "0",
+  "ft-shared-sets": "no",
+  "ft-vit-layers": "0",
   // Stage 3, on more phantoms.
   "ft2-steps": "5000",
   "ft2-lr": "3e-4",
@@ -95,6 +107,8 @@ const defaults = {
   "ft2-crop-centre": "category",
   "ft2-cases": "96",
   "ft2-box-jitter": "0",
+  "ft2-shared-sets": "no",
+  "ft2-vit-layers": "0",
   // Stages 4 and 5, on 192 phantoms and with loose boxes: in the zoom-in
   // stage a point prompt comes with the box of the zoom-out mask (spec
   // §6.7), and the stage-3 model followed such a box when it was loose.
@@ -108,6 +122,8 @@ const defaults = {
   "ft3-crop-centre": "category",
   "ft3-cases": "192",
   "ft3-box-jitter": "2",
+  "ft3-shared-sets": "no",
+  "ft3-vit-layers": "0",
   "ft4-steps": "1250",
   "ft4-lr": "2e-4",
   "ft4-warmup": "50",
@@ -116,6 +132,8 @@ const defaults = {
   "ft4-crop-centre": "category",
   "ft4-cases": "192",
   "ft4-box-jitter": "2",
+  "ft4-shared-sets": "no",
+  "ft4-vit-layers": "0",
   // Stage 6, a longer cycle on the same data, trained here on lavapipe.
   "ft5-steps": "4000",
   "ft5-lr": "2e-4",
@@ -125,6 +143,30 @@ const defaults = {
   "ft5-crop-centre": "category",
   "ft5-cases": "192",
   "ft5-box-jitter": "2",
+  "ft5-shared-sets": "no",
+  "ft5-vit-layers": "0",
+  // Stage 7, a short cycle at half that peak rate, and stage 8, another
+  // long one at the full rate.
+  "ft6-steps": "1800",
+  "ft6-lr": "1e-4",
+  "ft6-warmup": "50",
+  "ft6-resize-prob": "0.3",
+  "ft6-seed": "6",
+  "ft6-crop-centre": "category",
+  "ft6-cases": "192",
+  "ft6-box-jitter": "2",
+  "ft6-shared-sets": "no",
+  "ft6-vit-layers": "0",
+  "ft7-steps": "4000",
+  "ft7-lr": "2e-4",
+  "ft7-warmup": "50",
+  "ft7-resize-prob": "0.3",
+  "ft7-seed": "7",
+  "ft7-crop-centre": "category",
+  "ft7-cases": "192",
+  "ft7-box-jitter": "2",
+  "ft7-shared-sets": "no",
+  "ft7-vit-layers": "0",
 };
 /**
  * The training stages in order, each starting from the previous one's
@@ -138,11 +180,15 @@ const STAGES = [
   { dir: "finetune3", prefix: "ft3-" },
   { dir: "finetune4", prefix: "ft4-" },
   { dir: "finetune5", prefix: "ft5-" },
+  { dir: "finetune6", prefix: "ft6-" },
+  { dir: "finetune7", prefix: "ft7-" },
 ];
-const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter"];
+const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter", "shared-sets", "vit-layers"];
+/** Flags that take yes or no. */
+const YES_NO = ["all-categories", ...STAGES.map(({ prefix }) => `${prefix}shared-sets`)];
 
 function usage() {
-  const kind = (k) => (k === "out" || k === "config" ? "path" : k === "all-categories" ? "yes|no" : k.endsWith("crop-centre") ? "voxel|category" : "n");
+  const kind = (k) => (k === "out" || k === "config" ? "path" : YES_NO.includes(k) ? "yes|no" : k.endsWith("crop-centre") ? "voxel|category" : "n");
   const flags = Object.entries(defaults).map(([k, v]) => `  --${k} <${kind(k)}>  (default ${v})`);
   return [
     "usage: npm run train:demo [-- [flags]]",
@@ -174,8 +220,10 @@ function parseArgs(argv) {
     if (i + 1 >= argv.length) throw new Error(`train:demo: ${a} needs a value`);
     o[key] = argv[++i];
   }
-  if (!["yes", "no"].includes(o["all-categories"])) throw new Error(`train:demo: --all-categories ${o["all-categories"]}: expected yes or no`);
-  const integers = ["save-every", "init-seed", "sets-per-category", ...STAGES.flatMap(({ prefix }) => ["cases", "steps", "warmup", "seed", "box-jitter"].map((k) => prefix + k))];
+  for (const k of YES_NO) {
+    if (!["yes", "no"].includes(o[k])) throw new Error(`train:demo: --${k} ${o[k]}: expected yes or no`);
+  }
+  const integers = ["save-every", "init-seed", "sets-per-category", ...STAGES.flatMap(({ prefix }) => ["cases", "steps", "warmup", "seed", "box-jitter", "vit-layers"].map((k) => prefix + k))];
   for (const k of integers) {
     if (!/^\d+$/.test(o[k])) throw new Error(`train:demo: --${k} ${o[k]}: expected a non-negative integer`);
   }
@@ -259,6 +307,7 @@ function trainArgs(s, { weights, out, resume }) {
   const args = ["train", "--data", s.data, "--categories", CATEGORIES, "--weights", weights, "--out", out];
   for (const k of ["steps", "lr", "warmup", "weight-decay", "clip", "save-every", "seed", "bce-weight", "resize-prob", "pos-fraction", "sets-per-category", "flip-prob", "crop-centre", "box-jitter"]) args.push(`--${k}`, s[k]);
   if (s["all-categories"] === "yes") args.push("--all-categories");
+  if (s["shared-sets"] === "yes") args.push("--shared-sets");
   if (resume) args.push("--resume");
   return args;
 }
@@ -310,6 +359,13 @@ async function main() {
     // starts afresh. A fresh stage leaves no stale checkpoint or loss.csv.
     const resume = o.resume && (n === 0 || existsSync(join(out, "checkpoint")));
     if (!resume) rmSync(out, { recursive: true, force: true });
+    // A stage with vit-layers > 0 starts from the previous weights grown to
+    // that many image encoder blocks (new ones start as the identity).
+    if (Number(s["vit-layers"]) > 0) {
+      const grown = join(o.out, `${s.dir}-grown`);
+      await segvol(["grow", "--weights", weights, "--out", grown, "--vit-layers", s["vit-layers"]]);
+      weights = grown;
+    }
     await segvol(trainArgs(s, { weights, out, resume }));
     weights = join(out, "checkpoint");
   }

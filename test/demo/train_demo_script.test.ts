@@ -1,7 +1,7 @@
 // `npm run train:demo` (scripts/train-demo.mjs): bad flags are refused with
 // the flag named; a tiny run (a small config; two steps on one phantom, one
 // fine-tuning step on it, one more on two phantoms, one with jittered boxes on
-// them, and the last two stages at 0 steps, which are skipped) goes through phantom →
+// them, and the last four stages at 0 steps, which are skipped) goes through phantom →
 // init → train four times, leaves checkpoint folders with the built
 // tokenizer and loss.csv files, and ships the fourth stage's model.
 import { spawn } from "node:child_process";
@@ -43,6 +43,7 @@ describe("train:demo recipe", () => {
     const d = await run(["--ft2-cases", "0"]);
     expect(d.code).toBe(1);
     expect(d.out).toMatch(/train:demo: --ft2-cases must be ≥ 1/);
+    expect((await run(["--ft7-shared-sets", "maybe"])).out).toMatch(/train:demo: --ft7-shared-sets maybe: expected yes or no/);
     const e = await run(["--ft3-box-jitter", "loose"]);
     expect(e.code).toBe(1);
     expect(e.out).toMatch(/train:demo: --ft3-box-jitter loose: expected a non-negative integer/);
@@ -65,18 +66,20 @@ describe("train:demo recipe", () => {
     const shipped = join(tmp, "shipped");
     mkdirSync(shipped);
     writeFileSync(join(shipped, "stale.txt"), "replaced as a whole");
-    const r = await run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--ft-cases", "1", "--ft2-steps", "1", "--ft2-warmup", "0", "--ft2-cases", "2", "--ft3-steps", "1", "--ft3-warmup", "0", "--ft3-cases", "2", "--ft4-steps", "0", "--ft5-steps", "0", "--save-every", "0", "--ship", shipped]);
+    const r = await run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--ft-cases", "1", "--ft2-steps", "1", "--ft2-warmup", "0", "--ft2-cases", "2", "--ft3-steps", "1", "--ft3-warmup", "0", "--ft3-cases", "2", "--ft3-shared-sets", "yes", "--ft3-vit-layers", "2", "--ft4-steps", "0", "--ft5-steps", "0", "--ft6-steps", "0", "--ft7-steps", "0", "--save-every", "0", "--ship", shipped]);
     expect(r.code, r.out).toBe(0);
     // Each stage starts from the one before and writes its own folder; stage 3
     // trains on its own phantom folder.
     expect(r.out).toContain(`--data ${join(out, "data")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "train", "checkpoint")} --out ${join(out, "finetune")} --steps 1 --lr 5e-4 --warmup 0`);
     expect(r.out).toContain(`--data ${join(out, "data-2")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "finetune", "checkpoint")} --out ${join(out, "finetune2")} --steps 1 --lr 3e-4 --warmup 0`);
     // Stage 4 reuses stage 3's phantoms and jitters its boxes; stage 5 has 0 steps and is skipped.
-    expect(r.out).toContain(`--data ${join(out, "data-2")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "finetune2", "checkpoint")} --out ${join(out, "finetune3")} --steps 1 --lr 3e-4 --warmup 0`);
-    expect(r.out).toMatch(/--out \S*finetune3 .*--crop-centre category --box-jitter 2 --all-categories/);
-    expect(r.out).toMatch(/--out \S*finetune2 .*--crop-centre category --box-jitter 0 --all-categories/);
+    expect(r.out).toContain(`--data ${join(out, "data-2")} --categories "liver,spleen,left kidney,right kidney" --weights ${join(out, "finetune3-grown")} --out ${join(out, "finetune3")} --steps 1 --lr 3e-4 --warmup 0`);
+    expect(r.out).toMatch(/--out \S*finetune3 .*--crop-centre category --box-jitter 2 --all-categories --shared-sets\n/);
+    expect(r.out).toMatch(/--out \S*finetune2 .*--crop-centre category --box-jitter 0 --all-categories\n/);
     expect(r.out).not.toContain("finetune4");
     expect(r.out).not.toContain("finetune5");
+    expect(r.out).not.toContain("finetune6");
+    expect(r.out).not.toContain("finetune7");
     expect(r.out).toContain(`weights folder: ${join(out, "finetune3", "checkpoint")}`);
     for (const [stage, rows] of [["train", 2], ["finetune", 1], ["finetune2", 1], ["finetune3", 1]] as const) {
       const ckpt = join(out, stage, "checkpoint");
@@ -90,6 +93,10 @@ describe("train:demo recipe", () => {
     expect(readFileSync(join(out, "finetune2", "checkpoint", "model.safetensors"))).not.toEqual(readFileSync(join(out, "finetune", "checkpoint", "model.safetensors")));
     expect(readFileSync(join(out, "finetune3", "checkpoint", "model.safetensors"))).not.toEqual(readFileSync(join(out, "finetune2", "checkpoint", "model.safetensors")));
     const ckpt = join(out, "finetune3", "checkpoint");
+    // --ft3-vit-layers 2: stage 4 starts from stage 3's weights grown to two image encoder blocks.
+    expect(r.out).toContain(`segvol grow --weights ${join(out, "finetune2", "checkpoint")} --out ${join(out, "finetune3-grown")} --vit-layers 2`);
+    expect(loadConfig(join(ckpt, "config.json")).vit.num_layers).toBe(2);
+    expect(loadConfig(join(out, "finetune2", "checkpoint", "config.json")).vit.num_layers).toBe(1);
     expect(readdirSync(join(out, "data", "imagesTr"))).toEqual(["phantom_1000.nii.gz"]);
     expect(readdirSync(join(out, "data-2", "imagesTr"))).toEqual(["phantom_1000.nii.gz", "phantom_1001.nii.gz"]);
     // --ship: the model, config, tokenizer, categories and recipe, nothing else.
@@ -101,6 +108,9 @@ describe("train:demo recipe", () => {
     expect(recipe.flags["ft-steps"]).toBe("1");
     expect(recipe.flags["ft2-cases"]).toBe("2");
     expect(recipe.flags["ft3-box-jitter"]).toBe("2");
+    expect(recipe.flags["ft3-shared-sets"]).toBe("yes");
+    expect(recipe.flags["ft2-shared-sets"]).toBe("no");
+    expect(recipe.flags["ft3-vit-layers"]).toBe("2");
     expect(recipe.stages).toEqual({ train: 2, finetune: 1, finetune2: 1, finetune3: 1 });
     expect(recipe.steps).toBe(5);
     expect(recipe.trainSeeds).toEqual([1000, 1001]);
