@@ -194,8 +194,11 @@ export async function trainStep(
     await model.prepare();
     tokens = model.encodeImage(window);
     // The step's categories' text embeddings (rows of one batched pass),
-    // then every (category, prompt set) pair, grouped by token layout when batching.
-    const texts = model.hasText ? model.textEmbeddings(targets.map((t) => t.cat)) : null;
+    // only when a set has text: a recorded pass that no loss reaches would
+    // leak. Then every (category, prompt set) pair, grouped by token layout
+    // when batching.
+    const withText = targets.some((t) => t.sets.some((s) => s.prompt.text !== undefined));
+    const texts = model.hasText && withText ? model.textEmbeddings(targets.map((t) => t.cat)) : null;
     const groups = new Map<string, { prompt: WindowPrompt; row: number; mask: Uint8Array }[]>();
     targets.forEach((t, row) => {
       t.sets.forEach((s, i) => {
