@@ -405,9 +405,9 @@ export class TrainableSegVol {
    * tokens [1, N, C] as one batch → logits [B, 1, D, H, W], item b being
    * what `decode` returns for prompts[b] and row b of `texts` (the text
    * embeddings [B, C], e.g. from `textEmbeddings`, when the layout has
-   * text; null otherwise). One batched pass
-   * records the decoder's dispatches once instead of B times, which is
-   * what a training step's time goes to on a fast GPU.
+   * text; null otherwise). One batched pass records the decoder's
+   * dispatches once instead of B times, which is what a training step's
+   * time goes to on a fast GPU.
    */
   decodeBatch(tokens: Var, prompts: readonly WindowPrompt[], texts: Var | null): Var {
     const P = "mask_decoder";
