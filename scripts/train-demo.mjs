@@ -32,7 +32,13 @@
 //                      cycle (4000 steps) on the same 192 phantoms, then
 //                      stage 7 (OUT/finetune6, --ft6-*), 1800 steps at half
 //                      its peak rate, and stage 8 (OUT/finetune7, --ft7-*),
-//                      4000 more at the full rate.
+//                      4000 more at the full rate;
+//   8. segvol grow:    stage 8's weights with 6 image encoder blocks instead
+//                      of 2 (OUT/finetune8-grown; the new blocks start as the
+//                      identity), then
+//      segvol train:   stage 9 (OUT/finetune8, --ft8-*), 3200 steps with
+//                      --shared-sets: the kidneys' errors are a matter of
+//                      capacity (README, The demo).
 // A later stage with 0 steps is skipped and the next starts from the one before.
 // A stage with --ftN-vit-layers L > 0 starts from the previous weights grown
 // by `segvol grow` to L image encoder blocks (OUT/<stage>-grown; the new
@@ -44,14 +50,14 @@
 // backend, about 4 steps/s against 0.8 here), whose float rounding differs
 // from lavapipe's: a rerun on lavapipe reproduces their quality, not their
 // bytes. The result is the last stage's
-// weights folder (e.g. OUT/finetune7/checkpoint) that SegVol.fromWeights
+// weights folder (e.g. OUT/finetune8/checkpoint) that SegVol.fromWeights
 // loads; `--ship DIR` then copies the model, config and tokenizer into DIR
 // (weights/demo/ for the shipped demo) with categories.json and recipe.json
 // (the flags used).
 //
 // Phantom seeds: a stage with N cases uses TRAIN_SEED .. TRAIN_SEED+N-1
 // (default 1000..1023, 1000..1095 for the third stage and 1000..1191 for
-// stages 4-8); evaluation and the demo must use seeds outside that range.
+// stages 4-9); evaluation and the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -167,6 +173,18 @@ const defaults = {
   "ft7-box-jitter": "2",
   "ft7-shared-sets": "no",
   "ft7-vit-layers": "0",
+  // Stage 9: the model grown to 6 image encoder blocks (the new ones start
+  // as the identity), its prompt sets drawn once per step.
+  "ft8-steps": "3200",
+  "ft8-lr": "2e-4",
+  "ft8-warmup": "50",
+  "ft8-resize-prob": "0.3",
+  "ft8-seed": "8",
+  "ft8-crop-centre": "category",
+  "ft8-cases": "192",
+  "ft8-box-jitter": "2",
+  "ft8-shared-sets": "yes",
+  "ft8-vit-layers": "6",
 };
 /**
  * The training stages in order, each starting from the previous one's
@@ -182,6 +200,7 @@ const STAGES = [
   { dir: "finetune5", prefix: "ft5-" },
   { dir: "finetune6", prefix: "ft6-" },
   { dir: "finetune7", prefix: "ft7-" },
+  { dir: "finetune8", prefix: "ft8-" },
 ];
 const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter", "shared-sets", "vit-layers"];
 /** Flags that take yes or no. */

@@ -1,5 +1,5 @@
 // segvol grow (src/cli/grow.ts, src/train/grow.ts): the demo weights grown
-// from 2 to 5 image encoder blocks compute exactly the same logits (the new
+// by three image encoder blocks compute exactly the same logits (the new
 // blocks add zero to the residual stream), hold copies of the old blocks'
 // other weights, and bad requests are refused, naming the problem.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,6 +12,8 @@ import { releaseGpu } from "../../src/tensor/device.js";
 import { SafetensorsFile } from "../../weights/safetensors.js";
 
 const DEMO = join(__dirname, "..", "..", "weights", "demo");
+/** The demo model's image encoder blocks before growing. */
+const L: number = JSON.parse(readFileSync(join(DEMO, "config.json"), "utf8")).vit.num_layers;
 let dir = "";
 
 beforeAll(() => {
@@ -25,19 +27,19 @@ afterAll(() => {
 
 it("a grown model computes the same logits; new blocks copy the old ones with zero residual outputs", async () => {
   const out = join(dir, "grown");
-  const r = growFolder({ weights: DEMO, out, vitLayers: 5 });
-  expect(r.vitLayers).toBe(5);
-  expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).vit.num_layers).toBe(5);
+  const r = growFolder({ weights: DEMO, out, vitLayers: L + 3 });
+  expect(r.vitLayers).toBe(L + 3);
+  expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8")).vit.num_layers).toBe(L + 3);
   expect(readFileSync(join(out, "vocab.json"), "utf8")).toBe(readFileSync(join(DEMO, "vocab.json"), "utf8"));
 
   const f = SafetensorsFile.open(join(out, "model.safetensors"));
   const g = SafetensorsFile.open(join(DEMO, "model.safetensors"));
   try {
-    // Block 4 takes block 0's (4 mod 2) attention input weights; its output layers are zero.
-    expect(f.readF32("image_encoder.blocks.4.attn.qkv.weight")).toEqual(g.readF32("image_encoder.blocks.0.attn.qkv.weight"));
-    expect(f.readF32("image_encoder.blocks.3.norm2.weight")).toEqual(g.readF32("image_encoder.blocks.1.norm2.weight"));
-    for (const k of ["attn.out_proj.weight", "mlp.linear2.bias"]) expect(f.readF32(`image_encoder.blocks.2.${k}`).every((v) => v === 0)).toBe(true);
-    expect(f.readF32("image_encoder.blocks.1.mlp.linear2.weight")).toEqual(g.readF32("image_encoder.blocks.1.mlp.linear2.weight"));
+    // New block L + n takes block n mod L's attention input weights; its output layers are zero.
+    expect(f.readF32(`image_encoder.blocks.${L}.attn.qkv.weight`)).toEqual(g.readF32("image_encoder.blocks.0.attn.qkv.weight"));
+    expect(f.readF32(`image_encoder.blocks.${L + 1}.norm2.weight`)).toEqual(g.readF32(`image_encoder.blocks.${1 % L}.norm2.weight`));
+    for (const k of ["attn.out_proj.weight", "mlp.linear2.bias"]) expect(f.readF32(`image_encoder.blocks.${L + 2}.${k}`).every((v) => v === 0)).toBe(true);
+    expect(f.readF32(`image_encoder.blocks.${L - 1}.mlp.linear2.weight`)).toEqual(g.readF32(`image_encoder.blocks.${L - 1}.mlp.linear2.weight`));
   } finally {
     f.close();
     g.close();
@@ -62,12 +64,12 @@ it("a grown model computes the same logits; new blocks copy the old ones with ze
 }, 120_000);
 
 it("refuses too few layers, --out equal to --weights and a foreign output folder", () => {
-  expect(() => growFolder({ weights: DEMO, out: join(dir, "x"), vitLayers: 2 })).toThrow("grow: --vit-layers 2 must be an integer above the model's 2 image encoder blocks");
-  expect(() => growFolder({ weights: DEMO, out: DEMO, vitLayers: 3 })).toThrow("grow: --out must differ from --weights");
+  expect(() => growFolder({ weights: DEMO, out: join(dir, "x"), vitLayers: L })).toThrow(`grow: --vit-layers ${L} must be an integer above the model's ${L} image encoder blocks`);
+  expect(() => growFolder({ weights: DEMO, out: DEMO, vitLayers: L + 1 })).toThrow("grow: --out must differ from --weights");
   const foreign = join(dir, "foreign");
   mkdirSync(foreign);
   writeFileSync(join(foreign, "notes.txt"), "mine");
-  expect(() => growFolder({ weights: DEMO, out: foreign, vitLayers: 3 })).toThrow(/grow: output folder .*foreign is not empty and not a previous segvol grow output/);
+  expect(() => growFolder({ weights: DEMO, out: foreign, vitLayers: L + 1 })).toThrow(/grow: output folder .*foreign is not empty and not a previous segvol grow output/);
   expect(readFileSync(join(foreign, "notes.txt"), "utf8")).toBe("mine");
-  expect(() => growFolder({ weights: join(dir, "none"), out: join(dir, "y"), vitLayers: 3 })).toThrow(/grow: .*none has no config.json/);
+  expect(() => growFolder({ weights: join(dir, "none"), out: join(dir, "y"), vitLayers: L + 1 })).toThrow(/grow: .*none has no config.json/);
 });
