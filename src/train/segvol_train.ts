@@ -420,7 +420,7 @@ export class TrainableSegVol {
       if (promptLayout(p) !== layout) throw new Error(`decodeBatch: prompt ${b} has layout ${promptLayout(p)}, prompt 0 has ${layout} (a batch shares one layout)`);
     });
     const withText = prompts[0]!.text !== undefined;
-    if (withText && !texts) throw new Error("decode: the prompt has text but no text embedding was given");
+    if (withText && !texts) throw new Error("decodeBatch: the prompts have text but no text embeddings were given");
     if (withText && (texts!.shape.length !== 2 || texts!.shape[0] !== B || texts!.shape[1] !== C)) {
       throw new Error(`decodeBatch: text embeddings ${shapeStr(texts!.shape)} must be [${B}, ${C}] (one row per prompt)`);
     }
