@@ -4,14 +4,13 @@
 // the same masks until `segvol train` puts them to use. The tokenizer files
 // are copied; the folder is built beside DIR and renamed into place.
 import type { Command } from "commander";
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
-import { replaceDir } from "../io/atomic.js";
+import { copyFileSync, existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { SafetensorsFile } from "../../weights/safetensors.js";
 import { loadConfig } from "../segvol/config.js";
 import { expectedParameters } from "../segvol/params.js";
 import { deepenImageEncoder, type HostTensor } from "../train/grow.js";
-import { checkWeightsOutputDir } from "./init.js";
+import { checkWeightsOutputDir, writeWeightsFolder } from "./weights_folder.js";
 
 const PRODUCER = "segvol grow";
 const TOKENIZER_FILES = ["vocab.json", "merges.txt", "tokenizer.json"];
@@ -43,19 +42,14 @@ export function growFolder(o: GrowOptions): { out: string; tensors: number; vitL
     file.close();
   }
   const grown = deepenImageEncoder(cfg, tensors, o.vitLayers);
-  const tmp = join(dirname(out), `.${basename(out)}.grow-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-  mkdirSync(tmp, { recursive: true });
-  let done = false;
-  try {
-    const list = [...grown.tensors].map(([name, t]) => ({ name, dtype: "F32" as const, shape: t.shape, data: t.data }));
-    writeSafetensors(join(tmp, "model.safetensors"), list, { format: "pt", producer: PRODUCER, from: src });
-    writeFileSync(join(tmp, "config.json"), JSON.stringify(grown.config, null, 2) + "\n");
-    for (const f of TOKENIZER_FILES) if (existsSync(join(src, f))) copyFileSync(join(src, f), join(tmp, f));
-    replaceDir(tmp, out);
-    done = true;
-  } finally {
-    if (!done) rmSync(tmp, { recursive: true, force: true });
-  }
+  writeWeightsFolder(out, {
+    tensors: grown.tensors,
+    config: grown.config,
+    metadata: { producer: PRODUCER, from: src },
+    tokenizer: (dir) => {
+      for (const f of TOKENIZER_FILES) if (existsSync(join(src, f))) copyFileSync(join(src, f), join(dir, f));
+    },
+  });
   return { out, tensors: grown.tensors.size, vitLayers: o.vitLayers };
 }
 

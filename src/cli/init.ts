@@ -5,19 +5,16 @@
 // PyTorch's default initialisation (src/train/init.ts). The folder is built
 // beside DIR and renamed into place, so DIR is either complete or untouched.
 import type { Command } from "commander";
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
+import { resolve } from "node:path";
 import { PHANTOM_LABELS } from "../demo/phantom.js";
 import { buildTokenizer, writeTokenizerFiles, type BuiltTokenizer } from "../demo/tokenizer_builder.js";
 import { loadConfig, parseConfig, type SegVolConfig } from "../segvol/config.js";
 import { parameterCount, expectedParameters } from "../segvol/params.js";
 import { ClipTokenizer } from "../segvol/tokenizer.js";
 import { initWeights } from "../train/init.js";
-import { replaceDir } from "../io/atomic.js";
+import { checkWeightsOutputDir, writeWeightsFolder } from "./weights_folder.js";
 
 const PRODUCER = "segvol init";
-const OUTPUT_FILES = new Set(["model.safetensors", "config.json", "vocab.json", "merges.txt", "tokenizer.json"]);
 
 export interface InitFolderOptions {
   /** A config.json path or a parsed config. */
@@ -66,45 +63,14 @@ export function writeInitFolder(o: InitFolderOptions): InitFolderResult {
   }
 
   const weights = initWeights(cfg, o.seed);
-  const tmp = join(dirname(out), `.${basename(out)}.init-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-  mkdirSync(tmp, { recursive: true }); // also creates DIR's parent folders
-  let done = false;
-  try {
-    const tensors = [...weights].map(([name, t]) => ({ name, dtype: "F32" as const, shape: t.shape, data: t.data }));
-    writeSafetensors(join(tmp, "model.safetensors"), tensors, { format: "pt", producer: PRODUCER, seed: String(o.seed) });
-    writeFileSync(join(tmp, "config.json"), JSON.stringify(cfg, null, 2) + "\n");
-    if (tokenizer) writeTokenizerFiles(tmp, tokenizer);
-    replaceDir(tmp, out);
-    done = true;
-  } finally {
-    if (!done) rmSync(tmp, { recursive: true, force: true });
-  }
+  writeWeightsFolder(out, {
+    tensors: weights,
+    config: cfg,
+    metadata: { producer: PRODUCER, seed: String(o.seed) },
+    tokenizer: tokenizer ? (dir) => writeTokenizerFiles(dir, tokenizer) : undefined,
+  });
   return { out, tensors: weights.size, parameters: parameterCount(expectedParameters(cfg)), config: cfg, vocabSize: tokenizer?.vocabSize ?? null };
 }
-
-/**
- * Refuses an output folder holding anything but a previous output of the
- * same command (a weights folder whose model.safetensors names `producer`).
- */
-export function checkWeightsOutputDir(out: string, producer: string, what: string): void {
-  if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory()) throw new Error(`${what}: output ${out} exists and is not a folder`);
-  const entries = readdirSync(out);
-  if (entries.length === 0) return;
-  let ours = entries.every((e) => OUTPUT_FILES.has(e)) && entries.includes("model.safetensors");
-  if (ours) {
-    try {
-      const f = SafetensorsFile.open(join(out, "model.safetensors"));
-      ours = f.metadata.producer === producer;
-      f.close();
-    } catch {
-      ours = false;
-    }
-  }
-  if (!ours) throw new Error(`${what}: output folder ${out} is not empty and not a previous ${producer} output; choose another --out or remove it`);
-}
-
-/** Renames the finished temp folder into place; a previous output is swapped out, then deleted. */
 
 function seedFlag(v: string): number {
   const n = Number(v);

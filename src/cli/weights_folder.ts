@@ -1,0 +1,60 @@
+// Writing a weights folder (model.safetensors + config.json + tokenizer
+// files) for the commands that make one from scratch or from another
+// (`segvol init`, `segvol grow`): the folder is built beside DIR and renamed
+// into place, so DIR is either complete or untouched, and an existing DIR is
+// replaced only when it is a previous output of the same command.
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
+import { replaceDir } from "../io/atomic.js";
+import type { SegVolConfig } from "../segvol/config.js";
+
+const OUTPUT_FILES = new Set(["model.safetensors", "config.json", "vocab.json", "merges.txt", "tokenizer.json"]);
+
+/**
+ * Refuses an output folder holding anything but a previous output of the
+ * same command (a weights folder whose model.safetensors names `producer`).
+ */
+export function checkWeightsOutputDir(out: string, producer: string, what: string): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new Error(`${what}: output ${out} exists and is not a folder`);
+  const entries = readdirSync(out);
+  if (entries.length === 0) return;
+  let ours = entries.every((e) => OUTPUT_FILES.has(e)) && entries.includes("model.safetensors");
+  if (ours) {
+    try {
+      const f = SafetensorsFile.open(join(out, "model.safetensors"));
+      ours = f.metadata.producer === producer;
+      f.close();
+    } catch {
+      ours = false;
+    }
+  }
+  if (!ours) throw new Error(`${what}: output folder ${out} is not empty and not a previous ${producer} output; choose another --out or remove it`);
+}
+
+export interface WeightsFolder {
+  tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>;
+  config: SegVolConfig;
+  /** Safetensors metadata; `producer` names the command (checkWeightsOutputDir reads it). */
+  metadata: Record<string, string> & { producer: string };
+  /** Writes the tokenizer files into the folder being built. */
+  tokenizer?: (dir: string) => void;
+}
+
+/** Builds the folder beside `out` (creating its parents) and renames it into place. */
+export function writeWeightsFolder(out: string, w: WeightsFolder): void {
+  const tmp = join(dirname(out), `.${basename(out)}.${w.metadata.producer.replace(/\W+/g, "-")}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  mkdirSync(tmp, { recursive: true });
+  let done = false;
+  try {
+    const list = [...w.tensors].map(([name, t]) => ({ name, dtype: "F32" as const, shape: [...t.shape], data: t.data }));
+    writeSafetensors(join(tmp, "model.safetensors"), list, { format: "pt", ...w.metadata });
+    writeFileSync(join(tmp, "config.json"), JSON.stringify(w.config, null, 2) + "\n");
+    w.tokenizer?.(tmp);
+    replaceDir(tmp, out);
+    done = true;
+  } finally {
+    if (!done) rmSync(tmp, { recursive: true, force: true });
+  }
+}
