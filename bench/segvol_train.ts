@@ -1,4 +1,4 @@
-// Training throughput (`npx tsx bench/segvol_train.ts [small|demo|official] [--steps N] [--shared-sets] [--weights DIR]`):
+// Training throughput (`npx tsx bench/segvol_train.ts [small|demo|official] [--steps N] [--shared-sets] [--weights DIR] [--profile P]`):
 //  - small: SegVol config A (test/fixtures/model, converted to a temp folder),
 //    all parameters trainable, on three synthetic MSD cases;
 //  - demo: the shipped demo model (weights/demo, or --weights DIR: another
@@ -12,7 +12,10 @@
 // Reports steady-state steps/s and windows/s (one window per step; the first
 // step, which compiles the shaders, is left out), GPU dispatches per step,
 // and the peak bytes of live GPU tensors during training (weights,
-// optimiser state and the tape).
+// optimiser state and the tape). With --profile P the last P steps (and
+// the final checkpoint write) are timed per kernel on the GPU (timestamp
+// queries, one pass per dispatch: slower steps, so steps/s is then not
+// reported) and the families and the longest launches are printed per step.
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,10 +24,14 @@ import { writePhantom } from "../src/demo/phantom.js";
 import { gpu, releaseGpu } from "../src/tensor/device.js";
 import { train, type TrainOptions } from "../src/train/trainer.js";
 import { convertCheckpoint } from "../weights/convert.js";
+import { launchRows, launchTable, profileRows, profileTable, type KernelLaunchRow, type KernelProfileRow } from "./kernel_profile.js";
 
 const args = process.argv.slice(2);
 const which = args.find((a) => a === "small" || a === "demo" || a === "official") ?? "small";
 const si = args.indexOf("--steps");
+const pi = args.indexOf("--profile");
+const profileSteps = pi >= 0 ? Number(args[pi + 1]) : 0;
+if (!Number.isInteger(profileSteps) || profileSteps < 0) throw new Error(`--profile ${args[pi + 1]}: expected a whole number of steps`);
 const log = (s: string) => process.stderr.write(s + "\n");
 
 /** An MSD folder of `count` cases (NIfTI dims I×J×K): a body box with a blob labelled 1. */
@@ -82,6 +89,7 @@ try {
     freeze = ["image_encoder.", "text_encoder."];
     steps = si >= 0 ? Number(args[si + 1]) : 3;
   }
+  if (profileSteps >= steps) throw new Error(`--profile ${profileSteps}: must be fewer than the ${steps} steps (the first compiles the shaders)`);
   const stamps: number[] = [];
   const counts: number[] = [];
   const t0 = performance.now();
@@ -105,21 +113,29 @@ try {
       if (l.startsWith("step ")) {
         stamps.push(performance.now());
         counts.push(gpu().dispatches);
+        if (profileSteps > 0 && stamps.length === steps - profileSteps) gpu().startKernelProfile();
       }
       log(l);
     },
   });
+  let profile: { families: KernelProfileRow[]; launches: KernelLaunchRow[] } | undefined;
+  if (profileSteps > 0) {
+    const kernels = await gpu().stopKernelProfile();
+    profile = { families: profileRows(kernels, profileSteps), launches: launchRows(kernels, profileSteps) };
+    log(profileTable(profile.families) + "\n\n" + launchTable(profile.launches));
+  }
   const steady = stamps.length > 1 ? ((stamps.length - 1) * 1000) / (stamps[stamps.length - 1]! - stamps[0]!) : r.stepsPerSecond;
   const out = {
     config: which,
     shared_sets: which === "demo" ? args.includes("--shared-sets") : undefined,
     steps: r.step,
     load_and_first_step_s: Math.round(stamps[0]! - t0) / 1000,
-    steps_per_s: Number(steady.toFixed(4)),
-    windows_per_s: Number(steady.toFixed(4)),
+    steps_per_s: profile ? null : Number(steady.toFixed(4)),
+    windows_per_s: profile ? null : Number(steady.toFixed(4)),
     dispatches_per_step: counts.length > 1 ? Math.round((counts[counts.length - 1]! - counts[0]!) / (counts.length - 1)) : null,
     peak_gpu_mib: Math.round(r.peakBytes / 2 ** 20),
     last_loss: r.losses[r.losses.length - 1],
+    kernel_profile: profile,
   };
   process.stdout.write(JSON.stringify(out) + "\n");
 } finally {

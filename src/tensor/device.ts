@@ -4,6 +4,7 @@
 import { create, globals } from "webgpu";
 import { BufferPool } from "./pool.js";
 import { awaitGpu } from "./gpu_wait.js";
+import { KernelProfiler, type KernelTime } from "./kernel_profile.js";
 
 // WebGPU constants (GPUBufferUsage, GPUMapMode, …) as globals, as in a browser.
 Object.assign(globalThis, globals);
@@ -97,6 +98,8 @@ export class Gpu {
   private readonly uniformAlignment: number;
   private batched = 0;
   private transient: GPUBuffer[] = [];
+  /** Open while a kernel profile is being recorded (`startKernelProfile`). */
+  private profiler: KernelProfiler | null = null;
   private lostReason: string | null = null;
   private errors: string[] = [];
 
@@ -183,10 +186,16 @@ export class Gpu {
       this.layouts.set(pipeline, layout);
     }
     const bindGroup = this.device.createBindGroup({ layout, entries });
+    if (this.profiler) {
+      // A pass of its own, timed from its beginning to its end.
+      this.endPass();
+      this.pass = this.getEncoder().beginComputePass(this.profiler.passFor(pipeline.label, workgroups));
+    }
     this.pass ??= this.getEncoder().beginComputePass();
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    if (this.profiler) this.endPass();
     if (++this.batched >= MAX_BATCHED_DISPATCHES) this.flush();
   }
 
@@ -230,6 +239,8 @@ export class Gpu {
         this.uniformView = null;
         this.uniformUsed = 0;
       }
+      const resolved = this.profiler?.resolveInto(this.encoder);
+      if (resolved) this.transient.push(resolved);
       this.device.queue.submit([this.encoder.finish()]);
       this.encoder = null;
       this.batched = 0;
@@ -240,6 +251,33 @@ export class Gpu {
 
   private wait<T>(p: Promise<T>): Promise<T> {
     return this.pacedWaits ? awaitGpu(p) : p;
+  }
+
+  /** Whether kernel profiles can be taken: the device has the `timestamp-query` feature. */
+  get canProfileKernels(): boolean {
+    return this.device.features.has("timestamp-query");
+  }
+
+  /**
+   * Starts timing every dispatch on the GPU (see kernel_profile.ts) until
+   * `stopKernelProfile`. Work recorded before this call is submitted first,
+   * so it is not counted.
+   */
+  startKernelProfile(): void {
+    if (!this.canProfileKernels) throw new Error("kernel profile: this device has no timestamp-query feature");
+    if (this.profiler) throw new Error("kernel profile: a profile is already being recorded");
+    this.flush();
+    this.profiler = new KernelProfiler(this.device, MAX_BATCHED_DISPATCHES);
+  }
+
+  /** Ends the profile: waits for the GPU and returns the time per pipeline key, longest first. */
+  async stopKernelProfile(): Promise<KernelTime[]> {
+    const profiler = this.profiler;
+    if (!profiler) throw new Error("kernel profile: no profile is being recorded (call startKernelProfile first)");
+    this.flush();
+    this.profiler = null;
+    await this.sync();
+    return profiler.collect((p) => this.wait(p));
   }
 
   /** Waits until the GPU has finished all submitted work. */
@@ -329,7 +367,10 @@ async function acquire(opts: GpuOptions): Promise<Gpu> {
     process.env.XDG_RUNTIME_DIR = "/tmp";
   }
   if (!navigatorGpu) {
-    navigatorGpu = create([]);
+    // Dawn rounds timestamp queries to a coarse grid unless told not to
+    // (a browser's guard against timing attacks); kernel profiles time
+    // dispatches of a few microseconds.
+    navigatorGpu = create(["disable-dawn-features=timestamp_quantization"]);
   }
   const adapter = await navigatorGpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
