@@ -44,18 +44,20 @@ export interface MatmulOptions {
 export interface MatmulTuning {
   /** Output rows shared by a workgroup (a multiple of 8); "auto": 32 for large outputs, else 16. */
   rows: number | "auto";
-  /** Output columns owned by each invocation. */
-  cols: number;
-  /** Invocations per workgroup. */
-  wg: number;
+  /** Output columns owned by each invocation; "auto": 1-4, with wg, by the tile cost (chooseTile). */
+  cols: number | "auto";
+  /** Invocations per workgroup (a multiple of 8); "auto": 8-64 by the tile cost. */
+  wg: number | "auto";
   /** "auto": broadcast rows through subgroups when the adapter allows it; false: never. */
   subgroups: "auto" | false;
 }
 
 // Measured on lavapipe (2048x768x768, CPU time): R32 C4 ≈ 1.25x R16 C4 and
 // 1.4x R16 C2; R32 C6 and larger spill too much. R32 compiles in ~10 s, so
-// small outputs (where R32 also pads more) use R16.
-const DEFAULT_TUNING: MatmulTuning = { rows: "auto", cols: 4, wg: 64, subgroups: "auto" };
+// small outputs (where R32 also pads more) use R16 or R8. Columns and
+// workgroup size follow the output's shape (chooseTile): a fixed 64×4 span
+// computed 256 columns for a 12-column output.
+const DEFAULT_TUNING: MatmulTuning = { rows: "auto", cols: "auto", wg: "auto", subgroups: "auto" };
 /** Outputs with at least this many elements (per batch) use 32-row tiles under rows: "auto". */
 const BIG_OUTPUT = 65536;
 let tuning: MatmulTuning = { ...DEFAULT_TUNING };
@@ -67,10 +69,10 @@ export function setMatmulTuning(t: Partial<MatmulTuning>): MatmulTuning {
   if (next.rows !== "auto" && (!Number.isInteger(next.rows) || next.rows < 8 || next.rows % 8 !== 0)) {
     throw new Error(`setMatmulTuning: rows ${next.rows} must be "auto" or a positive multiple of 8`);
   }
-  if (!Number.isInteger(next.cols) || next.cols < 1) throw new Error(`setMatmulTuning: cols ${next.cols} must be a positive integer`);
+  if (next.cols !== "auto" && (!Number.isInteger(next.cols) || next.cols < 1)) throw new Error(`setMatmulTuning: cols ${next.cols} must be "auto" or a positive integer`);
   // A multiple of 8, so every subgroup has the lanes 0..7 that load the shared rows.
-  if (!Number.isInteger(next.wg) || next.wg < 8 || next.wg > 256 || next.wg % 8 !== 0) {
-    throw new Error(`setMatmulTuning: wg ${next.wg} must be a multiple of 8 in 8..256`);
+  if (next.wg !== "auto" && (!Number.isInteger(next.wg) || next.wg < 8 || next.wg > 256 || next.wg % 8 !== 0)) {
+    throw new Error(`setMatmulTuning: wg ${next.wg} must be "auto" or a multiple of 8 in 8..256`);
   }
   tuning = next;
   return prev;
@@ -286,6 +288,48 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`;
 }
 
+/** A tile: orientation, shared rows, owned columns per invocation, invocations per workgroup. */
+export interface MatmulTile {
+  swap: boolean;
+  R: number;
+  C: number;
+  WG: number;
+}
+
+/**
+ * The tile of an M×N×K product under `t` (its fixed knobs kept, its "auto"
+ * ones searched), by a cost model of the kernel: every invocation of every
+ * tile runs the whole K loop, padded rows and columns included (their loads
+ * are clamped, not skipped), and a k-step costs each invocation its loads
+ * (R/8 + C with the subgroup broadcast, R + C without; a load costs about
+ * four FMAs on lavapipe) and R·C FMAs. Candidates are tried from the
+ * largest tile down and a smaller one is taken only when it is clearly
+ * cheaper, so that shapes that fill a big tile share its pipeline.
+ */
+export function chooseTile(M: number, N: number, K: number, sub: boolean, t: MatmulTuning = tuning): MatmulTile {
+  const big = M * N >= BIG_OUTPUT;
+  const Rs = t.rows !== "auto" ? [t.rows] : big ? [32, 16] : [16, 8];
+  const WGs = t.wg !== "auto" ? [t.wg] : [64, 32, 16, 8];
+  const Cs = t.cols !== "auto" ? [t.cols] : [4, 3, 2, 1];
+  const steps = Math.ceil(Math.max(K, 1) / 4);
+  let best: (MatmulTile & { cost: number }) | null = null;
+  for (const R of Rs) {
+    for (const WG of WGs) {
+      for (const C of Cs) {
+        for (const swap of [false, true]) {
+          const [rows, cols] = swap ? [N, M] : [M, N];
+          const tiles = Math.ceil(rows / R) * Math.ceil(cols / (WG * C));
+          const loads = sub ? R / SHARE + C : R + C;
+          const cost = tiles * WG * (steps * (4 * loads + R * C) + R * C);
+          if (!best || cost < 0.95 * best.cost) best = { swap, R, C, WG, cost };
+        }
+      }
+    }
+  }
+  const { swap, R, C, WG } = best!;
+  return { swap, R, C, WG };
+}
+
 /** NumPy broadcast of two batch shapes; throws naming both operands. */
 function broadcastBatch(a: readonly number[], b: readonly number[], aShape: readonly number[], bShape: readonly number[]): number[] {
   const rank = Math.max(a.length, b.length);
@@ -365,20 +409,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const out = Tensor.empty(outShape);
   if (out.size === 0) return out;
 
-  const t = tuning;
-  const sub = t.subgroups === "auto" && subgroupsUsable();
-  const R = t.rows === "auto" ? (M * N >= BIG_OUTPUT ? 32 : 16) : t.rows;
-  // Orientation: the owned (column) axis should be the long one, since a
-  // workgroup covers WG·C columns but only R rows; pick the smaller padded tile count.
-  const span = t.wg * t.cols;
-  const padded = (rows: number, cols: number) => Math.ceil(rows / R) * R * Math.ceil(cols / span) * span;
-  const swap = padded(N, M) < padded(M, N);
-  const v: Variant = { transA, transB, swap, sub, k4: K % 4 === 0, R, C: t.cols, WG: t.wg };
+  const sub = tuning.subgroups === "auto" && subgroupsUsable();
+  const { swap, R, C, WG } = chooseTile(M, N, K, sub, tuning);
+  const v: Variant = { transA, transB, swap, sub, k4: K % 4 === 0, R, C, WG };
   const pipe = g.pipeline(variantKey(v), () => wgsl(v));
 
   const [rowsDim, colsDim] = swap ? [N, M] : [M, N];
   const tilesR = Math.ceil(rowsDim / R);
-  const tiles = tilesR * Math.ceil(colsDim / span);
+  const tiles = tilesR * Math.ceil(colsDim / (WG * C));
   const grid = g.grid(tiles);
   const stridesA = batchStrides(batchA, batch, M * K);
   const stridesB = batchStrides(batchB, batch, K * N);

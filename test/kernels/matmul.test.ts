@@ -4,7 +4,7 @@
 // Tolerance: max |err| ≤ 1e-4 · max |expected| for K < 768, 1e-3 for K ≥ 768.
 import { afterEach, describe, expect, it } from "vitest";
 import type { Activation } from "../../src/kernels/activation.js";
-import { matmul, setMatmulTuning, type MatmulTuning } from "../../src/kernels/matmul.js";
+import { chooseTile, matmul, setMatmulTuning, type MatmulTuning } from "../../src/kernels/matmul.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
@@ -100,6 +100,44 @@ describe("matmul with 32-row tiles vs a float64 reference", () => {
     expect(y.shape).toEqual([B, M, N]);
     const ref = reference(a, (_, k, n) => b[k * N + n]!, B, M, K, N);
     expect(relError(await y.readFloat32(), ref)).toBeLessThanOrEqual(1e-4);
+  });
+});
+
+// The tile follows the output's shape (chooseTile): narrow outputs take
+// narrow tiles, which compile to pipelines the fixtures above may not reach.
+describe("matmul tiles for narrow outputs", () => {
+  it("chooses tiles that cover a narrow output without padding it to a 64×4 span", () => {
+    // A 1×12 output over K = 32768 (a hypernetwork input gradient): at most twice the useful outputs.
+    for (const sub of [true, false]) {
+      const t = chooseTile(1, 12, 32768, sub);
+      const [rows, cols] = t.swap ? [12, 1] : [1, 12];
+      expect(Math.ceil(rows / t.R) * t.R * Math.ceil(cols / (t.WG * t.C)) * t.WG * t.C).toBeLessThanOrEqual(16 * 8);
+    }
+    // A 96-wide output is covered exactly.
+    const w = chooseTile(96, 96, 512, true);
+    expect(w.WG * w.C).toBe(96);
+    // A big square product keeps the big tile.
+    expect(chooseTile(2048, 768, 768, true)).toEqual({ swap: false, R: 32, C: 4, WG: 64 });
+    // Fixed knobs are kept.
+    expect(chooseTile(1, 12, 32768, true, { rows: 8, cols: 2, wg: 16, subgroups: "auto" })).toMatchObject({ R: 8, C: 2, WG: 16 });
+  });
+
+  it("[3, 1, 4100] · [3, 12, 4100]ᵀ and [3, 12, 4096]ᵀ · [3, 12, 5] (long K, few outputs) match float64", async () => {
+    const [B, M, K, N] = [3, 1, 4100, 12];
+    const a = values(B * M * K, 6);
+    const b = values(B * N * K, 7);
+    const y = matmul(Tensor.from(a, [B, M, K]), Tensor.from(b, [B, N, K]), { transB: true });
+    const ref = reference(a, (bi, k, n) => b[(bi * N + n) * K + k]!, B, M, K, N);
+    expect(relError(await y.readFloat32(), ref)).toBeLessThanOrEqual(1e-3);
+    // transA: a stored [B, K, M] with M = 12, N = 5.
+    const [K2, M2, N2] = [4096, 12, 5];
+    const at = values(B * K2 * M2, 8);
+    const b2 = values(B * K2 * N2, 9);
+    const y2 = matmul(Tensor.from(at, [B, K2, M2]), Tensor.from(b2, [B, K2, N2]), { transA: true });
+    const a2 = new Float32Array(B * M2 * K2);
+    for (let bi = 0; bi < B; bi++) for (let k = 0; k < K2; k++) for (let m = 0; m < M2; m++) a2[(bi * M2 + m) * K2 + k] = at[(bi * K2 + k) * M2 + m]!;
+    const ref2 = reference(a2, (bi, k, n) => b2[(bi * K2 + k) * N2 + n]!, B, M2, K2, N2);
+    expect(relError(await y2.readFloat32(), ref2)).toBeLessThanOrEqual(1e-3);
   });
 });
 
