@@ -1,4 +1,7 @@
-import { add, gelu, threshold } from "../src/kernels/elementwise.js";
+// Elementwise maps and broadcasts. The broadcasts of a demo training step
+// (a batch of prompt sets plus one shared image embedding, a window-sized
+// gradient times a scalar) merge to one or two axes before indexing.
+import { add, gelu, mul, threshold } from "../src/kernels/elementwise.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
 
@@ -20,6 +23,24 @@ export const cases: BenchCase[] = [
       const x = Tensor.zeros([2048, 3072]);
       const b = Tensor.zeros([3072]);
       return { run: () => add(x, b).dispose(), bytes: 8 * N, dispose: () => (x.dispose(), b.dispose()) };
+    },
+  },
+  {
+    op: "add_broadcast",
+    shape: "4x512x96 + 1x512x96",
+    setup: () => {
+      const x = Tensor.zeros([4, 512, 96]);
+      const e = Tensor.zeros([1, 512, 96]);
+      return { run: () => add(x, e).dispose(), bytes: 12 * x.size, dispose: () => (x.dispose(), e.dispose()) };
+    },
+  },
+  {
+    op: "mul_scalar_tensor",
+    shape: "4x1x32x64x64 · []",
+    setup: () => {
+      const x = Tensor.zeros([4, 1, 32, 64, 64]);
+      const s = Tensor.from([0.5], []);
+      return { run: () => mul(x, s).dispose(), bytes: 8 * x.size, dispose: () => (x.dispose(), s.dispose()) };
     },
   },
   {

@@ -121,8 +121,9 @@ try {
   let profile: { families: KernelProfileRow[]; launches: KernelLaunchRow[] } | undefined;
   if (profileSteps > 0) {
     const kernels = await gpu().stopKernelProfile();
-    profile = { families: profileRows(kernels, profileSteps), launches: launchRows(kernels, profileSteps) };
-    log(profileTable(profile.families) + "\n\n" + launchTable(profile.launches));
+    // JSON: every launch; the table: the longest 15.
+    profile = { families: profileRows(kernels, profileSteps), launches: launchRows(kernels, profileSteps, Infinity) };
+    log(profileTable(profile.families) + "\n\n" + launchTable(profile.launches.slice(0, 15)));
   }
   const steady = stamps.length > 1 ? ((stamps.length - 1) * 1000) / (stamps[stamps.length - 1]! - stamps[0]!) : r.stepsPerSecond;
   const out = {

@@ -114,19 +114,43 @@ function broadcastStrides(shape: readonly number[], out: readonly number[]): num
 
 const MAX_RANK = 8;
 
-function binaryWgsl(op: BinaryOp, direct: boolean, sa: ReturnType<typeof inputSegments>, sb: ReturnType<typeof inputSegments>): string {
+/**
+ * A broadcast with adjacent axes merged wherever both inputs allow it (each
+ * input's stride on the outer axis is its stride on the inner one times the
+ * inner extent, which holds for two broadcast axes too) and extent-1 axes
+ * dropped: [B, C, D, H, W] + [1, C, 1, 1, 1] indexes as [B, C, D·H·W]. The
+ * kernel's index math (a division and a remainder per axis, slow on
+ * lavapipe) runs over the merged axes only.
+ */
+export function collapseBroadcast(shape: readonly number[], sa: readonly number[], sb: readonly number[]): { shape: number[]; sa: number[]; sb: number[] } {
+  const out = { shape: [] as number[], sa: [] as number[], sb: [] as number[] };
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = out.shape.length - 1;
+    if (last >= 0 && out.sa[last] === sa[d]! * shape[d]! && out.sb[last] === sb[d]! * shape[d]!) {
+      out.shape[last]! *= shape[d]!;
+      out.sa[last] = sa[d]!;
+      out.sb[last] = sb[d]!;
+    } else {
+      out.shape.push(shape[d]!);
+      out.sa.push(sa[d]!);
+      out.sb.push(sb[d]!);
+    }
+  }
+  return out;
+}
+
+/** `rank` 0 is the direct path (both inputs have the output's shape); else the merged broadcast rank, unrolled. */
+function binaryWgsl(op: BinaryOp, rank: number, sa: ReturnType<typeof inputSegments>, sb: ReturnType<typeof inputSegments>): string {
   const nA = sa.bindings.length;
-  const index = direct
-    ? "let ia = g; let ib = g;"
-    : `var rem = g; var ia = 0u; var ib = 0u;
-  for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
-    let q = u32(d) / 4u; let r = u32(d) % 4u;
-    let extent = p.shape[q][r];
-    let coord = rem % extent;
-    rem = rem / extent;
-    ia = ia + coord * p.sa[q][r];
-    ib = ib + coord * p.sb[q][r];
-  }`;
+  const steps: string[] = [];
+  for (let d = rank - 1; d >= 0; d--) {
+    const [q, r] = [Math.floor(d / 4), d % 4];
+    // The outermost axis takes what remains: no division.
+    steps.push(d === 0 ? "let c0 = rem;" : `let c${d} = rem % p.shape[${q}][${r}]; rem = rem / p.shape[${q}][${r}];`);
+    steps.push(`ia = ia + c${d} * p.sa[${q}][${r}]; ib = ib + c${d} * p.sb[${q}][${r}];`);
+  }
+  const index = rank === 0 ? "let ia = g; let ib = g;" : `var rem = g; var ia = 0u; var ib = 0u;\n  ${steps.join("\n  ")}`;
   return /* wgsl */ `
 struct P { n: u32, base: u32, rank: u32, pad: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> p: P;
@@ -158,16 +182,20 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShape(op, a.shape, b.shape);
   if (shape.length > MAX_RANK) fail(op, `rank ${shape.length} exceeds ${MAX_RANK}`);
   const direct = sameShape(a.shape, shape) && sameShape(b.shape, shape);
+  const merged = collapseBroadcast(shape, broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+  // Shapes equal up to extent-1 axes merge to one axis with unit strides: the direct path.
+  const plain = merged.shape.length <= 1 && merged.sa.every((x) => x === 1) && merged.sb.every((x) => x === 1);
+  const rank = direct || plain ? 0 : merged.shape.length;
   const g = gpu();
   const sa = inputSegments(op, a);
   const sb = inputSegments(op, b);
-  const pipe = g.pipeline(`binary:${op}:${direct}:${sa.key}:${sb.key}`, () => binaryWgsl(op, direct, sa, sb));
+  const pipe = g.pipeline(`binary:${op}:${rank === 0 ? "direct" : `b${rank}`}:${sa.key}:${sb.key}`, () => binaryWgsl(op, rank, sa, sb));
   const out = Tensor.empty(shape);
-  const strideA = padWords(broadcastStrides(a.shape, shape));
-  const strideB = padWords(broadcastStrides(b.shape, shape));
-  const dims = padWords(shape);
+  const strideA = padWords(merged.sa);
+  const strideB = padWords(merged.sb);
+  const dims = padWords(merged.shape);
   for (const c of outputChunks(out)) {
-    const params = new Params().u32(c.count).u32(c.start).u32(shape.length).u32(0);
+    const params = new Params().u32(c.count).u32(c.start).u32(rank).u32(0);
     for (const d of dims) params.u32(d);
     for (const s of strideA) params.u32(s);
     for (const s of strideB) params.u32(s);
