@@ -13,7 +13,8 @@
 // costs 2 loads for 16·TMQ FMAs; without subgroups every lane loads the TMQ
 // workgroup-uniform A vectors itself (still cheap: uniform addresses).
 import { gpu } from "../tensor/device.js";
-import type { Tensor } from "../tensor/tensor.js";
+import { Tensor } from "../tensor/tensor.js";
+import { reduce } from "./reduce.js";
 import { inputSegments, outputChunks, segmentsWgsl } from "./binding.js";
 import { fail } from "./check.js";
 import { Params } from "./params.js";
@@ -84,18 +85,20 @@ function wgsl(k: GemmKernel, v: Variant, dims: Dims): string {
       const i = 4 * q + r;
       decl += `  var acc${i} = vec4<f32>(0.0);\n`;
       step += `    acc${i} = fma(vec4<f32>(a${q}[${r}]), bv, acc${i});\n`;
-      store += `  if (m0 + ${i}u < GM) { store_row(row_off(m0 + ${i}u), acc${i}${k.biasRow ? ` + bias_row(m0 + ${i}u)` : ""}${k.biasCol ? " + cb" : ""}, cols, valid); }\n`;
+      store += `  if (m0 + ${i}u < GM) { store_row(row_off(m0 + ${i}u), acc${i}${k.biasRow ? ` + bias_row(m0 + ${i}u)` : ""}${k.biasCol ? " + cb" : ""}, cols, valid, split); }\n`;
     }
   }
   return /* wgsl */ `${v.subgroups ? "enable subgroups;" : ""}
 // The sizes are compile-time constants (every op bakes its shapes into its
 // key) so divisions by them become multiplications. The k loop alone runs
-// to the uniform p.K: with a constant bound LLVM unrolled it and the GEMM
-// got 2-3x slower on lavapipe.
+// to a uniform bound (all of K, or a split's share): with a constant bound
+// LLVM unrolled it and the GEMM got 2-3x slower on lavapipe.
 const GM = ${dims.M}u;
 const GN = ${dims.N}u;
 const GK = ${dims.K}u;
-struct P { base: u32, count: u32, K: u32 }
+// A split launch (p.split = 1) gives each z a range of k and its own copy of
+// the output, [z, count], that the caller sums.
+struct P { base: u32, count: u32, K: u32, kPer: u32, split: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${k.decls}
@@ -106,10 +109,10 @@ fn col_off(n: u32) -> u32 { ${k.colOff} }
 ${k.biasRow ? `fn bias_row(m: u32) -> f32 { ${k.biasRow} }` : ""}
 ${k.biasCol ? `fn bias_col(n: u32) -> f32 { ${k.biasCol} }` : ""}
 // Output chunking: only elements in [p.base, p.base + p.count) are written (u32 wrap-around makes one test).
-fn store_row(r: u32, v: vec4<f32>, cols: vec4<u32>, valid: vec4<bool>) {
+fn store_row(r: u32, v: vec4<f32>, cols: vec4<u32>, valid: vec4<bool>, copy: u32) {
   for (var j = 0u; j < 4u; j++) {
     let o = r + cols[j] - p.base;
-    if (valid[j] && o < p.count) { out[o] = v[j]; }
+    if (valid[j] && o < p.count) { out[copy * p.count + o] = v[j]; }
   }
 }
 @compute @workgroup_size(${WG})
@@ -118,11 +121,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }) {
   // No early return: every lane takes part in the broadcasts; out-of-range
   // lanes compute on harmless values and skip their stores.
-  // Column blocks beyond the per-dimension grid limit continue along z.
-  let n = ((wg.x + wg.z * nwg.x) * ${WG}u + li) * 4u;
+  // Column blocks beyond the per-dimension grid limit continue along z,
+  // unless z numbers the splits of K.
+  let split = select(0u, wg.z, p.split != 0u);
+  let n = ((wg.x + select(wg.z, 0u, p.split != 0u) * nwg.x) * ${WG}u + li) * 4u;
   let m0 = wg.y * ${tm}u;
+  let k0 = split * p.kPer;
+  let k1 = min(p.K, k0 + p.kPer);
 ${decl}
-  for (var k = 0u; k < p.K; k++) {
+  for (var k = k0; k < k1; k++) {
     ${step}
   }
   let nn = vec4<u32>(n, n + 1u, n + 2u, n + 3u);
@@ -133,11 +140,32 @@ ${k.biasCol ? "  let cb = vec4<f32>(bias_col(nc.x), bias_col(nc.y), bias_col(nc.
 }`;
 }
 
+/** Workgroups a GEMM should launch at least, split along K if its output is small; on lavapipe 2 would do, a GPU wants more. */
+const MIN_WORKGROUPS = 32;
+/** Most K splits (their partial outputs are summed by one reduction). */
+const MAX_SPLITS = 8;
+/** Fewest k steps per split. */
+const MIN_SPLIT_K = 1024;
+
+/**
+ * K splits for a GEMM of `workgroups` tiles: a weight gradient's small
+ * output over a long K (every voxel of the batch) launched one workgroup
+ * that walked all of K alone. Only where the partial outputs can simply be
+ * added (no bias, and the GEMM writes every element of `out` (M·N of them)
+ * in one binding-sized chunk, as can the splits' copies).
+ */
+export function gemmSplits(dims: Dims, workgroups: number, kernel: GemmKernel, out: Tensor, chunks: number): number {
+  if (kernel.biasRow || kernel.biasCol || chunks !== 1 || dims.M * dims.N !== out.size) return 1;
+  return Math.max(1, Math.min(MAX_SPLITS, Math.ceil(MIN_WORKGROUPS / workgroups), Math.floor(dims.K / MIN_SPLIT_K)));
+}
+
 /**
  * Records the GEMM into `out` (one dispatch per binding-sized chunk of out;
  * each chunk recomputes the GEMM and keeps its own elements, which only
  * happens for outputs over maxBindingBytes). `inputs` are storage
- * bindings 2, 3, ….
+ * bindings 2, 3, …. A small output over a long K is computed as partial
+ * sums over splits of K (gemmSplits) in one launch, then summed: the same
+ * products, added in a different order.
  */
 export function dispatchGemm(
   kernel: GemmKernel,
@@ -156,10 +184,26 @@ export function dispatchGemm(
   if (gy > g.maxWorkgroupsPerDim || gz > g.maxWorkgroupsPerDim) {
     fail(kernel.key.split(":")[0]!, `GEMM ${dims.M}x${dims.N} needs a ${blocks}x${gy} grid, beyond this adapter's limit of ${g.maxWorkgroupsPerDim} per dimension`);
   }
-  for (const ch of outputChunks(out)) {
-    const pr = new Params().u32(ch.start).u32(ch.count).u32(dims.K);
-    g.dispatch(pipe, [ch.binding, ...inputs], pr.bytes(), [gx, gy, gz]);
+  const chunks = outputChunks(out);
+  let splits = gz === 1 ? gemmSplits(dims, gx * gy, kernel, out, chunks.length) : 1;
+  // The splits' outputs share one binding.
+  while (splits > 1 && splits * out.byteLength > g.maxBindingBytes) splits--;
+  if (splits === 1) {
+    for (const ch of chunks) {
+      const pr = new Params().u32(ch.start).u32(ch.count).u32(dims.K).u32(dims.K).u32(0);
+      g.dispatch(pipe, [ch.binding, ...inputs], pr.bytes(), [gx, gy, gz]);
+    }
+    return;
   }
+  // One launch: z = the split, each writing its partial output; then their sum.
+  const partials = Tensor.empty([splits, out.size]);
+  const pr = new Params().u32(0).u32(out.size).u32(dims.K).u32(Math.ceil(dims.K / splits)).u32(1);
+  g.dispatch(pipe, [{ buffer: partials.buffer, offset: 0, size: partials.byteLength }, ...inputs], pr.bytes(), [gx, gy, splits]);
+  const sum = reduce("sum", partials, 0);
+  g.copy(sum.buffer, 0, out.buffer, 0, out.byteLength);
+  // Recorded commands keep the buffers; the pool hands them out only to later ones.
+  partials.dispose();
+  sum.dispose();
 }
 
 /**

@@ -3,7 +3,8 @@
 // are re-created from the counter hash the generator used. Tolerance:
 // max |err| ≤ 1e-4 · max |expected| (1e-3 where a gradient element sums ≥ 768 terms).
 import { describe, expect, it } from "vitest";
-import { convTranspose3dBackward } from "../../src/kernels/conv_transpose3d_backward.js";
+import { convTranspose3dBackward, convTranspose3dWeightGrad } from "../../src/kernels/conv_transpose3d_backward.js";
+import { gemmSplits, type GemmKernel } from "../../src/kernels/conv_gemm.js";
 import { patchEmbedBackward } from "../../src/kernels/patch_embed_backward.js";
 import { resize3dBackward } from "../../src/kernels/resample_backward.js";
 import { backward, constant, param } from "../../src/train/autograd.js";
@@ -40,6 +41,45 @@ describe("raw backward kernels", () => {
       expect(tolerance(c, k, await t.readFloat32()), k).toBe(true);
     }
     [x, w, gy, dx, dw, dbias].forEach((t) => t.dispose());
+  });
+
+  // A weight gradient sums over every voxel of the batch: a small output over
+  // a long K, computed as partial sums over splits of K (conv_gemm.ts,
+  // gemmSplits). Reference: float64 sums in TS. Shapes: 4096 input voxels,
+  // so 4 splits; stride = kernel (the vector path) and stride < kernel (the
+  // gather path).
+  for (const [k, s] of [[2, 2], [3, 2]] as const) {
+    it(`convTranspose3d weight gradient over 4096 voxels, kernel ${k} stride ${s}, matches float64`, async () => {
+      const [B, Cin, Cout, D] = [1, 4, 3, 16];
+      const Do = (D - 1) * s + k;
+      const xs = Float32Array.from({ length: B * Cin * D ** 3 }, (_, i) => ((i * 37) % 29) / 14 - 1);
+      const dys = Float32Array.from({ length: B * Cout * Do ** 3 }, (_, i) => ((i * 53) % 31) / 15 - 1);
+      const dw = convTranspose3dWeightGrad(Tensor.from(xs, [B, Cin, D, D, D]), Tensor.from(dys, [B, Cout, Do, Do, Do]), [Cin, Cout, k, k, k], { stride: [s, s, s] });
+      const ref = new Float64Array(Cin * Cout * k ** 3);
+      for (let ci = 0; ci < Cin; ci++) for (let co = 0; co < Cout; co++) for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) for (let c = 0; c < k; c++) {
+        let acc = 0;
+        for (let z = 0; z < D; z++) for (let y = 0; y < D; y++) for (let x = 0; x < D; x++) {
+          acc += xs[((ci * D + z) * D + y) * D + x]! * dys[((co * Do + z * s + a) * Do + y * s + b) * Do + x * s + c]!;
+        }
+        ref[(((ci * Cout + co) * k + a) * k + b) * k + c] = acc;
+      }
+      const got = await dw.readFloat32();
+      const scale = Math.max(...ref.map(Math.abs));
+      expect(Math.max(...got.map((v, i) => Math.abs(v - ref[i]!))) / scale).toBeLessThanOrEqual(1e-5);
+      dw.dispose();
+    });
+  }
+
+  it("splits K only for a small, bias-free output that the GEMM covers whole", () => {
+    const plain = { key: "k", decls: "", loadA: "", loadB: "", rowOff: "", colOff: "" } as GemmKernel;
+    const out = Tensor.empty([24, 96]);
+    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, plain, out, 1)).toBe(8);
+    expect(gemmSplits({ M: 24, N: 96, K: 2048 }, 3, plain, out, 1)).toBe(2);
+    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 64, plain, out, 1)).toBe(1); // enough workgroups already
+    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, { ...plain, biasRow: "return 0.0;" }, out, 1)).toBe(1);
+    expect(gemmSplits({ M: 24, N: 48, K: 16384 }, 1, plain, out, 1)).toBe(1); // writes half of out
+    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, plain, out, 2)).toBe(1); // chunked output
+    out.dispose();
   });
 
   it("patchEmbedBackward computes dx only when asked", async () => {
