@@ -38,7 +38,9 @@
 //                      identity), then
 //      segvol train:   stage 9 (OUT/finetune8, --ft8-*), 3200 steps with
 //                      --shared-sets: the kidneys' errors are a matter of
-//                      capacity (README, The demo).
+//                      capacity (README, The demo);
+//   9. segvol grow:    stage 9's weights with 10 blocks (OUT/finetune9-grown),
+//      segvol train:   stage 10 (OUT/finetune9, --ft9-*), 6500 steps.
 // A later stage with 0 steps is skipped and the next starts from the one before.
 // A stage with --ftN-vit-layers L > 0 starts from the previous weights grown
 // by `segvol grow` to L image encoder blocks (OUT/<stage>-grown; the new
@@ -50,14 +52,14 @@
 // backend, about 4 steps/s against 0.8 here), whose float rounding differs
 // from lavapipe's: a rerun on lavapipe reproduces their quality, not their
 // bytes. The result is the last stage's
-// weights folder (e.g. OUT/finetune8/checkpoint) that SegVol.fromWeights
+// weights folder (e.g. OUT/finetune9/checkpoint) that SegVol.fromWeights
 // loads; `--ship DIR` then copies the model, config and tokenizer into DIR
 // (weights/demo/ for the shipped demo) with categories.json and recipe.json
 // (the flags used).
 //
 // Phantom seeds: a stage with N cases uses TRAIN_SEED .. TRAIN_SEED+N-1
 // (default 1000..1023, 1000..1095 for the third stage and 1000..1191 for
-// stages 4-9); evaluation and the demo must use seeds outside that range.
+// stages 4-10); evaluation and the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -185,6 +187,17 @@ const defaults = {
   "ft8-box-jitter": "2",
   "ft8-shared-sets": "yes",
   "ft8-vit-layers": "6",
+  // Stage 10: grown again, to 10 blocks, and a longer cycle.
+  "ft9-steps": "6500",
+  "ft9-lr": "2e-4",
+  "ft9-warmup": "50",
+  "ft9-resize-prob": "0.3",
+  "ft9-seed": "9",
+  "ft9-crop-centre": "category",
+  "ft9-cases": "192",
+  "ft9-box-jitter": "2",
+  "ft9-shared-sets": "yes",
+  "ft9-vit-layers": "10",
 };
 /**
  * The training stages in order, each starting from the previous one's
@@ -201,6 +214,7 @@ const STAGES = [
   { dir: "finetune6", prefix: "ft6-" },
   { dir: "finetune7", prefix: "ft7-" },
   { dir: "finetune8", prefix: "ft8-" },
+  { dir: "finetune9", prefix: "ft9-" },
 ];
 const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter", "shared-sets", "vit-layers"];
 /** Flags that take yes or no. */
