@@ -18,6 +18,7 @@ import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { bytesToF32, F16_MAX, isFloatDType, maxAbsFinite, shapeNumel } from "./dtype.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "./safetensors.js";
 import { replaceDir } from "../src/io/atomic.js";
+import { previousOutput } from "./output_dir.js";
 
 export const PRODUCER = "segvol convert";
 export const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"];
@@ -202,17 +203,7 @@ function checkOutputDir(outDir: string): void {
   if (!statSync(outDir).isDirectory()) throw new ConvertError(`convert: output ${outDir} exists and is not a folder`);
   const entries = readdirSync(outDir);
   if (entries.length === 0) return;
-  const foreign = entries.filter((e) => !OUTPUT_FILES.has(e));
-  let ours = false;
-  if (foreign.length === 0 && entries.includes("model.safetensors")) {
-    try {
-      const f = SafetensorsFile.open(join(outDir, "model.safetensors"));
-      ours = f.metadata.producer === PRODUCER;
-      f.close();
-    } catch {
-      ours = false;
-    }
-  }
+  const { ours, foreign } = previousOutput(outDir, OUTPUT_FILES, PRODUCER);
   if (!ours) {
     throw new ConvertError(
       `convert: output folder ${outDir} is not empty and not a previous convert output (${foreign.length ? `it holds ${foreign.slice(0, 3).join(", ")}` : "its model.safetensors was not written by segvol convert"}); choose another --out or remove it`,

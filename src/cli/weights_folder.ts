@@ -5,7 +5,8 @@
 // replaced only when it is a previous output of the same command.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
+import { previousOutput } from "../../weights/output_dir.js";
+import { writeSafetensors } from "../../weights/safetensors.js";
 import { replaceDir } from "../io/atomic.js";
 import type { SegVolConfig } from "../segvol/config.js";
 
@@ -20,16 +21,7 @@ export function checkWeightsOutputDir(out: string, producer: string, what: strin
   if (!statSync(out).isDirectory()) throw new Error(`${what}: output ${out} exists and is not a folder`);
   const entries = readdirSync(out);
   if (entries.length === 0) return;
-  let ours = entries.every((e) => OUTPUT_FILES.has(e)) && entries.includes("model.safetensors");
-  if (ours) {
-    try {
-      const f = SafetensorsFile.open(join(out, "model.safetensors"));
-      ours = f.metadata.producer === producer;
-      f.close();
-    } catch {
-      ours = false;
-    }
-  }
+  const { ours } = previousOutput(out, OUTPUT_FILES, producer);
   if (!ours) throw new Error(`${what}: output folder ${out} is not empty and not a previous ${producer} output; choose another --out or remove it`);
 }
 
