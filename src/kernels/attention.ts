@@ -127,17 +127,29 @@ function launchShape(nq: number): { wg: number; qpl: number } {
   return { wg: 32, qpl: nq > 64 ? 2 : 1 };
 }
 
+/** The sizes of an attention call, checked (shared with its backward). */
+export interface AttentionDims {
+  B: number;
+  Nq: number;
+  Nk: number;
+  H: number;
+  dk: number;
+  dv: number;
+  scale: number;
+  /** The operands' shapes, for error messages. */
+  shapes: string;
+}
+
 /**
- * Multi-head scaled dot-product attention. q [B, Nq, H*dk], k [B, Nk, H*dk],
- * v [B, Nk, H*dv] → [B, Nq, H*dv].
+ * Checks q [B, Nq, H*dk], k [B, Nk, H*dk], v [B, Nk, H*dv] and the options
+ * for `op`; `extra` tensors (the backward's out and dOut) join the shapes
+ * named in its errors.
  */
-export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
-  const op = "attention";
-  checkInputs(op, [q, k, v]);
+export function attentionDims(op: string, q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, extra: Record<string, Tensor> = {}): AttentionDims {
   checkRank(op, q, 3, "q");
   checkRank(op, k, 3, "k");
   checkRank(op, v, 3, "v");
-  const shapes = `q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`;
+  const shapes = Object.entries({ q, k, v, ...extra }).map(([name, t]) => `${name} ${shapeStr(t.shape)}`).join(", ");
   const H = opts.numHeads;
   if (!Number.isInteger(H) || H < 1) fail(op, `numHeads must be a positive integer, got ${H} (${shapes})`);
   const [B, Nq, Fq] = q.shape as [number, number, number];
@@ -154,6 +166,18 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (dk === 0 || dv === 0) fail(op, `empty head dim: ${shapes}`);
   const scale = opts.scale ?? 1 / Math.sqrt(dk);
   if (!Number.isFinite(scale)) fail(op, `scale must be finite, got ${scale}`);
+  return { B, Nq, Nk, H, dk, dv, scale, shapes };
+}
+
+/**
+ * Multi-head scaled dot-product attention. q [B, Nq, H*dk], k [B, Nk, H*dk],
+ * v [B, Nk, H*dv] → [B, Nq, H*dv].
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
+  const op = "attention";
+  checkInputs(op, [q, k, v]);
+  const { B, Nq, Nk, H, dk, dv, scale, shapes } = attentionDims(op, q, k, v, opts);
+  const Fv = H * dv;
   const g = gpu();
   for (const t of [q, k, v]) {
     if (t.byteLength > g.maxBindingBytes) {

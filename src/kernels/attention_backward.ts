@@ -19,8 +19,8 @@
 // store, so loops stay workgroup-uniform.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import type { AttentionOptions } from "./attention.js";
-import { checkInputs, checkRank, fail, sameShape } from "./check.js";
+import { attentionDims, type AttentionOptions } from "./attention.js";
+import { checkInputs, fail, sameShape } from "./check.js";
 import { Params } from "./params.js";
 import { dotw, SG, sharedLoad, tree, vt, width } from "./attention_wgsl.js";
 import { fixedSubgroups } from "./subgroups.js";
@@ -199,29 +199,10 @@ function launchShape(n: number): { wg: number; rpl: number } {
 export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dOut: Tensor, opts: AttentionOptions): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const op = "attentionBackward";
   checkInputs(op, [q, k, v, out, dOut]);
-  checkRank(op, q, 3, "q");
-  checkRank(op, k, 3, "k");
-  checkRank(op, v, 3, "v");
-  const shapes = `q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}, out ${shapeStr(out.shape)}, dOut ${shapeStr(dOut.shape)}`;
-  const H = opts.numHeads;
-  if (!Number.isInteger(H) || H < 1) fail(op, `numHeads must be a positive integer, got ${H} (${shapes})`);
-  const [B, Nq, Fq] = q.shape as [number, number, number];
-  const [Bk, Nk, Fk] = k.shape as [number, number, number];
-  const [Bv, Nv, Fv] = v.shape as [number, number, number];
-  if (Bk !== B || Bv !== B) fail(op, `batch sizes differ: ${shapes}`);
-  if (Nv !== Nk) fail(op, `k and v have different lengths (Nk ${Nk} vs ${Nv}): ${shapes}`);
-  if (Fk !== Fq) fail(op, `q and k feature sizes differ (${Fq} vs ${Fk}): ${shapes}`);
-  if (Fq % H !== 0 || Fv % H !== 0) fail(op, `${H} heads do not divide the feature sizes: ${shapes}`);
-  if (!sameShape(out.shape, [B, Nq, Fv]) || !sameShape(dOut.shape, [B, Nq, Fv])) {
-    fail(op, `out and dOut must be [${B}, ${Nq}, ${Fv}]: ${shapes}`);
+  const { B, Nq, Nk, H, dk, dv, scale, shapes } = attentionDims(op, q, k, v, opts, { out, dOut });
+  if (!sameShape(out.shape, [B, Nq, H * dv]) || !sameShape(dOut.shape, [B, Nq, H * dv])) {
+    fail(op, `out and dOut must be [${B}, ${Nq}, ${H * dv}]: ${shapes}`);
   }
-  if (opts.causal && Nq !== Nk) fail(op, `causal attention needs Nq = Nk, got Nq ${Nq}, Nk ${Nk}: ${shapes}`);
-  if (Nk === 0 && Nq > 0) fail(op, `no keys to attend to: ${shapes}`);
-  const dk = Fq / H;
-  const dv = Fv / H;
-  if (dk === 0 || dv === 0) fail(op, `empty head dim: ${shapes}`);
-  const scale = opts.scale ?? 1 / Math.sqrt(dk);
-  if (!Number.isFinite(scale)) fail(op, `scale must be finite, got ${scale}`);
   const g = gpu();
   for (const t of [q, k, v, out, dOut]) {
     if (t.byteLength > g.maxBindingBytes) fail(op, `tensor ${shapeStr(t.shape)} exceeds one storage binding (${g.maxBindingBytes} bytes): ${shapes}`);
