@@ -13,20 +13,8 @@ import { layerNormBackward } from "../kernels/layernorm_backward.js";
 import { softmax as softmaxK } from "../kernels/softmax.js";
 import { softmaxBackward } from "../kernels/softmax_backward.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { shapeStr } from "../tensor/tensor.js";
-import { Var, customOp, isRecording } from "./autograd.js";
-
-function live(op: string, vars: readonly Var[]): void {
-  for (const v of vars) {
-    if (!(v instanceof Var)) throw new Error(`${op}: inputs must be Vars (wrap tensors with param() or constant())`);
-    if (v.value.disposed) {
-      throw new Error(`${op}: input Var ${shapeStr(v.shape)} was freed (an intermediate whose graph backward already consumed? call retain() on it first)`);
-    }
-  }
-}
-
-const wants = (v: Var): boolean => v.requiresGrad && isRecording();
-const view = (t: Tensor): Tensor => t.reshape(t.shape);
+import { Var, customOp } from "./autograd.js";
+import { live, view, wants } from "./op_inputs.js";
 
 /** Multi-head attention softmax(q·kᵀ·scale)·v (see kernels/attention.ts for layouts). */
 export function attention(q: Var, k: Var, v: Var, opts: AttentionOptions): Var {

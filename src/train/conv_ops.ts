@@ -13,23 +13,9 @@ import { patchEmbed as patchEmbedK } from "../kernels/patch_embed.js";
 import { patchEmbedBiasGrad, patchEmbedInputGrad, patchEmbedWeightGrad } from "../kernels/patch_embed_backward.js";
 import { resize3d as resizeK, type ResizeMode } from "../kernels/resample.js";
 import { resize3dBackward } from "../kernels/resample_backward.js";
-import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { Var, customOp, isRecording } from "./autograd.js";
-
-function live(op: string, vars: readonly (Var | null)[]): void {
-  for (const v of vars) {
-    if (v === null) continue;
-    if (!(v instanceof Var)) throw new Error(`${op}: inputs must be Vars (wrap tensors with param() or constant())`);
-    if (v.value.disposed) {
-      throw new Error(`${op}: input Var ${shapeStr(v.shape)} was freed (an intermediate whose graph backward already consumed? call retain() on it first)`);
-    }
-  }
-}
-
-const wants = (v: Var | null): boolean => v !== null && v.requiresGrad && isRecording();
-
-/** A handle of its own on t's storage, for a node to save. */
-const view = (t: Tensor): Tensor => t.reshape(t.shape);
+import { Tensor } from "../tensor/tensor.js";
+import { Var, customOp } from "./autograd.js";
+import { live, view, wants } from "./op_inputs.js";
 
 /** x [B, Cin, D, H, W], w [Cin, Cout, kd, kh, kw], bias [Cout] (or null); stride defaults to the kernel size. */
 export function convTranspose3d(x: Var, w: Var, bias: Var | null, opts: { stride?: number | [number, number, number] } = {}): Var {

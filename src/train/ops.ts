@@ -14,24 +14,10 @@ import { expandTo } from "../kernels/reduce_backward.js";
 import { normAxis } from "../kernels/check.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { Var, constant, customOp, isRecording, param } from "./autograd.js";
+import { live, view, wants } from "./op_inputs.js";
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-function live(op: string, vars: readonly Var[]): void {
-  for (const v of vars) {
-    if (!(v instanceof Var)) throw new Error(`${op}: inputs must be Vars (wrap tensors with param() or constant())`);
-    if (v.value.disposed) {
-      throw new Error(`${op}: input Var ${shapeStr(v.shape)} was freed (an intermediate whose graph backward already consumed? call retain() on it first)`);
-    }
-  }
-}
-
-/** Whether a gradient w.r.t. v will be asked for. */
-const wants = (v: Var): boolean => v.requiresGrad && isRecording();
-
-/** A handle of its own on t's storage, for a node to save. */
-const view = (t: Tensor): Tensor => t.reshape(t.shape);
 
 /** Sums g (a broadcast result) down to `shape`, over the broadcast axes; may return g itself. */
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
