@@ -11,12 +11,13 @@ import { attention as attentionK } from "../../src/kernels/attention.js";
 import { attentionBackward } from "../../src/kernels/attention_backward.js";
 import { layerNormBackward } from "../../src/kernels/layernorm_backward.js";
 import { softmaxBackward } from "../../src/kernels/softmax_backward.js";
-import { backward, param, type Var } from "../../src/train/autograd.js";
+import { param, type Var } from "../../src/train/autograd.js";
 import { attention, layerNorm, softmax } from "../../src/train/attention_ops.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { expectGradients } from "../helpers/grads.js";
 
 useGpu();
 const cases = loadFixture("grad/attention");
@@ -44,20 +45,8 @@ async function check(c: FixtureCase): Promise<void> {
     if (k !== "gy") vars[k] = param(Tensor.from(a.data as Float32Array, a.shape));
   }
   const y = run(c, vars);
-  expect(y.shape).toEqual(c.outputs.y!.shape);
   const tol = c.params.op === "layernorm" && (c.params.n as number) >= 768 ? 1e-3 : 1e-4;
-  expect(relError(await y.value.readFloat32(), c.outputs.y!.data), "forward").toBeLessThanOrEqual(tol);
-  const gy = Tensor.from(c.inputs.gy!.data as Float32Array, c.inputs.gy!.shape);
-  backward(y, gy);
-  for (const [k, v] of Object.entries(vars)) {
-    const want = c.outputs[`d_${k}`]!;
-    expect(v.grad, `grad of ${k}`).not.toBeNull();
-    expect(v.grad!.shape).toEqual(want.shape);
-    expect(relError(await v.grad!.readFloat32(), want.data), `d_${k}`).toBeLessThanOrEqual(tol);
-    v.dispose();
-  }
-  gy.dispose();
-  y.dispose();
+  await expectGradients(c, y, Tensor.from(c.inputs.gy!.data as Float32Array, c.inputs.gy!.shape), vars, () => tol);
 }
 
 describe("attention / layerNorm / softmax gradients vs PyTorch", () => {
