@@ -1,17 +1,7 @@
 import { attention } from "../src/kernels/attention.js";
-import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
+import { filled } from "./inputs.js";
 
-function rand(shape: number[]): Tensor {
-  let s = 12345;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = s / 2 ** 32 - 0.5;
-  }
-  return Tensor.from(data, shape);
-}
 
 /** 4·B·H·Nq·Nk·d flops (QKᵀ and PV, multiply-adds counted as 2). */
 function attnCase(op: string, B: number, Nq: number, Nk: number, H: number, d: number, causal = false, runs = 5): BenchCase {
@@ -20,9 +10,9 @@ function attnCase(op: string, B: number, Nq: number, Nk: number, H: number, d: n
     shape: `B${B} H${H} Nq${Nq} Nk${Nk} d${d}${causal ? " causal" : ""}`,
     runs,
     setup: () => {
-      const q = rand([B, Nq, H * d]);
-      const k = rand([B, Nk, H * d]);
-      const v = rand([B, Nk, H * d]);
+      const q = filled([B, Nq, H * d], 1);
+      const k = filled([B, Nk, H * d], 2);
+      const v = filled([B, Nk, H * d], 3);
       return {
         run: () => attention(q, k, v, { numHeads: H, causal }).dispose(),
         flops: 4 * B * H * Nq * Nk * d,

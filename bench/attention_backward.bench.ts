@@ -4,19 +4,9 @@ import { attentionBackward } from "../src/kernels/attention_backward.js";
 import { layerNormBackward } from "../src/kernels/layernorm_backward.js";
 import { softmax } from "../src/kernels/softmax.js";
 import { softmaxBackward } from "../src/kernels/softmax_backward.js";
-import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
+import { filled } from "./inputs.js";
 
-function rand(shape: number[], seed = 12345): Tensor {
-  let s = seed;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = s / 2 ** 32 - 0.5;
-  }
-  return Tensor.from(data, shape);
-}
 
 /**
  * Flops actually executed (multiply-adds as 2): per query-key pair the
@@ -30,10 +20,10 @@ function attnBwdCase(op: string, B: number, Nq: number, Nk: number, H: number, d
     runs,
     warmup: 1,
     setup: () => {
-      const q = rand([B, Nq, H * d], 1);
-      const k = rand([B, Nk, H * d], 2);
-      const v = rand([B, Nk, H * d], 3);
-      const dO = rand([B, Nq, H * d], 4);
+      const q = filled([B, Nq, H * d], 1);
+      const k = filled([B, Nk, H * d], 2);
+      const v = filled([B, Nk, H * d], 3);
+      const dO = filled([B, Nq, H * d], 4);
       const out = attention(q, k, v, { numHeads: H, causal });
       return {
         run: () => {
@@ -54,9 +44,9 @@ function lnBwdCase(op: string, xShape: number[], wShape: number[]): BenchCase {
     op,
     shape: `x ${xShape.join("x")} over ${wShape.join("x")}`,
     setup: () => {
-      const x = rand(xShape, 5);
-      const w = rand(wShape, 6);
-      const dy = rand(xShape, 7);
+      const x = filled(xShape, 5);
+      const w = filled(wShape, 6);
+      const dy = filled(xShape, 7);
       return {
         run: () => {
           const g = layerNormBackward(x, w, dy);
@@ -86,8 +76,8 @@ export const cases: BenchCase[] = [
     shape: "6144x2048 rows of 2048",
     runs: 3,
     setup: () => {
-      const y = softmax(rand([6144, 2048], 8));
-      const dy = rand([6144, 2048], 9);
+      const y = softmax(filled([6144, 2048], 8));
+      const dy = filled([6144, 2048], 9);
       return { run: () => softmaxBackward(y, dy).dispose(), bytes: 4 * 3 * y.size, dispose: () => (y.dispose(), dy.dispose()) };
     },
   },

@@ -5,20 +5,9 @@
 // (1×12 outputs over 32768 voxels, 4 prompt sets) and a 96×96 weight
 // gradient over 512 tokens.
 import { matmul, type MatmulOptions } from "../src/kernels/matmul.js";
-import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
+import { filled } from "./inputs.js";
 
-/** Deterministic values in [-1, 1) (zeros could hide denormal or NaN slow paths). */
-function filled(shape: number[], seed: number): Tensor {
-  const n = shape.reduce((x, y) => x * y, 1);
-  const data = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s / 2 ** 31 - 1;
-  }
-  return Tensor.from(data, shape);
-}
 
 /** A Linear layer x[M, K] · W[N, K]ᵀ + b. */
 function linear(M: number, K: number, N: number, act: MatmulOptions["act"] = "none"): BenchCase {

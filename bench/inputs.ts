@@ -1,0 +1,14 @@
+// Deterministic benchmark inputs shared by the bench files.
+import { Tensor } from "../src/tensor/tensor.js";
+
+/** Values in [-1, 1) from an LCG seeded by `seed` (zeros could hide denormal or NaN slow paths). */
+export function filled(shape: number[], seed: number): Tensor {
+  const n = shape.reduce((x, y) => x * y, 1);
+  const data = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = s / 2 ** 31 - 1;
+  }
+  return Tensor.from(data, shape);
+}
