@@ -1,13 +1,13 @@
 // `segvol forward` and `segvol tokenize` through the CLI: the box case of the
 // config A goldens end to end (.npy in, .npy logits out), and prompts checked
 // against config.json before any GPU work.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readNpy, writeNpy } from "../../src/io/npy.js";
 import { convertCheckpoint } from "../../weights/convert.js";
+import { runSegvol } from "../helpers/cli.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 
 const REPO = join(__dirname, "..", "..");
@@ -16,12 +16,7 @@ const TOKENIZER = join(REPO, "..", "shared", "clip-tokenizer");
 let dir: string;
 
 function segvol(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(REPO, "node_modules", "tsx", "dist", "cli.mjs"), join(REPO, "src", "cli", "main.ts"), ...args], {
-    cwd: dir,
-    encoding: "utf8",
-    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? "/tmp" },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  return runSegvol(dir, args);
 }
 
 beforeAll(() => {

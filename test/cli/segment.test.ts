@@ -2,25 +2,22 @@
 // oblique CT-like NIfTI, config A weights converted from the reference
 // checkpoint; outputs keep the input's geometry, and bad inputs fail with one
 // clear line and leave no output behind.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { niftiFromArray, readNifti, writeNifti } from "../../src/io/nifti.js";
 import { convertCheckpoint } from "../../weights/convert.js";
+import { runSegvol } from "../helpers/cli.js";
 
 const REPO = join(__dirname, "..", "..");
 const FIX = join(REPO, "test", "fixtures", "model");
 let dir: string;
 
+/** `segvol ...args` in dir, without Dawn's adapter warnings in stderr. */
 function segvol(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [join(REPO, "node_modules", "tsx", "dist", "cli.mjs"), join(REPO, "src", "cli", "main.ts"), ...args], {
-    cwd: dir,
-    encoding: "utf8",
-    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? "/tmp" },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.split("\n").filter((l) => !l.startsWith("Warning:")).join("\n") };
+  const r = runSegvol(dir, args);
+  return { ...r, stderr: r.stderr.split("\n").filter((l) => !l.startsWith("Warning:")).join("\n") };
 }
 
 /** A body ellipse with a bright "organ" in an oblique, anisotropic frame. */

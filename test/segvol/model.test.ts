@@ -10,12 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertCheckpoint } from "../../weights/convert.js";
-import { writeSafetensors } from "../../weights/safetensors.js";
 import { SegVol, type ImageEmbedding, type WindowPrompt } from "../../src/segvol/model.js";
 import type { Vec3 } from "../../src/segvol/prompt_encoder.js";
 import { releaseGpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
+import { writeConfigBWeights } from "../helpers/config_b.js";
 import { hashValues, loadInitSpec } from "../helpers/hashinit.js";
 
 const FIX = join(__dirname, "..", "fixtures", "model");
@@ -157,25 +157,7 @@ describe("config B (768-wide decoder, CLIP text tower)", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "segvol-b-"));
-    const spec = loadInitSpec(join(FIX, "config_b_init.json"));
-    const entries = Object.entries(spec.tensors);
-    writeSafetensors(
-      join(dir, "model.safetensors"),
-      entries.map(([name, t]) => ({
-        name,
-        dtype: "F32" as const,
-        shape: t.shape,
-        data: () => hashValues(name, t.shape.reduce((a, b) => a * b, 1), t.scale, t.offset),
-      })),
-    );
-    copyFileSync(join(FIX, "config_b.json"), join(dir, "config.json"));
-    // The goldens feed explicit token ids; a placeholder vocabulary satisfies the loader.
-    const vocab: Record<string, number> = {};
-    for (let i = 0; i < 62; i++) vocab[`t${i}</w>`] = i;
-    vocab["<|startoftext|>"] = 62;
-    vocab["<|endoftext|>"] = 63;
-    writeFileSync(join(dir, "vocab.json"), JSON.stringify(vocab));
-    writeFileSync(join(dir, "merges.txt"), "#version: 0.2\n");
+    writeConfigBWeights(dir);
     model = await SegVol.fromWeights(dir);
   });
   afterAll(() => {

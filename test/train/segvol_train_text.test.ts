@@ -7,11 +7,10 @@
 //  - with the tower trainable, the embedding is the same value, recorded:
 //    a backward reaches the CLIP parameters, and one AdamW step then
 //    changes them.
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { writeSafetensors } from "../../weights/safetensors.js";
 import { SegVol, type WindowPrompt } from "../../src/segvol/model.js";
 import { releaseGpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
@@ -21,32 +20,15 @@ import { AdamW } from "../../src/train/optim.js";
 import { TrainableSegVol } from "../../src/train/segvol_train.js";
 import { diceBce } from "../../src/train/trainer.js";
 import { relError } from "../helpers/fixtures.js";
-import { hashValues, loadInitSpec } from "../helpers/hashinit.js";
+import { writeConfigBWeights } from "../helpers/config_b.js";
 
-const FIX = join(__dirname, "..", "fixtures", "model");
 // bos … eos of the small vocabulary (eos = 63 is the highest id), as the model goldens.
 const IDS = [62, 5, 17, 40, 9, 33, 63];
 let dir = "";
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "segvol-train-b-"));
-  const spec = loadInitSpec(join(FIX, "config_b_init.json"));
-  writeSafetensors(
-    join(dir, "model.safetensors"),
-    Object.entries(spec.tensors).map(([name, t]) => ({
-      name,
-      dtype: "F32" as const,
-      shape: t.shape,
-      data: () => hashValues(name, t.shape.reduce((a, b) => a * b, 1), t.scale, t.offset),
-    })),
-  );
-  copyFileSync(join(FIX, "config_b.json"), join(dir, "config.json"));
-  const vocab: Record<string, number> = {};
-  for (let i = 0; i < 62; i++) vocab[`t${i}</w>`] = i;
-  vocab["<|startoftext|>"] = 62;
-  vocab["<|endoftext|>"] = 63;
-  writeFileSync(join(dir, "vocab.json"), JSON.stringify(vocab));
-  writeFileSync(join(dir, "merges.txt"), "#version: 0.2\n");
+  writeConfigBWeights(dir);
 });
 
 afterAll(() => {
