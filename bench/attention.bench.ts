@@ -25,6 +25,8 @@ function attnCase(op: string, B: number, Nq: number, Nk: number, H: number, d: n
 export const cases: BenchCase[] = [
   // ViT self-attention (target ≥ 6 GFLOP/s).
   attnCase("attention_vit", 1, 2048, 2048, 12, 64),
+  // The demo model's ViT self-attention (512 tokens, 4 heads of 24).
+  attnCase("attention_vit_demo", 2, 512, 512, 4, 24),
   // Mask decoder: tokens → image and image → tokens (8 heads, 384/8 = 48), self-attn (768/8 = 96).
   attnCase("attention_tok2img", 1, 10, 2048, 8, 48),
   attnCase("attention_img2tok", 1, 2048, 10, 8, 48),
