@@ -40,7 +40,9 @@
 //                      --shared-sets: the kidneys' errors are a matter of
 //                      capacity (README, The demo);
 //   9. segvol grow:    stage 9's weights with 10 blocks (OUT/finetune9-grown),
-//      segvol train:   stage 10 (OUT/finetune9, --ft9-*), 6500 steps.
+//      segvol train:   stage 10 (OUT/finetune9, --ft9-*), 6500 steps;
+//  10. segvol grow:    stage 10's weights with 14 blocks (OUT/finetune10-grown),
+//      segvol train:   stage 11 (OUT/finetune10, --ft10-*), 6500 steps.
 // A later stage with 0 steps is skipped and the next starts from the one before.
 // A stage with --ftN-vit-layers L > 0 starts from the previous weights grown
 // by `segvol grow` to L image encoder blocks (OUT/<stage>-grown; the new
@@ -52,14 +54,14 @@
 // backend, about 4 steps/s against 0.8 here), whose float rounding differs
 // from lavapipe's: a rerun on lavapipe reproduces their quality, not their
 // bytes. The result is the last stage's
-// weights folder (e.g. OUT/finetune9/checkpoint) that SegVol.fromWeights
+// weights folder (e.g. OUT/finetune10/checkpoint) that SegVol.fromWeights
 // loads; `--ship DIR` then copies the model, config and tokenizer into DIR
 // (weights/demo/ for the shipped demo) with categories.json and recipe.json
 // (the flags used).
 //
 // Phantom seeds: a stage with N cases uses TRAIN_SEED .. TRAIN_SEED+N-1
 // (default 1000..1023, 1000..1095 for the third stage and 1000..1191 for
-// stages 4-10); evaluation and the demo must use seeds outside that range.
+// stages 4-11); evaluation and the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -198,6 +200,17 @@ const defaults = {
   "ft9-box-jitter": "2",
   "ft9-shared-sets": "yes",
   "ft9-vit-layers": "10",
+  // Stage 11: grown again, to 14 blocks, and another long cycle.
+  "ft10-steps": "6500",
+  "ft10-lr": "2e-4",
+  "ft10-warmup": "50",
+  "ft10-resize-prob": "0.3",
+  "ft10-seed": "11",
+  "ft10-crop-centre": "category",
+  "ft10-cases": "192",
+  "ft10-box-jitter": "2",
+  "ft10-shared-sets": "yes",
+  "ft10-vit-layers": "14",
 };
 /**
  * The training stages in order, each starting from the previous one's
@@ -215,6 +228,7 @@ const STAGES = [
   { dir: "finetune7", prefix: "ft7-" },
   { dir: "finetune8", prefix: "ft8-" },
   { dir: "finetune9", prefix: "ft9-" },
+  { dir: "finetune10", prefix: "ft10-" },
 ];
 const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter", "shared-sets", "vit-layers"];
 /** Flags that take yes or no. */
