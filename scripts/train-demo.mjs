@@ -42,7 +42,9 @@
 //   9. segvol grow:    stage 9's weights with 10 blocks (OUT/finetune9-grown),
 //      segvol train:   stage 10 (OUT/finetune9, --ft9-*), 6500 steps;
 //  10. segvol grow:    stage 10's weights with 14 blocks (OUT/finetune10-grown),
-//      segvol train:   stage 11 (OUT/finetune10, --ft10-*), 6500 steps.
+//      segvol train:   stage 11 (OUT/finetune10, --ft10-*), 6500 steps;
+//  11. segvol grow:    stage 11's weights with 18 blocks (OUT/finetune11-grown),
+//      segvol train:   stage 12 (OUT/finetune11, --ft11-*), 6500 steps.
 // A later stage with 0 steps is skipped and the next starts from the one before.
 // A stage with --ftN-vit-layers L > 0 starts from the previous weights grown
 // by `segvol grow` to L image encoder blocks (OUT/<stage>-grown; the new
@@ -54,14 +56,14 @@
 // backend, about 4 steps/s against 0.8 here), whose float rounding differs
 // from lavapipe's: a rerun on lavapipe reproduces their quality, not their
 // bytes. The result is the last stage's
-// weights folder (e.g. OUT/finetune10/checkpoint) that SegVol.fromWeights
+// weights folder (e.g. OUT/finetune11/checkpoint) that SegVol.fromWeights
 // loads; `--ship DIR` then copies the model, config and tokenizer into DIR
 // (weights/demo/ for the shipped demo) with categories.json and recipe.json
 // (the flags used).
 //
 // Phantom seeds: a stage with N cases uses TRAIN_SEED .. TRAIN_SEED+N-1
 // (default 1000..1023, 1000..1095 for the third stage and 1000..1191 for
-// stages 4-11); evaluation and the demo must use seeds outside that range.
+// stages 4-12); evaluation and the demo must use seeds outside that range.
 import { spawn } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -211,6 +213,17 @@ const defaults = {
   "ft10-box-jitter": "2",
   "ft10-shared-sets": "yes",
   "ft10-vit-layers": "14",
+  // Stage 12: grown again, to 18 blocks, and another long cycle.
+  "ft11-steps": "6500",
+  "ft11-lr": "2e-4",
+  "ft11-warmup": "50",
+  "ft11-resize-prob": "0.3",
+  "ft11-seed": "13",
+  "ft11-crop-centre": "category",
+  "ft11-cases": "192",
+  "ft11-box-jitter": "2",
+  "ft11-shared-sets": "yes",
+  "ft11-vit-layers": "18",
 };
 /**
  * The training stages in order, each starting from the previous one's
@@ -229,6 +242,7 @@ const STAGES = [
   { dir: "finetune8", prefix: "ft8-" },
   { dir: "finetune9", prefix: "ft9-" },
   { dir: "finetune10", prefix: "ft10-" },
+  { dir: "finetune11", prefix: "ft11-" },
 ];
 const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter", "shared-sets", "vit-layers"];
 /** Flags that take yes or no. */

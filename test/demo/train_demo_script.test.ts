@@ -1,7 +1,7 @@
 // `npm run train:demo` (scripts/train-demo.mjs): bad flags are refused with
 // the flag named; a tiny run (a small config; two steps on one phantom, one
 // fine-tuning step on it, one more on two phantoms, one with jittered boxes on
-// them, and the last seven stages at 0 steps, which are skipped) goes through phantom →
+// them, and the last eight stages at 0 steps, which are skipped) goes through phantom →
 // init → train four times, leaves checkpoint folders with the built
 // tokenizer and loss.csv files, and ships the fourth stage's model.
 import { spawn } from "node:child_process";
@@ -66,7 +66,7 @@ describe("train:demo recipe", () => {
     const shipped = join(tmp, "shipped");
     mkdirSync(shipped);
     writeFileSync(join(shipped, "stale.txt"), "replaced as a whole");
-    const r = await run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--ft-cases", "1", "--ft2-steps", "1", "--ft2-warmup", "0", "--ft2-cases", "2", "--ft3-steps", "1", "--ft3-warmup", "0", "--ft3-cases", "2", "--ft3-shared-sets", "yes", "--ft3-vit-layers", "2", "--ft4-steps", "0", "--ft5-steps", "0", "--ft6-steps", "0", "--ft7-steps", "0", "--ft8-steps", "0", "--ft9-steps", "0", "--ft10-steps", "0", "--save-every", "0", "--ship", shipped]);
+    const r = await run(["--out", out, "--config", cfg, "--cases", "1", "--steps", "2", "--warmup", "1", "--ft-steps", "1", "--ft-warmup", "0", "--ft-cases", "1", "--ft2-steps", "1", "--ft2-warmup", "0", "--ft2-cases", "2", "--ft3-steps", "1", "--ft3-warmup", "0", "--ft3-cases", "2", "--ft3-shared-sets", "yes", "--ft3-vit-layers", "2", "--ft4-steps", "0", "--ft5-steps", "0", "--ft6-steps", "0", "--ft7-steps", "0", "--ft8-steps", "0", "--ft9-steps", "0", "--ft10-steps", "0", "--ft11-steps", "0", "--save-every", "0", "--ship", shipped]);
     expect(r.code, r.out).toBe(0);
     // Each stage starts from the one before and writes its own folder; stage 3
     // trains on its own phantom folder.
@@ -83,6 +83,7 @@ describe("train:demo recipe", () => {
     expect(r.out).not.toContain("finetune8");
     expect(r.out).not.toContain("finetune9");
     expect(r.out).not.toContain("finetune10");
+    expect(r.out).not.toContain("finetune11");
     expect(r.out).toContain(`weights folder: ${join(out, "finetune3", "checkpoint")}`);
     for (const [stage, rows] of [["train", 2], ["finetune", 1], ["finetune2", 1], ["finetune3", 1]] as const) {
       const ckpt = join(out, stage, "checkpoint");
