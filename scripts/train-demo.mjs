@@ -72,6 +72,20 @@ import { repo, segvolArgv } from "./segvol-source.mjs";
 const CATEGORIES = "liver,spleen,left kidney,right kidney";
 const TRAIN_SEED = 1000;
 
+/** The flags each fine-tuning stage may set for itself (as --<prefix><flag>). */
+const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter", "shared-sets", "vit-layers"];
+/** One fine-tuning stage's defaults: `values` names every STAGE_FLAGS entry, nothing else. */
+function stageDefaults(prefix, values) {
+  const missing = STAGE_FLAGS.filter((f) => !(f in values));
+  const unknown = Object.keys(values).filter((f) => !STAGE_FLAGS.includes(f));
+  if (missing.length > 0 || unknown.length > 0) {
+    throw new Error(`train:demo: stage ${prefix}: missing ${missing.join(", ") || "none"}; unknown ${unknown.join(", ") || "none"}`);
+  }
+  return Object.fromEntries(STAGE_FLAGS.map((f) => [`${prefix}${f}`, values[f]]));
+}
+/** What stages 4-12 share: the 192 phantoms, organ-centred crops, jittered boxes, a peak rate of 2e-4. */
+const ON_192 = { lr: "2e-4", warmup: "50", "resize-prob": "0.3", "crop-centre": "category", cases: "192", "box-jitter": "2" };
+
 // The recipe. Flags override these; the defaults are what the shipped weights are trained with.
 const defaults = {
   out: "/tmp/segvol-demo-train",
@@ -100,130 +114,29 @@ const defaults = {
   "vit-layers": "0",
   "all-categories": "yes",
   // Stage 2; every other flag is shared with stage 1.
-  "ft-steps": "5000",
-  "ft-lr": "5e-4",
-  "ft-warmup": "50",
-  "ft-resize-prob": "0.3",
-  "ft-seed": "1",
-  "ft-crop-centre": "category",
-  "ft-cases": "24",
-  "ft-box-jitter": "0",
-  "ft-shared-sets": "no",
-  "ft-vit-layers": "0",
+  ...stageDefaults("ft-", { steps: "5000", lr: "5e-4", warmup: "50", "resize-prob": "0.3", seed: "1", "crop-centre": "category", cases: "24", "box-jitter": "0", "shared-sets": "no", "vit-layers": "0" }),
   // Stage 3, on more phantoms.
-  "ft2-steps": "5000",
-  "ft2-lr": "3e-4",
-  "ft2-warmup": "50",
-  "ft2-resize-prob": "0.3",
-  "ft2-seed": "2",
-  "ft2-crop-centre": "category",
-  "ft2-cases": "96",
-  "ft2-box-jitter": "0",
-  "ft2-shared-sets": "no",
-  "ft2-vit-layers": "0",
+  ...stageDefaults("ft2-", { steps: "5000", lr: "3e-4", warmup: "50", "resize-prob": "0.3", seed: "2", "crop-centre": "category", cases: "96", "box-jitter": "0", "shared-sets": "no", "vit-layers": "0" }),
   // Stages 4 and 5, on 192 phantoms and with loose boxes: in the zoom-in
   // stage a point prompt comes with the box of the zoom-out mask (spec
   // §6.7), and the stage-3 model followed such a box when it was loose.
   // Jitter 2 at our 32×64×64 window is about upstream's 10 at its window.
   // Their lengths are what fitted the time we had on a GPU.
-  "ft3-steps": "750",
-  "ft3-lr": "3e-4",
-  "ft3-warmup": "50",
-  "ft3-resize-prob": "0.3",
-  "ft3-seed": "3",
-  "ft3-crop-centre": "category",
-  "ft3-cases": "192",
-  "ft3-box-jitter": "2",
-  "ft3-shared-sets": "no",
-  "ft3-vit-layers": "0",
-  "ft4-steps": "1250",
-  "ft4-lr": "2e-4",
-  "ft4-warmup": "50",
-  "ft4-resize-prob": "0.3",
-  "ft4-seed": "4",
-  "ft4-crop-centre": "category",
-  "ft4-cases": "192",
-  "ft4-box-jitter": "2",
-  "ft4-shared-sets": "no",
-  "ft4-vit-layers": "0",
+  ...stageDefaults("ft3-", { ...ON_192, steps: "750", lr: "3e-4", seed: "3", "shared-sets": "no", "vit-layers": "0" }),
+  ...stageDefaults("ft4-", { ...ON_192, steps: "1250", seed: "4", "shared-sets": "no", "vit-layers": "0" }),
   // Stage 6, a longer cycle on the same data, trained here on lavapipe.
-  "ft5-steps": "4000",
-  "ft5-lr": "2e-4",
-  "ft5-warmup": "50",
-  "ft5-resize-prob": "0.3",
-  "ft5-seed": "5",
-  "ft5-crop-centre": "category",
-  "ft5-cases": "192",
-  "ft5-box-jitter": "2",
-  "ft5-shared-sets": "no",
-  "ft5-vit-layers": "0",
+  ...stageDefaults("ft5-", { ...ON_192, steps: "4000", seed: "5", "shared-sets": "no", "vit-layers": "0" }),
   // Stage 7, a short cycle at half that peak rate, and stage 8, another
   // long one at the full rate.
-  "ft6-steps": "1800",
-  "ft6-lr": "1e-4",
-  "ft6-warmup": "50",
-  "ft6-resize-prob": "0.3",
-  "ft6-seed": "6",
-  "ft6-crop-centre": "category",
-  "ft6-cases": "192",
-  "ft6-box-jitter": "2",
-  "ft6-shared-sets": "no",
-  "ft6-vit-layers": "0",
-  "ft7-steps": "4000",
-  "ft7-lr": "2e-4",
-  "ft7-warmup": "50",
-  "ft7-resize-prob": "0.3",
-  "ft7-seed": "7",
-  "ft7-crop-centre": "category",
-  "ft7-cases": "192",
-  "ft7-box-jitter": "2",
-  "ft7-shared-sets": "no",
-  "ft7-vit-layers": "0",
+  ...stageDefaults("ft6-", { ...ON_192, steps: "1800", lr: "1e-4", seed: "6", "shared-sets": "no", "vit-layers": "0" }),
+  ...stageDefaults("ft7-", { ...ON_192, steps: "4000", seed: "7", "shared-sets": "no", "vit-layers": "0" }),
   // Stage 9: the model grown to 6 image encoder blocks (the new ones start
   // as the identity), its prompt sets drawn once per step.
-  "ft8-steps": "3200",
-  "ft8-lr": "2e-4",
-  "ft8-warmup": "50",
-  "ft8-resize-prob": "0.3",
-  "ft8-seed": "8",
-  "ft8-crop-centre": "category",
-  "ft8-cases": "192",
-  "ft8-box-jitter": "2",
-  "ft8-shared-sets": "yes",
-  "ft8-vit-layers": "6",
-  // Stage 10: grown again, to 10 blocks, and a longer cycle.
-  "ft9-steps": "6500",
-  "ft9-lr": "2e-4",
-  "ft9-warmup": "50",
-  "ft9-resize-prob": "0.3",
-  "ft9-seed": "9",
-  "ft9-crop-centre": "category",
-  "ft9-cases": "192",
-  "ft9-box-jitter": "2",
-  "ft9-shared-sets": "yes",
-  "ft9-vit-layers": "10",
-  // Stage 11: grown again, to 14 blocks, and another long cycle.
-  "ft10-steps": "6500",
-  "ft10-lr": "2e-4",
-  "ft10-warmup": "50",
-  "ft10-resize-prob": "0.3",
-  "ft10-seed": "11",
-  "ft10-crop-centre": "category",
-  "ft10-cases": "192",
-  "ft10-box-jitter": "2",
-  "ft10-shared-sets": "yes",
-  "ft10-vit-layers": "14",
-  // Stage 12: grown again, to 18 blocks, and another long cycle.
-  "ft11-steps": "6500",
-  "ft11-lr": "2e-4",
-  "ft11-warmup": "50",
-  "ft11-resize-prob": "0.3",
-  "ft11-seed": "13",
-  "ft11-crop-centre": "category",
-  "ft11-cases": "192",
-  "ft11-box-jitter": "2",
-  "ft11-shared-sets": "yes",
-  "ft11-vit-layers": "18",
+  ...stageDefaults("ft8-", { ...ON_192, steps: "3200", seed: "8", "shared-sets": "yes", "vit-layers": "6" }),
+  // Stages 10-12: grown again, by 4 blocks each time, and a long cycle.
+  ...stageDefaults("ft9-", { ...ON_192, steps: "6500", seed: "9", "shared-sets": "yes", "vit-layers": "10" }),
+  ...stageDefaults("ft10-", { ...ON_192, steps: "6500", seed: "11", "shared-sets": "yes", "vit-layers": "14" }),
+  ...stageDefaults("ft11-", { ...ON_192, steps: "6500", seed: "13", "shared-sets": "yes", "vit-layers": "18" }),
 };
 /**
  * The training stages in order, each starting from the previous one's
@@ -244,7 +157,6 @@ const STAGES = [
   { dir: "finetune10", prefix: "ft10-" },
   { dir: "finetune11", prefix: "ft11-" },
 ];
-const STAGE_FLAGS = ["steps", "lr", "warmup", "resize-prob", "seed", "crop-centre", "cases", "box-jitter", "shared-sets", "vit-layers"];
 /** Flags that take yes or no. */
 const YES_NO = ["all-categories", ...STAGES.map(({ prefix }) => `${prefix}shared-sets`)];
 
