@@ -1,7 +1,7 @@
 // Full-size SegVol timings with random weights (`npx tsx bench/segvol_model.ts [--pipeline] [--json]`):
 // the official configuration, written once to $SEGVOL_BENCH_DIR (default
 // /tmp/segvol-official) with counter-hash weights and the real CLIP tokenizer
-// from ../shared/clip-tokenizer when present. Reports the image encoder, one
+// vendored in weights/clip-tokenizer. Reports the image encoder, one
 // decoder pass per prompt kind, the text tower and the peak GPU memory; with
 // --pipeline also a 512×512×120 synthetic volume through `segment` with 4
 // categories (stage times, windows, and what the shared encodes saved).
@@ -46,7 +46,7 @@ function writeWeights(): void {
     }),
   );
   writeFileSync(join(dir, "config.json"), JSON.stringify(DEFAULT_CONFIG, null, 1));
-  const tok = join(process.cwd(), "..", "shared", "clip-tokenizer");
+  const tok = join(process.cwd(), "weights", "clip-tokenizer");
   for (const f of ["vocab.json", "merges.txt"]) copyFileSync(join(tok, f), join(dir, f));
 }
 

@@ -1,9 +1,10 @@
 // The parameter names and shapes a SegVol model of a given configuration
 // has, canonical (no "model."/"module." prefix), in the order PyTorch's
 // state_dict() lists them (module registration order; a module's own
-// parameters, then its buffers, then its children). Derived from the spec
-// (../shared/segvol-spec.md §2-5): the official config gives the names of
-// the published checkpoint exactly; small configs scale every size.
+// parameters, then its buffers, then its children). Derived from the
+// upstream SegVol architecture (tools/segvol_ref/model.py writes it in
+// PyTorch): the official config gives the names of the published checkpoint
+// exactly; small configs scale every size.
 import type { SegVolConfig } from "./config.js";
 
 export function expectedParameters(cfg: SegVolConfig): Map<string, number[]> {

@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readNpy, writeNpy } from "../../src/io/npy.js";
 import { convertCheckpoint } from "../../weights/convert.js";
 import { runSegvol } from "../helpers/cli.js";
-import { loadFixture, relError } from "../helpers/fixtures.js";
+import { CLIP_TOKENIZER_DIR, loadFixture, relError } from "../helpers/fixtures.js";
 
 const REPO = join(__dirname, "..", "..");
 const FIX = join(REPO, "test", "fixtures", "model");
-const TOKENIZER = join(REPO, "..", "shared", "clip-tokenizer");
+const TOKENIZER = CLIP_TOKENIZER_DIR;
 let dir: string;
 
 function segvol(...args: string[]): { code: number; stdout: string; stderr: string } {

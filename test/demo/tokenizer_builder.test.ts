@@ -2,7 +2,7 @@
 // per word (no unknown → eos fallback), ids < vocab_size, bos/eos last; the
 // word split agrees with the real CLIP tokenizer's; the written files load
 // with ClipTokenizer.fromDir and give the same ids.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { PHANTOM_LABELS } from "../../src/demo/phantom.js";
 import { buildTokenizer, preTokenize, writeTokenizerFiles } from "../../src/demo/tokenizer_builder.js";
 import { ClipTokenizer } from "../../src/segvol/tokenizer.js";
+import { CLIP_TOKENIZER_DIR } from "../helpers/fixtures.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const TEMPLATE = "A computerized tomography of a {}.";
@@ -51,8 +52,7 @@ describe("buildTokenizer", () => {
   });
 
   it("splits prompts into the same words as the real CLIP tokenizer", () => {
-    const shared = join(repo, "..", "shared", "clip-tokenizer");
-    if (!existsSync(join(shared, "vocab.json"))) throw new Error(`this test needs the shared CLIP tokenizer at ${shared}`);
+    const shared = CLIP_TOKENIZER_DIR;
     const clip = ClipTokenizer.fromDir(shared);
     const clipVocab = JSON.parse(readFileSync(join(shared, "vocab.json"), "utf8")) as Record<string, number>;
     const clipTokens = new Map(Object.entries(clipVocab).map(([t, i]) => [i, t]));

@@ -24,6 +24,9 @@ interface RawArray {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
 
+/** The vendored CLIP tokenizer (weights/clip-tokenizer, MIT): both file layouts and the reference goldens. */
+export const CLIP_TOKENIZER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "weights", "clip-tokenizer");
+
 function decode(raw: RawArray): FixtureArray {
   const bytes = Buffer.from(raw.b64, "base64");
   const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);

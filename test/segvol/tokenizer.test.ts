@@ -1,19 +1,17 @@
-// The CLIP tokenizer against the reference: the shared goldens (SegVol prompts)
+// The CLIP tokenizer against the reference: the vendored goldens (SegVol prompts)
 // and ids for awkward inputs produced by HF's Rust `tokenizers`
 // (tools/fixtures/gen_tokenizer.py: hand-picked and seeded random strings),
 // loaded from both file layouts.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { ClipTokenizer } from "../../src/segvol/tokenizer.js";
+import { CLIP_TOKENIZER_DIR } from "../helpers/fixtures.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const shared = join(repo, "..", "shared", "clip-tokenizer");
-if (!existsSync(join(shared, "tokenizer.json"))) {
-  throw new Error(`tokenizer tests need the shared CLIP tokenizer files at ${shared} (../shared beside the repo)`);
-}
+const shared = CLIP_TOKENIZER_DIR;
 
 interface Item {
   text: string;

@@ -1,4 +1,4 @@
-"""Plain-PyTorch reference of SegVol (../shared/segvol-spec.md sections 2-5).
+"""Plain-PyTorch reference of SegVol (the upstream architecture, sections 2-5 of the project's SegVol spec).
 
 Written from the spec, not from MONAI / segment-anything / transformers, with
 module attribute names chosen so that `state_dict()` keys equal the official
