@@ -5,7 +5,7 @@
 // one needs none (spec §5). Written here rather than taken from
 // `@huggingface/tokenizers` because it is ~150 lines, has no dependency, and
 // is checked id for id against the reference Rust tokenizer's output.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 export class TokenizerError extends Error {
@@ -41,6 +41,13 @@ function byteEncoder(): string[] {
 export const BYTE_TO_CHAR: readonly string[] = byteEncoder();
 const utf8 = new TextEncoder();
 
+/** Tokenizer files larger than this are refused (CLIP's tokenizer.json is 2.2 MB, its vocab.json 0.9 MB). */
+export const MAX_TOKENIZER_FILE_BYTES = 16 * 1024 * 1024;
+/** At most this many vocabulary entries, and at most this many merges (CLIP has 49,408 and 48,894). */
+export const MAX_TOKENIZER_ENTRIES = 1 << 20;
+/** The largest token id: the reference (HF `tokenizers`) stores ids as u32. */
+const MAX_TOKEN_ID = 0xffff_ffff;
+
 export class ClipTokenizer {
   readonly bosId: number;
   readonly eosId: number;
@@ -67,7 +74,15 @@ export class ClipTokenizer {
       const m = merges[i]!;
       const sp = m.indexOf(" ");
       if (sp <= 0 || sp === m.length - 1 || m.indexOf(" ", sp + 1) >= 0) {
-        throw new TokenizerError(`ClipTokenizer (${source}): merge ${i} is not "left right": ${JSON.stringify(m)}`);
+        throw new TokenizerError(`ClipTokenizer (${source}): merge ${i} is not "left right": ${quote(m)}`);
+      }
+      // As the reference: both halves and their concatenation must be tokens.
+      const left = m.slice(0, sp);
+      const right = m.slice(sp + 1);
+      for (const sym of [left, right, left + right]) {
+        if (!vocab.has(sym)) {
+          throw new TokenizerError(`ClipTokenizer (${source}): merge ${i} (${quote(m)}) needs ${quote(sym)}, which is not in the vocabulary`);
+        }
       }
       // A duplicate keeps its first (best) rank, as the reference does.
       if (!this.ranks.has(m)) this.ranks.set(m, i);
@@ -80,45 +95,77 @@ export class ClipTokenizer {
    */
   static fromDir(dir: string): ClipTokenizer {
     const fast = join(dir, "tokenizer.json");
-    if (existsSync(fast)) {
-      const json = readJson(fast) as { model?: { type?: string; vocab?: unknown; merges?: unknown } };
-      const model = json.model;
-      if (!model || typeof model.vocab !== "object" || model.vocab === null || !Array.isArray(model.merges)) {
-        throw new TokenizerError(`ClipTokenizer: ${fast} has no model.vocab / model.merges (not a BPE tokenizer.json)`);
-      }
-      if (model.type !== undefined && model.type !== "BPE") {
-        throw new TokenizerError(`ClipTokenizer: ${fast} holds a ${model.type} model, expected BPE`);
-      }
-      // Newer `tokenizers` versions store merges as [left, right] pairs.
-      const merges = (model.merges as unknown[]).map((m) => (Array.isArray(m) ? m.join(" ") : String(m)));
-      return ClipTokenizer.build(model.vocab as Record<string, number>, merges, fast);
-    }
+    if (existsSync(fast)) return ClipTokenizer.fromTokenizerJson(readText(fast), fast);
     const vocabPath = join(dir, "vocab.json");
     const mergesPath = join(dir, "merges.txt");
     if (existsSync(vocabPath) && existsSync(mergesPath)) {
-      const vocab = readJson(vocabPath) as Record<string, number>;
-      // First line is "#version: …"; the reference skips comment and empty lines.
-      const merges = readFileSync(mergesPath, "utf8")
-        .split(/\r?\n/)
-        .filter((l) => l.length > 0 && !l.startsWith("#version"));
-      return ClipTokenizer.build(vocab, merges, `${vocabPath} + merges.txt`);
+      return ClipTokenizer.fromVocabJson(readText(vocabPath), readText(mergesPath), vocabPath);
     }
     throw new TokenizerError(
       `ClipTokenizer: ${dir} has neither tokenizer.json nor vocab.json + merges.txt`,
     );
   }
 
+  /** Parses the text of an HF fast `tokenizer.json` holding a BPE model; `source` names it in errors. */
+  static fromTokenizerJson(text: string, source = "tokenizer.json"): ClipTokenizer {
+    const json = parseJson(text, source);
+    const model = isRecord(json) ? json.model : undefined;
+    if (!isRecord(model) || model.vocab === undefined || model.merges === undefined) {
+      throw new TokenizerError(`ClipTokenizer: ${source} has no model.vocab / model.merges (not a BPE tokenizer.json)`);
+    }
+    if (model.type !== undefined && model.type !== "BPE") {
+      throw new TokenizerError(`ClipTokenizer: ${source} holds a ${describe(model.type)} model, expected BPE`);
+    }
+    if (!Array.isArray(model.merges)) {
+      throw new TokenizerError(`ClipTokenizer: ${source}: model.merges is ${describe(model.merges)}, not a list`);
+    }
+    checkCount(model.merges.length, "merges", source);
+    // Newer `tokenizers` versions store merges as [left, right] pairs.
+    const merges = model.merges.map((m: unknown, i) => {
+      if (typeof m === "string") return m;
+      if (Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string") return `${m[0]} ${m[1]}`;
+      throw new TokenizerError(`ClipTokenizer (${source}): merge ${i} is ${describe(m)}, not "left right" or ["left", "right"]`);
+    });
+    return ClipTokenizer.build(model.vocab, merges, source);
+  }
+
+  /**
+   * Parses the texts of `vocab.json` and `merges.txt`; `vocabPath` (the
+   * merges file is named as its sibling) names them in errors.
+   */
+  static fromVocabJson(vocabText: string, mergesText: string, vocabPath = "vocab.json"): ClipTokenizer {
+    const vocab = parseJson(vocabText, vocabPath);
+    const source = `${vocabPath} + merges.txt`;
+    checkLength(mergesText, source);
+    // First line is "#version: …"; the reference skips comment and empty lines.
+    const merges = mergesText.split(/\r?\n/).filter((l) => l.length > 0 && !l.startsWith("#version"));
+    return ClipTokenizer.build(vocab, merges, source);
+  }
+
   static fromVocabMerges(vocab: Record<string, number>, merges: string[]): ClipTokenizer {
     return ClipTokenizer.build(vocab, merges, "fromVocabMerges");
   }
 
-  private static build(vocab: Record<string, number>, merges: string[], source: string): ClipTokenizer {
+  /** Checks the vocabulary (a {token: id} object of distinct u32 ids) and the counts. */
+  private static build(vocab: unknown, merges: readonly string[], source: string): ClipTokenizer {
+    if (!isRecord(vocab)) {
+      throw new TokenizerError(`ClipTokenizer (${source}): the vocabulary is ${describe(vocab)}, not a {token: id} object`);
+    }
+    const entries = Object.entries(vocab);
+    checkCount(entries.length, "vocabulary entries", source);
+    checkCount(merges.length, "merges", source);
     const map = new Map<string, number>();
-    for (const [tok, id] of Object.entries(vocab)) {
-      if (!Number.isInteger(id) || id < 0) {
-        throw new TokenizerError(`ClipTokenizer (${source}): token ${JSON.stringify(tok)} has id ${String(id)}`);
+    const tokenOf = new Map<number, string>();
+    for (const [tok, id] of entries) {
+      if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) > MAX_TOKEN_ID) {
+        throw new TokenizerError(`ClipTokenizer (${source}): token ${quote(tok)} has id ${describe(id)}, not an integer in [0, ${MAX_TOKEN_ID}]`);
       }
-      map.set(tok, id);
+      const other = tokenOf.get(id as number);
+      if (other !== undefined) {
+        throw new TokenizerError(`ClipTokenizer (${source}): tokens ${quote(other)} and ${quote(tok)} share the id ${String(id)}`);
+      }
+      tokenOf.set(id as number, tok);
+      map.set(tok, id as number);
     }
     return new ClipTokenizer(map, merges, source);
   }
@@ -203,10 +250,55 @@ function normalize(text: string): string {
   return out;
 }
 
-function readJson(path: string): unknown {
+/** A file's text, refusing files over MAX_TOKENIZER_FILE_BYTES before reading them. */
+function readText(path: string): string {
   try {
-    return JSON.parse(readFileSync(path, "utf8"));
+    const size = statSync(path).size;
+    if (size > MAX_TOKENIZER_FILE_BYTES) {
+      throw new TokenizerError(`ClipTokenizer: ${path} is ${size} bytes, over the ${MAX_TOKENIZER_FILE_BYTES}-byte limit for a tokenizer file`);
+    }
+    return readFileSync(path, "utf8");
   } catch (e) {
+    if (e instanceof TokenizerError) throw e;
     throw new TokenizerError(`ClipTokenizer: cannot read ${path}: ${(e as Error).message}`);
   }
+}
+
+function checkLength(text: string, source: string): void {
+  if (text.length > MAX_TOKENIZER_FILE_BYTES) {
+    throw new TokenizerError(`ClipTokenizer: ${source} holds ${text.length} characters, over the ${MAX_TOKENIZER_FILE_BYTES} limit for a tokenizer file`);
+  }
+}
+
+function checkCount(n: number, what: string, source: string): void {
+  if (n > MAX_TOKENIZER_ENTRIES) {
+    throw new TokenizerError(`ClipTokenizer (${source}): ${n} ${what}, over the limit of ${MAX_TOKENIZER_ENTRIES}`);
+  }
+}
+
+function parseJson(text: string, source: string): unknown {
+  checkLength(text, source);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new TokenizerError(`ClipTokenizer: ${source} is not valid JSON: ${clip((e as Error).message)}`);
+  }
+}
+
+/** A plain JSON object (not null, not a list). */
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Input quoted in an error message, cut to a readable length. */
+function quote(s: string): string {
+  return clip(JSON.stringify(s));
+}
+
+function describe(v: unknown): string {
+  return v === undefined ? "missing" : clip(JSON.stringify(v) ?? String(v));
+}
+
+function clip(s: string, max = 200): string {
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
 }

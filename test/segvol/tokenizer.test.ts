@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { ClipTokenizer } from "../../src/segvol/tokenizer.js";
+import { ClipTokenizer, MAX_TOKENIZER_FILE_BYTES } from "../../src/segvol/tokenizer.js";
 import { CLIP_TOKENIZER_DIR } from "../helpers/fixtures.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -95,3 +95,95 @@ describe("ClipTokenizer", () => {
     expect(() => ClipTokenizer.fromVocabMerges({ "<|startoftext|>": 0, "<|endoftext|>": 1 }, ["abc"])).toThrow(/merge 0/);
   });
 });
+
+describe("ClipTokenizer input validation", () => {
+  const specials = { "<|startoftext|>": 0, "<|endoftext|>": 1 };
+  const toyVocab = { ...specials, a: 2, b: 3, "ab</w>": 4, "b</w>": 5 };
+
+  /** Writes the files into a fresh folder and returns the error fromDir throws. */
+  function dirError(files: Record<string, string>): Error {
+    const dir = mkdtempSync(join(tmpdir(), "clip-bad-"));
+    try {
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+      ClipTokenizer.fromDir(dir);
+    } catch (e) {
+      return e as Error;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    throw new Error("expected fromDir to throw");
+  }
+
+  it("refuses ids that are not integers in [0, 2^32): 2^53 and 1e308 included", () => {
+    for (const id of [2 ** 53, 1e308, 2 ** 32, -1, 1.5, Number.NaN, Infinity]) {
+      expect(() => ClipTokenizer.fromVocabMerges({ ...specials, x: id }, []), String(id)).toThrow(/token "x" has id .*not an integer in \[0, 4294967295\]/);
+    }
+    // From JSON too, where the id may also be a string, null or a list.
+    for (const id of ["9007199254740992", "1e308", '"7"', "null", "[3]"]) {
+      const e = dirError({ "vocab.json": `{"<|startoftext|>": 0, "<|endoftext|>": 1, "x": ${id}}`, "merges.txt": "" });
+      expect(e.name, id).toBe("TokenizerError");
+      expect(e.message, id).toMatch(/vocab.json \+ merges.txt\): token "x" has id/);
+    }
+    expect(ClipTokenizer.fromVocabMerges({ ...specials, x: 2 ** 32 - 1 }, []).vocabSize).toBe(2 ** 32);
+  });
+
+  it("refuses a vocabulary that is not a {token: id} object, or whose tokens share an id", () => {
+    for (const vocab of ["null", "[0, 1]", "7", '"text"']) {
+      const e = dirError({ "vocab.json": vocab, "merges.txt": "" });
+      expect(e.name, vocab).toBe("TokenizerError");
+      expect(e.message, vocab).toMatch(/the vocabulary is .* not a \{token: id\} object/);
+    }
+    expect(() => ClipTokenizer.fromVocabMerges({ ...specials, x: 1 }, [])).toThrow(/tokens "<\|endoftext\|>" and "x" share the id 1/);
+  });
+
+  it("refuses merges that are not two tokens of the vocabulary, in either file layout", () => {
+    const model = (merges: unknown): Record<string, string> => ({
+      "tokenizer.json": JSON.stringify({ model: { type: "BPE", vocab: toyVocab, merges } }),
+    });
+    expect(ClipTokenizer.fromDir(writeTemp(model(["a b</w>"]))).encode("ab")).toEqual([0, 4, 1]);
+    expect(ClipTokenizer.fromDir(writeTemp(model([["a", "b</w>"]]))).encode("ab")).toEqual([0, 4, 1]);
+    for (const merges of [[[2, 3]], [["a", "b</w>", "c"]], [null], [{ a: "b" }]]) {
+      expect(dirError(model(merges)).message, JSON.stringify(merges)).toMatch(/merge 0 is .*not "left right" or \["left", "right"\]/);
+    }
+    expect(dirError(model("a b")).message).toMatch(/model.merges is "a b", not a list/);
+    expect(dirError(model(["a c"])).message).toMatch(/merge 0 \("a c"\) needs "c", which is not in the vocabulary/);
+    expect(dirError(model(["a b"])).message).toMatch(/merge 0 \("a b"\) needs "ab", which is not in the vocabulary/);
+    expect(dirError({ "vocab.json": JSON.stringify(toyVocab), "merges.txt": "#version: 0.2\na b</w>\nb a\n" }).message).toMatch(
+      /merges.txt\): merge 1 \("b a"\) needs "ba"/,
+    );
+    expect(dirError({ "tokenizer.json": '{"model": {"type": 7, "vocab": {}, "merges": []}}' }).message).toMatch(/holds a 7 model, expected BPE/);
+  });
+
+  it("refuses files over the size limit before reading them, and malformed JSON as a TokenizerError", () => {
+    const big = dirError({ "vocab.json": " ".repeat(MAX_TOKENIZER_FILE_BYTES + 1), "merges.txt": "" });
+    expect(big.message).toMatch(/vocab.json is 16777217 bytes, over the 16777216-byte limit/);
+    const e = dirError({ "tokenizer.json": '{"model": ' });
+    expect(e.name).toBe("TokenizerError");
+    expect(e.message).toMatch(/tokenizer.json is not valid JSON/);
+    expect(() => ClipTokenizer.fromTokenizerJson("x".repeat(MAX_TOKENIZER_FILE_BYTES + 1), "t.json")).toThrow(/t.json holds 16777217 characters/);
+  });
+
+  it("cuts quoted input in messages to a few hundred characters", () => {
+    const long = "z".repeat(100_000);
+    const msg = (() => {
+      try {
+        ClipTokenizer.fromVocabMerges({ ...specials, [long]: -1 }, []);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "";
+    })();
+    expect(msg).toMatch(/has id -1/);
+    expect(msg.length).toBeLessThan(500);
+  });
+});
+
+const temps: string[] = [];
+afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
+/** A temp folder holding `files`, removed after the test file. */
+function writeTemp(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "clip-ok-"));
+  temps.push(dir);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
