@@ -1,5 +1,10 @@
-// Bundles the CLI and the library entry with esbuild. Dependencies stay
-// external (webgpu is a native addon; the others resolve from node_modules).
+// Bundles the CLI and the library entry with esbuild, then writes the
+// library's type declarations (tsc, tsconfig.build.json → dist/types).
+// Dependencies stay external (webgpu is a native addon; the others resolve
+// from node_modules).
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { build } from "esbuild";
 
 const common = {
@@ -12,3 +17,8 @@ const common = {
   logLevel: "warning",
 };
 await build({ ...common, entryPoints: { cli: "src/cli/main.ts", index: "src/index.ts" }, outdir: "dist" });
+
+// Declarations of files since removed must not linger in the package.
+rmSync("dist/types", { recursive: true, force: true });
+const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { stdio: "inherit" });

@@ -1,3 +1,6 @@
+/// <reference types="@webgpu/types" preserve="true" />
+// The types of GPUDevice, GPUBuffer … in the declarations below come from
+// @webgpu/types (a dependency), so a consumer needs no setup of its own for them.
 // Public library entry.
 export { initGpu, gpu, releaseGpu, GpuUnavailableError, GpuDeviceLostError, type Gpu, type GpuOptions } from "./tensor/device.js";
 export { Tensor, type DType } from "./tensor/tensor.js";
