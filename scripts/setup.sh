@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian (bookworm) machine for segvol-webgpu: Mesa's
 # lavapipe Vulkan driver from bookworm-backports (Dawn rejects the 22.x one in
-# bookworm), then the Node dependencies and the bundle. Idempotent.
+# bookworm), then the Node dependencies, the bundle and the type declarations. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +26,10 @@ fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 
+# npm ci runs the package's `prepare` script, which is the build; otherwise
+# build here, so the bundle and the declarations follow the sources.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+else
+  npm run build --silent
 fi
-npm run build --silent
