@@ -114,7 +114,7 @@ export class ClipTokenizer {
       throw new TokenizerError(`ClipTokenizer: ${source} has no model.vocab / model.merges (not a BPE tokenizer.json)`);
     }
     if (model.type !== undefined && model.type !== "BPE") {
-      throw new TokenizerError(`ClipTokenizer: ${source} holds a ${describe(model.type)} model, expected BPE`);
+      throw new TokenizerError(`ClipTokenizer: ${source}: model.type is ${describe(model.type)}, expected "BPE"`);
     }
     if (!Array.isArray(model.merges)) {
       throw new TokenizerError(`ClipTokenizer: ${source}: model.merges is ${describe(model.merges)}, not a list`);
@@ -295,8 +295,14 @@ function quote(s: string): string {
   return clip(JSON.stringify(s));
 }
 
+/** A JSON value for a message: cut, and never a stack overflow on deep nesting. */
 function describe(v: unknown): string {
-  return v === undefined ? "missing" : clip(JSON.stringify(v) ?? String(v));
+  if (v === undefined) return "missing";
+  try {
+    return clip(JSON.stringify(v));
+  } catch {
+    return Array.isArray(v) ? "a list nested too deeply to show" : "an object nested too deeply to show";
+  }
 }
 
 function clip(s: string, max = 200): string {

@@ -151,7 +151,12 @@ describe("ClipTokenizer input validation", () => {
     expect(dirError({ "vocab.json": JSON.stringify(toyVocab), "merges.txt": "#version: 0.2\na b</w>\nb a\n" }).message).toMatch(
       /merges.txt\): merge 1 \("b a"\) needs "ba"/,
     );
-    expect(dirError({ "tokenizer.json": '{"model": {"type": 7, "vocab": {}, "merges": []}}' }).message).toMatch(/holds a 7 model, expected BPE/);
+    expect(dirError({ "tokenizer.json": '{"model": {"type": 7, "vocab": {}, "merges": []}}' }).message).toMatch(/model.type is 7, expected "BPE"/);
+    // Found by the fuzzer: quoting a value nested 200,000 lists deep overflowed the stack (a raw RangeError).
+    const deep = "[".repeat(200_000) + "]".repeat(200_000);
+    expect(dirError({ "tokenizer.json": `{"model": {"type": ${deep}, "vocab": {}, "merges": []}}` }).message).toMatch(
+      /model.type is a list nested too deeply to show, expected "BPE"/,
+    );
   });
 
   it("refuses files over the size limit before reading them, and malformed JSON as a TokenizerError", () => {
