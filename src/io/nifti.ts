@@ -12,12 +12,20 @@
 // structs; ~600 lines with no dependency, cross-checked against files written
 // by nibabel (tools/fixtures/gen_nifti.py), cost less than adapting a library.
 //
-// In memory a volume is a Float32Array in the file's order, i fastest:
+// In memory a volume is an array in the file's order, i fastest:
 // index = i + ni * (j + nj * k). Scaling (scl_slope/scl_inter) is applied on
 // read; extensions are skipped on read and not written.
-import { gunzipSync, gzipSync } from "node:zlib";
-import { readFileSync } from "node:fs";
+//
+// A file can declare any size, and gzip can expand ~1000:1, so reading is
+// header first: the header is inflated from a bounded prefix of the file and
+// checked (dims, datatype, the voxel limit) before anything of the declared
+// size is allocated, and the whole stream is then inflated into one buffer of
+// exactly the declared size, never beyond.
+import { constants as zlibConstants, gunzipSync, gzipSync } from "node:zlib";
+import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
+import { constants as bufferConstants } from "node:buffer";
 import { assertNotInput, writeFileAtomic } from "./atomic.js";
+import { readAt } from "./read_at.js";
 
 export class NiftiError extends Error {
   override name = "NiftiError";
@@ -78,6 +86,31 @@ export interface NiftiHeader {
   glmax: number;
   glmin: number;
 }
+
+/**
+ * The largest volume readNifti accepts unless told otherwise: 512 × 512 × 2048
+ * voxels (2^29). That is a CT at full in-plane resolution over 2048 slices
+ * (2 m of body at 1 mm, 1 m at 0.5 mm), beyond any clinical scan we expect:
+ * 1 GiB as int16, and several GB once segmented. A larger header is far more
+ * likely a corrupt or hostile file (a 1 MB .nii.gz can declare 1024³ voxels)
+ * than a scan, so it is refused before anything is allocated. Raise it with
+ * `ReadNiftiOptions.maxVoxels` (CLI: `segment --max-voxels`).
+ */
+export const DEFAULT_MAX_VOXELS = 512 * 512 * 2048;
+
+export interface ReadNiftiOptions {
+  /** Refuse volumes of more voxels than this (default DEFAULT_MAX_VOXELS). */
+  maxVoxels?: number;
+}
+
+// vox_offset may leave room for extensions between the header and the voxels;
+// real ones (DICOM headers, JSON sidecars) are kilobytes.
+const MAX_EXTENSION_BYTES = 64 * 2 ** 20;
+// Decompressed bytes tolerated after the declared voxels (padding some writers add).
+const TRAILING_SLACK = 2 ** 20;
+// The gzip prefixes tried for the header: a 540-byte header compresses into
+// well under 1 KiB, and each prefix inflates to at most ~1032× its size.
+const HEADER_PREFIXES = [1024, 16384, 65536];
 
 export interface NiftiVolume {
   /** Voxels along i, j, k. */
@@ -350,21 +383,113 @@ export function niftiAffine(h: NiftiHeader): number[][] {
   ];
 }
 
-function decompress(file: Uint8Array, path: string): Uint8Array {
-  if (!(file[0] === 0x1f && file[1] === 0x8b)) return file;
+/** Where the voxels of a checked header lie; refuses volumes over the limit. */
+interface VoxelLayout {
+  header: NiftiHeader;
+  dims: [number, number, number];
+  datatype: NiftiDatatype;
+  itemSize: number;
+  /** Byte offset of the first voxel. */
+  offset: number;
+  voxels: number;
+}
+
+function layoutOf(head: Uint8Array, path: string, opts: ReadNiftiOptions): VoxelLayout {
+  const maxVoxels = opts.maxVoxels ?? DEFAULT_MAX_VOXELS;
+  if (!(Number.isSafeInteger(maxVoxels) && maxVoxels > 0)) {
+    throw new NiftiError(`readNifti: ${path}: maxVoxels must be a positive integer, got ${String(maxVoxels)}`);
+  }
+  const header = parseNiftiHeader(head, path);
+  const dims = volumeDims(header, path);
+  const [datatype, itemSize] = datatypeOf(header, path);
+  const voxels = dims[0] * dims[1] * dims[2];
+  if (voxels > maxVoxels) {
+    throw new NiftiError(
+      `readNifti: ${path}: the volume is ${dims.join("×")} = ${voxels} voxels, over the limit of ${maxVoxels} ` +
+        `(raise it with maxVoxels, or --max-voxels on the command line, if the file is trusted)`,
+    );
+  }
+  const hdrSize = SIZE[header.version];
+  // A single file's data cannot start inside the header; 0 there means "right after it".
+  const offset = header.vox_offset >= hdrSize ? Math.floor(header.vox_offset) : hdrSize + 4;
+  if (offset > hdrSize + 4 + MAX_EXTENSION_BYTES) {
+    throw new NiftiError(
+      `readNifti: ${path}: vox_offset ${header.vox_offset} leaves ${offset - hdrSize} bytes of extensions before the voxels; ` +
+        `at most ${MAX_EXTENSION_BYTES} are accepted`,
+    );
+  }
+  if (offset + voxels * itemSize + TRAILING_SLACK > bufferConstants.MAX_LENGTH) {
+    throw new NiftiError(`readNifti: ${path}: ${dims.join("×")} ${datatype} voxels do not fit in one buffer of this Node.js`);
+  }
+  return { header, dims, datatype, itemSize, offset, voxels };
+}
+
+function truncated(path: string, l: VoxelLayout, have: number, what: string): NiftiError {
+  return new NiftiError(
+    `readNifti: ${path} is truncated: ${l.dims.join("×")} ${l.datatype} voxels need ${l.voxels * l.itemSize} bytes ` +
+      `from offset ${l.offset}, the ${what} has ${Math.max(0, have - l.offset)}`,
+  );
+}
+
+const isGzip = (file: Uint8Array) => file[0] === 0x1f && file[1] === 0x8b;
+
+function corruptGzip(path: string, e: unknown): NiftiError {
+  return new NiftiError(`readNifti: ${path}: gzip data is truncated or corrupt (${(e as Error).message})`);
+}
+
+/**
+ * The header of a gzipped file: inflates growing prefixes of the file (as far
+ * as they go, Z_SYNC_FLUSH) until the header is complete, so that the output
+ * is bounded by the prefix, not by what the stream would expand to.
+ */
+function gzipHeader(file: Uint8Array, path: string): Uint8Array {
+  let out: Uint8Array = new Uint8Array(0);
+  for (const prefix of HEADER_PREFIXES) {
+    try {
+      out = gunzipSync(file.subarray(0, prefix), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    } catch (e) {
+      throw corruptGzip(path, e);
+    }
+    if (out.byteLength >= SIZE[2] || prefix >= file.byteLength) return out;
+  }
+  // detect() names what is missing (too short, or not a NIfTI header at all).
+  return out;
+}
+
+/** Inflates a gzipped file whose header gave `l`, refusing to produce more than it declares. */
+function gunzipDeclared(file: Uint8Array, l: VoxelLayout, path: string): Uint8Array {
+  const limit = l.offset + l.voxels * l.itemSize + TRAILING_SLACK;
   try {
-    return gunzipSync(file);
+    // One output buffer one byte over the limit: the result is a view of it,
+    // with no chunk list to concatenate (which would double the peak).
+    return gunzipSync(file, { maxOutputLength: limit, chunkSize: limit + 1 });
   } catch (e) {
-    throw new NiftiError(`readNifti: ${path}: gzip data is truncated or corrupt (${(e as Error).message})`);
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new NiftiError(
+        `readNifti: ${path}: the gzip stream holds more than the ${l.offset + l.voxels * l.itemSize} bytes its header declares ` +
+          `(${l.dims.join("×")} ${l.datatype} from offset ${l.offset}); refusing to inflate it`,
+      );
+    }
+    throw corruptGzip(path, e);
   }
 }
 
-/** Voxel values → Float32Array, applying slope/intercept. */
-function convert(bytes: Uint8Array, offset: number, n: number, dtype: NiftiDatatype, size: number, le: boolean, h: NiftiHeader): Float32Array {
-  // Own, aligned copy of the voxel bytes, byte-swapped if the file is big-endian.
-  let raw = bytes.subarray(offset, offset + n * size);
-  if (!le || (raw.byteOffset % size) !== 0) raw = raw.slice();
-  if (!le && size > 1) {
+/**
+ * The voxel bytes `l` declares inside `bytes`, as an array this reader owns:
+ * a view when `owned` and aligned, else a copy. Typed arrays must start at a
+ * multiple of their item size, and vox_offset need not be one (nibabel reads
+ * such files). `new Uint8Array(view)` copies into a fresh buffer;
+ * Buffer#slice would return a view.
+ */
+function ownVoxelBytes(bytes: Uint8Array, l: VoxelLayout, owned: boolean): Uint8Array {
+  const raw = bytes.subarray(l.offset, l.offset + l.voxels * l.itemSize);
+  return owned && raw.byteOffset % l.itemSize === 0 ? raw : new Uint8Array(raw);
+}
+
+/** Voxel bytes (owned, aligned, file byte order) → values, byte-swapped and scaled. */
+function voxelValues(raw: Uint8Array, l: VoxelLayout, path: string): Float32Array {
+  const { datatype, itemSize: size, voxels: n, header: h } = l;
+  if (!h.littleEndian && size > 1) {
     for (let p = 0; p < raw.byteLength; p += size) {
       for (let a = p, b = p + size - 1; a < b; a++, b--) {
         const t = raw[a]!;
@@ -375,8 +500,8 @@ function convert(bytes: Uint8Array, offset: number, n: number, dtype: NiftiDatat
   }
   const buf = raw.buffer;
   const at = raw.byteOffset;
-  let src: ArrayLike<number>;
-  switch (dtype) {
+  let src: Float32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | Int32Array | Float64Array;
+  switch (datatype) {
     case "uint8": src = new Uint8Array(buf, at, n); break;
     case "int8": src = new Int8Array(buf, at, n); break;
     case "int16": src = new Int16Array(buf, at, n); break;
@@ -385,57 +510,89 @@ function convert(bytes: Uint8Array, offset: number, n: number, dtype: NiftiDatat
     case "float32": src = new Float32Array(buf, at, n); break;
     case "float64": src = new Float64Array(buf, at, n); break;
   }
-  const out = new Float32Array(n);
   // nibabel's rule: a zero or non-finite slope means "no scaling".
   const slope = h.scl_slope;
   const inter = h.scl_inter;
-  if (slope !== 0 && Number.isFinite(slope) && !(slope === 1 && inter === 0)) {
-    if (!Number.isFinite(inter)) {
-      throw new NiftiError(`readNifti: ${h.sourcePath ?? "<buffer>"}: scl_slope ${slope} with invalid scl_inter ${inter}`);
-    }
+  const scaled = slope !== 0 && Number.isFinite(slope) && !(slope === 1 && inter === 0);
+  if (scaled && !Number.isFinite(inter)) {
+    throw new NiftiError(`readNifti: ${path}: scl_slope ${slope} with invalid scl_inter ${inter}`);
+  }
+  if (src instanceof Float32Array && !scaled) return src;
+  const out = new Float32Array(n);
+  if (scaled) {
     for (let i = 0; i < n; i++) out[i] = src[i]! * slope + inter; // in f64, rounded once
   } else {
-    out.set(src as unknown as ArrayLike<number>);
+    out.set(src);
   }
   return out;
 }
 
-/** Decodes a whole NIfTI file (gzip or not) already in memory. */
-export function decodeNifti(file: Uint8Array, path = "<buffer>"): NiftiVolume {
-  const bytes = decompress(file, path);
-  const header = parseNiftiHeader(bytes, path);
-  const dims = volumeDims(header, path);
-  const [datatype, size] = datatypeOf(header, path);
-  const hdrSize = SIZE[header.version];
-  // A single file's data cannot start inside the header; 0 there means "right after it".
-  const offset = header.vox_offset >= hdrSize ? Math.floor(header.vox_offset) : hdrSize + 4;
-  const n = dims[0] * dims[1] * dims[2];
-  const need = offset + n * size;
-  if (bytes.byteLength < need) {
-    throw new NiftiError(
-      `readNifti: ${path} is truncated: ${dims.join("×")} ${datatype} voxels need ${n * size} bytes from offset ${offset}, ` +
-        `the ${file === bytes ? "file" : "decompressed file"} has ${Math.max(0, bytes.byteLength - offset)}`,
-    );
-  }
-  return {
-    dims,
-    spacing: zooms(header),
-    affine: niftiAffine(header),
-    datatype,
-    data: convert(bytes, offset, n, datatype, size, header.littleEndian, header),
-    header,
-  };
+function volumeOf(l: VoxelLayout, data: Float32Array): NiftiVolume {
+  return { dims: l.dims, spacing: zooms(l.header), affine: niftiAffine(l.header), datatype: l.datatype, data, header: l.header };
 }
 
-/** Reads a `.nii` or `.nii.gz` (gzip is detected from the bytes, not the name). */
-export function readNifti(path: string): NiftiVolume {
-  let file: Buffer;
-  try {
-    file = readFileSync(path);
-  } catch (e) {
-    throw new NiftiError(`readNifti: cannot read ${path}: ${(e as Error).message}`);
+/** Decodes a whole NIfTI file (gzip or not) already in memory; `file` is not modified. */
+export function decodeNifti(file: Uint8Array, path = "<buffer>", opts: ReadNiftiOptions = {}): NiftiVolume {
+  if (!isGzip(file)) {
+    const l = layoutOf(file, path, opts);
+    if (file.byteLength < l.offset + l.voxels * l.itemSize) throw truncated(path, l, file.byteLength, "file");
+    return volumeOf(l, voxelValues(ownVoxelBytes(file, l, false), l, path));
   }
-  return decodeNifti(file, path);
+  const l = layoutOf(gzipHeader(file, path), path, opts);
+  const bytes = gunzipDeclared(file, l, path);
+  if (bytes.byteLength < l.offset + l.voxels * l.itemSize) throw truncated(path, l, bytes.byteLength, "decompressed file");
+  return volumeOf(l, voxelValues(ownVoxelBytes(bytes, l, true), l, path));
+}
+
+/**
+ * Reads a `.nii` or `.nii.gz` (gzip is detected from the bytes, not the name).
+ * Volumes over `opts.maxVoxels` (default DEFAULT_MAX_VOXELS) are refused
+ * before their voxels are read or inflated.
+ */
+export function readNifti(path: string, opts: ReadNiftiOptions = {}): NiftiVolume {
+  const fail = (e: unknown) => new NiftiError(`readNifti: cannot read ${path}: ${(e as Error).message}`);
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw fail(e);
+  }
+  try {
+    let size: number;
+    let head: Uint8Array;
+    try {
+      size = fstatSync(fd).size;
+      head = new Uint8Array(Math.min(size, SIZE[2] + 4));
+      head = head.subarray(0, readAt(fd, head, 0));
+    } catch (e) {
+      throw fail(e);
+    }
+    // gzip: the compressed file is read whole (it is no larger than the file
+    // the user gave), and inflated header first.
+    if (isGzip(head)) {
+      let file: Buffer;
+      try {
+        file = readFileSync(fd);
+      } catch (e) {
+        throw fail(e);
+      }
+      return decodeNifti(file, path, opts);
+    }
+    // Uncompressed: the voxels are read straight into their own aligned buffer.
+    const l = layoutOf(head, path, opts);
+    if (size < l.offset + l.voxels * l.itemSize) throw truncated(path, l, size, "file");
+    const raw = new Uint8Array(l.voxels * l.itemSize);
+    let got: number;
+    try {
+      got = readAt(fd, raw, l.offset);
+    } catch (e) {
+      throw fail(e);
+    }
+    if (got < raw.byteLength) throw truncated(path, l, l.offset + got, "file");
+    return volumeOf(l, voxelValues(raw, l, path));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Throws, naming the file and the first voxel (i, j, k), if any value is NaN or infinite. */

@@ -4,8 +4,9 @@
 // Fortran order and big-endian data are refused rather than silently
 // transposed or swapped: every producer we expect (NumPy on x86/ARM,
 // PyTorch's .numpy()) writes little-endian C order.
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { writeFileAtomic } from "./atomic.js";
+import { readAt } from "./read_at.js";
 
 export class NpyError extends Error {
   override name = "NpyError";
@@ -110,16 +111,6 @@ function parseHeader(head: Uint8Array, path: string): Header {
   return { dtype: kind[0], itemSize: kind[1], shape, dataOffset: start + len };
 }
 
-function readBytes(fd: number, into: Uint8Array, position: number): number {
-  let got = 0;
-  while (got < into.byteLength) {
-    const n = readSync(fd, into, got, into.byteLength - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
-}
-
 function typed(dtype: NpyDtype, buf: ArrayBuffer): NpyData {
   switch (dtype) {
     case "f32": return new Float32Array(buf);
@@ -147,14 +138,14 @@ export function readNpy(path: string): NpyArray {
     // Headers are small; read a generous prefix, then exactly the data, into
     // a fresh (aligned) buffer so the typed array needs no second copy.
     const prefix = new Uint8Array(Math.min(size, 65536 + 12));
-    readBytes(fd, prefix, 0);
+    readAt(fd, prefix, 0);
     if (prefix.byteLength < 10) throw new NpyError(`readNpy: ${path} is not an .npy file (only ${size} bytes)`);
     let head = prefix;
     if (prefix[6] === 2 || prefix[6] === 3) {
       const len = new DataView(prefix.buffer).getUint32(8, true);
       if (len + 12 > prefix.byteLength && len + 12 <= size) {
         head = new Uint8Array(len + 12);
-        readBytes(fd, head, 0);
+        readAt(fd, head, 0);
       }
     }
     const h = parseHeader(head, path);
@@ -166,7 +157,7 @@ export function readNpy(path: string): NpyArray {
       );
     }
     const buf = new ArrayBuffer(bytes);
-    readBytes(fd, new Uint8Array(buf), h.dataOffset);
+    readAt(fd, new Uint8Array(buf), h.dataOffset);
     return { shape: h.shape, dtype: h.dtype, data: typed(h.dtype, buf) };
   } finally {
     closeSync(fd);

@@ -6,10 +6,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   checkFinite,
+  decodeNifti,
+  DEFAULT_MAX_VOXELS,
+  encodeNiftiHeader,
   niftiFromArray,
   readNifti,
   writeNifti,
@@ -70,6 +73,26 @@ describe("readNifti (nibabel-written files)", () => {
     expect(sameBits(vol.data, f32(e.b64)), `${name}: voxel values`).toBe(true);
   });
 
+  it("the fixtures cover every scaling case and misaligned voxels (so regenerating cannot drop one silently)", () => {
+    const scaling = (n: string) => [expected[n]!.header.scl_slope, expected[n]!.header.scl_inter];
+    expect(scaling("scaled_slope_only.nii")).toEqual([2, 0]);
+    expect(scaling("scaled_inter_only.nii.gz")).toEqual([1, -17.5]);
+    expect(scaling("scaled_ct_uint16.nii.gz")).toEqual([1, -1024]);
+    expect(scaling("scaled_ct_int16_full_range.nii")).toEqual([1, -1024]);
+    expect(scaling("scaled_negative_slope.nii")).toEqual([-1.5, 20]);
+    expect(scaling("scaled_negative_slope_int.nii.gz")).toEqual([-2, 5]);
+    for (const [name, size] of [["misaligned_int16.nii", 2], ["misaligned_float64.nii.gz", 8], ["misaligned_float32_scaled.nii", 4]] as const) {
+      expect((expected[name]!.header.vox_offset as number) % size, name).not.toBe(0);
+    }
+    // nibabel's values are not the stored ones: a reader that skipped the scaling would differ.
+    for (const name of ["scaled_slope_only.nii", "scaled_inter_only.nii.gz", "scaled_ct_uint16.nii.gz", "scaled_negative_slope.nii"]) {
+      const vol = readNifti(join(dir, name));
+      const bytes = readFileSync(join(dir, name));
+      const raw = decodeNifti(patchScaling(name.endsWith(".gz") ? gunzipSync(bytes) : bytes, 1, 0)).data;
+      expect(Array.from(raw), name).not.toEqual(Array.from(vol.data));
+    }
+  });
+
   it("applies scl_slope/scl_inter (int16 CT: slope 0.5, inter -1024) and ignores a zero slope", () => {
     const scaled = readNifti(join(dir, "scaled_int16.nii.gz"));
     expect(scaled.datatype).toBe("int16");
@@ -121,6 +144,102 @@ describe("readNifti (nibabel-written files)", () => {
     expect(() => readNifti(hdr)).toThrow(/pair\.nii is not a NIfTI-1 file \(magic ""/);
 
     expect(() => readNifti(join(tmp, "absent.nii.gz"))).toThrow(/readNifti: cannot read .*absent\.nii\.gz/);
+  });
+});
+
+/** NIfTI-1 file bytes with scl_slope/scl_inter replaced. */
+function patchScaling(file: Uint8Array, slope: number, inter: number): Buffer {
+  const b = Buffer.from(file);
+  b.writeFloatLE(slope, 112);
+  b.writeFloatLE(inter, 116);
+  return b;
+}
+
+/** A NIfTI-1 header (uint8, 1 mm) declaring `dims`, with the 4-byte extension flag. */
+function headerDeclaring(dims: [number, number, number]): Uint8Array {
+  const h = niftiFromArray([2, 2, 2], new Float32Array(8), { datatype: "uint8" }).header;
+  return encodeNiftiHeader({ ...h, dim: [3, ...dims, 1, 1, 1, 1] });
+}
+
+/**
+ * gzip that inflates to `head` followed by `zeroMiB` MiB of zeros: a
+ * multi-member stream (valid gzip) of 1 KiB members, so a GiB costs a MiB.
+ */
+function zeroBomb(head: Uint8Array, zeroMiB: number): Buffer {
+  const member = gzipSync(Buffer.alloc(2 ** 20), { level: 9 });
+  return Buffer.concat([gzipSync(head), ...Array.from({ length: zeroMiB }, () => member)]);
+}
+
+/** What `fn` throws, and the growth of peak RSS (MiB; maxRSS is the process's high-water mark) while it runs. */
+function thrownAndPeak(fn: () => void): { err: unknown; grewMiB: number } {
+  const before = process.resourceUsage().maxRSS;
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  return { err, grewMiB: (process.resourceUsage().maxRSS - before) / 1024 };
+}
+
+describe("readNifti against hostile sizes (header first, bounded inflation)", () => {
+  it("refuses a 1 MB .nii.gz declaring 1024³ voxels before inflating it", () => {
+    const bomb = join(tmp, "cube1024.nii.gz");
+    writeFileSync(bomb, zeroBomb(headerDeclaring([1024, 1024, 1024]), 1024));
+    const { err, grewMiB } = thrownAndPeak(() => readNifti(bomb));
+    expect(String(err)).toContain(
+      `cube1024.nii.gz: the volume is 1024×1024×1024 = 1073741824 voxels, over the limit of ${DEFAULT_MAX_VOXELS} (raise it with maxVoxels`,
+    );
+    expect(grewMiB).toBeLessThan(64);
+  });
+
+  it("stops inflating where the declared voxels end (1 GiB of zeros after a 5×4×3 volume)", () => {
+    const head = readFileSync(join(dir, "dt_uint8.nii")); // 352 + 60 bytes
+    const bomb = join(tmp, "tail-bomb.nii.gz");
+    writeFileSync(bomb, zeroBomb(head, 1024));
+    const { err, grewMiB } = thrownAndPeak(() => readNifti(bomb));
+    expect(String(err)).toMatch(/tail-bomb\.nii\.gz: the gzip stream holds more than the 412 bytes its header declares/);
+    expect(grewMiB).toBeLessThan(64);
+    // A little padding after the voxels (some writers add it) is read as before.
+    const padded = join(tmp, "padded.nii.gz");
+    writeFileSync(padded, gzipSync(Buffer.concat([head, Buffer.alloc(1000)])));
+    expect(Array.from(readNifti(padded).data)).toEqual(Array.from(readNifti(join(dir, "dt_uint8.nii")).data));
+  });
+
+  it("maxVoxels lowers or raises the limit, and must be a positive integer", () => {
+    const name = join(dir, "dt_float32.nii"); // 5×4×3 = 60 voxels
+    expect(() => readNifti(name, { maxVoxels: 59 })).toThrow(/dt_float32\.nii: the volume is 5×4×3 = 60 voxels, over the limit of 59/);
+    expect(readNifti(name, { maxVoxels: 60 }).dims).toEqual([5, 4, 3]);
+    const gz = join(dir, "scaled_int16.nii.gz");
+    expect(() => readNifti(gz, { maxVoxels: 10 })).toThrow(/over the limit of 10/);
+    expect(() => decodeNifti(readFileSync(name), "mem.nii", { maxVoxels: 10 })).toThrow(/mem\.nii: the volume is 5×4×3/);
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      expect(() => readNifti(name, { maxVoxels: bad })).toThrow(/maxVoxels must be a positive integer/);
+    }
+  });
+
+  it("refuses a vox_offset far beyond any extension area, and a header not found in the gzip prefix", () => {
+    const b = Buffer.from(readFileSync(join(dir, "dt_uint8.nii")));
+    b.writeFloatLE(2 ** 30, 108);
+    const far = join(tmp, "far.nii");
+    writeFileSync(far, b);
+    expect(() => readNifti(far)).toThrow(/far\.nii: vox_offset 1073741824 leaves .* bytes of extensions before the voxels/);
+    // 1 MiB of zeros before anything else: no NIfTI header at the start of the stream.
+    const zeros = join(tmp, "zeros.nii.gz");
+    writeFileSync(zeros, zeroBomb(new Uint8Array(0), 64));
+    expect(() => readNifti(zeros)).toThrow(/zeros\.nii\.gz is not a NIfTI file \(sizeof_hdr = 0/);
+  });
+
+  it("reads voxels at an offset that is not a multiple of the item size from memory too", () => {
+    for (const name of ["misaligned_int16.nii", "misaligned_float64.nii.gz", "misaligned_float32_scaled.nii"]) {
+      const bytes = readFileSync(join(dir, name));
+      // At an odd address inside a larger buffer, as a pooled Buffer may be.
+      const big = new Uint8Array(bytes.length + 1);
+      big.set(bytes, 1);
+      const vol = decodeNifti(big.subarray(1), name);
+      expect(sameBits(Float32Array.from(vol.data), f32(expected[name]!.b64)), name).toBe(true);
+      expect(big.subarray(1).every((v, i) => v === bytes[i]), `${name}: input untouched`).toBe(true);
+    }
   });
 });
 
