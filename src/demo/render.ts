@@ -1,7 +1,13 @@
 // Slice images of a CT volume with masks overlaid: axial, coronal and
-// sagittal planes through the masks' joint centre (or the volume centre when
-// no mask has a voxel), side by side, resampled to square display pixels,
-// with a legend drawn in the built-in bitmap font, as PNG bytes.
+// sagittal planes through given voxel indices (by default the masks' joint
+// centre, `centreSlices`), side by side, resampled to square display pixels,
+// with a legend drawn in the built-in bitmap font, as PNG bytes. A box prompt
+// is drawn as its outline on each plane (the box projected onto the plane:
+// solid where the plane cuts the box, dashed where the box lies off it), and
+// point prompts as markers where they project onto each plane (a plus for a
+// positive point, a cross for a negative one, in different colours; opaque
+// on the point's own plane, half transparent on the others), so that a
+// picture shows the prompt beside the mask it produced.
 //
 // Orientation (radiological conventions, as clinical viewers show CT):
 //   axial    — seen from the feet: patient's right on the image's left,
@@ -20,6 +26,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { drawText, GLYPH_H, textWidth } from "./font.js";
 
 export type Rgb = [number, number, number];
+export type Vec3 = [number, number, number];
 
 export interface RenderMask {
   name: string;
@@ -40,6 +47,12 @@ export interface RenderOptions {
   affine?: number[][];
   /** Longest panel side in pixels (default 300). */
   panelSize?: number;
+  /** Voxel indices (i, j, k) of the planes shown: each panel fixes its own array axis at its index (default centreSlices(masks)). */
+  slices?: Vec3;
+  /** A box prompt, inclusive voxel indices (i0, j0, k0, i1, j1, k1). */
+  box?: readonly [number, number, number, number, number, number];
+  /** Point prompts: voxel indices (i, j, k); label 1 positive, 0 negative. */
+  points?: readonly { ijk: Vec3; label: 0 | 1 }[];
 }
 
 /** Distinct overlay colours, used in order for masks without a colour. */
@@ -47,6 +60,18 @@ export const PALETTE: readonly Rgb[] = [
   [230, 60, 60], [60, 180, 75], [255, 200, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
   [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128], [170, 110, 40],
 ];
+
+/** Prompt colours: none is in PALETTE, so a prompt never looks like a mask. */
+export const BOX_COLOR: Rgb = [0, 255, 255];
+export const POSITIVE_COLOR: Rgb = [0, 255, 0];
+export const NEGATIVE_COLOR: Rgb = [255, 0, 255];
+/** Box outline width and marker half-size, in display pixels. */
+const BOX_LINE = 2;
+const MARKER_R = 4;
+/** Dash length of a box outline whose box the plane does not cut. */
+const DASH = 4;
+/** Opacity of a point's marker on a plane that does not hold the point. */
+export const OFF_PLANE_ALPHA = 0.5;
 
 const ALPHA = 0.4;
 const BG: Rgb = [16, 16, 16];
@@ -86,6 +111,34 @@ function check(o: RenderOptions, op: string): void {
   }
   if (o.window && !(o.window.length === 2 && o.window[0] < o.window[1])) throw new Error(`${op}: window must be [low, high] with low < high, got ${JSON.stringify(o.window)}`);
   if (o.affine && (o.affine.length < 3 || o.affine.some((r) => r.length < 3))) throw new Error(`${op}: affine must be 4×4`);
+  const inVolume = (p: readonly number[]) => p.length === 3 && p.every((x, a) => Number.isInteger(x) && x >= 0 && x < o.dims[a]!);
+  if (o.slices && !inVolume(o.slices)) throw new Error(`${op}: slices must be three voxel indices inside dims ${o.dims.join("×")}, got ${JSON.stringify(o.slices)}`);
+  if (o.box && !(o.box.length === 6 && inVolume(o.box.slice(0, 3)) && inVolume(o.box.slice(3)) && [0, 1, 2].every((a) => o.box![a]! <= o.box![a + 3]!))) {
+    throw new Error(`${op}: box must be (i0, j0, k0, i1, j1, k1) inside dims ${o.dims.join("×")} with each min ≤ max, got ${JSON.stringify(o.box)}`);
+  }
+  for (const pt of o.points ?? []) {
+    if (!inVolume(pt.ijk) || (pt.label !== 0 && pt.label !== 1)) throw new Error(`${op}: point ${JSON.stringify(pt)} must have voxel indices inside dims ${o.dims.join("×")} and label 0 or 1`);
+  }
+}
+
+/**
+ * The voxel (i, j, k) whose planes the pictures show: the joint centroid of
+ * all the masks, rounded, or the middle voxel when no mask has a voxel. One
+ * function, so that pictures meant to be compared can share their planes.
+ */
+export function centreSlices(masks: readonly Uint8Array[], dims: Vec3): Vec3 {
+  const [nx, ny, nz] = dims;
+  const sum = [0, 0, 0];
+  let cnt = 0;
+  for (let v = 0; v < nx * ny * nz; v++) {
+    if (!masks.some((m) => m[v] !== 0)) continue;
+    cnt++;
+    sum[0] += v % nx;
+    sum[1] += Math.floor(v / nx) % ny;
+    sum[2] += Math.floor(v / (nx * ny));
+  }
+  const centre = cnt > 0 ? sum.map((x) => x / cnt) : dims.map((n) => (n - 1) / 2);
+  return centre.map((x) => Math.round(x)) as Vec3;
 }
 
 /** A panel: its pixel grid and, per pixel, the voxel index shown (nearest) and the image value (bilinear). */
@@ -97,13 +150,20 @@ interface Panel {
   voxel: Int32Array;
   /** Orientation letters at the left, right, top and bottom edges. */
   edges: [string, string, string, string];
+  /** Array axes along the panel's width and height, the fixed one and its index. */
+  au: number;
+  av: number;
+  af: number;
+  fixed: number;
+  /** The pixel position (continuous) of the centre of the voxel at indices iu along au, iv along av. */
+  screen: (iu: number, iv: number) => [number, number];
 }
 
 /** Renders the three planes with the masks to PNG bytes. */
 export function renderSlices(o: RenderOptions): Uint8Array {
   const op = "renderSlices";
   check(o, op);
-  const [nx, ny, nz] = o.dims;
+  const [nx, ny] = o.dims;
   const dims = o.dims;
   const strides = [1, nx, nx * ny];
   const affine = o.affine ?? [[o.spacing[0], 0, 0, 0], [0, o.spacing[1], 0, 0], [0, 0, o.spacing[2], 0]];
@@ -111,22 +171,7 @@ export function renderSlices(o: RenderOptions): Uint8Array {
   const [lo, hi] = o.window ?? [-160, 240];
   const panelSize = o.panelSize ?? 300;
 
-  // Centre: the joint centroid of all masks, else the middle voxel.
-  const centre = [(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2];
-  {
-    let cnt = 0;
-    const sum = [0, 0, 0];
-    const any = new Uint8Array(nx * ny * nz);
-    for (const m of o.masks) for (let v = 0; v < any.length; v++) if (m.mask[v]) any[v] = 1;
-    for (let v = 0; v < any.length; v++) {
-      if (!any[v]) continue;
-      cnt++;
-      sum[0] += v % nx;
-      sum[1] += Math.floor(v / nx) % ny;
-      sum[2] += Math.floor(v / (nx * ny));
-    }
-    if (cnt > 0) for (let a = 0; a < 3; a++) centre[a] = sum[a]! / cnt;
-  }
+  const slices = o.slices ?? centreSlices(o.masks.map((m) => m.mask), dims);
 
   // World extent (mm) along each world axis, and the display pixel size.
   const ext = [0, 1, 2].map((w) => dims[axis[w]!]! * o.spacing[axis[w]!]!);
@@ -142,16 +187,17 @@ export function renderSlices(o: RenderOptions): Uint8Array {
     const gray = new Uint8Array(w * h);
     const voxel = new Int32Array(w * h);
     const au = axis[u]!, av = axis[v]!, af = axis[fixedW]!;
-    const fixed = Math.round(centre[af]!);
+    const fixed = slices[af]!;
     const nu = dims[au]!, nv = dims[av]!;
+    // Screen v grows downward; world direction vDir·sign tells which array end is at the top.
+    const flipU = uDir * sign[u]! < 0, flipV = vDir * sign[v]! < 0;
     for (let py = 0; py < h; py++) {
       // Continuous index along av for this row (pixel centres).
       let tv = ((py + 0.5) / h) * nv - 0.5; // 0..nv-1 top to bottom in screen terms
-      // Screen v grows downward; world direction vDir·sign tells which array end is at the top.
-      if (vDir * sign[v]! < 0) tv = nv - 1 - tv;
+      if (flipV) tv = nv - 1 - tv;
       for (let px = 0; px < w; px++) {
         let tu = ((px + 0.5) / w) * nu - 0.5;
-        if (uDir * sign[u]! < 0) tu = nu - 1 - tu;
+        if (flipU) tu = nu - 1 - tu;
         const cu = clampI(tu, nu), cv = clampI(tv, nv);
         const iu = Math.round(cu), iv = Math.round(cv);
         const base = fixed * strides[af]!;
@@ -165,7 +211,12 @@ export function renderSlices(o: RenderOptions): Uint8Array {
         gray[py * w + px] = Math.round(Math.min(1, Math.max(0, (val - lo) / (hi - lo))) * 255);
       }
     }
-    return { name: `${name} ${fixed}`, w, h, gray, voxel, edges };
+    // The inverse of the pixel → index mapping above.
+    const screen = (iu: number, iv: number): [number, number] => [
+      ((flipU ? nu - 1 - iu : iu) + 0.5) * (w / nu) - 0.5,
+      ((flipV ? nv - 1 - iv : iv) + 0.5) * (h / nv) - 0.5,
+    ];
+    return { name: `${name} ${fixed}`, w, h, gray, voxel, edges, au, av, af, fixed, screen };
   };
   // Screen x grows to the right, screen y downward. Axial: x → patient's left
   // (world −x), y → posterior (world −y). Coronal: x → left, y → inferior.
@@ -177,9 +228,9 @@ export function renderSlices(o: RenderOptions): Uint8Array {
   ];
   // Label the fixed index with its array axis letter.
   const axisName = ["I", "J", "K"];
-  panels[0]!.name = `AXIAL ${axisName[axis[2]]}=${Math.round(centre[axis[2]]!)}`;
-  panels[1]!.name = `CORONAL ${axisName[axis[1]]}=${Math.round(centre[axis[1]]!)}`;
-  panels[2]!.name = `SAGITTAL ${axisName[axis[0]]}=${Math.round(centre[axis[0]]!)}`;
+  panels[0]!.name = `AXIAL ${axisName[axis[2]]}=${slices[axis[2]]}`;
+  panels[1]!.name = `CORONAL ${axisName[axis[1]]}=${slices[axis[1]]}`;
+  panels[2]!.name = `SAGITTAL ${axisName[axis[0]]}=${slices[axis[0]]}`;
 
   // Layout: title, panels in a row with their names, legend rows.
   const M = 10, GAP = 10, S = 2; // margin, gap, font scale
@@ -189,17 +240,31 @@ export function renderSlices(o: RenderOptions): Uint8Array {
   const panelsH = Math.max(...panels.map((p) => p.h));
   const width = Math.max(panelsW + 2 * M, textWidth(o.title ?? "", S) + 2 * M);
   const colors = o.masks.map((m, n) => m.color ?? PALETTE[n % PALETTE.length]!);
-  // Legend items flow left to right, wrapping.
+  // Legend: each mask, then the prompts drawn; a 14-pixel swatch (drawn at
+  // its top-left corner by `swatch`) and the name. Items flow left to right, wrapping.
+  const SW = 14;
+  const legend: { name: string; swatch: (x: number, y: number) => void }[] = o.masks.map((m, n) => ({
+    name: m.name,
+    swatch: (x, y) => { for (let dy = 0; dy < SW; dy++) for (let dx = 0; dx < SW; dx++) put(x + dx, y + dy, colors[n]!); },
+  }));
+  if (o.box) {
+    legend.push({ name: "BOX", swatch: (x, y) => {
+      for (let dy = 0; dy < SW; dy++) for (let dx = 0; dx < SW; dx++) if (Math.min(dx, dy, SW - 1 - dx, SW - 1 - dy) < BOX_LINE) put(x + dx, y + dy, BOX_COLOR);
+    } });
+  }
+  for (const [label, name] of [[1, "POSITIVE POINT"], [0, "NEGATIVE POINT"]] as const) {
+    if (o.points?.some((pt) => pt.label === label)) legend.push({ name, swatch: (x, y) => marker(x + (SW - 1) / 2, y + (SW - 1) / 2, label, () => true, put) });
+  }
   const items: { x: number; y: number }[] = [];
   let lx = M, ly = 0;
-  for (const m of o.masks) {
-    const iw = 14 + 6 + textWidth(m.name, S) + 18;
+  for (const it of legend) {
+    const iw = SW + 6 + textWidth(it.name, S) + 18;
     if (lx + iw > width - M && lx > M) { lx = M; ly += lineH; }
     items.push({ x: lx, y: ly });
     lx += iw;
   }
   const legendTop = M + titleH + panelsH + 4 + lineH + 6;
-  const height = legendTop + (o.masks.length ? ly + lineH : 0) + M;
+  const height = legendTop + (legend.length ? ly + lineH : 0) + M;
 
   const png = new PNG({ width, height });
   const px = png.data;
@@ -235,16 +300,63 @@ export function renderSlices(o: RenderOptions): Uint8Array {
     drawText(re, x0 + p.w - 7, y0 + Math.floor(p.h / 2) - 3, 1, (a, b) => put(a, b, yellow));
     drawText(te, x0 + Math.floor(p.w / 2) - 2, y0 + 2, 1, (a, b) => put(a, b, yellow));
     drawText(be, x0 + Math.floor(p.w / 2) - 2, y0 + p.h - 9, 1, (a, b) => put(a, b, yellow));
+    // Prompts on top of everything: they are what the picture is about.
+    const onPanel = (x: number, y: number) => x >= 0 && y >= 0 && x < p.w && y < p.h;
+    const px0 = x0;
+    const putPanel = (x: number, y: number, c: Rgb, a = 1) => put(px0 + x, y0 + y, c, a);
+    if (o.box) drawBox(p, o.box, dims, onPanel, putPanel);
+    for (const pt of o.points ?? []) {
+      const [cx, cy] = p.screen(pt.ijk[p.au]!, pt.ijk[p.av]!);
+      const alpha = pt.ijk[p.af] === p.fixed ? 1 : OFF_PLANE_ALPHA;
+      marker(cx, cy, pt.label, onPanel, (x, y, c) => putPanel(x, y, c, alpha));
+    }
     text(p.name, x0, y0 + panelsH + 6);
     x0 += p.w + GAP;
   }
-  o.masks.forEach((m, n) => {
-    const it = items[n]!;
-    const y = legendTop + it.y;
-    for (let dy = 0; dy < 14; dy++) for (let dx = 0; dx < 14; dx++) put(it.x + dx, y + dy, colors[n]!);
-    text(m.name, it.x + 20, y);
+  legend.forEach((it, n) => {
+    const { x, y } = items[n]!;
+    it.swatch(x, legendTop + y);
+    text(it.name, x + SW + 6, legendTop + y);
   });
   return new Uint8Array(PNG.sync.write(png));
+}
+
+/**
+ * A box's outline on a panel: the pixels showing a voxel inside the box's
+ * projection (its range along the panel's two axes) within BOX_LINE pixels of
+ * one outside it or of the panel's edge. Dashed when the panel's plane does
+ * not cut the box.
+ */
+function drawBox(p: Panel, box: NonNullable<RenderOptions["box"]>, dims: Vec3, onPanel: (x: number, y: number) => boolean, put: (x: number, y: number, c: Rgb) => void): void {
+  const stride = [1, dims[0], dims[0] * dims[1]];
+  const index = (voxel: number, a: number) => Math.floor(voxel / stride[a]!) % dims[a]!;
+  const within = (i: number, a: number) => i >= box[a]! && i <= box[a + 3]!;
+  const inside = (x: number, y: number) => {
+    if (!onPanel(x, y)) return false;
+    const v = p.voxel[y * p.w + x]!;
+    return within(index(v, p.au), p.au) && within(index(v, p.av), p.av);
+  };
+  const cut = within(p.fixed, p.af);
+  for (let y = 0; y < p.h; y++) {
+    for (let x = 0; x < p.w; x++) {
+      if (!inside(x, y) || (!cut && Math.floor((x + y) / DASH) % 2 === 1)) continue;
+      let edge = false;
+      for (let d = 1; d <= BOX_LINE && !edge; d++) edge = !inside(x - d, y) || !inside(x + d, y) || !inside(x, y - d) || !inside(x, y + d);
+      if (edge) put(x, y, BOX_COLOR);
+    }
+  }
+}
+
+/** A point marker centred at pixel position (cx, cy): a plus for a positive point, a cross for a negative one, drawn where `keep` allows. */
+function marker(cx: number, cy: number, label: 0 | 1, keep: (x: number, y: number) => boolean, put: (x: number, y: number, c: Rgb) => void): void {
+  for (let y = Math.floor(cy - MARKER_R); y <= Math.ceil(cy + MARKER_R); y++) {
+    for (let x = Math.floor(cx - MARKER_R); x <= Math.ceil(cx + MARKER_R); x++) {
+      const dx = Math.abs(x - cx), dy = Math.abs(y - cy);
+      if (dx > MARKER_R || dy > MARKER_R || !keep(x, y)) continue;
+      const ink = label === 1 ? dx <= 1 || dy <= 1 : Math.abs(dx - dy) <= 1;
+      if (ink) put(x, y, label === 1 ? POSITIVE_COLOR : NEGATIVE_COLOR);
+    }
+  }
 }
 
 function clampI(t: number, n: number): number {

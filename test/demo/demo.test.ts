@@ -3,7 +3,9 @@
 // the PNGs decode, the JSON has exactly the documented shape, and each Dice
 // equals one recomputed here from the written NIfTI files. Also: the clear
 // one-line refusal when the weights folder has no model, the refusal of a
-// foreign output folder, and of a training seed.
+// foreign output folder, and of a training seed. The pictures: every one
+// through the same planes, the box and the points drawn on theirs; progress
+// names the kernel compilation before the first target.
 import { Command } from "commander";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +17,7 @@ import { writeInitFolder } from "../../src/cli/init.js";
 import { boundingBox, DEMO_CATEGORIES, demoCategories, dice, runDemo, samplePoints, trainingSeeds } from "../../src/demo/demo.js";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
 import { readNifti } from "../../src/io/nifti.js";
+import { BOX_COLOR, POSITIVE_COLOR, type Rgb } from "../../src/demo/render.js";
 
 const REPO = join(__dirname, "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "segvol-demo-test-"));
@@ -24,6 +27,8 @@ const SEED = 4242;
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 beforeAll(() => {
   writeInitFolder({ config: join(REPO, "weights", "demo", "config.json"), out: weights, seed: 3, categories: [...DEMO_CATEGORIES] });
+  // A weights folder states the categories its text prompts may name.
+  writeFileSync(join(weights, "categories.json"), JSON.stringify(DEMO_CATEGORIES));
 });
 
 /** Runs `segvol demo ARGS` in-process; returns stdout, stderr lines and the error, if any. */
@@ -49,22 +54,66 @@ async function cli(args: string[]): Promise<{ stdout: string; err: string[]; err
 }
 
 const mask = (data: ArrayLike<number>, value: number) => Uint8Array.from(data, (x) => (x === value ? 1 : 0));
+const countColour = (p: PNG, c: Rgb) => {
+  let n = 0;
+  for (let t = 0; t < p.width * p.height; t++) if (p.data[t * 4] === c[0] && p.data[t * 4 + 1] === c[1] && p.data[t * 4 + 2] === c[2]) n++;
+  return n;
+};
+
+/**
+ * Pixels showing CT grey in every picture (r = g = b, and neither the
+ * background nor the text grey, which titles and legends put in different
+ * places): how many there are, and how many differ between pictures. The
+ * pictures share their planes exactly when none differ.
+ */
+function greyAgreement(pictures: PNG[], background: number, text: number): { shared: number; differing: number } {
+  const w = Math.min(...pictures.map((p) => p.width)), h = Math.min(...pictures.map((p) => p.height));
+  let shared = 0, differing = 0;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const greys = pictures.map((p) => {
+      const t = (y * p.width + x) * 4;
+      const [r, g, b] = [p.data[t]!, p.data[t + 1]!, p.data[t + 2]!];
+      return r === g && g === b && r !== background && r !== text ? r : -1;
+    });
+    if (greys.some((v) => v < 0)) continue;
+    shared++;
+    if (greys.some((v) => v !== greys[0])) differing++;
+  }
+  return { shared, differing };
+}
 
 describe("segvol demo", () => {
   it("runs end to end: files, PNGs, exact JSON, Dice recomputed from the written NIfTIs", async () => {
     const out = join(tmp, "out");
-    const r = await runDemo({ weights, out, seed: SEED, phantom: PHANTOM });
+    const progress: string[] = [];
+    const r = await runDemo({ weights, out, seed: SEED, phantom: PHANTOM, onProgress: (line) => progress.push(line) });
     const names = readdirSync(out).sort();
     expect(names).toEqual(
       ["box.png", "box_liver.nii.gz", "demo.json", "ground_truth.png", "labels.nii.gz", "phantom.nii.gz", "points.png", "points_spleen.nii.gz", "text.png", "text_labels.nii.gz"],
     );
     expect(r.files.map((f) => f.slice(out.length + 1)).sort()).toEqual(names);
     expect(readdirSync(tmp).filter((e) => e.includes(".demo-"))).toEqual([]);
-    for (const f of ["text.png", "box.png", "points.png", "ground_truth.png"]) {
-      const png = PNG.sync.read(readFileSync(join(out, f)));
+    const pictures = new Map(["text.png", "box.png", "points.png", "ground_truth.png"].map((f) => [f, PNG.sync.read(readFileSync(join(out, f)))]));
+    for (const [f, png] of pictures) {
       expect(png.width, f).toBeGreaterThan(50);
       expect(png.height, f).toBeGreaterThan(50);
+      // The box prompt on box.png only, the points on points.png only (in the
+      // legend at least: test/demo/render.test.ts checks where they are drawn).
+      expect(countColour(png, BOX_COLOR) > 0, `${f}: box drawn`).toBe(f === "box.png");
+      expect(countColour(png, POSITIVE_COLOR) > 0, `${f}: points drawn`).toBe(f === "points.png");
     }
+    // Every picture through the same planes: where all four show CT grey, the greys agree.
+    // (Background 16 and text 235: the renderer's BG and FG.)
+    const grey = greyAgreement([...pictures.values()], 16, 235);
+    expect(grey.shared).toBeGreaterThan(1000);
+    expect(grey.differing).toBe(0);
+    // Progress: the kernels are compiled, and said to be, before the first target's first window.
+    const compiling = progress.findIndex((l) => /^compiling kernels/.test(l));
+    const compiled = progress.findIndex((l) => /^compiled \d+ kernels in \d+(\.\d+)? s$/.test(l));
+    const firstWindow = progress.findIndex((l) => /^zoom-out 1\//.test(l));
+    expect(compiling, progress.join("\n")).toBeGreaterThanOrEqual(0);
+    expect(compiled).toBeGreaterThan(compiling);
+    expect(firstWindow).toBeGreaterThan(compiled);
     expect(r.targets.map((t) => [t.name, t.prompt])).toEqual([
       ["liver", "text"], ["spleen", "text"], ["left kidney", "text"], ["right kidney", "text"], ["liver", "box"], ["spleen", "points"],
     ]);
@@ -157,7 +206,7 @@ describe("segvol demo", () => {
   });
 
   it("table: one aligned line per target and the total", () => {
-    const lines = demoTable({ targets: [{ name: "liver", prompt: "text", dice: 0.91234, seconds: 1.5 }, { name: "left kidney", prompt: "points", dice: 1, seconds: 12.345 }], seconds: 20.04, files: ["a", "b"] }, "d");
+    const lines = demoTable({ targets: [{ name: "liver", prompt: "text", dice: 0.91234, seconds: 1.5 }, { name: "left kidney", prompt: "points", dice: 1, seconds: 12.345 }], compileSeconds: 3, seconds: 20.04, files: ["a", "b"] }, "d");
     expect(lines).toEqual([
       "name         prompt  dice   seconds",
       "liver        text    0.912  1.50",

@@ -8,7 +8,7 @@ import { PNG } from "pngjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { drawText, glyph, GLYPH_H, GLYPH_W, textWidth } from "../../src/demo/font.js";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
-import { renderSlices, writePng } from "../../src/demo/render.js";
+import { BOX_COLOR, centreSlices, NEGATIVE_COLOR, OFF_PLANE_ALPHA, POSITIVE_COLOR, renderSlices, writePng, type Rgb } from "../../src/demo/render.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "render-test-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -84,6 +84,98 @@ describe("renderSlices", () => {
     const ax = bluePixels(p, 10, 10, 40, 48);
     expect(ax.length).toBe(144);
     expect(Math.min(...ax.map((q) => q[0]))).toBeGreaterThanOrEqual(10 + 20); // now the right half
+  });
+
+  it("shows the planes through `slices` when given (the masks' centre otherwise)", () => {
+    const render = (slices?: [number, number, number]) => PNG.sync.read(Buffer.from(renderSlices({ image, dims, spacing, masks: [{ name: "box", mask, color: BLUE }], panelSize: 60, slices })));
+    // The mask's centre (14.5, 3.5, 7) rounds to (15, 4, 7): the default render.
+    expect(centreSlices([mask], dims)).toEqual([15, 4, 7]);
+    expect(render([15, 4, 7]).data.equals(png.data)).toBe(true);
+    // Axial plane k = 2 misses the mask (k 6..8); coronal j = 4 and sagittal i = 15 still cut it.
+    const off = render([15, 4, 2]);
+    expect(bluePixels(off, 10, 10, 40, 48)).toHaveLength(0);
+    expect(bluePixels(off, 60, 10, 40, 60)).toHaveLength(216);
+    expect(centreSlices([new Uint8Array(N)], dims)).toEqual([10, 8, 5]); // no mask voxel: the middle voxel (rounded)
+    expect(() => renderSlices({ image, dims, spacing, masks: [], slices: [20, 0, 0] })).toThrow(/renderSlices: slices/);
+  });
+
+  // Pixel rectangles of voxel ranges at panelSize 60 (0.5 mm per pixel), from the layout above:
+  // axial x = 10 + (19 − i)·2, y = 10 + (15 − j)·3; coronal x = 60 + (19 − i)·2, y = 10 + (9 − k)·6;
+  // sagittal x = 110 + (15 − j)·3, y = 10 + (9 − k)·6.
+  const axialRect = (i0: number, i1: number, j0: number, j1: number) => ({ x0: 10 + (19 - i1) * 2, x1: 10 + (19 - i0) * 2 + 1, y0: 10 + (15 - j1) * 3, y1: 10 + (15 - j0) * 3 + 2 });
+  const coronalRect = (i0: number, i1: number, k0: number, k1: number) => ({ x0: 60 + (19 - i1) * 2, x1: 60 + (19 - i0) * 2 + 1, y0: 10 + (9 - k1) * 6, y1: 10 + (9 - k0) * 6 + 5 });
+  const sagittalRect = (j0: number, j1: number, k0: number, k1: number) => ({ x0: 110 + (15 - j1) * 3, x1: 110 + (15 - j0) * 3 + 2, y0: 10 + (9 - k1) * 6, y1: 10 + (9 - k0) * 6 + 5 });
+  type Rect = ReturnType<typeof axialRect>;
+  const colourAt = (p: PNG, x: number, y: number): Rgb => {
+    const t = (y * p.width + x) * 4;
+    return [p.data[t]!, p.data[t + 1]!, p.data[t + 2]!];
+  };
+  const is = (p: PNG, x: number, y: number, c: Rgb) => colourAt(p, x, y).every((v, ch) => v === c[ch]);
+  /** Pixels of colour c inside the panel spanning `area`, split into those on the rectangle's border, inside it, and outside it. */
+  const outline = (p: PNG, area: { x: number; y: number; w: number; h: number }, r: Rect, c: Rgb) => {
+    let border = 0, inner = 0, outside = 0;
+    for (let y = area.y; y < area.y + area.h; y++) for (let x = area.x; x < area.x + area.w; x++) {
+      if (!is(p, x, y, c)) continue;
+      if (x < r.x0 || x > r.x1 || y < r.y0 || y > r.y1) outside++;
+      else if (x === r.x0 || x === r.x1 || y === r.y0 || y === r.y1) border++;
+      else inner++;
+    }
+    return { border, inner, outside, perimeter: 2 * (r.x1 - r.x0 + r.y1 - r.y0) };
+  };
+  const AXIAL = { x: 10, y: 10, w: 40, h: 48 }, CORONAL = { x: 60, y: 10, w: 40, h: 60 }, SAGITTAL = { x: 110, y: 10, w: 48, h: 60 };
+
+  it("draws a box prompt's outline on each plane: solid where the plane cuts the box, dashed where it does not", () => {
+    const box: [number, number, number, number, number, number] = [12, 2, 6, 17, 5, 8];
+    const draw = (slices: [number, number, number]) => PNG.sync.read(Buffer.from(renderSlices({ image, dims, spacing, masks: [{ name: "box", mask, color: BLUE }], box, panelSize: 60, slices })));
+    const p = draw([14, 4, 7]);
+    for (const [area, r] of [[AXIAL, axialRect(12, 17, 2, 5)], [CORONAL, coronalRect(12, 17, 6, 8)], [SAGITTAL, sagittalRect(2, 5, 6, 8)]] as const) {
+      const o = outline(p, area, r, BOX_COLOR);
+      expect(o.outside).toBe(0);
+      expect(o.border).toBe(o.perimeter); // the whole outline, over the mask's contour
+      expect(o.inner).toBeLessThan(o.perimeter); // a line, not a fill
+      // The mask stays visible inside the outline.
+      expect(bluePixels(p, r.x0, r.y0, r.x1 - r.x0 + 1, r.y1 - r.y0 + 1).length).toBeGreaterThan(0);
+    }
+    // Axial plane k = 2 misses the box: its projection dashed (part of the border), the other planes solid.
+    const q = draw([14, 4, 2]);
+    const ax = outline(q, AXIAL, axialRect(12, 17, 2, 5), BOX_COLOR);
+    expect(ax.outside).toBe(0);
+    expect(ax.border).toBeGreaterThan(ax.perimeter / 4);
+    expect(ax.border).toBeLessThan(ax.perimeter);
+    expect(outline(q, CORONAL, coronalRect(12, 17, 6, 8), BOX_COLOR).border).toBe(outline(q, CORONAL, coronalRect(12, 17, 6, 8), BOX_COLOR).perimeter);
+    // Without a box, no pixel has the box colour.
+    expect(outline(png, { x: 0, y: 0, w: png.width, h: png.height }, { x0: 0, y0: 0, x1: 0, y1: 0 }, BOX_COLOR)).toMatchObject({ border: 0, inner: 0, outside: 0 });
+  });
+
+  it("marks point prompts where they project on each plane: positive and negative in different colours, faded off their plane", () => {
+    // Both points on the axial plane k = 7; neither on the coronal (j = 4) or sagittal (i = 15) plane.
+    const pos: [number, number, number] = [14, 3, 7], neg: [number, number, number] = [5, 12, 7];
+    const draw = (points: { ijk: [number, number, number]; label: 0 | 1 }[]) =>
+      PNG.sync.read(Buffer.from(renderSlices({ image, dims, spacing, masks: [{ name: "box", mask, color: BLUE }], panelSize: 60, slices: [15, 4, 7], points })));
+    const p = draw([{ ijk: pos, label: 1 }, { ijk: neg, label: 0 }]);
+    const under = draw([]);
+    expect(OFF_PLANE_ALPHA).toBeGreaterThan(0.2); // visible
+    expect(OFF_PLANE_ALPHA).toBeLessThan(0.8); // yet clearly fainter
+    expect(POSITIVE_COLOR).not.toEqual(NEGATIVE_COLOR);
+    const centre = (r: Rect): [number, number] => [Math.floor((r.x0 + r.x1) / 2), Math.floor((r.y0 + r.y1) / 2)];
+    // On their own plane: the marker's colour at the centre of the point's voxel.
+    expect(colourAt(p, ...centre(axialRect(pos[0], pos[0], pos[1], pos[1])))).toEqual(POSITIVE_COLOR);
+    expect(colourAt(p, ...centre(axialRect(neg[0], neg[0], neg[1], neg[1])))).toEqual(NEGATIVE_COLOR);
+    // Off their plane: the marker's colour blended over the picture beneath it.
+    const offPlane: [[number, number], Rgb][] = [
+      [centre(coronalRect(pos[0], pos[0], pos[2], pos[2])), POSITIVE_COLOR], [centre(sagittalRect(pos[1], pos[1], pos[2], pos[2])), POSITIVE_COLOR],
+      [centre(coronalRect(neg[0], neg[0], neg[2], neg[2])), NEGATIVE_COLOR], [centre(sagittalRect(neg[1], neg[1], neg[2], neg[2])), NEGATIVE_COLOR],
+    ];
+    for (const [[x, y], c] of offPlane) {
+      const beneath = colourAt(under, x, y);
+      expect(colourAt(p, x, y), `(${x}, ${y})`).toEqual(beneath.map((v, ch) => Math.round(v * (1 - OFF_PLANE_ALPHA) + c[ch]! * OFF_PLANE_ALPHA)));
+    }
+    // A marker is small: each full colour covers a few pixels on the axial plane, plus its legend sign.
+    for (const c of [POSITIVE_COLOR, NEGATIVE_COLOR]) {
+      const n = outline(p, { x: 0, y: 0, w: p.width, h: p.height }, { x0: 0, y0: 0, x1: 0, y1: 0 }, c).outside;
+      expect(n).toBeGreaterThan(2 * 5);
+      expect(n).toBeLessThan(2 * 60);
+    }
   });
 
   it("names bad input", () => {
