@@ -53,27 +53,42 @@ interface Header {
   dataOffset: number;
 }
 
-/** Parses the magic, version and the Python-dict header of an .npy file. */
-function parseHeader(head: Uint8Array, path: string): Header {
+// NumPy writes headers of a few hundred bytes (and itself refuses to load
+// ones over 10000 bytes by default); more than this is not a header we read.
+const MAX_HEADER_BYTES = 65536;
+
+/** Preamble length: magic, version, header length (2 bytes in 1.0, 4 in 2.0 / 3.0). */
+function preambleOf(major: number): number {
+  return major === 1 ? 10 : 12;
+}
+
+/**
+ * Parses the magic, version and the Python-dict header at the start of an
+ * .npy file of `size` bytes; `head` holds at least the preamble and header,
+ * or all of a shorter file.
+ */
+function parseHeader(head: Uint8Array, size: number, path: string): Header {
   for (let i = 0; i < MAGIC.length; i++) {
     if (head[i] !== MAGIC[i]) throw new NpyError(`readNpy: ${path} is not an .npy file (bad magic)`);
   }
+  if (head.byteLength < 8) throw new NpyError(`readNpy: ${path} is truncated inside its preamble (${size} bytes)`);
   const major = head[6]!;
-  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  let len: number;
-  let start: number;
-  if (major === 1) {
-    len = view.getUint16(8, true);
-    start = 10;
-  } else if (major === 2 || major === 3) {
-    len = view.getUint32(8, true);
-    start = 12;
-  } else {
+  if (major !== 1 && major !== 2 && major !== 3) {
     throw new NpyError(`readNpy: ${path}: unsupported .npy format version ${major}.${head[7]}`);
   }
-  if (head.byteLength < start + len) throw new NpyError(`readNpy: ${path}: header is truncated`);
+  const start = preambleOf(major);
+  if (head.byteLength < start) {
+    throw new NpyError(`readNpy: ${path} is truncated inside its preamble (${size} bytes; version ${major}.${head[7]} needs ${start})`);
+  }
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const len = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  if (len > MAX_HEADER_BYTES) {
+    throw new NpyError(`readNpy: ${path}: header length ${len} is over the ${MAX_HEADER_BYTES} bytes this reader accepts`);
+  }
+  if (size < start + len) {
+    throw new NpyError(`readNpy: ${path} is truncated inside its header (it declares ${len} bytes, the file has ${size - start} after the preamble)`);
+  }
   const text = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(head.subarray(start, start + len));
-
   const descr = /['"]descr['"]\s*:\s*(['"])([^'"]*)\1/.exec(text);
   if (!descr) {
     const structured = /['"]descr['"]\s*:\s*\[/.test(text);
@@ -100,7 +115,7 @@ function parseHeader(head: Uint8Array, path: string): Header {
     .filter((s) => s.length > 0)
     .map((s) => {
       const n = Number(s.replace(/L$/, ""));
-      if (!Number.isSafeInteger(n) || n < 0) throw new NpyError(`readNpy: ${path}: bad shape (${shapeM[1]})`);
+      if (!/^\d+L?$/.test(s) || !Number.isSafeInteger(n)) throw new NpyError(`readNpy: ${path}: bad shape (${shapeM[1]})`);
       return n;
     });
   if (fortran[1] === "True" && shape.filter((d) => d > 1).length > 1) {
@@ -127,6 +142,7 @@ function typed(dtype: NpyDtype, buf: ArrayBuffer): NpyData {
 
 /** Reads an .npy file with its own dtype (bool as 0/1 bytes, int64 as BigInt64Array). */
 export function readNpy(path: string): NpyArray {
+  const fail = (e: unknown) => new NpyError(`readNpy: cannot read ${path}: ${(e as Error).message}`);
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -134,31 +150,38 @@ export function readNpy(path: string): NpyArray {
     throw new NpyError(`readNpy: cannot open ${path}: ${(e as Error).message}`);
   }
   try {
-    const size = fstatSync(fd).size;
-    // Headers are small; read a generous prefix, then exactly the data, into
-    // a fresh (aligned) buffer so the typed array needs no second copy.
-    const prefix = new Uint8Array(Math.min(size, 65536 + 12));
-    readAt(fd, prefix, 0);
-    if (prefix.byteLength < 10) throw new NpyError(`readNpy: ${path} is not an .npy file (only ${size} bytes)`);
-    let head = prefix;
-    if (prefix[6] === 2 || prefix[6] === 3) {
-      const len = new DataView(prefix.buffer).getUint32(8, true);
-      if (len + 12 > prefix.byteLength && len + 12 <= size) {
-        head = new Uint8Array(len + 12);
-        readAt(fd, head, 0);
-      }
+    let size: number;
+    let head: Uint8Array;
+    try {
+      size = fstatSync(fd).size;
+      // Preamble and header in one read (the header length is capped), then
+      // exactly the data into a fresh, aligned buffer.
+      head = new Uint8Array(Math.min(size, preambleOf(2) + MAX_HEADER_BYTES));
+      head = head.subarray(0, readAt(fd, head, 0));
+    } catch (e) {
+      throw fail(e);
     }
-    const h = parseHeader(head, path);
-    const count = h.shape.reduce((a, b) => a * b, 1);
+    const h = parseHeader(head, size, path);
+    // The file's size bounds what we allocate. A huge shape's product is
+    // inexact or Infinity, but still above any file size; a zero dimension
+    // makes the array empty however large the others (Infinity × 0 is NaN).
+    const available = size - h.dataOffset;
+    const count = h.shape.includes(0) ? 0 : h.shape.reduce((a, b) => a * b, 1);
     const bytes = count * h.itemSize;
-    if (h.dataOffset + bytes > size) {
+    if (bytes > available) {
       throw new NpyError(
-        `readNpy: ${path} is truncated: shape [${h.shape.join(", ")}] ${h.dtype} needs ${bytes} data bytes, file has ${Math.max(0, size - h.dataOffset)}`,
+        `readNpy: ${path} is truncated: shape [${h.shape.join(", ")}] ${h.dtype} needs ${bytes} data bytes, file has ${available}`,
       );
     }
-    const buf = new ArrayBuffer(bytes);
-    readAt(fd, new Uint8Array(buf), h.dataOffset);
-    return { shape: h.shape, dtype: h.dtype, data: typed(h.dtype, buf) };
+    const data = new Uint8Array(bytes);
+    let got: number;
+    try {
+      got = readAt(fd, data, h.dataOffset);
+    } catch (e) {
+      throw fail(e);
+    }
+    if (got < bytes) throw new NpyError(`readNpy: ${path} is truncated: got ${got} of ${bytes} data bytes (the file shrank while read)`);
+    return { shape: h.shape, dtype: h.dtype, data: typed(h.dtype, data.buffer) };
   } finally {
     closeSync(fd);
   }

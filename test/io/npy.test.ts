@@ -62,6 +62,52 @@ describe("readNpy", () => {
     writeFileSync(cut, full.subarray(0, full.length - 5));
     expect(() => readNpy(cut)).toThrow(/cut\.npy is truncated: shape \[3, 4, 5\] f32 needs 240 data bytes, file has 235/);
   });
+
+  /** An .npy file: magic, version, then `rest` (header length field onwards). */
+  const npy = (name: string, major: number, rest: Uint8Array | string) => {
+    const p = join(tmp, name);
+    writeFileSync(p, Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, major, 0]), Buffer.from(rest as string, "latin1")]));
+    return p;
+  };
+  /** Preamble and header of the given length field and dict text. */
+  const header = (major: number, dict: string, len = dict.length) => {
+    const field = Buffer.alloc(major === 1 ? 2 : 4);
+    if (major === 1) field.writeUInt16LE(len);
+    else field.writeUInt32LE(len);
+    return Buffer.concat([field, Buffer.from(dict, "latin1")]);
+  };
+  const dict = (shape: string, descr = "<f4") => `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
+
+  it.each([
+    // name, file after magic+version, error
+    ["short-v2", [2, Buffer.from([4, 0])], /short-v2\.npy is truncated inside its preamble \(10 bytes; version 2\.0 needs 12\)/],
+    ["short-v1", [1, Buffer.from([4])], /short-v1\.npy is truncated inside its preamble/],
+    ["magic-only", [1, Buffer.alloc(0)], /magic-only\.npy is truncated inside its preamble \(8 bytes; version 1\.0 needs 10\)/],
+    ["long-header-v1", [1, header(1, dict("(2,)"), 60000)], /long-header-v1\.npy is truncated inside its header \(it declares 60000 bytes, the file has \d+ after the preamble\)/],
+    ["huge-header-v2", [2, header(2, dict("(2,)"), 0xffffffff)], /huge-header-v2\.npy: header length 4294967295 is over the 65536 bytes/],
+    ["huge-shape", [1, header(1, dict("(4294967296, 4294967296, 4294967296)"))], /huge-shape\.npy is truncated: shape \[4294967296, 4294967296, 4294967296\] f32 needs 3\.\d+e\+29 data bytes, file has 0/],
+    ["overflow-shape", [1, header(1, dict(`(${Array(40).fill("9007199254740991").join(", ")})`))], /overflow-shape\.npy is truncated: shape .* needs Infinity data bytes/],
+    ["unsafe-dim", [1, header(1, dict("(9007199254740993,)"))], /unsafe-dim\.npy: bad shape \(9007199254740993,\)/],
+    ["negative-dim", [1, header(1, dict("(3, -1)"))], /negative-dim\.npy: bad shape \(3, -1\)/],
+    ["float-dim", [1, header(1, dict("(1e3,)"))], /float-dim\.npy: bad shape \(1e3,\)/],
+  ] as const)("refuses %s with an error naming the file and the problem", (name, [major, rest], msg) => {
+    const p = npy(`${name}.npy`, major, rest);
+    let err: unknown;
+    try {
+      readNpy(p);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).name).toBe("NpyError");
+    expect(String(err)).toMatch(msg);
+  });
+
+  it("reads a zero-length dimension as an empty array, however large the others", () => {
+    const p = npy("empty-huge.npy", 1, header(1, dict(`(${Array(40).fill("9007199254740991").join(", ")}, 0)`)));
+    const a = readNpy(p);
+    expect(a.data.length).toBe(0);
+    expect(a.shape).toHaveLength(41);
+  });
 });
 
 describe("writeNpy", () => {
