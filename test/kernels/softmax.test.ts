@@ -1,4 +1,8 @@
-// Softmax against PyTorch goldens (tools/fixtures/gen_softmax.py).
+// Softmax against PyTorch goldens (tools/fixtures/gen_softmax.py), including
+// logits beyond f32 exp's range (> 89, all < -104) that need the row max
+// subtracted. Every case runs on the subgroup kernel (8-lane subgroups, the
+// default project) and on the 64-lane barrier kernel (the lanes-4 and
+// lanes-32 projects of vitest.config.ts).
 // Tolerance: max |err| ≤ 1e-4 · max |expected| (f32 exp, float64 reference).
 import { describe, expect, it } from "vitest";
 import { softmax } from "../../src/kernels/softmax.js";
@@ -19,17 +23,10 @@ describe("softmax vs PyTorch", () => {
     });
   }
 
-  it("matches without subgroups too (the 64-lane barrier kernel)", async () => {
-    process.env.SEGVOL_NO_SUBGROUPS = "1";
-    try {
-      for (const c of cases) {
-        const x = Tensor.from(c.inputs.x!.data as Float32Array, c.inputs.x!.shape);
-        const y = softmax(x, c.params.axis as number);
-        expect(relError(await y.readFloat32(), c.outputs.y!.data), c.name).toBeLessThanOrEqual(1e-4);
-      }
-    } finally {
-      delete process.env.SEGVOL_NO_SUBGROUPS;
-    }
+  it("has cases beyond f32 exp's range: logits > 89, and a case whose logits are all < -104", () => {
+    const ranges = cases.map((c) => [Math.min(...c.inputs.x!.data), Math.max(...c.inputs.x!.data)] as const);
+    expect(ranges.some(([, hi]) => hi > 89)).toBe(true);
+    expect(ranges.some(([, hi]) => hi < -104)).toBe(true);
   });
 
   it("defaults to the last axis and rejects a bad axis, naming op and shape", async () => {
