@@ -13,11 +13,11 @@ const up = (a: FixtureArray) =>
 
 describe("layout ops vs PyTorch", () => {
   for (const c of cases) {
-    it(c.name, async () => {
+    it(c.name, async (ctx) => {
       const p = c.params;
+      ctx.skip(p.op === "cast" && !gpu().hasF16, "the adapter lacks shader-f16");
       const x = c.inputs.x ? up(c.inputs.x) : undefined;
       if (p.op === "cast") {
-        if (!gpu().hasF16) return;
         const h = cast(x!, "f16");
         expect(h.dtype).toBe("f16");
         expect(Array.from(await h.read())).toEqual(Array.from(c.outputs.bits!.data));

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertCheckpoint } from "../../weights/convert.js";
 import { SegVol, type ImageEmbedding, type WindowPrompt } from "../../src/segvol/model.js";
-import type { Vec3 } from "../../src/segvol/prompt_encoder.js";
+import type { ParamStore } from "../../src/nn/params.js";
+import { PromptEncoder, type Vec3 } from "../../src/segvol/prompt_encoder.js";
 import { releaseGpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
@@ -102,30 +103,39 @@ describe("config A (no text), converted from a torch.save checkpoint", () => {
     const c = goldens.find((g) => g.name === "box")!;
     const pe = model.promptEncoder;
     const [g0, g1, g2] = pe.grid;
-    const G = model.params.host("prompt_encoder.pe_layer.positional_encoding_gaussian_matrix");
-    const half = pe.dim / 2;
-    // The same encoding with c = ((i+0.5)/g0, (j+0.5)/g1, (k+0.5)/g2): no swap.
-    const wrong = new Float32Array(g0 * g1 * g2 * pe.dim);
-    for (let i = 0; i < g0; i++)
-      for (let j = 0; j < g1; j++)
-        for (let k = 0; k < g2; k++) {
-          const c3 = [(i + 0.5) / g0, (j + 0.5) / g1, (k + 0.5) / g2].map((v) => 2 * v - 1);
-          const t = (i * g1 + j) * g2 + k;
-          for (let f = 0; f < half; f++) {
-            const a = 2 * Math.PI * (c3[0]! * G[f]! + c3[1]! * G[half + f]! + c3[2]! * G[2 * half + f]!);
-            wrong[t * pe.dim + f] = Math.sin(a);
-            wrong[t * pe.dim + half + f] = Math.cos(a);
-          }
-        }
+    // densePositional() encodes cell (i, j, k) at c = ((j+0.5)/g1, (i+0.5)/g0, (k+0.5)/g2),
+    // and pe(c) depends on c only through c·G. With G's x and y rows exchanged the
+    // same code encodes c = ((i+0.5)/g0, (j+0.5)/g1, …): the swap removed.
+    const G = "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix";
+    const exchanged: ParamStore = Object.create(model.params, {
+      host: {
+        value: (name: string) => {
+          const v = model.params.host(name);
+          if (name !== G) return v;
+          const half = pe.dim / 2;
+          return Float32Array.from([...v.subarray(half, 2 * half), ...v.subarray(0, half), ...v.subarray(2 * half)]);
+        },
+      },
+    });
+    const unswapped = new PromptEncoder(exchanged, model.config).densePositional();
     const emb = model.encodeImage(enc.inputs.window!.data as Float32Array);
-    const pos = Tensor.from(wrong, [1, g0 * g1 * g2, pe.dim]);
     const sp = pe.sparseTokens(promptOf(c));
     const sparse = Tensor.from(sp.data, [1, sp.count, pe.dim]);
-    const low = model.maskDecoder.lowResMasks(emb.src, pos, sparse, null);
-    const logits = model.maskDecoder.upsample(low);
-    const got = await logits.readFloat32();
-    [emb, pos, sparse, low, logits].forEach((t) => t.dispose());
-    expect(relError(got, c.outputs.logits!.data)).toBeGreaterThan(TOL);
+    const logitsWith = async (dense: Float32Array) => {
+      const pos = Tensor.from(dense, [1, g0 * g1 * g2, pe.dim]);
+      const low = model.maskDecoder.lowResMasks(emb.src, pos, sparse, null);
+      const logits = model.maskDecoder.upsample(low);
+      const got = await logits.readFloat32();
+      [pos, low, logits].forEach((t) => t.dispose());
+      return got;
+    };
+    try {
+      // The same decode with the code's own encoding matches, so only the swap differs.
+      expect(relError(await logitsWith(pe.densePositional()), c.outputs.logits!.data)).toBeLessThanOrEqual(TOL);
+      expect(relError(await logitsWith(unswapped), c.outputs.logits!.data)).toBeGreaterThan(TOL);
+    } finally {
+      [emb, sparse].forEach((t) => t.dispose());
+    }
   });
 
   it("refuses a folder with a missing file or a config that contradicts the weights, naming the problem", async () => {
