@@ -6,6 +6,7 @@
 // `position_ids` buffer of HF CLIP exports is set aside (it is not a weight).
 import { closeSync, openSync, readSync } from "node:fs";
 import { bytesToF32, type StDType } from "./dtype.js";
+import { quoted } from "./quote.js";
 import { SafetensorsFile } from "./safetensors.js";
 import { TensorRef, TorchZipCheckpoint } from "./torch_pickle.js";
 import { describeTruncation } from "./torch_truncated.js";
@@ -116,7 +117,7 @@ function openSafetensors(path: string): Checkpoint {
   const { prefix, map } = canonicalise(kept);
   const src = (name: string): string => {
     const k = map.get(name);
-    if (k === undefined) throw new CheckpointError(`${path}: no tensor "${name}" in the checkpoint`);
+    if (k === undefined) throw new CheckpointError(`${path}: no tensor ${quoted(name)} in the checkpoint`);
     return k;
   };
   return {
@@ -160,9 +161,9 @@ function findStateDict(root: unknown, path: string): { sd: Map<string, unknown>;
         }
       }
     }
-    const keys = [...root.keys()].map((k) => (typeof k === "string" ? k : describe(k)));
+    const keys = [...root.keys()].slice(0, 13).map((k) => (typeof k === "string" ? quoted(k) : describe(k)));
     throw new CheckpointError(
-      `${path}: no state dict found: the top-level dict has keys [${keys.slice(0, 12).join(", ")}${keys.length > 12 ? ", ..." : ""}] and none of ${NESTED_KEYS.join("/")} holds a dict of tensors`,
+      `${path}: no state dict found: the top-level dict has keys [${keys.slice(0, 12).join(", ")}${root.size > 12 ? ", ..." : ""}] and none of ${NESTED_KEYS.join("/")} holds a dict of tensors`,
     );
   }
   throw new CheckpointError(`${path}: no state dict found: the pickle holds a ${root instanceof PyTuple ? "tuple" : describe(root)}, not a dict of tensors`);
@@ -188,7 +189,7 @@ function openTorch(path: string): Checkpoint {
     const { prefix, map } = canonicalise(kept);
     const ref = (name: string): { key: string; t: TensorRef } => {
       const key = map.get(name);
-      if (key === undefined) throw new CheckpointError(`${path}: no tensor "${name}" in the checkpoint`);
+      if (key === undefined) throw new CheckpointError(`${path}: no tensor ${quoted(name)} in the checkpoint`);
       return { key, t: tensors.get(key)! };
     };
     return {

@@ -16,15 +16,42 @@ import {
   ST_DTYPE_BYTES,
   type StDType,
 } from "./dtype.js";
+import { dims, excerpt, quoted, quotedJson } from "./quote.js";
 
 export type { StDType } from "./dtype.js";
 
+/** Which check refused a file (tests assert the check, not only the message). */
+export type SafetensorsErrorCode =
+  | "too-short" // under 8 bytes
+  | "header-too-large" // header length over MAX_HEADER_BYTES
+  | "header-past-end" // header length beyond the file
+  | "bad-magic" // the header does not start with "{"
+  | "bad-json" // not UTF-8 JSON, or not an object
+  | "bad-entry" // a tensor entry or __metadata__ malformed (fields, dtype, shape, offsets)
+  | "size-mismatch" // data_offsets span differs from what dtype and shape need
+  | "data-past-end" // a tensor's bytes lie beyond the file
+  | "overlap" // two tensors share bytes
+  | "gap" // bytes between tensors belong to none
+  | "trailing"; // bytes after the last tensor belong to none
+
 export class SafetensorsError extends Error {
   override name = "SafetensorsError";
+  /** Set for a file refused on open; undefined for read and write errors. */
+  readonly code: SafetensorsErrorCode | undefined;
+  constructor(message: string, code?: SafetensorsErrorCode) {
+    super(message);
+    this.code = code;
+  }
 }
 
-/** The header may not exceed this (the reference implementation's limit). */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/**
+ * The largest header read. The format allows 100 MB, but a header is parsed
+ * whole (JSON.parse), and a crafted one of 16 MiB (empty objects) takes ~10 s
+ * and 660 MB to parse. 1 MiB takes ~0.3 s and ~80 MB, and is 16 times the
+ * official SegVol header (475 tensors, 65 kB) and 5 times a training state
+ * file's (which adds two optimizer moments per parameter).
+ */
+export const MAX_HEADER_BYTES = 1024 * 1024;
 
 export interface TensorInfo {
   dtype: StDType;
@@ -97,7 +124,7 @@ export class SafetensorsFile {
     let done = 0;
     while (done < len) {
       const n = readSync(fd, out, done, Math.min(len - done, 1 << 30), this.dataStart + e.begin + done);
-      if (n === 0) throw new SafetensorsError(`safetensors ${this.path}: tensor "${name}": file ended early (was it truncated after opening?)`);
+      if (n === 0) throw new SafetensorsError(`safetensors ${this.path}: tensor ${quoted(name)}: file ended early (was it truncated after opening?)`);
       done += n;
     }
     return out;
@@ -115,12 +142,12 @@ export class SafetensorsFile {
 
   private entry(name: string): Entry {
     const e = this.entries.get(name);
-    if (!e) throw new SafetensorsError(`safetensors ${this.path}: no tensor named "${name}"`);
+    if (!e) throw new SafetensorsError(`safetensors ${this.path}: no tensor named ${quoted(name)}`);
     return e;
   }
 
   private openFd(name: string): number {
-    if (this.fd === null) throw new SafetensorsError(`safetensors ${this.path}: tensor "${name}" read after close()`);
+    if (this.fd === null) throw new SafetensorsError(`safetensors ${this.path}: tensor ${quoted(name)} read after close()`);
     return this.fd;
   }
 }
@@ -137,24 +164,25 @@ function readExact(fd: number, len: number, pos: number): Uint8Array {
 }
 
 function parseHeader(path: string, fd: number): { entries: Map<string, Entry>; metadata: Record<string, string>; dataStart: number } {
-  const bad = (msg: string): never => {
-    throw new SafetensorsError(`safetensors ${path}: ${msg}`);
+  const bad = (msg: string, code: SafetensorsErrorCode): never => {
+    throw new SafetensorsError(`safetensors ${path}: ${msg}`, code);
   };
   const size = fstatSync(fd).size;
-  if (size < 8) bad(`file is ${size} bytes, too short for the 8-byte header length (truncated or not a safetensors file)`);
+  if (size < 8) bad(`file is ${size} bytes, too short for the 8-byte header length (truncated or not a safetensors file)`, "too-short");
   const lenBytes = readExact(fd, 8, 0);
   const hlen = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
-  if (hlen > MAX_HEADER_BYTES) bad(`header length ${hlen} exceeds ${MAX_HEADER_BYTES} bytes (not a safetensors file?)`);
-  if (8 + hlen > size) bad(`header length ${hlen} runs past the end of the ${size}-byte file (truncated or not a safetensors file)`);
+  if (hlen > MAX_HEADER_BYTES) bad(`header length ${hlen} exceeds the ${MAX_HEADER_BYTES} bytes a weights file needs (not a safetensors file, or a malicious one)`, "header-too-large");
+  if (8 + hlen > size) bad(`header length ${hlen} runs past the end of the ${size}-byte file (truncated or not a safetensors file)`, "header-past-end");
   const headerBytes = readExact(fd, hlen, 8);
-  if (headerBytes[0] !== 0x7b /* { */) bad(`header does not start with "{" (wrong magic: not a safetensors file)`);
+  if (headerBytes[0] !== 0x7b /* { */) bad(`header does not start with "{" (wrong magic: not a safetensors file)`, "bad-magic");
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
   } catch (e) {
-    bad(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
+    // V8's message quotes the text around the error: cut it like any quotation.
+    bad(`header is not valid UTF-8 JSON: ${excerpt((e as Error).message)}`, "bad-json");
   }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) bad(`header is not a JSON object`);
+  if (typeof header !== "object" || header === null || Array.isArray(header)) bad(`header is not a JSON object`, "bad-json");
   const dataStart = 8 + hlen;
   const dataLen = size - dataStart;
 
@@ -162,34 +190,34 @@ function parseHeader(path: string, fd: number): { entries: Map<string, Entry>; m
   const entries = new Map<string, Entry>();
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad(`__metadata__ is not an object`);
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad(`__metadata__ is not an object`, "bad-entry");
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== "string") bad(`__metadata__.${k} is not a string`);
+        if (typeof v !== "string") bad(`__metadata__ field ${quoted(k)} is not a string`, "bad-entry");
       }
       metadata = { ...(raw as Record<string, string>) };
       continue;
     }
-    const t = `tensor "${name}"`;
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad(`${t}: entry is not an object`);
+    const t = `tensor ${quoted(name)}`;
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad(`${t}: entry is not an object`, "bad-entry");
     const r = raw as Record<string, unknown>;
-    for (const k of Object.keys(r)) if (!["dtype", "shape", "data_offsets"].includes(k)) bad(`${t}: unknown field "${k}"`);
-    if (!isStDType(r.dtype)) bad(`${t}: unsupported dtype ${JSON.stringify(r.dtype)}`);
+    for (const k of Object.keys(r)) if (!["dtype", "shape", "data_offsets"].includes(k)) bad(`${t}: unknown field ${quoted(k)}`, "bad-entry");
+    if (!isStDType(r.dtype)) bad(`${t}: unsupported dtype ${quotedJson(r.dtype)}`, "bad-entry");
     const dtype = r.dtype as StDType;
     if (!Array.isArray(r.shape) || !r.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      bad(`${t}: shape ${JSON.stringify(r.shape)} is not a list of non-negative integers`);
+      bad(`${t}: shape ${quotedJson(r.shape)} is not a list of non-negative integers`, "bad-entry");
     }
     const shape = r.shape as number[];
     const off = r.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
-      bad(`${t}: data_offsets ${JSON.stringify(off)} is not [begin, end] with 0 <= begin <= end`);
+      bad(`${t}: data_offsets ${quotedJson(off)} is not [begin, end] with 0 <= begin <= end`, "bad-entry");
     }
     const [begin, end] = off as [number, number];
     const want = shapeNumel(shape) * ST_DTYPE_BYTES[dtype];
     if (end - begin !== want) {
-      bad(`${t}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} shape [${shape.join(", ")}] needs ${want}`);
+      bad(`${t}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} shape ${dims(shape)} needs ${want}`, "size-mismatch");
     }
     if (end > dataLen) {
-      bad(`${t}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes; truncated file?)`);
+      bad(`${t}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes; truncated file?)`, "data-past-end");
     }
     entries.set(name, { dtype, shape, begin, end });
   }
@@ -199,11 +227,11 @@ function parseHeader(path: string, fd: number): { entries: Map<string, Entry>; m
   const sorted = [...entries.entries()].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end);
   let cursor = 0;
   for (const [name, e] of sorted) {
-    if (e.begin < cursor) bad(`tensor "${name}": data_offsets [${e.begin}, ${e.end}] overlap the previous tensor (ending at ${cursor})`);
-    if (e.begin > cursor) bad(`tensor "${name}": data_offsets [${e.begin}, ${e.end}] leave a gap after byte ${cursor}`);
+    if (e.begin < cursor) bad(`tensor ${quoted(name)}: data_offsets [${e.begin}, ${e.end}] overlap the previous tensor (ending at ${cursor})`, "overlap");
+    if (e.begin > cursor) bad(`tensor ${quoted(name)}: data_offsets [${e.begin}, ${e.end}] leave a gap after byte ${cursor}`, "gap");
     cursor = e.end;
   }
-  if (cursor !== dataLen) bad(`tensors cover ${cursor} bytes of data but the file holds ${dataLen} (trailing bytes)`);
+  if (cursor !== dataLen) bad(`tensors cover ${cursor} bytes of data but the file holds ${dataLen} (trailing bytes)`, "trailing");
   return { entries, metadata, dataStart };
 }
 

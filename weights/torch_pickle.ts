@@ -5,8 +5,16 @@
 // This module whitelists exactly those globals for the restricted unpickler
 // and turns tensor references into contiguous bytes on demand.
 import { shapeNumel, ST_DTYPE_BYTES, type StDType } from "./dtype.js";
+import { dims, quoted } from "./quote.js";
 import { ZipArchive } from "./torch_zip.js";
 import { allowBuild, describe, PickleError, PyGlobal, PyTuple, unpickle, type GlobalHandler } from "./unpickle.js";
+
+/**
+ * The largest data.pkl read. SegVol's is ~100 kB (a training checkpoint with
+ * optimizer state, about twice that); a pickle's strings and bytes can take
+ * a few times its length in memory, so the cap keeps that small.
+ */
+export const MAX_PICKLE_BYTES = 16 * 1024 * 1024;
 
 /** One storage of the archive (`<dir>/data/<key>`). */
 export class StorageRef {
@@ -57,7 +65,7 @@ function rebuildTensor(args: unknown[]): TensorRef {
   if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error(`storage offset ${String(offset)} is invalid`);
   const shape = intTuple(size, "size");
   const strides = intTuple(stride, "stride");
-  if (strides.length !== shape.length) throw new Error(`size [${shape.join(", ")}] and stride [${strides.join(", ")}] differ in rank`);
+  if (strides.length !== shape.length) throw new Error(`size ${dims(shape)} and stride ${dims(strides)} differ in rank`);
   return new TensorRef(storage, offset as number, shape, strides);
 }
 
@@ -131,12 +139,12 @@ export class TorchZipCheckpoint {
     try {
       const pkls = zip.names().filter((n) => /^[^/]+\/data\.pkl$/.test(n));
       if (pkls.length !== 1) {
-        throw new PickleError(`${path}: expected one <dir>/data.pkl in the zip (a torch.save checkpoint), found ${pkls.length ? pkls.join(", ") : "none"}`);
+        throw new PickleError(`${path}: expected one <dir>/data.pkl in the zip (a torch.save checkpoint), found ${pkls.length ? pkls.slice(0, 3).map(quoted).join(", ") : "none"}`);
       }
       const dir = pkls[0]!.slice(0, -"data.pkl".length);
       if (zip.has(`${dir}byteorder`)) {
-        const order = new TextDecoder().decode(zip.read(`${dir}byteorder`)).trim();
-        if (order !== "little") throw new PickleError(`${path}: storages are ${order}-endian; re-save the checkpoint on a little-endian machine`);
+        const order = new TextDecoder().decode(zip.read(`${dir}byteorder`, 16)).trim();
+        if (order !== "little") throw new PickleError(`${path}: storages are ${quoted(order)}-endian; re-save the checkpoint on a little-endian machine`);
       }
       const persistentLoad = (pid: unknown): StorageRef => {
         // ('storage', storage_type, key, location, numel)
@@ -147,16 +155,20 @@ export class TorchZipCheckpoint {
         const dtype = type instanceof PyGlobal && type.module === "torch" ? STORAGE_TYPES[type.name] : undefined;
         if (!dtype) throw new PickleError(`${path}: unsupported storage type ${describe(type)}`);
         if (typeof key !== "string" || !Number.isSafeInteger(numel) || (numel as number) < 0) {
-          throw new PickleError(`${path}: malformed storage id (key ${describe(key)}, numel ${String(numel)})`);
+          throw new PickleError(`${path}: malformed storage id (key ${typeof key === "string" ? quoted(key) : describe(key)}, numel ${typeof numel === "number" || typeof numel === "bigint" ? String(numel) : describe(numel)})`);
         }
         const entry = `${dir}data/${key}`;
-        if (!zip.has(entry)) throw new PickleError(`${path}: storage "${key}" has no entry ${entry} in the zip (truncated or corrupt file)`);
-        const have = zip.entry(entry).size;
+        if (!zip.has(entry)) throw new PickleError(`${path}: storage ${quoted(key)} has no entry ${quoted(entry)} in the zip (truncated or corrupt file)`);
+        const { size: have, method } = zip.entry(entry);
         const want = (numel as number) * ST_DTYPE_BYTES[dtype];
-        if (have < want) throw new PickleError(`${path}: storage "${key}" holds ${have} bytes, its ${numel} ${dtype} elements need ${want}`);
+        if (have < want) throw new PickleError(`${path}: storage ${quoted(key)} holds ${have} bytes, its ${numel} ${dtype} elements need ${want}`);
+        // A deflated storage is inflated whole: its declared size is what it may inflate to.
+        if (method !== 0 && have !== want) {
+          throw new PickleError(`${path}: deflated storage ${quoted(key)} claims ${have} bytes, its ${numel} ${dtype} elements take ${want} (corrupt or malicious file)`);
+        }
         return new StorageRef(entry, dtype, numel as number);
       };
-      const root = unpickle(zip.read(pkls[0]!), { globals: TORCH_GLOBALS, persistentLoad, source: `${path}:${pkls[0]}` });
+      const root = unpickle(zip.read(pkls[0]!, MAX_PICKLE_BYTES), { globals: TORCH_GLOBALS, persistentLoad, source: `${path}:${pkls[0]}` });
       return new TorchZipCheckpoint(path, zip, root);
     } catch (e) {
       zip.close();
@@ -177,12 +189,17 @@ export class TorchZipCheckpoint {
     for (let i = 0; i < t.shape.length; i++) last += (t.shape[i]! - 1) * t.stride[i]!;
     if (last >= t.storage.numel) {
       throw new PickleError(
-        `${this.path}: tensor "${name}": view (offset ${t.offset}, size [${t.shape.join(", ")}], stride [${t.stride.join(", ")}]) reaches element ${last} of a ${t.storage.numel}-element storage`,
+        `${this.path}: tensor ${quoted(name)}: view (offset ${t.offset}, size ${dims(t.shape)}, stride ${dims(t.stride)}) reaches element ${last} of a ${t.storage.numel}-element storage`,
       );
     }
     const span = this.zip.readRange(t.storage.entry, t.offset * es, (last - t.offset + 1) * es);
     if (isContiguous(t.shape, t.stride)) return span;
     return gather(span, t.shape, t.stride, es);
+  }
+
+  /** How many times storage data was inflated (each deflated storage once, while it stays cached). */
+  get inflations(): number {
+    return this.zip.inflations;
   }
 
   close(): void {

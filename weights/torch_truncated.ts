@@ -6,15 +6,23 @@
 // follow the data), hence the scans below. Best effort: any surprise falls
 // back to the plain "truncated" message.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { StorageRef, TensorRef, TORCH_GLOBALS } from "./torch_pickle.js";
+import { quoted } from "./quote.js";
+import { MAX_PICKLE_BYTES, StorageRef, TensorRef, TORCH_GLOBALS } from "./torch_pickle.js";
 import { PyTuple, unpickle } from "./unpickle.js";
 
 const LOCAL = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
 const DESCRIPTOR = Buffer.from([0x50, 0x4b, 0x07, 0x08]);
-const SCAN_LIMIT = 64 * 1024 * 1024; // forward, for data.pkl (held in memory)
 const BACK_SCAN_LIMIT = 512 * 1024 * 1024; // backward, 16 MB at a time, for the last header
+/**
+ * The most values the search for a storage's tensors visits. Each object is
+ * visited once (pickles share objects through the memo), so this is only
+ * reached by a pickle near MAX_PICKLE_OBJECTS; the report then names no tensor.
+ */
+export const MAX_WALK_VISITS = 1 << 20;
 
+/** Up to `len` bytes at `pos` (fewer at the end of the file; none before 0 or past it). */
 function readAt(fd: number, pos: number, len: number): Buffer {
+  if (pos < 0 || len <= 0) return Buffer.alloc(0);
   const b = Buffer.alloc(len);
   let done = 0;
   while (done < len) {
@@ -35,10 +43,11 @@ function firstPickle(fd: number, size: number): { dir: string; pkl: Buffer } | n
   const m = /^([^/]+\/)data\.pkl$/.exec(name);
   if (!m) return null;
   const start = 30 + nameLen + extraLen;
+  if (start >= size) return null; // the file ends inside the header
   // The pickle is small (≈100 kB for SegVol): read a growing prefix until its
   // descriptor shows up — the first "PK\7\8" whose size field equals the distance to it.
   for (let len = 1 << 20; ; len *= 4) {
-    const chunk = readAt(fd, start, Math.min(size - start, len, SCAN_LIMIT));
+    const chunk = readAt(fd, start, Math.min(size - start, len, MAX_PICKLE_BYTES));
     for (let q = chunk.indexOf(DESCRIPTOR); q >= 0 && q + 16 <= chunk.length; q = chunk.indexOf(DESCRIPTOR, q + 1)) {
       if (chunk.readUInt32LE(q + 8) === q || (q + 24 <= chunk.length && Number(chunk.readBigUInt64LE(q + 8)) === q)) {
         return { dir: m[1]!, pkl: chunk.subarray(0, q) };
@@ -64,22 +73,37 @@ function lastEntry(fd: number, size: number, dir: string): string | null {
   return null;
 }
 
-/** Stored keys of the tensors whose storage is `entry`. */
-function tensorsOf(root: unknown, entry: string): string[] {
-  const out: string[] = [];
-  const walk = (v: unknown, key: string): void => {
+/**
+ * Stored keys of the tensors whose storage is `entry` (the first `max`), and
+ * how many values the search visited. Shared objects are visited once:
+ * walking every path through them would double the work per nesting level.
+ * An explicit stack, not recursion: nesting depth is the file's choice.
+ */
+export function tensorsOf(root: unknown, entry: string, max = 3): { names: string[]; visits: number } {
+  const names: string[] = [];
+  const seen = new Set<object>();
+  const todo: [unknown, string][] = [[root, ""]];
+  let visits = 0;
+  while (todo.length > 0 && names.length < max && visits < MAX_WALK_VISITS) {
+    const [v, key] = todo.pop()!;
+    visits++;
     if (v instanceof TensorRef) {
-      if (v.storage.entry === entry) out.push(key);
-    } else if (v instanceof Map) {
-      for (const [k, x] of v) walk(x, typeof k === "string" ? k : String(k));
-    } else if (Array.isArray(v)) {
-      v.forEach((x, i) => walk(x, `${key}[${i}]`));
-    } else if (v instanceof PyTuple) {
-      v.items.forEach((x, i) => walk(x, `${key}[${i}]`));
+      // A leaf, looked at under every key that holds it (tied weights have two names).
+      if (v.storage.entry === entry) names.push(key);
+      continue;
     }
-  };
-  walk(root, "");
-  return out;
+    if (v === null || typeof v !== "object" || seen.has(v)) continue;
+    seen.add(v);
+    // Children pushed in reverse, so they are visited in file order.
+    const children: [unknown, string][] =
+      v instanceof Map
+        ? [...v].map(([k, x]) => [x, typeof k === "string" ? k : String(k)])
+        : Array.isArray(v) || v instanceof PyTuple
+          ? (Array.isArray(v) ? v : v.items).map((x, i) => [x, `${key}[${i}]`])
+          : [];
+    for (let i = children.length - 1; i >= 0; i--) todo.push(children[i]!);
+  }
+  return { names, visits };
 }
 
 /**
@@ -111,12 +135,12 @@ export function describeTruncation(path: string): string | null {
           return new StorageRef(`${first.dir}data/${String(key)}`, "F32", Number(numel) || 0);
         },
       });
-      names = tensorsOf(root, entry);
+      names = tensorsOf(root, entry).names;
     } catch {
       names = [];
     }
-    const what = names.length ? `, the storage of tensor${names.length > 1 ? "s" : ""} ${names.slice(0, 3).map((n) => `"${n}"`).join(", ")}` : "";
-    return `the file (${size} bytes) ends inside entry "${entry}"${what}`;
+    const what = names.length ? `, the storage of tensor${names.length > 1 ? "s" : ""} ${names.map(quoted).join(", ")}` : "";
+    return `the file (${size} bytes) ends inside entry ${quoted(entry)}${what}`;
   } finally {
     closeSync(fd);
   }

@@ -4,11 +4,37 @@
 // data opcodes, and GLOBAL resolves only names on an explicit whitelist whose
 // "calls" are plain TypeScript functions building data. Everything else (e.g.
 // `os.system`, `builtins.eval`, or an opcode we do not know) is refused with
-// an error naming it. Nothing is ever executed.
+// an error naming it. Nothing is ever executed. What a pickle can make the
+// machine allocate is bounded too: its objects by MAX_PICKLE_OBJECTS, its
+// strings and bytes by the pickle's own length (capped by the caller).
+import { quoted } from "./quote.js";
+
+/** Which check refused a pickle (tests assert the check, not only the message). */
+export type PickleErrorCode =
+  | "refused-global" // GLOBAL/STACK_GLOBAL of a name off the whitelist
+  | "refused-opcode" // an opcode this machine does not run
+  | "refused-call" // a whitelisted global refused its arguments
+  | "truncated" // the data ends inside an opcode
+  | "too-large" // more objects than MAX_PICKLE_OBJECTS
+  | "malformed"; // anything else the machine cannot make sense of
 
 export class PickleError extends Error {
   override name = "PickleError";
+  /** Set where the unpickler refuses; undefined for errors of the container format around it. */
+  readonly code: PickleErrorCode | undefined;
+  constructor(message: string, code?: PickleErrorCode) {
+    super(message);
+    this.code = code;
+  }
 }
+
+/**
+ * The most objects (containers, memo entries, globals, call results) one
+ * pickle may create. A state dict needs about ten per tensor (SegVol: ~5,000;
+ * with optimizer state, twice that); the cap bounds what a hostile pickle
+ * can allocate (an empty dict costs ~200 bytes of heap) to ~200 MB.
+ */
+export const MAX_PICKLE_OBJECTS = 1 << 20;
 
 /** A whitelisted Python global; `call` (if any) is what REDUCE does with it. */
 export interface GlobalHandler {
@@ -69,11 +95,18 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   const metastack: unknown[][] = [];
   const memo = new Map<number, unknown>();
 
-  const fail = (msg: string): never => {
-    throw new PickleError(`${opts.source}: pickle byte ${pos}: ${msg}`);
+  let objects = 0;
+
+  const fail = (msg: string, code: PickleErrorCode = "malformed"): never => {
+    throw new PickleError(`${opts.source}: pickle byte ${pos}: ${msg}`, code);
   };
   const need = (n: number): void => {
-    if (pos + n > data.byteLength) fail(`data ends inside an opcode (truncated pickle)`);
+    if (pos + n > data.byteLength) fail(`data ends inside an opcode (truncated pickle)`, "truncated");
+  };
+  /** Counts one more object against MAX_PICKLE_OBJECTS; returns it. */
+  const made = <T>(v: T): T => {
+    if (++objects > MAX_PICKLE_OBJECTS) fail(`more than ${MAX_PICKLE_OBJECTS} objects (not a state dict; corrupt or malicious file)`, "too-large");
+    return v;
   };
   const u8 = (): number => {
     need(1);
@@ -106,7 +139,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   };
   const line = (): string => {
     const end = data.indexOf(0x0a, pos);
-    if (end < 0) fail(`unterminated text line (truncated pickle)`);
+    if (end < 0) fail(`unterminated text line (truncated pickle)`, "truncated");
     const s = latin1.decode(data.subarray(pos, end));
     pos = end + 1;
     return s;
@@ -135,19 +168,19 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   const resolveGlobal = (module: string, name: string): PyGlobal => {
     const q = `${module}.${name}`;
     const h = opts.globals.get(q);
-    if (!h) fail(`refusing to load global "${q}": not on the whitelist of state-dict types (the file may contain code; it was not run)`);
-    return new PyGlobal(module, name, h!);
+    if (!h) fail(`refusing to load global ${quoted(q)}: not on the whitelist of state-dict types (the file may contain code; it was not run)`, "refused-global");
+    return made(new PyGlobal(module, name, h!));
   };
   const callGlobal = (fn: unknown, args: unknown, opname: string): unknown => {
     if (!(fn instanceof PyGlobal)) fail(`${opname} on a non-global ${describe(fn)} (malformed or unsupported pickle)`);
     const g = fn as PyGlobal;
-    if (!g.handler.call) fail(`${opname}: global "${g.qualname}" cannot be called here`);
-    if (!(args instanceof PyTuple)) fail(`${opname}: arguments of "${g.qualname}" are not a tuple`);
+    if (!g.handler.call) fail(`${opname}: global ${quoted(g.qualname)} cannot be called here`, "refused-call");
+    if (!(args instanceof PyTuple)) fail(`${opname}: arguments of ${quoted(g.qualname)} are not a tuple`);
     try {
-      return g.handler.call!((args as PyTuple).items);
+      return made(g.handler.call!((args as PyTuple).items));
     } catch (e) {
       if (e instanceof PickleError) throw e;
-      return fail(`${g.qualname}: ${(e as Error).message}`);
+      return fail(`${g.qualname}: ${(e as Error).message}`, "refused-call");
     }
   };
   const setItems = (dict: unknown, items: unknown[]): void => {
@@ -181,7 +214,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
       }
       case 0x28: // MARK
         metastack.push(stack);
-        stack = [];
+        stack = made([]);
         break;
       case 0x30: // POP
         if (stack.length === 0) popMark();
@@ -258,37 +291,37 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         stack.push(latin1.decode(bytes(u8())));
         break;
       case 0x42: // BINBYTES
-        stack.push(bytes(u32()).slice());
+        stack.push(made(bytes(u32()).slice()));
         break;
       case 0x43: // SHORT_BINBYTES
-        stack.push(bytes(u8()).slice());
+        stack.push(made(bytes(u8()).slice()));
         break;
       case 0x8e: // BINBYTES8
-        stack.push(bytes(u64()).slice());
+        stack.push(made(bytes(u64()).slice()));
         break;
       case 0x7d: // EMPTY_DICT
-        stack.push(new Map());
+        stack.push(made(new Map()));
         break;
       case 0x5d: // EMPTY_LIST
-        stack.push([]);
+        stack.push(made([]));
         break;
       case 0x29: // EMPTY_TUPLE
-        stack.push(new PyTuple([]));
+        stack.push(made(new PyTuple([])));
         break;
       case 0x74: {
         // TUPLE (pop the mark first: `stack` is rebound by popMark)
         const items = popMark();
-        stack.push(new PyTuple(items));
+        stack.push(made(new PyTuple(items)));
         break;
       }
       case 0x85: // TUPLE1
-        stack.push(new PyTuple([pop()]));
+        stack.push(made(new PyTuple([pop()])));
         break;
       case 0x86: {
         // TUPLE2
         const b = pop();
         const a = pop();
-        stack.push(new PyTuple([a, b]));
+        stack.push(made(new PyTuple([a, b])));
         break;
       }
       case 0x87: {
@@ -296,7 +329,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         const c = pop();
         const b = pop();
         const a = pop();
-        stack.push(new PyTuple([a, b, c]));
+        stack.push(made(new PyTuple([a, b, c])));
         break;
       }
       case 0x6c: {
@@ -308,7 +341,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x64: {
         // DICT
         const items = popMark();
-        const d = new Map();
+        const d = made(new Map());
         setItems(d, items);
         stack.push(d);
         break;
@@ -339,16 +372,16 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         break;
       }
       case 0x71: // BINPUT
-        memo.set(u8(), top());
+        memo.set(u8(), made(top()));
         break;
       case 0x72: // LONG_BINPUT
-        memo.set(u32(), top());
+        memo.set(u32(), made(top()));
         break;
       case 0x70: // PUT (text)
-        memo.set(parseIntText(line(), fail) as number, top());
+        memo.set(parseIntText(line(), fail) as number, made(top()));
         break;
       case 0x94: // MEMOIZE
-        memo.set(memo.size, top());
+        memo.set(memo.size, made(top()));
         break;
       case 0x68: // BINGET
         stack.push(memoGet(u8()));
@@ -401,12 +434,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         // BINPERSID
         const pid = pop();
         if (!opts.persistentLoad) fail(`persistent id found but no storages are available`);
-        stack.push(opts.persistentLoad!(pid));
+        stack.push(made(opts.persistentLoad!(pid)));
         break;
       }
       default:
         pos = at;
-        fail(`refusing unsupported pickle opcode ${OPNAMES[op] ?? "(unknown)"} (0x${op.toString(16).padStart(2, "0")})`);
+        fail(`refusing unsupported pickle opcode ${OPNAMES[op] ?? "(unknown)"} (0x${op.toString(16).padStart(2, "0")})`, "refused-opcode");
     }
   }
 

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openCheckpoint } from "../../weights/checkpoint.js";
 import { f16BitsToF32 } from "../../weights/dtype.js";
-import { TORCH_GLOBALS } from "../../weights/torch_pickle.js";
+import { MAX_PICKLE_BYTES, TORCH_GLOBALS } from "../../weights/torch_pickle.js";
 import { ZipArchive } from "../../weights/torch_zip.js";
 import { PickleError, PyTuple, unpickle } from "../../weights/unpickle.js";
 import { b64bytes, errorOf, fixture, readJson, sameBytes, tempDir } from "./util.js";
@@ -63,7 +63,7 @@ describe("restricted unpickler", () => {
 describe("unpickler fuzzing", () => {
   it("turns every corruption of a real data.pkl into a PickleError (no crash, no other exception type)", () => {
     const zip = ZipArchive.open(fixture("tiny_hf.bin"));
-    const pkl = zip.read("tiny_hf/data.pkl");
+    const pkl = zip.read("tiny_hf/data.pkl", MAX_PICKLE_BYTES);
     zip.close();
     let s = 12345;
     const rand = (n: number): number => {

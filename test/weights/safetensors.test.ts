@@ -144,7 +144,7 @@ describe("safetensors header validation", () => {
     ["shape/offset mismatch", () => rawFile("shape.st", { a: { dtype: "F32", shape: [3], data_offsets: [0, 8] }, b: { dtype: "F16", shape: [2], data_offsets: [8, 12] } }, data), /tensor "a": data_offsets \[0, 8\] hold 8 bytes, but F32 shape \[3\] needs 12/],
     ["unknown dtype", () => rawFile("dtype.st", { a: { dtype: "F8", shape: [2], data_offsets: [0, 8] }, b: ok.b }, data), /tensor "a": unsupported dtype "F8"/],
     ["negative dim", () => rawFile("neg.st", { a: { dtype: "F32", shape: [-2], data_offsets: [0, 8] }, b: ok.b }, data), /tensor "a": shape \[-2\]/],
-    ["non-string metadata", () => rawFile("meta.st", { ...ok, __metadata__: { x: 1 } }, data), /__metadata__.x is not a string/],
+    ["non-string metadata", () => rawFile("meta.st", { ...ok, __metadata__: { x: 1 } }, data), /__metadata__ field "x" is not a string/],
   ];
   for (const [what, make, re] of cases) {
     it(`refuses ${what} with a one-line error naming the file`, () => {
