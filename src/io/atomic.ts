@@ -3,9 +3,13 @@
 // over the destination. A crash or an error mid-write leaves either the old
 // file or nothing, never a partial output. Writing over a given input file is
 // refused, so a mistyped `--out` cannot destroy the user's scan.
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+//
+// A writer killed mid-write (kill -9) leaves its temp file behind; the next
+// write to the same folder removes such files (removeStaleTemps).
+import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 export class OutputPathError extends Error {
   override name = "OutputPathError";
@@ -37,7 +41,71 @@ function sameFile(a: string, b: string): boolean {
   return sa.dev === sb.dev && sa.ino === sb.ino;
 }
 
-/** Writes `chunks` (in order) to `path` atomically. */
+/**
+ * Which process table a temp file's pid belongs to: this host and, on Linux,
+ * this pid namespace (a container has its own). Folders can be shared with
+ * other containers or hosts, whose pids we cannot look up.
+ */
+function pidTableTag(): string {
+  let ns = "";
+  try {
+    ns = readlinkSync("/proc/self/ns/pid");
+  } catch {
+    // no /proc (macOS, Windows): the host name alone
+  }
+  return createHash("sha256").update(`${hostname()}\0${ns}`).digest("hex").slice(0, 8);
+}
+const PID_TABLE = pidTableTag();
+
+// `.<name>.<pid>.<pid table>-<random>.tmp`, beside the destination.
+const TEMP_NAME = /^\..+\.(\d{1,7})\.([0-9a-f]{8})-[0-9a-f]{8}\.tmp$/;
+/** The temp file that process `pid` of this host writes `path` through. */
+export function tempPathFor(path: string, pid = process.pid): string {
+  return join(dirname(resolve(path)), `.${basename(path)}.${pid}.${PID_TABLE}-${randomBytes(4).toString("hex")}.tmp`);
+}
+
+/** Whether `pid` is a live process here; EPERM (someone else's process) counts as alive. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
+/**
+ * Removes temp files in `dir` that writers killed mid-write left behind:
+ * only names of our own pattern, written from this host and pid namespace
+ * (the pid table tag), by a pid other than ours that no longer exists
+ * (kill(pid, 0) → ESRCH). A live writer's file is never touched: its pid
+ * exists. If a dead writer's pid has been reused, the file merely waits for a
+ * later write. Files from other containers or hosts sharing the folder are
+ * left alone, since their pids mean nothing here. Clean-up is best effort: it
+ * never fails the write.
+ */
+export function removeStaleTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || m[2] !== PID_TABLE) continue;
+    const pid = Number(m[1]);
+    if (pid <= 0 || pid === process.pid || alive(pid)) continue;
+    const file = join(dir, name);
+    try {
+      if (lstatSync(file).isFile()) unlinkSync(file);
+    } catch {
+      // gone already (another writer cleaned it), or not ours to remove
+    }
+  }
+}
+
+/** Writes `chunks` (in order) to `path` atomically; first removes temp files that killed writers left in its folder. */
 export function writeFileAtomic(path: string, chunks: Uint8Array | readonly Uint8Array[], opts: AtomicWriteOptions = {}): void {
   const what = opts.what ?? "write";
   assertNotInput(path, opts.inputPath, what);
@@ -48,7 +116,8 @@ export function writeFileAtomic(path: string, chunks: Uint8Array | readonly Uint
   if (existsSync(path) && statSync(path).isDirectory()) {
     throw new OutputPathError(`${what}: cannot write ${path}: it is a folder`);
   }
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  removeStaleTemps(dir);
+  const tmp = tempPathFor(path);
   const parts = chunks instanceof Uint8Array ? [chunks] : chunks;
   let fd = -1;
   try {
