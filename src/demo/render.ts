@@ -5,9 +5,9 @@
 // is drawn as its outline on each plane (the box projected onto the plane:
 // solid where the plane cuts the box, dashed where the box lies off it), and
 // point prompts as markers where they project onto each plane (a plus for a
-// positive point, a cross for a negative one, in different colours; opaque
-// on the point's own plane, half transparent on the others), so that a
-// picture shows the prompt beside the mask it produced.
+// positive point, a cross for a negative one, in different colours; solid
+// on the point's own plane, hollow on the others), so that a picture shows
+// the prompt beside the mask it produced.
 //
 // Orientation (radiological conventions, as clinical viewers show CT):
 //   axial    — seen from the feet: patient's right on the image's left,
@@ -67,11 +67,9 @@ export const POSITIVE_COLOR: Rgb = [0, 255, 0];
 export const NEGATIVE_COLOR: Rgb = [255, 0, 255];
 /** Box outline width and marker half-size, in display pixels. */
 const BOX_LINE = 2;
-const MARKER_R = 4;
+const MARKER_R = 5;
 /** Dash length of a box outline whose box the plane does not cut. */
 const DASH = 4;
-/** Opacity of a point's marker on a plane that does not hold the point. */
-export const OFF_PLANE_ALPHA = 0.5;
 
 const ALPHA = 0.4;
 const BG: Rgb = [16, 16, 16];
@@ -253,7 +251,7 @@ export function renderSlices(o: RenderOptions): Uint8Array {
     } });
   }
   for (const [label, name] of [[1, "POSITIVE POINT"], [0, "NEGATIVE POINT"]] as const) {
-    if (o.points?.some((pt) => pt.label === label)) legend.push({ name, swatch: (x, y) => marker(x + (SW - 1) / 2, y + (SW - 1) / 2, label, () => true, put) });
+    if (o.points?.some((pt) => pt.label === label)) legend.push({ name, swatch: (x, y) => marker(x + (SW - 1) / 2, y + (SW - 1) / 2, label, false, () => true, put) });
   }
   const items: { x: number; y: number }[] = [];
   let lx = M, ly = 0;
@@ -303,12 +301,11 @@ export function renderSlices(o: RenderOptions): Uint8Array {
     // Prompts on top of everything: they are what the picture is about.
     const onPanel = (x: number, y: number) => x >= 0 && y >= 0 && x < p.w && y < p.h;
     const px0 = x0;
-    const putPanel = (x: number, y: number, c: Rgb, a = 1) => put(px0 + x, y0 + y, c, a);
+    const putPanel = (x: number, y: number, c: Rgb) => put(px0 + x, y0 + y, c);
     if (o.box) drawBox(p, o.box, dims, onPanel, putPanel);
     for (const pt of o.points ?? []) {
       const [cx, cy] = p.screen(pt.ijk[p.au]!, pt.ijk[p.av]!);
-      const alpha = pt.ijk[p.af] === p.fixed ? 1 : OFF_PLANE_ALPHA;
-      marker(cx, cy, pt.label, onPanel, (x, y, c) => putPanel(x, y, c, alpha));
+      marker(cx, cy, pt.label, pt.ijk[p.af] !== p.fixed, onPanel, putPanel);
     }
     text(p.name, x0, y0 + panelsH + 6);
     x0 += p.w + GAP;
@@ -347,14 +344,22 @@ function drawBox(p: Panel, box: NonNullable<RenderOptions["box"]>, dims: Vec3, o
   }
 }
 
-/** A point marker centred at pixel position (cx, cy): a plus for a positive point, a cross for a negative one, drawn where `keep` allows. */
-function marker(cx: number, cy: number, label: 0 | 1, keep: (x: number, y: number) => boolean, put: (x: number, y: number, c: Rgb) => void): void {
-  for (let y = Math.floor(cy - MARKER_R); y <= Math.ceil(cy + MARKER_R); y++) {
-    for (let x = Math.floor(cx - MARKER_R); x <= Math.ceil(cx + MARKER_R); x++) {
-      const dx = Math.abs(x - cx), dy = Math.abs(y - cy);
-      if (dx > MARKER_R || dy > MARKER_R || !keep(x, y)) continue;
-      const ink = label === 1 ? dx <= 1 || dy <= 1 : Math.abs(dx - dy) <= 1;
-      if (ink) put(x, y, label === 1 ? POSITIVE_COLOR : NEGATIVE_COLOR);
+/**
+ * A point marker on the pixel nearest (cx, cy): a plus for a positive point,
+ * a cross for a negative one, 3 pixels thick; `hollow` leaves out the
+ * middle, drawing only the outline. Drawn where `keep` allows.
+ */
+function marker(cx: number, cy: number, label: 0 | 1, hollow: boolean, keep: (x: number, y: number) => boolean, put: (x: number, y: number, c: Rgb) => void): void {
+  const x0 = Math.round(cx), y0 = Math.round(cy);
+  const ink = (dx: number, dy: number) => {
+    const ax = Math.abs(dx), ay = Math.abs(dy);
+    return Math.max(ax, ay) <= MARKER_R && (label === 1 ? Math.min(ax, ay) <= 1 : Math.abs(ax - ay) <= 1);
+  };
+  for (let dy = -MARKER_R; dy <= MARKER_R; dy++) {
+    for (let dx = -MARKER_R; dx <= MARKER_R; dx++) {
+      if (!ink(dx, dy) || !keep(x0 + dx, y0 + dy)) continue;
+      if (hollow && ink(dx - 1, dy) && ink(dx + 1, dy) && ink(dx, dy - 1) && ink(dx, dy + 1)) continue;
+      put(x0 + dx, y0 + dy, label === 1 ? POSITIVE_COLOR : NEGATIVE_COLOR);
     }
   }
 }

@@ -8,7 +8,7 @@ import { PNG } from "pngjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { drawText, glyph, GLYPH_H, GLYPH_W, textWidth } from "../../src/demo/font.js";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
-import { BOX_COLOR, centreSlices, NEGATIVE_COLOR, OFF_PLANE_ALPHA, POSITIVE_COLOR, renderSlices, writePng, type Rgb } from "../../src/demo/render.js";
+import { BOX_COLOR, centreSlices, NEGATIVE_COLOR, POSITIVE_COLOR, renderSlices, writePng, type Rgb } from "../../src/demo/render.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "render-test-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -147,34 +147,37 @@ describe("renderSlices", () => {
     expect(outline(png, { x: 0, y: 0, w: png.width, h: png.height }, { x0: 0, y0: 0, x1: 0, y1: 0 }, BOX_COLOR)).toMatchObject({ border: 0, inner: 0, outside: 0 });
   });
 
-  it("marks point prompts where they project on each plane: positive and negative in different colours, faded off their plane", () => {
+  it("marks point prompts where they project on each plane: positive and negative in different colours, hollow off their plane", () => {
     // Both points on the axial plane k = 7; neither on the coronal (j = 4) or sagittal (i = 15) plane.
     const pos: [number, number, number] = [14, 3, 7], neg: [number, number, number] = [5, 12, 7];
     const draw = (points: { ijk: [number, number, number]; label: 0 | 1 }[]) =>
       PNG.sync.read(Buffer.from(renderSlices({ image, dims, spacing, masks: [{ name: "box", mask, color: BLUE }], panelSize: 60, slices: [15, 4, 7], points })));
     const p = draw([{ ijk: pos, label: 1 }, { ijk: neg, label: 0 }]);
-    const under = draw([]);
-    expect(OFF_PLANE_ALPHA).toBeGreaterThan(0.2); // visible
-    expect(OFF_PLANE_ALPHA).toBeLessThan(0.8); // yet clearly fainter
+    const beneath = draw([]);
     expect(POSITIVE_COLOR).not.toEqual(NEGATIVE_COLOR);
-    const centre = (r: Rect): [number, number] => [Math.floor((r.x0 + r.x1) / 2), Math.floor((r.y0 + r.y1) / 2)];
-    // On their own plane: the marker's colour at the centre of the point's voxel.
-    expect(colourAt(p, ...centre(axialRect(pos[0], pos[0], pos[1], pos[1])))).toEqual(POSITIVE_COLOR);
-    expect(colourAt(p, ...centre(axialRect(neg[0], neg[0], neg[1], neg[1])))).toEqual(NEGATIVE_COLOR);
-    // Off their plane: the marker's colour blended over the picture beneath it.
+    /** The pixel nearest the centre of a voxel drawn over the pixels of r. */
+    const centre = (r: Rect): [number, number] => [Math.round((r.x0 + r.x1) / 2), Math.round((r.y0 + r.y1) / 2)];
+    /** Pixels of colour c within 6 pixels of (x, y). */
+    const near = ([x, y]: [number, number], c: Rgb) => outline(p, { x: x - 6, y: y - 6, w: 13, h: 13 }, { x0: 0, y0: 0, x1: 0, y1: 0 }, c).outside;
+    // On their own plane: solid, the marker's colour at the centre of the point's voxel.
+    for (const [at, c] of [[centre(axialRect(pos[0], pos[0], pos[1], pos[1])), POSITIVE_COLOR], [centre(axialRect(neg[0], neg[0], neg[1], neg[1])), NEGATIVE_COLOR]] as const) {
+      expect(colourAt(p, ...at)).toEqual(c);
+      expect(near(at, c)).toBeGreaterThan(12);
+    }
+    // Off their plane: hollow, the picture beneath at the voxel's centre and the marker's outline around it.
     const offPlane: [[number, number], Rgb][] = [
       [centre(coronalRect(pos[0], pos[0], pos[2], pos[2])), POSITIVE_COLOR], [centre(sagittalRect(pos[1], pos[1], pos[2], pos[2])), POSITIVE_COLOR],
       [centre(coronalRect(neg[0], neg[0], neg[2], neg[2])), NEGATIVE_COLOR], [centre(sagittalRect(neg[1], neg[1], neg[2], neg[2])), NEGATIVE_COLOR],
     ];
-    for (const [[x, y], c] of offPlane) {
-      const beneath = colourAt(under, x, y);
-      expect(colourAt(p, x, y), `(${x}, ${y})`).toEqual(beneath.map((v, ch) => Math.round(v * (1 - OFF_PLANE_ALPHA) + c[ch]! * OFF_PLANE_ALPHA)));
+    for (const [at, c] of offPlane) {
+      expect(colourAt(p, ...at), `(${at.join(", ")})`).toEqual(colourAt(beneath, ...at));
+      expect(near(at, c), `(${at.join(", ")})`).toBeGreaterThan(12);
     }
-    // A marker is small: each full colour covers a few pixels on the axial plane, plus its legend sign.
+    // A marker is small: each colour covers a few dozen pixels per plane, plus its legend sign.
     for (const c of [POSITIVE_COLOR, NEGATIVE_COLOR]) {
       const n = outline(p, { x: 0, y: 0, w: p.width, h: p.height }, { x0: 0, y0: 0, x1: 0, y1: 0 }, c).outside;
-      expect(n).toBeGreaterThan(2 * 5);
-      expect(n).toBeLessThan(2 * 60);
+      expect(n).toBeGreaterThan(4 * 12);
+      expect(n).toBeLessThan(4 * 60);
     }
   });
 
