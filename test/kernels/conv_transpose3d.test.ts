@@ -11,7 +11,11 @@ const cases = loadFixture("kernels/conv").filter((c) => c.name.startsWith("convT
 const up = (a: FixtureArray) => Tensor.from(a.data as Float32Array, a.shape);
 
 describe("convTranspose3d vs PyTorch", () => {
-  it("has its golden cases", () => expect(cases.length).toBeGreaterThanOrEqual(6));
+  it("has at least two golden cases on each path (kernel = stride: GEMM; otherwise direct)", () => {
+    const direct = cases.filter((c) => c.inputs.w!.shape.slice(2).some((k, i) => k !== (c.params.stride as number[])[i]));
+    expect(direct.length).toBeGreaterThanOrEqual(2);
+    expect(cases.length - direct.length).toBeGreaterThanOrEqual(2);
+  });
   for (const c of cases) {
     it(c.name, async () => {
       const x = up(c.inputs.x!);
