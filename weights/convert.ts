@@ -9,20 +9,24 @@
 //   temp folder beside it, then renamed into place;
 // - an existing output folder is replaced only if it is empty or a previous
 //   convert output (only files convert writes, and a model.safetensors whose
-//   metadata says `producer: segvol convert`); anything else is refused.
+//   metadata says `producer: segvol convert`); anything else is refused;
+// - nor is it replaced when it holds one of the inputs (the checkpoint, the
+//   config, a tokenizer file): convert never replaces a file it reads.
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { CATEGORIES_FILE, OFFICIAL_CATEGORIES } from "../src/segvol/categories.js";
 import { DEFAULT_CONFIG, loadConfig, type SegVolConfig } from "../src/segvol/config.js";
 import { expectedParameters } from "../src/segvol/params.js";
 import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { bytesToF32, F16_MAX, isFloatDType, maxAbsFinite, shapeNumel } from "./dtype.js";
+import { dims, excerpt, quoted } from "./quote.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "./safetensors.js";
 import { replaceDir } from "../src/io/atomic.js";
-import { previousOutput } from "./output_dir.js";
+import { assertSparesInputs, previousOutput } from "./output_dir.js";
 
 export const PRODUCER = "segvol convert";
 export const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"];
-const OUTPUT_FILES = new Set(["model.safetensors", "config.json", ...TOKENIZER_FILES]);
+const OUTPUT_FILES = new Set(["model.safetensors", "config.json", CATEGORIES_FILE, ...TOKENIZER_FILES]);
 
 export class ConvertError extends Error {
   override name = "ConvertError";
@@ -38,10 +42,10 @@ export class ConvertMismatchError extends ConvertError {
     readonly mismatched: { name: string; shape: number[]; expected: number[] }[],
   ) {
     const parts: string[] = [];
-    const first = (xs: { name: string }[]): string => xs.slice(0, 3).map((x) => x.name).join(", ") + (xs.length > 3 ? ", ..." : "");
+    const first = (xs: { name: string }[]): string => xs.slice(0, 3).map((x) => excerpt(x.name)).join(", ") + (xs.length > 3 ? ", ..." : "");
     if (mismatched.length) {
       const m = mismatched[0]!;
-      parts.push(`${mismatched.length} shape mismatch(es) (${m.name}: checkpoint ${fmt(m.shape)}, config ${fmt(m.expected)}${mismatched.length > 1 ? ", ..." : ""})`);
+      parts.push(`${mismatched.length} shape mismatch(es) (${excerpt(m.name)}: checkpoint ${dims(m.shape)}, config ${dims(m.expected)}${mismatched.length > 1 ? ", ..." : ""})`);
     }
     if (missing.length) parts.push(`${missing.length} missing (${first(missing)})`);
     if (unexpected.length) parts.push(`${unexpected.length} unexpected (${first(unexpected)})`);
@@ -50,15 +54,11 @@ export class ConvertMismatchError extends ConvertError {
 
   details(): string {
     return [
-      ...this.mismatched.map((m) => `  shape mismatch: ${m.name}: checkpoint ${fmt(m.shape)}, config expects ${fmt(m.expected)}`),
-      ...this.missing.map((m) => `  missing: ${m.name} ${fmt(m.shape)}`),
-      ...this.unexpected.map((m) => `  unexpected: ${m.name} ${fmt(m.shape)}`),
+      ...this.mismatched.map((m) => `  shape mismatch: ${excerpt(m.name)}: checkpoint ${dims(m.shape)}, config expects ${dims(m.expected)}`),
+      ...this.missing.map((m) => `  missing: ${excerpt(m.name)} ${dims(m.shape)}`),
+      ...this.unexpected.map((m) => `  unexpected: ${excerpt(m.name)} ${dims(m.shape)}`),
     ].join("\n");
   }
-}
-
-function fmt(s: number[]): string {
-  return `[${s.join(", ")}]`;
 }
 
 export interface ConvertOptions {
@@ -69,6 +69,8 @@ export interface ConvertOptions {
   /** Folder with tokenizer files; default: the checkpoint's folder. */
   tokenizerDir?: string;
   dtype?: "f32" | "f16";
+  /** The text categories the model knows, written to categories.json (models with a text tower); default: the official SegVol list. */
+  categories?: readonly string[];
   /** Progress lines (one per stage). */
   log?: (line: string) => void;
 }
@@ -108,6 +110,10 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
   if (dtype !== "f32" && dtype !== "f16") throw new ConvertError(`convert: --dtype must be f32 or f16, got ${String(dtype)}`);
   const cfg = opts.config === undefined ? DEFAULT_CONFIG : typeof opts.config === "string" ? loadConfig(opts.config) : opts.config;
   const outDir = resolve(opts.outDir);
+  const tokDir = opts.tokenizerDir ?? dirname(resolve(opts.checkpoint));
+  const tokFiles = TOKENIZER_FILES.filter((f) => existsSync(join(tokDir, f)) && statSync(join(tokDir, f)).isFile());
+  const inputs = [opts.checkpoint, ...(typeof opts.config === "string" ? [opts.config] : []), ...tokFiles.map((f) => join(tokDir, f))];
+  assertSparesInputs(outDir, inputs, "convert");
   checkOutputDir(outDir);
 
   const ck = openCheckpoint(opts.checkpoint);
@@ -119,12 +125,10 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
     checkAgainstConfig(ck, expected);
     for (const name of expected.keys()) {
       const d = ck.info(name).dtype;
-      if (!isFloatDType(d)) throw new ConvertError(`convert: ${ck.path}: tensor "${ck.sourceKey(name)}" is ${d}, a floating-point parameter was expected`);
+      if (!isFloatDType(d)) throw new ConvertError(`convert: ${ck.path}: tensor ${quoted(ck.sourceKey(name))} is ${d}, a floating-point parameter was expected`);
     }
 
     const warnings: string[] = [];
-    const tokDir = opts.tokenizerDir ?? dirname(resolve(opts.checkpoint));
-    const tokFiles = TOKENIZER_FILES.filter((f) => existsSync(join(tokDir, f)) && statSync(join(tokDir, f)).isFile());
     if (opts.tokenizerDir !== undefined && tokFiles.length === 0) {
       throw new ConvertError(`convert: --tokenizer ${opts.tokenizerDir} holds none of ${TOKENIZER_FILES.join(", ")}`);
     }
@@ -162,6 +166,9 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
         chmodSync(join(tmp, f), 0o644); // not the source's mode (e.g. a read-only cache)
       }
       if (tokFiles.length) log(`copied ${tokFiles.join(", ")} from ${tokDir}`);
+      // The folder states what its text prompts may name (src/segvol/categories.ts).
+      const catFiles = cfg.text ? [CATEGORIES_FILE] : [];
+      if (cfg.text) writeFileSync(join(tmp, CATEGORIES_FILE), JSON.stringify(opts.categories ?? OFFICIAL_CATEGORIES) + "\n");
       replaceDir(tmp, outDir);
       done = true;
       return {
@@ -169,7 +176,7 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
         tensors: tensors.length,
         parameters: params,
         bytes,
-        files: ["model.safetensors", "config.json", ...tokFiles],
+        files: ["model.safetensors", "config.json", ...catFiles, ...tokFiles],
         ignored: ck.ignored,
         strippedPrefix: ck.strippedPrefix,
         warnings,
@@ -191,7 +198,7 @@ function tensorData(ck: Checkpoint, name: string, dtype: "f32" | "f16"): Uint8Ar
   if (dtype === "f16") {
     const m = maxAbsFinite(f);
     if (m > F16_MAX) {
-      throw new ConvertError(`convert: ${ck.path}: tensor "${ck.sourceKey(name)}" has |value| ${m} beyond the f16 range (${F16_MAX}); convert with --dtype f32`);
+      throw new ConvertError(`convert: ${ck.path}: tensor ${quoted(ck.sourceKey(name))} has |value| ${m} beyond the f16 range (${F16_MAX}); convert with --dtype f32`);
     }
   }
   return f; // writeSafetensors rounds f32 → f16 (nearest even) for F16 outputs

@@ -8,6 +8,7 @@ import { ParamStore } from "../nn/params.js";
 import { initGpu } from "../tensor/device.js";
 import { keep, scope } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { readCategories, resolveText } from "./categories.js";
 import { loadConfig, type SegVolConfig } from "./config.js";
 import { ImageEncoder } from "./image_encoder.js";
 import { MaskDecoder } from "./mask_decoder.js";
@@ -102,12 +103,16 @@ export class SegVol {
     readonly noMaskEmbed: Tensor,
     readonly textEncoder: TextEncoder | null,
     readonly tokenizer: ClipTokenizer | null,
+    /** The categories the weights folder states (categories.json); null when it states none. */
+    readonly categories: readonly string[] | null,
+    /** The weights folder, for messages. */
+    readonly source: string,
   ) {}
 
   /**
    * Loads `dir/config.json`, `dir/model.safetensors` and, for a model with a
-   * text tower, the tokenizer files. Every file, key and shape is checked
-   * before any GPU work starts.
+   * text tower, the tokenizer files and the categories (categories.json).
+   * Every file, key and shape is checked before any GPU work starts.
    */
   static async fromWeights(dir: string): Promise<SegVol> {
     const need = (f: string) => {
@@ -116,6 +121,7 @@ export class SegVol {
     need("config.json");
     need("model.safetensors");
     const config = loadConfig(join(dir, "config.json"));
+    const categories = readCategories(dir);
     let tokenizer: ClipTokenizer | null = null;
     if (config.text) {
       if (!TOKENIZER_FILES.some((f) => existsSync(join(dir, f)))) {
@@ -138,6 +144,8 @@ export class SegVol {
         params.tensor("prompt_encoder.no_mask_embed.weight"),
         config.text ? TextEncoder.load(params, config) : null,
         tokenizer,
+        categories,
+        dir,
       );
       return model;
     });
@@ -241,11 +249,26 @@ export class SegVol {
   }
 
   /**
+   * The text the model is given for a text prompt: the spelling of the
+   * category it names in this folder's list (src/segvol/categories.ts has
+   * the matching rules). A text outside the list throws
+   * UnknownCategoryError, unless `allowUnknown` (open-vocabulary use).
+   */
+  categoryText(text: string, allowUnknown = false): string {
+    return resolveText(text, { categories: this.categories, allowUnknown, source: this.source });
+  }
+
+  /**
    * Segments a whole volume (spec §6: preprocessing, zoom-out-zoom-in) for
    * any number of targets; prompts are voxel indices (i, j, k) of the input.
+   * Text prompts must name a category of the weights folder unless
+   * `opts.allowUnknownText`; they are checked before any work.
    */
-  segment(volume: Volume, targets: Target[], opts?: SegmentOptions): Promise<SegmentResult> {
-    return segmentVolume(segvolSegmenter(this), volume, targets, opts);
+  segment(volume: Volume, targets: Target[], opts: SegmentOptions = {}): Promise<SegmentResult> {
+    // Malformed targets (no array, empty text) are left for the pipeline's own checks and messages.
+    const named = (t: Target) => typeof t?.text === "string" && t.text.trim() !== "";
+    const checked = Array.isArray(targets) ? targets.map((t) => (named(t) ? { ...t, text: this.categoryText(t.text!, opts.allowUnknownText) } : t)) : targets;
+    return segmentVolume(segvolSegmenter(this), volume, checked, opts);
   }
 
   dispose(): void {

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import { registerConvert } from "../../src/cli/convert.js";
+import { OFFICIAL_CATEGORIES } from "../../src/segvol/categories.js";
 import { loadConfig } from "../../src/segvol/config.js";
 import { f16BitsToF32 } from "../../weights/dtype.js";
 import { convertCheckpoint, ConvertMismatchError } from "../../weights/convert.js";
@@ -30,8 +31,10 @@ describe("convert", () => {
     expect(r.tensors).toBe(expected.order.length);
     expect(r.ignored).toEqual(["model.text_encoder.clip_text_model.text_model.embeddings.position_ids"]);
     expect(r.warnings).toEqual([]);
-    expect(readdirSync(out).sort()).toEqual(["config.json", "merges.txt", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "vocab.json"]);
+    expect(readdirSync(out).sort()).toEqual(["categories.json", "config.json", "merges.txt", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "vocab.json"]);
     expect(readFileSync(join(out, "vocab.json"), "utf8")).toBe(`{"file": "vocab.json"}`);
+    // The folder states the official model's categories, which text prompts are checked against.
+    expect(JSON.parse(readFileSync(join(out, "categories.json"), "utf8"))).toEqual(OFFICIAL_CATEGORIES);
     expect(JSON.parse(readFileSync(join(out, "config.json"), "utf8"))).toEqual(loadConfig(tinyCfg));
     const st = SafetensorsFile.open(join(out, "model.safetensors"));
     expect(st.keys()).toEqual(expected.order);
@@ -146,7 +149,7 @@ describe("convert", () => {
     convertCheckpoint({ checkpoint: fixture("tiny_hf.bin"), outDir: out, config: tinyCfg, tokenizerDir: tokDir });
     convertCheckpoint({ checkpoint: fixture("tiny_v1.pth"), outDir: out, config: tinyCfg });
     // The second run's tokenizer folder (the fixtures folder) has none: only its files remain.
-    expect(readdirSync(out).sort()).toEqual(["config.json", "model.safetensors"]);
+    expect(readdirSync(out).sort()).toEqual(["categories.json", "config.json", "model.safetensors"]);
     const foreign = join(dir, "foreign");
     mkdirSync(foreign);
     writeFileSync(join(foreign, "notes.txt"), "mine");

@@ -38,6 +38,12 @@ export interface SegmentOptions {
   zoomIn?: boolean;
   /** Sliding-window overlap in [0, 1) (default 0.5). */
   overlap?: number;
+  /**
+   * Let text prompts name things outside the weights folder's categories
+   * (open vocabulary; default false: such a prompt is refused, since the
+   * model answers it with some other structure). Checked by SegVol.segment.
+   */
+  allowUnknownText?: boolean;
   onProgress?: (done: number, total: number, stage: string) => void;
 }
 
