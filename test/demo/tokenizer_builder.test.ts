@@ -4,15 +4,13 @@
 // with ClipTokenizer.fromDir and give the same ids.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PHANTOM_LABELS } from "../../src/demo/phantom.js";
 import { buildTokenizer, preTokenize, writeTokenizerFiles } from "../../src/demo/tokenizer_builder.js";
 import { ClipTokenizer } from "../../src/segvol/tokenizer.js";
 import { CLIP_TOKENIZER_DIR } from "../helpers/fixtures.js";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const TEMPLATE = "A computerized tomography of a {}.";
 const ORGANS = PHANTOM_LABELS.slice(1);
 const tmp = mkdtempSync(join(tmpdir(), "tokbuild-"));
