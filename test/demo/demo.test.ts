@@ -160,7 +160,7 @@ describe("segvol demo", () => {
     expect(j.targets).toHaveLength(6);
     for (const t of j.targets) expect(Object.keys(t).sort()).toEqual(["dice", "name", "prompt", "seconds"]);
     expect(c.err.length).toBeGreaterThan(0); // progress went to stderr
-  }, 240_000); // two demo runs, each compiling its kernels: about 10 s on an idle 2-core machine, many times that under load
+  }, 240_000); // two demo runs, each compiling its kernels: 90 s on a loaded 2-core machine
 
   it("refuses a weights folder without model.safetensors in one line saying how to make it", async () => {
     const empty = join(tmp, "noweights");
