@@ -5,7 +5,7 @@ import { openCheckpoint } from "../../weights/checkpoint.js";
 import { f16BitsToF32 } from "../../weights/dtype.js";
 import { MAX_PICKLE_BYTES, TORCH_GLOBALS } from "../../weights/torch_pickle.js";
 import { ZipArchive } from "../../weights/torch_zip.js";
-import { PickleError, PyTuple, unpickle } from "../../weights/unpickle.js";
+import { PickleError, PyTuple, unpickle, type PickleErrorCode } from "../../weights/unpickle.js";
 import { b64bytes, errorOf, fixture, readJson, sameBytes, tempDir } from "./util.js";
 
 const dir = tempDir("ckpt");
@@ -88,19 +88,29 @@ describe("unpickler fuzzing", () => {
 
 describe("malicious checkpoints", () => {
   const marker = "/tmp/segvol_pickle_pwned";
-  const cases: [string, RegExp][] = [
-    ["malicious_os_system.pth", /refusing to load global "os\.system"/],
-    ["malicious_eval.pth", /refusing to load global "builtins\.eval"/],
-    ["malicious_inst.pth", /refusing unsupported pickle opcode INST \(0x69\)/],
+  const cases: [string, RegExp, PickleErrorCode][] = [
+    ["malicious_os_system.pth", /refusing to load global "os\.system"/, "refused-global"],
+    ["malicious_eval.pth", /refusing to load global "builtins\.eval"/, "refused-global"],
+    ["malicious_inst.pth", /refusing unsupported pickle opcode INST \(0x69\)/, "refused-opcode"],
   ];
-  for (const [name, re] of cases) {
-    it(`refuses ${name} and runs nothing`, () => {
+  for (const [name, re, code] of cases) {
+    it(`refuses ${name} by its ${code} check, runs nothing and leaves the file as it was`, () => {
       rmSync(marker, { force: true });
-      const msg = errorOf(() => openCheckpoint(fixture(name)));
+      const before = readFileSync(fixture(name));
+      let err: unknown;
+      try {
+        openCheckpoint(fixture(name));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(PickleError);
+      expect((err as PickleError).code).toBe(code);
+      const msg = (err as Error).message;
       expect(msg).toMatch(re);
       expect(msg).toContain(fixture(name));
       expect(msg).not.toContain("\n");
       expect(existsSync(marker)).toBe(false);
+      expect(readFileSync(fixture(name)).equals(before)).toBe(true);
     });
   }
 });

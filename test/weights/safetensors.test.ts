@@ -2,7 +2,16 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../weights/dtype.js";
-import { loadTensorToGpu, SafetensorsFile, writeSafetensors, type TensorToWrite } from "../../weights/safetensors.js";
+import { QUOTE_MAX } from "../../weights/quote.js";
+import {
+  loadTensorToGpu,
+  MAX_HEADER_BYTES,
+  SafetensorsError,
+  SafetensorsFile,
+  writeSafetensors,
+  type SafetensorsErrorCode,
+  type TensorToWrite,
+} from "../../weights/safetensors.js";
 import { useGpu } from "../helpers/gpu.js";
 import { b64bytes, errorOf, fixture, readJson, sameBytes, tempDir } from "./util.js";
 
@@ -115,20 +124,20 @@ describe("safetensors write/read", () => {
 describe("safetensors header validation", () => {
   const ok = { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F16", shape: [2], data_offsets: [8, 12] } };
   const data = new Uint8Array(12);
-  const cases: [string, () => string, RegExp][] = [
-    ["truncated data", () => rawFile("trunc.st", ok, data.subarray(0, 10)), /tensor "b": data_offsets \[8, 12\] run past the end/],
-    ["truncated header", () => rawFile("trunch.st", ok, new Uint8Array(0), 4000), /header length 4000 runs past the end/],
+  const cases: [string, () => string, RegExp, SafetensorsErrorCode][] = [
+    ["truncated data", () => rawFile("trunc.st", ok, data.subarray(0, 10)), /tensor "b": data_offsets \[8, 12\] run past the end/, "data-past-end"],
+    ["truncated header", () => rawFile("trunch.st", ok, new Uint8Array(0), 4000), /header length 4000 runs past the end/, "header-past-end"],
     ["file shorter than 8 bytes", () => {
       const p = join(dir, "tiny.st");
       writeFileSync(p, "abc");
       return p;
-    }, /too short/],
+    }, /too short/, "too-short"],
     ["wrong magic", () => {
       const p = join(dir, "magic.st");
       writeFileSync(p, Buffer.concat([Buffer.from([16, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("PK\x03\x04 not json at all")]));
       return p;
-    }, /wrong magic/],
-    ["huge header length", () => rawFile("huge.st", ok, data, 2 ** 40), /header length \d+ exceeds/],
+    }, /wrong magic/, "bad-magic"],
+    ["huge header length", () => rawFile("huge.st", ok, data, 2 ** 40), /header length \d+ exceeds/, "header-too-large"],
     ["invalid JSON", () => {
       const p = join(dir, "json.st");
       const h = Buffer.from("{\"a\": [}");
@@ -136,25 +145,166 @@ describe("safetensors header validation", () => {
       len.writeBigUInt64LE(BigInt(h.length));
       writeFileSync(p, Buffer.concat([len, h]));
       return p;
-    }, /not valid UTF-8 JSON/],
-    ["offsets out of range", () => rawFile("range.st", { ...ok, b: { dtype: "F16", shape: [2], data_offsets: [8, 12] }, c: { dtype: "U8", shape: [4], data_offsets: [12, 16] } }, data), /tensor "c": data_offsets \[12, 16\] run past the end/],
-    ["overlapping tensors", () => rawFile("overlap.st", { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [1], data_offsets: [4, 8] }, c: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, data), /tensor "[ab]": .*overlap/],
-    ["gap between tensors", () => rawFile("gap.st", { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] }, b: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, data), /tensor "b": .*gap/],
-    ["trailing bytes", () => rawFile("trail.st", { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, data), /trailing bytes/],
-    ["shape/offset mismatch", () => rawFile("shape.st", { a: { dtype: "F32", shape: [3], data_offsets: [0, 8] }, b: { dtype: "F16", shape: [2], data_offsets: [8, 12] } }, data), /tensor "a": data_offsets \[0, 8\] hold 8 bytes, but F32 shape \[3\] needs 12/],
-    ["unknown dtype", () => rawFile("dtype.st", { a: { dtype: "F8", shape: [2], data_offsets: [0, 8] }, b: ok.b }, data), /tensor "a": unsupported dtype "F8"/],
-    ["negative dim", () => rawFile("neg.st", { a: { dtype: "F32", shape: [-2], data_offsets: [0, 8] }, b: ok.b }, data), /tensor "a": shape \[-2\]/],
-    ["non-string metadata", () => rawFile("meta.st", { ...ok, __metadata__: { x: 1 } }, data), /__metadata__ field "x" is not a string/],
+    }, /not valid UTF-8 JSON/, "bad-json"],
+    ["offsets out of range", () => rawFile("range.st", { ...ok, b: { dtype: "F16", shape: [2], data_offsets: [8, 12] }, c: { dtype: "U8", shape: [4], data_offsets: [12, 16] } }, data), /tensor "c": data_offsets \[12, 16\] run past the end/, "data-past-end"],
+    ["overlapping tensors", () => rawFile("overlap.st", { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [1], data_offsets: [4, 8] }, c: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, data), /tensor "[ab]": .*overlap/, "overlap"],
+    ["gap between tensors", () => rawFile("gap.st", { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] }, b: { dtype: "F32", shape: [1], data_offsets: [8, 12] } }, data), /tensor "b": .*gap/, "gap"],
+    ["trailing bytes", () => rawFile("trail.st", { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, data), /trailing bytes/, "trailing"],
+    ["shape/offset mismatch", () => rawFile("shape.st", { a: { dtype: "F32", shape: [3], data_offsets: [0, 8] }, b: { dtype: "F16", shape: [2], data_offsets: [8, 12] } }, data), /tensor "a": data_offsets \[0, 8\] hold 8 bytes, but F32 shape \[3\] needs 12/, "size-mismatch"],
+    ["unknown dtype", () => rawFile("dtype.st", { a: { dtype: "F8", shape: [2], data_offsets: [0, 8] }, b: ok.b }, data), /tensor "a": unsupported dtype "F8"/, "bad-entry"],
+    ["negative dim", () => rawFile("neg.st", { a: { dtype: "F32", shape: [-2], data_offsets: [0, 8] }, b: ok.b }, data), /tensor "a": shape \[-2\]/, "bad-entry"],
+    ["non-string metadata", () => rawFile("meta.st", { ...ok, __metadata__: { x: 1 } }, data), /__metadata__ field "x" is not a string/, "bad-entry"],
   ];
-  for (const [what, make, re] of cases) {
-    it(`refuses ${what} with a one-line error naming the file`, () => {
+  for (const [what, make, re, code] of cases) {
+    it(`refuses ${what} by its ${code} check, with a one-line error naming the file, leaving the file as it was`, () => {
       const p = make();
-      const msg = errorOf(() => SafetensorsFile.open(p));
+      const before = readFileSync(p);
+      const listing = readdirSync(dir).sort();
+      let err: unknown;
+      try {
+        SafetensorsFile.open(p).close();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(SafetensorsError);
+      expect((err as SafetensorsError).code).toBe(code);
+      const msg = (err as Error).message;
       expect(msg).toMatch(re);
       expect(msg).toContain(p);
       expect(msg).not.toContain("\n");
+      expect(readFileSync(p).equals(before)).toBe(true);
+      expect(readdirSync(dir).sort()).toEqual(listing);
     });
   }
+
+  it("refuses a header over the documented 1 MiB without reading it, and accepts one of exactly 1 MiB", () => {
+    expect(MAX_HEADER_BYTES).toBe(1024 * 1024);
+    const json = JSON.stringify({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } });
+    const file = (len: number): Buffer => {
+      const h = Buffer.alloc(8);
+      h.writeBigUInt64LE(BigInt(len));
+      return Buffer.concat([h, Buffer.from(json), Buffer.alloc(len - json.length, 0x20), Buffer.from(new Float32Array([2.5]).buffer)]);
+    };
+    const atCap = join(dir, "at_cap.st");
+    writeFileSync(atCap, file(MAX_HEADER_BYTES));
+    const st = SafetensorsFile.open(atCap);
+    expect([...st.readF32("w")]).toEqual([2.5]);
+    st.close();
+    const over = join(dir, "over_cap.st");
+    writeFileSync(over, file(MAX_HEADER_BYTES + 1));
+    let err: unknown;
+    try {
+      SafetensorsFile.open(over);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as SafetensorsError).code).toBe("header-too-large");
+    expect((err as Error).message).toBe(
+      `safetensors ${over}: header length ${MAX_HEADER_BYTES + 1} exceeds the ${MAX_HEADER_BYTES} bytes a weights file needs (not a safetensors file, or a malicious one)`,
+    );
+  });
+
+  it(`quotes at most QUOTE_MAX (${QUOTE_MAX}) characters of the file in a message`, () => {
+    const long = "n".repeat(100_000);
+    const quotes: [string, unknown, string][] = [
+      // Names are cut before quoting, JSON values after rendering (with their quotes).
+      ["a long tensor name", { [long]: { dtype: "F8", shape: [1], data_offsets: [0, 4] } }, `(${long.length} characters)`],
+      ["a long dtype", { w: { dtype: long, shape: [1], data_offsets: [0, 4] } }, `(${long.length + 2} characters)`],
+      ["a long shape", { w: { dtype: "F32", shape: [...new Array<number>(50_000).fill(1), -1], data_offsets: [0, 4] } }, "characters)"],
+      ["a long unknown field", { w: { dtype: "F32", shape: [1], data_offsets: [0, 4], [long]: 1 } }, `(${long.length} characters)`],
+      ["a long metadata key", { __metadata__: { [long]: 1 } }, `(${long.length} characters)`],
+      ["long invalid JSON", `{"w": [${"1,".repeat(100_000)}}`, "is not valid UTF-8 JSON"],
+    ];
+    for (const [what, header, tail] of quotes) {
+      const h = Buffer.from(typeof header === "string" ? header : JSON.stringify(header));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(h.length));
+      const p = join(dir, "long.st");
+      writeFileSync(p, Buffer.concat([len, h, new Uint8Array(4)]));
+      const msg = errorOf(() => SafetensorsFile.open(p));
+      expect(msg.length, what).toBeLessThan(p.length + 2 * QUOTE_MAX + 200);
+      expect(msg, what).toContain(tail);
+      expect(msg, what).not.toContain("\n");
+    }
+  });
+
+  it("accepts only files whose tensors tile the data exactly, each read back from its own bytes (random headers)", () => {
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return Math.floor((seed / 2 ** 32) * n); // the high bits: an LCG's low bits cycle
+    };
+    const dtypes = ["F32", "F16", "U8", "I64"] as const;
+    const width = { F32: 4, F16: 2, U8: 1, I64: 8 };
+    let accepted = 0;
+    for (let trial = 0; trial < 400; trial++) {
+      // Mostly tiling layouts, then one field nudged: a dtype, a dim, an offset, or the data length.
+      const header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {};
+      let at = 0;
+      const n = 1 + rand(4);
+      for (let i = 0; i < n; i++) {
+        const dtype = dtypes[rand(4)]!;
+        const shape = [rand(3), 1 + rand(3)];
+        const bytes = shape[0]! * shape[1]! * width[dtype];
+        header[`t${i}`] = { dtype, shape, data_offsets: [at, at + bytes] };
+        at += bytes;
+      }
+      let dataLen = at;
+      const victim = header[`t${rand(n)}`]!;
+      switch (rand(7)) {
+        case 0: victim.dtype = dtypes[rand(4)]!; break;
+        case 1: victim.shape[rand(2)] = rand(4); break;
+        case 2: victim.data_offsets[rand(2)] += rand(3) - 1; break;
+        case 3: dataLen += rand(3) - 1; break;
+        case 4: {
+          // The last tensor aliases another one's bytes; the data ends where the others do.
+          const last = header[`t${n - 1}`]!;
+          dataLen = last.data_offsets[0];
+          const other = header[`t${rand(n)}`]!;
+          header[`t${n - 1}`] = { dtype: other.dtype, shape: [...other.shape], data_offsets: [...other.data_offsets] };
+          break;
+        }
+        case 5: {
+          // The last tensor moves on, leaving unclaimed bytes before it.
+          const last = header[`t${n - 1}`]!;
+          const k = 1 + rand(4);
+          last.data_offsets = [last.data_offsets[0] + k, last.data_offsets[1] + k];
+          dataLen += k;
+          break;
+        }
+        default: break;
+      }
+      const content = new Uint8Array(Math.max(0, dataLen)).map(() => rand(256));
+      const p = rawFile("random.st", header, content);
+      const file = readFileSync(p);
+      const dataStart = 8 + Number(file.readBigUInt64LE(0));
+      let st: SafetensorsFile;
+      try {
+        st = SafetensorsFile.open(p);
+      } catch (e) {
+        expect(e).toBeInstanceOf(SafetensorsError);
+        expect((e as SafetensorsError).code).toBeDefined();
+        continue;
+      }
+      accepted++;
+      // The property, checked from the header itself: the spans tile [0, data length), each the size its dtype and shape need.
+      const spans = Object.values(header).map((t) => t.data_offsets).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      let cursor = 0;
+      for (const [b, e] of spans) {
+        expect(b).toBe(cursor);
+        cursor = e;
+      }
+      expect(cursor).toBe(file.length - dataStart);
+      for (const [name, t] of Object.entries(header)) {
+        const raw = st.readRaw(name);
+        expect(raw.length).toBe(t.shape[0]! * t.shape[1]! * width[t.dtype as keyof typeof width]);
+        expect(Buffer.from(raw).equals(file.subarray(dataStart + t.data_offsets[0], dataStart + t.data_offsets[1]))).toBe(true);
+      }
+      st.close();
+    }
+    expect(accepted).toBeGreaterThan(50);
+    expect(accepted).toBeLessThan(350);
+  });
 
   it("accepts the well-formed variant of the same file", () => {
     const st = SafetensorsFile.open(rawFile("good.st", ok, data));
