@@ -3,6 +3,7 @@
 // prompts (src/demo/demo.ts) and reports each target's Dice and time. With
 // --json only the summary goes to stdout; progress always goes to stderr.
 import type { Command } from "commander";
+import { examples } from "./help.js";
 import { checkDemoWeights, DEMO_SEED, defaultDemoWeights, runDemo, type DemoResult } from "../demo/demo.js";
 
 interface DemoFlags {
@@ -36,6 +37,7 @@ export function registerDemo(program: Command): void {
     .option("--json", 'print only {"targets": [{name, prompt, dice, seconds}], "seconds"} on stdout')
     .option("--weights <dir>", "weights folder (default: the package's weights/demo)")
     .option("--seed <n>", "phantom seed (the model's training seeds, recipe.json trainSeeds, are refused)", String(DEMO_SEED))
+    .addHelpText("after", examples(["segvol demo", "segvol demo --seed 5001 --out demo-5001 --json"]))
     .action(async (o: DemoFlags) => {
       const seed = seedFlag(o.seed);
       const weights = o.weights ?? defaultDemoWeights();

@@ -4,32 +4,44 @@ import { GpuUnavailableError } from "../tensor/device.js";
 import { registerConvert } from "./convert.js";
 import { registerDemo } from "./demo.js";
 import { registerForward } from "./forward.js";
+import { helpConfig } from "./help.js";
+import { registerInfo } from "./info.js";
 import { registerInit } from "./init.js";
 import { registerGrow } from "./grow.js";
 import { registerPhantom } from "./phantom.js";
+import { relayStderr, stderrRelayed } from "./quiet_stderr.js";
 import { registerSegment } from "./segment.js";
 import { registerSmoke } from "./smoke.js";
 import { registerTrain } from "./train.js";
 
-const program = new Command();
-program.name("segvol").description("SegVol 3-D medical segmentation on WebGPU (Dawn), from the command line").version("0.1.0");
-registerSmoke(program);
-registerConvert(program);
-registerForward(program);
-registerSegment(program);
-registerTrain(program);
-registerPhantom(program);
-registerInit(program);
-registerGrow(program);
-registerDemo(program);
+async function main(): Promise<void> {
+  const program = new Command();
+  program.name("segvol").description("SegVol 3-D medical segmentation on WebGPU (Dawn), from the command line").version("0.1.0");
+  program.configureHelp(helpConfig); // before the commands: they inherit it
+  registerSmoke(program);
+  registerInfo(program);
+  registerConvert(program);
+  registerForward(program);
+  registerSegment(program);
+  registerTrain(program);
+  registerPhantom(program);
+  registerInit(program);
+  registerGrow(program);
+  registerDemo(program);
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  // Expected failures (bad input, no GPU) print one clear line, not a stack.
-  const err = e as Error;
-  if (err instanceof GpuUnavailableError) console.error(err.message);
-  else console.error(`segvol: ${err.message}`);
-  if (process.env.SEGVOL_DEBUG) console.error(err.stack);
-  process.exitCode = 1;
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    // Expected failures (bad input, no GPU) print one clear line, not a stack.
+    const err = e as Error;
+    if (err instanceof GpuUnavailableError) console.error(err.message);
+    else console.error(`segvol: ${err.message}`);
+    if (process.env.SEGVOL_DEBUG) console.error(err.stack);
+    process.exitCode = 1;
+  }
 }
+
+// The command runs in a child whose stderr is relayed without Dawn's adapter
+// notices (quiet_stderr.ts explains why it takes a process).
+if (stderrRelayed()) await main();
+else relayStderr();

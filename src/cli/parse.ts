@@ -1,4 +1,4 @@
-// Parsing of prompt arguments shared by the CLI commands: every number is
+// Parsing of the CLI's arguments, shared by the commands: every number is
 // checked, and errors name the flag and the value.
 
 export function parseIntList(flag: string, value: string, count: number): number[] {
@@ -11,7 +11,34 @@ export function parseIntList(flag: string, value: string, count: number): number
   });
 }
 
-/** Commander collector for repeatable options. */
+/** Commander collector for repeatable options whose values are kept whole (file names, prefixes, points). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/**
+ * Commander collector for the name lists (--text, --categories, --labels):
+ * the option is repeatable, and one value may also hold several names
+ * separated by commas (`--text liver --text spleen` = `--text liver,spleen`).
+ */
+export function names(flag: string): (value: string, previous?: string[]) => string[] {
+  return (value, previous = []) => {
+    const list = value.split(",").map((s) => s.trim());
+    if (list.some((s) => s === "")) throw new Error(`${flag} ${value}: empty name`);
+    return [...previous, ...list];
+  };
+}
+
+/** A box `lo0,lo1,lo2,hi0,hi1,hi2` (inclusive corners, the axes each command names). */
+export function parseBox(flag: string, value: string): [number, number, number, number, number, number] {
+  return parseIntList(flag, value, 6) as [number, number, number, number, number, number];
+}
+
+/** A point `a,b,c[,label]`: label 1 (positive, the default) or 0 (negative). */
+export function parsePoint(flag: string, value: string): { at: [number, number, number]; label: 0 | 1 } {
+  const n = value.split(",").length;
+  const v = parseIntList(flag, value, n === 4 ? 4 : 3);
+  const label = v[3] ?? 1;
+  if (label !== 0 && label !== 1) throw new Error(`${flag} ${value}: label must be 1 (positive) or 0 (negative), got ${label}`);
+  return { at: [v[0]!, v[1]!, v[2]!], label };
 }

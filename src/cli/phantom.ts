@@ -5,7 +5,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PHANTOM_LABELS, selectLabels, writePhantom, type Vec3, type WritePhantomOptions } from "../demo/phantom.js";
 import { renderSlices, writePng } from "../demo/render.js";
-import { parseIntList } from "./parse.js";
+import { examples } from "./help.js";
+import { names, parseIntList } from "./parse.js";
 
 interface PhantomFlags {
   seed: string;
@@ -14,7 +15,7 @@ interface PhantomFlags {
   dims?: string;
   spacing?: string;
   png?: boolean;
-  labels?: string;
+  labels?: string[];
 }
 
 function int(flag: string, v: string, min: number, max: number): number {
@@ -41,8 +42,15 @@ export function registerPhantom(program: Command): void {
     .option("--count <k>", "number of phantoms, seeds seed..seed+k-1", "1")
     .option("--dims <i,j,k>", "voxels per axis (default: varies with the seed)")
     .option("--spacing <x,y,z>", "voxel size in mm (default: varies with the seed)")
-    .option("--labels <a,b,c>", "organs to keep, written as label values 1..K in this order (default: all)")
+    .option("--labels <name>", `organ to keep, written as label values 1..K in the order given; repeatable (or comma-separated); default: all (${PHANTOM_LABELS.slice(1).join(", ")})`, names("--labels"))
     .option("--png", "also write DIR/previews/phantom_<seed>.png (slices with the labels overlaid)")
+    .addHelpText(
+      "after",
+      examples([
+        "segvol phantom --seed 7 --out phantoms        # phantoms/imagesTr/phantom_7.nii.gz and labelsTr/phantom_7.nii.gz",
+        "segvol phantom --seed 1 --count 8 --out data/phantoms --labels liver --labels spleen --png",
+      ]),
+    )
     .action((o: PhantomFlags) => {
       const seed = int("--seed", o.seed, 0, 0xffffffff);
       const count = int("--count", o.count, 1, 100000);
@@ -51,17 +59,15 @@ export function registerPhantom(program: Command): void {
       if (o.dims) opts.dims = parseIntList("--dims", o.dims, 3) as Vec3;
       if (o.spacing) opts.spacing = spacingList(o.spacing);
       if (o.labels !== undefined) {
-        const names = o.labels.split(",").map((x) => x.trim());
-        if (names.some((x) => x === "")) throw new Error(`--labels ${o.labels}: empty name`);
-        selectLabels(new Uint8Array(0), names); // checks the names before anything is written
-        opts.labels = names;
+        selectLabels(new Uint8Array(0), o.labels); // checks the names before anything is written
+        opts.labels = o.labels;
       }
       const kept = opts.labels ?? PHANTOM_LABELS.slice(1);
       const started = performance.now();
-      const names: string[] = [];
+      const written: string[] = [];
       for (let n = 0; n < count; n++) {
         const { name, phantom: ph } = writePhantom(o.out, seed + n, opts);
-        names.push(name);
+        written.push(name);
         if (o.png) {
           mkdirSync(join(o.out, "previews"), { recursive: true });
           const masks = kept.map((label) => {
@@ -72,7 +78,7 @@ export function registerPhantom(program: Command): void {
         }
       }
       const secs = ((performance.now() - started) / 1000).toFixed(1);
-      console.log(`wrote ${count} phantom${count > 1 ? "s" : ""} (${names[0]}${count > 1 ? ` .. ${names[count - 1]}` : ""}) to ${o.out} in ${secs} s`);
+      console.log(`wrote ${count} phantom${count > 1 ? "s" : ""} (${written[0]}${count > 1 ? ` .. ${written[count - 1]}` : ""}) to ${o.out} in ${secs} s`);
       console.log(`labels 1..${kept.length} (--categories for segvol train): ${kept.join(",")}`);
     });
 }

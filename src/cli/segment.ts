@@ -3,13 +3,18 @@
 // of the file's array, as a viewer shows them.
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { resolve } from "node:path";
-import { assertNotInput, writeFileAtomic } from "../io/atomic.js";
+import { join, resolve } from "node:path";
+import { writeFileAtomic } from "../io/atomic.js";
 import { checkFinite, readNifti, writeNifti, type NiftiVolume } from "../io/nifti.js";
+import { readCategories, resolveText } from "../segvol/categories.js";
+import { loadConfig } from "../segvol/config.js";
 import { SegVol } from "../segvol/model.js";
 import type { SegmentResult, Target, Vec3 } from "../segvol/pipeline/types.js";
 import { releaseGpu } from "../tensor/device.js";
-import { collect, parseIntList } from "./parse.js";
+import { examples } from "./help.js";
+import { checkOutputFile, NIFTI_EXTENSIONS } from "./outputs.js";
+import { collect, names, parseBox, parsePoint } from "./parse.js";
+import { progressStream } from "./quiet_stderr.js";
 
 interface SegmentOpts {
   weights: string;
@@ -19,6 +24,7 @@ interface SegmentOpts {
   out: string;
   logits?: string;
   json?: boolean;
+  allowUnknownText?: boolean;
   zoomIn: boolean;
   overlap: string;
   progress: boolean;
@@ -26,13 +32,10 @@ interface SegmentOpts {
 
 /** Targets from the flags: one per --text (each also given the box/points), or one spatial target. */
 export function targetsFromFlags(o: Pick<SegmentOpts, "text" | "box" | "point">): Target[] {
-  const box = o.box ? (parseIntList("--box", o.box, 6) as Target["box"]) : undefined;
+  const box = o.box ? parseBox("--box", o.box) : undefined;
   const points = o.point?.map((p) => {
-    const parts = p.split(",");
-    const v = parseIntList("--point", p, parts.length === 3 ? 3 : 4);
-    const label = v.length === 4 ? v[3]! : 1;
-    if (label !== 0 && label !== 1) throw new Error(`--point ${p}: label must be 1 (positive) or 0 (negative), got ${label}`);
-    return { ijk: [v[0]!, v[1]!, v[2]!] as Vec3, label: label as 0 | 1 };
+    const { at, label } = parsePoint("--point", p);
+    return { ijk: at, label };
   });
   const spatial: Partial<Target> = {};
   if (box) spatial.box = box;
@@ -57,8 +60,20 @@ export function labelMap(result: SegmentResult, size: number): Int16Array {
   return out;
 }
 
+/** Voxels of each label 1..count in a label map: what a user measures from the written file. */
+export function labelCounts(map: Int16Array, count: number): number[] {
+  const counts = new Array<number>(count + 1).fill(0);
+  for (let v = 0; v < map.length; v++) counts[map[v]!]!++;
+  return counts.slice(1);
+}
+
 function voxelMl(vol: NiftiVolume): number {
   return (vol.spacing[0] * vol.spacing[1] * vol.spacing[2]) / 1000;
+}
+
+/** The label map's JSON sidecar: label.nii.gz → label.json. */
+export function sidecarPath(out: string): string {
+  return out.replace(/(\.nii)?(\.gz)?$/i, "") + ".json";
 }
 
 export function registerSegment(program: Command): void {
@@ -66,38 +81,58 @@ export function registerSegment(program: Command): void {
     .command("segment")
     .description("segment a CT volume (.nii/.nii.gz) by text, box and point prompts; writes masks in the input's geometry")
     .argument("<image>", "input CT volume (.nii or .nii.gz)")
-    .requiredOption("--weights <dir>", "folder written by `segvol convert`")
-    .option("--text <name>", "category to segment (e.g. liver); repeatable: several give a label map", collect)
-    .option("--box <i0,j0,k0,i1,j1,k1>", "box prompt in input voxel indices (inclusive corners)")
-    .option("--point <i,j,k[,label]>", "point prompt in input voxel indices (label 1 positive (default), 0 negative); repeatable", collect)
-    .requiredOption("--out <mask.nii.gz>", "output mask (uint8), or int16 label map with several --text")
+    .requiredOption("--weights <dir>", "weights folder (written by `segvol convert`, or weights/demo)")
+    .option("--text <name>", "category to segment (e.g. liver), one of the folder's categories (`segvol info`); repeatable: several give a label map", names("--text"))
+    .option("--allow-unknown-text", "let --text name things outside the folder's categories (open vocabulary; the model may answer with another structure)")
+    .option("--box <i0,j0,k0,i1,j1,k1>", "box prompt: inclusive corners in voxel indices (i, j, k) of the input file's array")
+    .option("--point <i,j,k[,label]>", "point prompt in voxel indices (i, j, k) of the input; label 1 positive (default), 0 negative; repeatable", collect)
+    .requiredOption("--out <mask.nii.gz>", "output mask (uint8), or int16 label map (1, 2, … in --text order) plus a .json sidecar with several --text")
     .option("--logits <logits.nii.gz>", "also write the float32 logits (one target only)")
     .option("--json", "print a machine-readable summary on stdout")
     .option("--no-zoom-in", "zoom-out stage only (faster, coarser)")
-    .option("--overlap <fraction>", "sliding-window overlap of the zoom-in stage", "0.5")
+    .option("--overlap <fraction>", "sliding-window overlap of the zoom-in stage, in [0, 1)", "0.5")
     .option("--no-progress", "no progress bar on stderr")
+    .addHelpText(
+      "after",
+      examples([
+        "segvol phantom --seed 7 --out phantoms        # a CT phantom to try: phantoms/imagesTr/phantom_7.nii.gz",
+        "segvol segment phantoms/imagesTr/phantom_7.nii.gz --weights weights/demo --text liver --out liver.nii.gz",
+        "segvol segment ct.nii.gz --weights weights/segvol --text liver --text spleen --out labels.nii.gz --json",
+        "segvol segment ct.nii.gz --weights weights/segvol --box 120,200,40,260,330,90 --point 190,260,65 --out organ.nii.gz",
+      ]),
+    )
     .action(async (image: string, o: SegmentOpts) => {
       const started = performance.now();
       // Everything about the request is checked before the volume is read or the GPU started.
       const targets = targetsFromFlags(o);
       const overlap = Number(o.overlap);
-      if (!(overlap >= 0 && overlap < 1)) throw new Error(`--overlap ${o.overlap}: must be in [0, 1)`);
-      assertNotInput(o.out, image, "--out");
+      if (o.overlap.trim() === "" || !(overlap >= 0 && overlap < 1)) throw new Error(`--overlap ${o.overlap}: must be in [0, 1)`);
+      const config = loadConfig(join(o.weights, "config.json"));
+      if (targets.some((t) => t.text !== undefined)) {
+        if (!config.text) throw new Error(`--text: the model in ${o.weights} has no text tower; use --box or --point`);
+        const check = { categories: readCategories(o.weights), allowUnknown: o.allowUnknownText, source: o.weights, allowHint: "--allow-unknown-text" };
+        for (const t of targets) if (t.text !== undefined) t.text = resolveText(t.text, check);
+      }
+      const labelMapOut = targets.length > 1;
+      checkOutputFile(o.out, { flag: "--out", extensions: NIFTI_EXTENSIONS, inputs: [image] });
+      if (labelMapOut) checkOutputFile(sidecarPath(o.out), { flag: "--out's sidecar", extensions: [".json"], inputs: [image] });
       if (o.logits) {
-        assertNotInput(o.logits, image, "--logits");
+        checkOutputFile(o.logits, { flag: "--logits", extensions: NIFTI_EXTENSIONS, inputs: [image] });
         if (resolve(o.logits) === resolve(o.out)) throw new Error("--logits and --out name the same file");
-        if (targets.length > 1) throw new Error("--logits writes one target's logits; give a single --text (or only spatial prompts)");
+        if (labelMapOut) throw new Error("--logits writes one target's logits; give a single --text (or only spatial prompts)");
       }
       const vol = readNifti(image);
       checkFinite(vol);
       const model = await SegVol.fromWeights(o.weights);
-      const bar = o.progress && process.stderr.isTTY ? new SingleBar({ format: "{stage} [{bar}] {value}/{total} windows", hideCursor: true }) : null;
+      const stream = o.progress ? progressStream() : null;
+      const bar = stream ? new SingleBar({ format: "{stage} [{bar}] {value}/{total} windows", hideCursor: true, stream }) : null;
       let result: SegmentResult;
       try {
         let barStarted = false;
         result = await model.segment({ dims: vol.dims as Vec3, data: vol.data }, targets, {
           zoomIn: o.zoomIn,
           overlap,
+          allowUnknownText: o.allowUnknownText,
           onProgress: (done, total, stage) => {
             if (!bar) return;
             if (!barStarted) {
@@ -113,12 +148,17 @@ export function registerSegment(program: Command): void {
         model.dispose();
         releaseGpu();
       }
-      const size = vol.data.length;
       const ml = voxelMl(vol);
-      if (targets.length === 1) {
-        writeNifti(o.out, vol, result.targets[0]!.mask, "uint8", { inputPath: image });
+      // Voxel counts are those of the written file: in a label map, a voxel
+      // claimed by several targets counts for the one it was given.
+      let voxels: number[];
+      if (labelMapOut) {
+        const map = labelMap(result, vol.data.length);
+        writeNifti(o.out, vol, map, "int16", { inputPath: image });
+        voxels = labelCounts(map, targets.length);
       } else {
-        writeNifti(o.out, vol, labelMap(result, size), "int16", { inputPath: image });
+        writeNifti(o.out, vol, result.targets[0]!.mask, "uint8", { inputPath: image });
+        voxels = [result.targets[0]!.voxels];
       }
       if (o.logits) writeNifti(o.logits, vol, result.targets[0]!.logits, "float32", { inputPath: image });
       const summary = {
@@ -127,8 +167,8 @@ export function registerSegment(program: Command): void {
         targets: result.targets.map((t, n) => ({
           label: n + 1,
           name: t.name,
-          voxels: t.voxels,
-          ml: Math.round(t.voxels * ml * 1000) / 1000,
+          voxels: voxels[n]!,
+          ml: Math.round(voxels[n]! * ml * 1000) / 1000,
           seconds: Math.round(t.seconds * 1000) / 1000,
           windows: t.windows,
         })),
@@ -138,10 +178,9 @@ export function registerSegment(program: Command): void {
         },
         seconds: Math.round(performance.now() - started) / 1000,
       };
-      if (targets.length > 1) {
-        const sidecar = o.out.replace(/(\.nii)?(\.gz)?$/, "") + ".json";
-        const labels = summary.targets.map(({ label, name, voxels, ml: v }) => ({ label, name, voxels, ml: v }));
-        writeFileAtomic(sidecar, new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
+      if (labelMapOut) {
+        const labels = summary.targets.map(({ label, name, voxels: v, ml: m }) => ({ label, name, voxels: v, ml: m }));
+        writeFileAtomic(sidecarPath(o.out), new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
       }
       if (o.json) {
         process.stdout.write(JSON.stringify(summary) + "\n");

@@ -1,6 +1,7 @@
 // `segvol smoke`: prints the adapter and runs one kernel against a host
 // reference — the quickest check that Dawn and the driver work.
 import type { Command } from "commander";
+import { examples } from "./help.js";
 import { unary } from "../kernels/elementwise.js";
 import { initGpu, releaseGpu } from "../tensor/device.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -10,6 +11,7 @@ export function registerSmoke(program: Command): void {
     .command("smoke")
     .description("print the WebGPU adapter and run a kernel against a CPU reference")
     .option("--json", "print a JSON summary on stdout")
+    .addHelpText("after", examples(["segvol smoke", "segvol smoke --json"]))
     .action(async (opts: { json?: boolean }) => {
       const g = await initGpu();
       try {

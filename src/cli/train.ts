@@ -3,11 +3,12 @@
 import type { Command } from "commander";
 import { releaseGpu } from "../tensor/device.js";
 import { train, type TrainOptions } from "../train/trainer.js";
-import { collect } from "./parse.js";
+import { examples } from "./help.js";
+import { collect, names } from "./parse.js";
 
 interface TrainFlags {
   data: string;
-  categories: string;
+  categories: string[];
   weights: string;
   out: string;
   steps: string;
@@ -60,11 +61,9 @@ function cropCentre(v: string): "voxel" | "category" {
 
 /** The trainer's options from the parsed flags; every number checked and named (TrainFlags are commander's strings). */
 export function trainOptions(o: TrainFlags): TrainOptions {
-  const categories = o.categories.split(",").map((s) => s.trim());
-  if (categories.some((c) => c === "")) throw new Error(`--categories ${o.categories}: empty name`);
   return {
     data: o.data,
-    categories,
+    categories: o.categories,
     weights: o.weights,
     out: o.out,
     steps: int("--steps", o.steps, 1),
@@ -92,7 +91,7 @@ export function registerTrain(program: Command): void {
     .command("train")
     .description("fine-tune SegVol on NIfTI image/label pairs (MSD layout); checkpoints are weights folders")
     .requiredOption("--data <dir>", "dataset folder with imagesTr/ and labelsTr/ (label values 1..K)")
-    .requiredOption("--categories <a,b,c>", "names of label values 1..K, comma-separated")
+    .requiredOption("--categories <name>", "name of label value 1, then 2, …; repeatable (or comma-separated)", names("--categories"))
     .requiredOption("--weights <dir>", "initial weights (a folder written by `segvol convert`)")
     .requiredOption("--out <dir>", "output folder: checkpoint/, loss.csv, loss.png")
     .option("--steps <n>", "optimiser steps in total", "1000")
@@ -113,6 +112,14 @@ export function registerTrain(program: Command): void {
     .option("--sets-per-category <n>", "prompt sets per category and step, drawn at random from the six (default: all)")
     .option("--shared-sets", "with --sets-per-category: one draw of the sets per step, shared by its categories (fewer, larger decoder batches)")
     .option("--resume", "continue from OUT/checkpoint (same flags)")
+    .addHelpText(
+      "after",
+      examples([
+        "segvol phantom --seed 1 --count 8 --out data/phantoms --labels liver --labels spleen",
+        "segvol train --data data/phantoms --categories liver --categories spleen --weights weights/demo --out runs/ft --steps 200 --freeze text_encoder.",
+        "segvol train --data data/phantoms --categories liver,spleen --weights weights/demo --out runs/ft --resume",
+      ]),
+    )
     .action(async (o: TrainFlags) => {
       const opts = trainOptions(o);
       try {

@@ -53,6 +53,17 @@ describe("segvol forward", () => {
   });
 });
 
+describe("segvol forward checks before reading the window", () => {
+  it("refuses a text outside the folder's categories and an output that is not .npy", () => {
+    const demo = join(REPO, "weights", "demo");
+    const r = segvol("forward", "--weights", demo, "--image", "none.npy", "--text", "banana", "--out", "x.npy");
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^segvol: text prompt "banana" is not a category of .*; known categories: liver, spleen, left kidney, right kidney/);
+    const o = segvol("forward", "--weights", demo, "--image", "none.npy", "--text", "liver", "--out", "x.nii");
+    expect(o.stderr.trim()).toBe("segvol: --out x.nii: the name must end in .npy");
+  });
+});
+
 describe("segvol tokenize", () => {
   it("prints the CLIP ids of each text, bos and eos included", () => {
     const r = segvol("tokenize", "--weights", TOKENIZER, "A computerized tomography of a liver.", "spleen");

@@ -7,17 +7,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { niftiFromArray, readNifti, writeNifti } from "../../src/io/nifti.js";
+import { writePhantom } from "../../src/demo/phantom.js";
 import { convertCheckpoint } from "../../weights/convert.js";
 import { runSegvol } from "../helpers/cli.js";
 
 const REPO = join(__dirname, "..", "..");
 const FIX = join(REPO, "test", "fixtures", "model");
+const DEMO = join(REPO, "weights", "demo");
 let dir: string;
 
-/** `segvol ...args` in dir, without Dawn's adapter warnings in stderr. */
+/** `segvol ...args` in dir; stderr exactly as a user sees it. */
 function segvol(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = runSegvol(dir, args);
-  return { ...r, stderr: r.stderr.split("\n").filter((l) => !l.startsWith("Warning:")).join("\n") };
+  return runSegvol(dir, args);
 }
 
 /** A body ellipse with a bright "organ" in an oblique, anisotropic frame. */
@@ -50,7 +51,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("segvol segment", () => {
-  it("writes a uint8 mask and float32 logits with the input's geometry, and a JSON summary", () => {
+  it("writes a uint8 mask and float32 logits with the input's geometry, and a JSON summary; stderr stays empty", () => {
     const r = segvol("segment", "ct.nii.gz", "--weights", "w", "--box", "20,18,4,31,30,14", "--point", "25,22,9", "--out", "mask.nii.gz", "--logits", "logits.nii.gz", "--json");
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -90,6 +91,60 @@ describe("segvol segment", () => {
       expect(readFileSync(join(dir, "ct.nii.gz")).equals(before)).toBe(true);
     });
   }
+
+  it("checks --out and --logits before reading the volume: extension, folder, writability", () => {
+    const box = ["--box", "20,18,4,31,30,14"];
+    const cases: [string[], RegExp][] = [
+      [["--out", "mask.png"], /^segvol: --out mask\.png: the name must end in \.nii\.gz or \.nii$/],
+      [["--out", "missing/mask.nii.gz"], /^segvol: --out missing\/mask\.nii\.gz: folder .*missing does not exist$/],
+      [["--out", "w"], /^segvol: --out w: the name must end in/],
+      [["--out", "ok.nii.gz", "--logits", "logits.npy"], /^segvol: --logits logits\.npy: the name must end in \.nii\.gz or \.nii$/],
+    ];
+    // A read-only place even for root: sysfs refuses new files.
+    if (process.platform === "linux") cases.push([["--out", "/sys/mask.nii.gz"], /^segvol: --out \/sys\/mask\.nii\.gz: cannot write in folder \/sys \(E[A-Z]+\)$/]);
+    // The input does not exist: a refusal about the output shows the check ran first.
+    for (const [args, msg] of cases) {
+      const r = segvol("segment", "no-such-ct.nii.gz", "--weights", "w", ...box, ...args);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr.trim(), args.join(" ")).toMatch(msg);
+    }
+    expect(readdirSync(dir).filter((f) => f.includes(".probe") || f.startsWith("ok."))).toEqual([]);
+  });
+
+  it("refuses a text prompt outside the folder's categories, listing them, unless --allow-unknown-text", () => {
+    const demo = DEMO;
+    const r = segvol("segment", "no-such-ct.nii.gz", "--weights", demo, "--text", "pancreas", "--out", "p.nii.gz");
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^segvol: text prompt "pancreas" is not a category of .*weights\/demo; known categories: liver, spleen, left kidney, right kidney \(.*--allow-unknown-text/);
+    // Case and spacing are ignored; the check passes and the run reaches the (missing) input.
+    for (const args of [["--text", " Left  Kidney"], ["--text", "banana", "--allow-unknown-text"]]) {
+      const ok = segvol("segment", "no-such-ct.nii.gz", "--weights", demo, ...args, "--out", "p.nii.gz");
+      expect(ok.code).toBe(1);
+      expect(ok.stderr, args.join(" ")).toMatch(/no-such-ct\.nii\.gz/);
+      expect(ok.stderr).not.toMatch(/not a category/);
+    }
+  });
+
+  it("a label map's sidecar and summary count the voxels of the written map", () => {
+    const logits = segvol("segment", "no-such-ct.nii.gz", "--weights", DEMO, "--text", "liver", "--text", "spleen", "--out", "labels.nii.gz", "--logits", "l.nii.gz");
+    expect(logits.stderr.trim()).toMatch(/^segvol: --logits writes one target's logits/);
+    // A small phantom; one box for both prompts, so that their masks overlap.
+    const { name } = writePhantom(join(dir, "ph"), 7, { dims: [48, 48, 24] });
+    const ct = join("ph", "imagesTr", `${name}.nii.gz`);
+    const r = segvol("segment", ct, "--weights", DEMO, "--text", "liver", "--text", "spleen", "--box", "4,4,2,43,43,21", "--out", "labels.nii.gz", "--json");
+    expect(r.code, r.stderr).toBe(0);
+    const map = readNifti(join(dir, "labels.nii.gz"));
+    const counts = [0, 0, 0];
+    map.data.forEach((v) => counts[v]!++);
+    const sidecar = JSON.parse(readFileSync(join(dir, "labels.json"), "utf8"));
+    const summary = JSON.parse(r.stdout);
+    const ml = (map.spacing[0] * map.spacing[1] * map.spacing[2]) / 1000;
+    for (const label of [1, 2]) {
+      expect(sidecar.labels[label - 1]).toEqual({ label, name: label === 1 ? "liver" : "spleen", voxels: counts[label], ml: Math.round(counts[label]! * ml * 1000) / 1000 });
+      expect(summary.targets[label - 1].voxels).toBe(counts[label]);
+    }
+    expect(counts[1]! + counts[2]!).toBeGreaterThan(0);
+  });
 
   it("refuses a file that is not a NIfTI, a truncated gzip, a 2-D image and NaN voxels", () => {
     writeFileSync(join(dir, "text.nii"), "not an image");

@@ -37,7 +37,7 @@ describe("segvol train flags", () => {
   });
 
   it("maps the flags onto the trainer's options (defaults as commander fills them in)", () => {
-    const flags = { data: "d", categories: "liver, spleen", weights: "w", out: "o", steps: "5", lr: "1e-3", warmup: "2", weightDecay: "0", clip: "1", saveEvery: "0", seed: "3", bceWeight: "1", resizeProb: "0.5", posFraction: "0.5", flipProb: "0", cropCentre: "category", boxJitter: "0" };
+    const flags = { data: "d", categories: ["liver", "spleen"], weights: "w", out: "o", steps: "5", lr: "1e-3", warmup: "2", weightDecay: "0", clip: "1", saveEvery: "0", seed: "3", bceWeight: "1", resizeProb: "0.5", posFraction: "0.5", flipProb: "0", cropCentre: "category", boxJitter: "0" };
     const o = trainOptions(flags);
     expect(o.categories).toEqual(["liver", "spleen"]);
     expect(o.prompts).toEqual({ boxJitter: 0 });
