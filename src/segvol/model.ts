@@ -264,7 +264,7 @@ export class SegVol {
    * Text prompts must name a category of the weights folder unless
    * `opts.allowUnknownText`; they are checked before any work.
    */
-  segment(volume: Volume, targets: Target[], opts: SegmentOptions = {}): Promise<SegmentResult> {
+  async segment(volume: Volume, targets: Target[], opts: SegmentOptions = {}): Promise<SegmentResult> {
     // Malformed targets (no array, empty text) are left for the pipeline's own checks and messages.
     const named = (t: Target) => typeof t?.text === "string" && t.text.trim() !== "";
     const checked = Array.isArray(targets) ? targets.map((t) => (named(t) ? { ...t, text: this.categoryText(t.text!, opts.allowUnknownText) } : t)) : targets;

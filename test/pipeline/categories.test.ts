@@ -1,0 +1,71 @@
+// Text prompts are checked against the categories a weights folder states:
+// the matching rules, where the list comes from, and SegVol.segment refusing
+// an unknown text before any work unless open-vocabulary use is asked for.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { generatePhantom } from "../../src/demo/phantom.js";
+import { normalizeCategory, readCategories, resolveText, UnknownCategoryError } from "../../src/segvol/categories.js";
+import { SegVol } from "../../src/segvol/model.js";
+import type { Vec3 } from "../../src/segvol/pipeline/types.js";
+import { useGpu } from "../helpers/gpu.js";
+
+const DEMO = join(__dirname, "..", "..", "weights", "demo");
+const work = mkdtempSync(join(tmpdir(), "segvol-categories-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("category matching", () => {
+  const check = { categories: ["liver", "left kidney"], source: "W" };
+
+  it("ignores case and spacing, and gives the listed spelling", () => {
+    expect(normalizeCategory("  Left \t Kidney ")).toBe("left kidney");
+    expect(resolveText("LIVER", check)).toBe("liver");
+    expect(resolveText(" left   kidney", check)).toBe("left kidney");
+  });
+
+  it("refuses anything else, naming the known categories; allowUnknown passes the text as given", () => {
+    for (const text of ["kidney", "left_kidney", "pancreas", "banana"]) {
+      expect(() => resolveText(text, check)).toThrow(UnknownCategoryError);
+      expect(() => resolveText(text, check)).toThrow(`text prompt "${text}" is not a category of W; known categories: liver, left kidney`);
+      expect(resolveText(text, { ...check, allowUnknown: true })).toBe(text);
+    }
+    expect(() => resolveText("liver", { categories: null, source: "W" })).toThrow(/W does not state its categories \(no categories\.json\)/);
+    expect(resolveText("liver", { categories: null, allowUnknown: true })).toBe("liver");
+  });
+
+  it("reads categories.json, else a train checkpoint's categories; refuses a malformed list", () => {
+    expect(readCategories(DEMO)).toEqual(["liver", "spleen", "left kidney", "right kidney"]);
+    expect(readCategories(work)).toBeNull();
+    writeFileSync(join(work, "trainer_state.json"), JSON.stringify({ options: { categories: ["aorta"] } }));
+    expect(readCategories(work)).toEqual(["aorta"]);
+    for (const bad of ["[]", '["liver", "Liver"]', '"liver"', "[1]", "{"]) {
+      writeFileSync(join(work, "categories.json"), bad);
+      expect(() => readCategories(work), bad).toThrow(/categories\.json/);
+    }
+    rmSync(join(work, "categories.json"));
+  });
+});
+
+describe("SegVol.segment with text prompts", () => {
+  useGpu();
+  const ph = generatePhantom(7, { dims: [48, 48, 24] });
+  const dims: Vec3 = ph.dims;
+  const data = Float32Array.from(ph.image);
+
+  it("refuses a text outside the folder's list before any work, and runs a listed or allowed one", async () => {
+    const model = await SegVol.fromWeights(DEMO);
+    try {
+      let progress = 0;
+      const refused = model.segment({ dims, data }, [{ name: "p", text: "pancreas" }], { onProgress: () => progress++ });
+      await expect(refused).rejects.toThrow(UnknownCategoryError);
+      await expect(refused).rejects.toThrow(/known categories: liver, spleen, left kidney, right kidney/);
+      expect(progress).toBe(0);
+      const r = await model.segment({ dims, data }, [{ name: "liver", text: " LIVER " }, { name: "banana", text: "banana" }], { zoomIn: false, allowUnknownText: true });
+      expect(r.targets.map((t) => t.name)).toEqual(["liver", "banana"]);
+      expect(model.categories).toEqual(["liver", "spleen", "left kidney", "right kidney"]);
+    } finally {
+      model.dispose();
+    }
+  });
+});
