@@ -29,7 +29,7 @@ export function growFolder(o: GrowOptions): { out: string; tensors: number; vitL
   }
   const out = resolve(o.out);
   if (out === src) throw new Error("grow: --out must differ from --weights");
-  checkWeightsOutputDir(out, PRODUCER, "grow");
+  checkWeightsOutputDir(out, PRODUCER, "grow", [src]);
   const cfg = loadConfig(join(src, "config.json"));
   const file = SafetensorsFile.open(join(src, "model.safetensors"));
   const tensors = new Map<string, HostTensor>();

@@ -43,7 +43,7 @@ export function writeInitFolder(o: InitFolderOptions): InitFolderResult {
   // Re-parse a given object too, so a hand-built config is checked the same way.
   const cfg = typeof o.config === "string" ? loadConfig(o.config) : parseConfig(JSON.parse(JSON.stringify(o.config)), source);
   const out = resolve(o.out);
-  checkWeightsOutputDir(out, PRODUCER, "init");
+  checkWeightsOutputDir(out, PRODUCER, "init", typeof o.config === "string" ? [o.config] : []);
 
   let tokenizer: BuiltTokenizer | null = null;
   if (cfg.text) {

@@ -2,10 +2,11 @@
 // files) for the commands that make one from scratch or from another
 // (`segvol init`, `segvol grow`): the folder is built beside DIR and renamed
 // into place, so DIR is either complete or untouched, and an existing DIR is
-// replaced only when it is a previous output of the same command.
+// replaced only when it is a previous output of the same command that holds
+// none of the command's inputs.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { previousOutput } from "../../weights/output_dir.js";
+import { assertSparesInputs, previousOutput } from "../../weights/output_dir.js";
 import { writeSafetensors } from "../../weights/safetensors.js";
 import { replaceDir } from "../io/atomic.js";
 import type { SegVolConfig } from "../segvol/config.js";
@@ -14,9 +15,11 @@ const OUTPUT_FILES = new Set(["model.safetensors", "config.json", "vocab.json", 
 
 /**
  * Refuses an output folder holding anything but a previous output of the
- * same command (a weights folder whose model.safetensors names `producer`).
+ * same command (a weights folder whose model.safetensors names `producer`),
+ * and one whose replacement would replace or delete one of `inputs`.
  */
-export function checkWeightsOutputDir(out: string, producer: string, what: string): void {
+export function checkWeightsOutputDir(out: string, producer: string, what: string, inputs: readonly string[]): void {
+  assertSparesInputs(out, inputs, what);
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new Error(`${what}: output ${out} exists and is not a folder`);
   const entries = readdirSync(out);
