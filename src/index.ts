@@ -11,6 +11,7 @@ export { readNpy, readNpyF32, writeNpy } from "./io/npy.js";
 export { ClipTokenizer } from "./segvol/tokenizer.js";
 export { SegVol, ImageEmbedding, type WindowPrompt, type TextEmbedding, type Box6 } from "./segvol/model.js";
 export { parseConfig, loadConfig, DEFAULT_CONFIG, type SegVolConfig } from "./segvol/config.js";
+export { OFFICIAL_CATEGORIES, UnknownCategoryError, readCategories, normalizeCategory } from "./segvol/categories.js";
 export type { Target, SegmentOptions, SegmentResult, TargetResult, Volume } from "./segvol/pipeline/types.js";
 export { convertCheckpoint } from "../weights/convert.js";
 export { SafetensorsFile, writeSafetensors } from "../weights/safetensors.js";

@@ -6,10 +6,11 @@ import * as api from "../src/index.js";
 
 describe("package entry", () => {
   it("exports the documented functions and classes", () => {
-    for (const name of ["SegVol", "readNifti", "writeNifti", "releaseGpu", "initGpu", "Tensor", "scope", "convertCheckpoint", "SafetensorsFile", "train", "MsdDataset", "generatePhantom", "writePhantom", "runDemo"] as const) {
+    for (const name of ["SegVol", "readNifti", "writeNifti", "releaseGpu", "initGpu", "Tensor", "scope", "convertCheckpoint", "SafetensorsFile", "train", "MsdDataset", "generatePhantom", "writePhantom", "runDemo", "UnknownCategoryError", "readCategories", "normalizeCategory"] as const) {
       expect(typeof api[name], name).toBe("function");
     }
     expect(typeof api.ops.matmul).toBe("function");
     expect(api.PHANTOM_LABELS).toContain("left kidney");
+    expect(api.OFFICIAL_CATEGORIES).toContain("liver");
   });
 });

@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 const REPO = join(__dirname, "..", "..");
 
-/** `segvol ...args` in cwd; stderr as printed (Dawn's adapter warnings included). */
+/** `segvol ...args` in cwd; stdout and stderr as a user sees them (Dawn's adapter notices filtered by the CLI). */
 export function runSegvol(cwd: string, args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [join(REPO, "node_modules", "tsx", "dist", "cli.mjs"), join(REPO, "src", "cli", "main.ts"), ...args], {
     cwd,
