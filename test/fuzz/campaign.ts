@@ -126,7 +126,7 @@ export function runCampaign(o: CampaignOptions): void {
         const described = { error: `${error instanceof Error ? e.name : typeof error}: ${message.slice(0, 500)}`, stackTop: stackTop(error) };
         if (!expected) found.push({ ...base, kind: "raw-error", ...described });
         else if (!message.includes(path)) found.push({ ...base, kind: "unnamed-file", ...described });
-        else if (message.length > MAX_MESSAGE) found.push({ ...base, kind: "long-message", ...described, error: `${e.name}: message of ${message.length} characters: ${message.slice(0, 300)}` });
+        else if (message.length > MAX_MESSAGE) found.push({ ...base, kind: "long-message", ...described, error: `${e.name}: message of ${message.length} characters: ${message.slice(0, 200)}…` });
         else hb[HB.rejected]! += 1;
       } else {
         hb[HB.accepted]! += 1;

@@ -107,7 +107,7 @@ const gzipWrapper: Mutator = (b, rng) => {
   const op = rng.below(5);
   if (op === 0 || !isGzip(b)) return { bytes: new Uint8Array(gzipSync(b, { level: 1 })), what: "gzip the input" };
   const out = b.slice();
-  if (op === 1) {
+  if (op === 1 && b.byteLength >= 4) {
     out[3] = rng.below(256);
     return { bytes: out, what: `gzip FLG = 0x${out[3]!.toString(16)}` };
   }
