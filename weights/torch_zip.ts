@@ -58,6 +58,9 @@ export class ZipArchive {
   private readonly inflatedCache = new Map<string, Uint8Array>();
   private inflatedBytes = 0;
   private inflationCount = 0;
+  /** Bytes inflated so far, and the most this archive may inflate in all (see inflate). */
+  private inflatedTotal = 0;
+  private inflateAllowance = 0;
 
   private constructor(
     readonly path: string,
@@ -178,12 +181,22 @@ export class ZipArchive {
 
   /** Inflates a deflated entry; zlib itself stops as soon as it passes the declared size. */
   private inflate(e: ZipEntry): Uint8Array {
-    // Deflate cannot expand more than ~1032:1; a larger claim is a zip bomb or corruption.
-    if (e.size > e.compressedSize * 1032 + 1024) {
+    // Deflate cannot expand more than ~1032:1, nor grow data by more than ~0.03%
+    // (zlib's deflateBound); claims beyond either are a zip bomb or corruption.
+    if (e.size > e.compressedSize * 1032 + 1024 || e.compressedSize > e.size + (e.size >> 10) + 1024) {
       throw new ZipError(`${this.path}: entry ${quoted(e.name)}: claims ${e.size} bytes from ${e.compressedSize} compressed (corrupt or malicious)`);
+    }
+    // Each entry once, and as much again for entries dropped from the cache and
+    // needed later: tensors that alternate between storages too large to keep
+    // both would otherwise re-inflate them once per tensor.
+    if (this.inflatedTotal + e.size > this.inflateAllowance) {
+      throw new ZipError(
+        `${this.path}: entry ${quoted(e.name)}: the archive's deflated entries were inflated again and again (${this.inflatedTotal} bytes so far, twice their size in all); save the checkpoint uncompressed (torch.save does)`,
+      );
     }
     const raw = this.readAt(this.dataOffset(e), e.compressedSize, e.name);
     this.inflationCount++;
+    this.inflatedTotal += e.size;
     let out: Buffer;
     try {
       // One output chunk one byte larger than the declared size: a stream that
@@ -275,6 +288,8 @@ export class ZipArchive {
     const v = new DataView(cd.buffer);
     const dec = new TextDecoder("utf-8", { fatal: false });
     let p = 0;
+    /** Each entry's local header and data, at least (its local extra field may add more). */
+    const spans: [number, number, string][] = [];
     for (let i = 0; i < count; i++) {
       if (p + 46 > cdSize || v.getUint32(p, true) !== SIG_CENTRAL) bad(`central directory entry ${i} is corrupt`);
       const method = v.getUint16(p + 10, true);
@@ -315,7 +330,16 @@ export class ZipArchive {
       if (method === 0 && compressedSize !== size) bad(`entry ${quoted(name)}: stored entry with ${compressedSize} stored bytes but size ${size}`);
       if (headerOffset + 30 > this.size) bad(`entry ${quoted(name)}: local header offset ${headerOffset} is outside the file (truncated?)`);
       this.byName.set(name, { name, method, compressedSize, size, crc, headerOffset });
+      spans.push([headerOffset, headerOffset + 30 + nameLen + compressedSize, name]);
+      // Claims past deflate's ratio are refused when read; they earn no allowance.
+      if (method === 8) this.inflateAllowance += 2 * Math.min(size, compressedSize * 1032 + 1024);
       p += 46 + nameLen + extraLen + commentLen;
+    }
+    // Entries sharing bytes are no zip a writer makes; they would let one
+    // small deflate stream count as many storages.
+    spans.sort((x, y) => x[0] - y[0]);
+    for (let i = 1; i < spans.length; i++) {
+      if (spans[i]![0] < spans[i - 1]![1]) bad(`entries ${quoted(spans[i - 1]![2])} and ${quoted(spans[i]![2])} overlap (corrupt or malicious file)`);
     }
   }
 }

@@ -50,8 +50,10 @@ describe("checkpoint zip bombs: each entry inflates only what it may hold", () =
   });
 
   it("stops inflating a storage as soon as it passes its declared size", () => {
-    // The directory and the pickle agree on 16 bytes; the deflate stream holds 64 MiB.
-    const stream = deflateRawSync(new Uint8Array(64 * MiB));
+    // The directory and the pickle agree on 16 bytes; the deflate stream holds 512 KiB
+    // (in ~500 bytes: few enough to pass the size checks on the directory's claims).
+    const stream = deflateRawSync(new Uint8Array(512 * 1024));
+    expect(stream.length).toBeLessThan(1024);
     const bomb = buildZip(checkpoint([{ name: "w", storage: "0", numel: 4, shape: [4] }], [{ data: f32Bytes([1, 2, 3, 4]), raw: stream, deflate: true }]));
     const ck = TorchZipCheckpoint.open(write("stream_bomb.pth", bomb.bytes));
     const t = (ck.root as Map<string, TensorRef>).get("w")!;
@@ -102,6 +104,50 @@ describe("checkpoint zip bombs: each entry inflates only what it may hold", () =
     }
     // x, y inflated; x cached; z evicts y (least recent); x cached; y evicts z.
     expect(counts).toEqual([1, 2, 2, 3, 3, 4]);
+    zip.close();
+  });
+});
+
+describe("zip entries that claim more work than their bytes hold", () => {
+  const entries = ["x", "y", "z"].map((name, i) => ({ name, data: f32Bytes(Array.from({ length: 10 }, (_, j) => 10 * i + j)), deflate: true }));
+
+  it("refuses to inflate the archive's entries more than twice their size in all (alternating reads past the cache)", () => {
+    const p = write("thrash.zip", buildZip(entries).bytes);
+    const zip = ZipArchive.open(p, 40); // room for one entry at a time
+    // 3 entries of 40 bytes: 240 bytes may be inflated, i.e. 6 inflations; the 7th read is refused.
+    const reads = ["x", "y", "z", "x", "y", "z"];
+    for (const name of reads) zip.readRange(name, 0, 4);
+    expect(zip.inflations).toBe(6);
+    const e = thrown(() => zip.readRange("x", 0, 4));
+    expect(e).toBeInstanceOf(ZipError);
+    expect(e.message).toBe(
+      `${p}: entry "x": the archive's deflated entries were inflated again and again (240 bytes so far, twice their size in all); save the checkpoint uncompressed (torch.save does)`,
+    );
+    expect(zip.inflations).toBe(6);
+    zip.close();
+  });
+
+  it("refuses entries that share bytes (one stream listed as many storages)", () => {
+    const { bytes, directoryOffset } = buildZip(entries);
+    // Point entry z's directory record at y's local header.
+    const m = Buffer.from(bytes);
+    const cd = (i: number): number => {
+      let at = directoryOffset;
+      for (let k = 0; k < i; k++) at += 46 + m.readUInt16LE(at + 28) + m.readUInt16LE(at + 30);
+      return at;
+    };
+    m.writeUInt32LE(m.readUInt32LE(cd(1) + 42), cd(2) + 42);
+    const p = write("aliased.zip", m);
+    const e = thrown(() => ZipArchive.open(p));
+    expect(e).toBeInstanceOf(ZipError);
+    expect(e.message).toMatch(/entries "[yz]" and "[yz]" overlap \(corrupt or malicious file\)$/);
+  });
+
+  it("refuses a deflated entry whose stored bytes exceed what deflate makes of its size", () => {
+    const p = write("padded.zip", buildZip([{ name: "x", data: new Uint8Array(16), raw: new Uint8Array(2048), deflate: true }]).bytes);
+    const zip = ZipArchive.open(p);
+    expect(thrown(() => zip.readRange("x", 0, 16)).message).toBe(`${p}: entry "x": claims 16 bytes from 2048 compressed (corrupt or malicious)`);
+    expect(zip.inflations).toBe(0);
     zip.close();
   });
 });
