@@ -471,7 +471,7 @@ function readLong(b: Uint8Array): number | bigint {
 }
 
 function parseIntText(s: string, fail: (m: string) => never): number | bigint {
-  if (!/^[+-]?\d+$/.test(s)) fail(`bad integer text ${JSON.stringify(s.slice(0, 20))}`);
+  if (!/^[+-]?\d+$/.test(s)) fail(`bad integer text ${quoted(s)}`);
   const x = BigInt(s);
   return x >= BigInt(Number.MIN_SAFE_INTEGER) && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x;
 }
