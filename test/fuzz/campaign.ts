@@ -50,7 +50,7 @@ export function saveCase(outDir: string, target: Target, runSeed: number, c: Fuz
   return input;
 }
 
-// Heartbeat layout: float64 slots, rewritten after every case.
+// Heartbeat layout: float64 slots, written as each case starts (its index, the counts so far).
 export const HB = { index: 0, done: 1, accepted: 2, rejected: 3, skipped: 4, maxCpuUs: 5, sumCpuUs: 6, maxRssKb: 7, ended: 8, slots: 9 } as const;
 
 /** Where and how to run a range of cases (the child receives this plus the target's name). */
@@ -83,6 +83,20 @@ function stackTop(e: unknown): string {
   return ours.trim().replace(/^at /, "").replace(/\(?file:\/\/|\(/, "").replace(/\)$/, "");
 }
 
+/** Why a thrown value is a failure, or null if it is the parser's own error, naming the file, briefly. */
+function judge(thrown: unknown, target: Target, path: string): Pick<Failure, "kind" | "error" | "stackTop"> | null {
+  const own = target.errors.some((E) => thrown instanceof E);
+  const name = thrown instanceof Error ? thrown.name : typeof thrown;
+  const message = thrown instanceof Error ? thrown.message : String(thrown);
+  const stack = stackTop(thrown);
+  if (!own) return { kind: "raw-error", error: `${name}: ${message.slice(0, 500)}`, stackTop: stack };
+  if (!message.includes(path)) return { kind: "unnamed-file", error: `${name}: ${message.slice(0, 500)}`, stackTop: stack };
+  if (message.length > MAX_MESSAGE) {
+    return { kind: "long-message", error: `${name}: message of ${message.length} characters: ${message.slice(0, 200)}…`, stackTop: stack };
+  }
+  return null;
+}
+
 export function runCampaign(o: CampaignOptions): void {
   const seeds = o.target.seeds(o.tmp);
   const hb = new Float64Array(HB.slots);
@@ -98,15 +112,14 @@ export function runCampaign(o: CampaignOptions): void {
       const c = makeCase(o.target, seeds, o.runSeed, i);
       const path = join(o.tmp, `case.${o.target.ext(c.seed)}`);
       let skipped = false;
-      const ctx = { path, skippedLarge: () => (skipped = true) };
       const t0 = process.cpuUsage();
-      let error: unknown = null;
+      let verdict: ReturnType<typeof judge> = null;
       let threw = false;
       try {
-        o.target.run(c.bytes, c.seed, ctx);
+        o.target.run(c.bytes, c.seed, { path, skippedLarge: () => (skipped = true) });
       } catch (e) {
         threw = true;
-        error = e;
+        verdict = judge(e, o.target, path);
       }
       const t = process.cpuUsage(t0);
       const cpuUs = t.user + t.system;
@@ -116,21 +129,11 @@ export function runCampaign(o: CampaignOptions): void {
       hb[HB.maxRssKb] = rssKb;
       hb[HB.ended]! += 1;
       if (skipped) hb[HB.skipped]! += 1;
+      if (!threw) hb[HB.accepted]! += 1;
+      else if (!verdict) hb[HB.rejected]! += 1;
 
-      const found: Omit<Failure, "input">[] = [];
       const base = { target: o.target.name, runSeed: o.runSeed, index: i, seedLabel: c.seed.label, steps: c.steps, cpuMs: cpuUs / 1000 };
-      if (threw) {
-        const expected = o.target.errors.some((E) => error instanceof E);
-        const e = error as Error;
-        const message = expected || error instanceof Error ? String(e.message) : String(error);
-        const described = { error: `${error instanceof Error ? e.name : typeof error}: ${message.slice(0, 500)}`, stackTop: stackTop(error) };
-        if (!expected) found.push({ ...base, kind: "raw-error", ...described });
-        else if (!message.includes(path)) found.push({ ...base, kind: "unnamed-file", ...described });
-        else if (message.length > MAX_MESSAGE) found.push({ ...base, kind: "long-message", ...described, error: `${e.name}: message of ${message.length} characters: ${message.slice(0, 200)}…` });
-        else hb[HB.rejected]! += 1;
-      } else {
-        hb[HB.accepted]! += 1;
-      }
+      const found: Omit<Failure, "input">[] = verdict ? [{ ...base, ...verdict }] : [];
       if (cpuUs / 1000 > o.slowMs) found.push({ ...base, kind: "slow", error: `took ${(cpuUs / 1000).toFixed(0)} ms of CPU (limit ${o.slowMs})` });
       if (!memoryReported && rssKb / 1024 > o.memoryMb) {
         memoryReported = true;
