@@ -157,15 +157,15 @@ export class ClipTokenizer {
     const map = new Map<string, number>();
     const tokenOf = new Map<number, string>();
     for (const [tok, id] of entries) {
-      if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) > MAX_TOKEN_ID) {
+      if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0 || id > MAX_TOKEN_ID) {
         throw new TokenizerError(`ClipTokenizer (${source}): token ${quote(tok)} has id ${describe(id)}, not an integer in [0, ${MAX_TOKEN_ID}]`);
       }
-      const other = tokenOf.get(id as number);
+      const other = tokenOf.get(id);
       if (other !== undefined) {
-        throw new TokenizerError(`ClipTokenizer (${source}): tokens ${quote(other)} and ${quote(tok)} share the id ${String(id)}`);
+        throw new TokenizerError(`ClipTokenizer (${source}): tokens ${quote(other)} and ${quote(tok)} share the id ${id}`);
       }
-      tokenOf.set(id as number, tok);
-      map.set(tok, id as number);
+      tokenOf.set(id, tok);
+      map.set(tok, id);
     }
     return new ClipTokenizer(map, merges, source);
   }
