@@ -192,6 +192,16 @@ export class TorchZipCheckpoint {
         `${this.path}: tensor ${quoted(name)}: view (offset ${t.offset}, size ${dims(t.shape)}, stride ${dims(t.stride)}) reaches element ${last} of a ${t.storage.numel}-element storage`,
       );
     }
+    // A view that repeats elements (a stride of 0, as `expand` makes, or
+    // overlapping strides) can claim far more elements than its storage
+    // holds: `zeros(1).expand(2**29)` is 747 bytes on disk and 2 GiB in C
+    // order. No weight is saved that way, so such a view is refused unless it
+    // fits in its storage, which bounds every read by the file's own data.
+    if (n > t.storage.numel) {
+      throw new PickleError(
+        `${this.path}: tensor ${quoted(name)}: view (size ${dims(t.shape)}, stride ${dims(t.stride)}) repeats the elements of its ${t.storage.numel}-element storage to ${n}; save it with .contiguous() (or .clone()) first`,
+      );
+    }
     const span = this.zip.readRange(t.storage.entry, t.offset * es, (last - t.offset + 1) * es);
     if (isContiguous(t.shape, t.stride)) return span;
     return gather(span, t.shape, t.stride, es);

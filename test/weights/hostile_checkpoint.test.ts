@@ -283,3 +283,29 @@ describe("zip fields that point outside the file", () => {
     expect(readFileSync(p).length).toBe(bytes.length);
   });
 });
+
+describe("a view that repeats its storage's elements", () => {
+  it("refuses zeros(1).expand(2**29) before allocating its 2 GiB, through the library's readRaw", () => {
+    const tensors: CraftTensor[] = [{ name: "w", storage: "0", numel: 1, shape: [2 ** 29], stride: [0] }];
+    const p = write("expand.pth", buildZip(checkpoint(tensors, [{ data: f32Bytes([0]) }])).bytes);
+    const ck = openCheckpoint(p);
+    expect(ck.info("w").shape).toEqual([2 ** 29]);
+    const before = process.memoryUsage().arrayBuffers;
+    const e = thrown(() => ck.readRaw("w"));
+    expect(e).toBeInstanceOf(PickleError);
+    expect(e.message).toBe(
+      `${p}: tensor "w": view (size [536870912], stride [0]) repeats the elements of its 1-element storage to 536870912; save it with .contiguous() (or .clone()) first`,
+    );
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 * MiB);
+    ck.close();
+  });
+
+  it("still reads a broadcast view that fits in its storage, repeating elements as torch does", () => {
+    // A 2x2 view with stride (0, 1) of a 4-element storage: rows repeat its first two elements.
+    const tensors: CraftTensor[] = [{ name: "w", storage: "0", numel: 4, shape: [2, 2], stride: [0, 1] }];
+    const p = write("broadcast.pth", buildZip(checkpoint(tensors, [{ data: f32Bytes([1, 2, 3, 4]) }])).bytes);
+    const ck = openCheckpoint(p);
+    expect([...ck.readF32("w")]).toEqual([1, 2, 1, 2]);
+    ck.close();
+  });
+});
