@@ -88,6 +88,15 @@ export interface NiftiHeader {
 }
 
 /**
+ * Voxel values in memory: float32, or, for an integer volume (no scaling, or
+ * an integer slope and intercept) whose values all fit, its stored type
+ * (uint8, int8, int16, uint16) or int16 (e.g. uint16 CT with scl_inter
+ * −1024), at a half or a quarter of float32's memory. Every value of these
+ * types is exact in float32: converting gives exactly the float32 volume.
+ */
+export type VoxelArray = Float32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
+
+/**
  * The largest volume readNifti accepts unless told otherwise: 512 × 512 × 2048
  * voxels (2^29). That is a CT at full in-plane resolution over 2048 slices
  * (2 m of body at 1 mm, 1 m at 0.5 mm), beyond any clinical scan we expect:
@@ -121,8 +130,8 @@ export interface NiftiVolume {
   affine: number[][];
   /** Datatype stored in the file. */
   datatype: NiftiDatatype;
-  /** Scaled values, i fastest. */
-  data: Float32Array;
+  /** Scaled values, i fastest: float32, or an integer type that holds them exactly (see VoxelArray). */
+  data: VoxelArray;
   header: NiftiHeader;
 }
 
@@ -486,8 +495,11 @@ function ownVoxelBytes(bytes: Uint8Array, l: VoxelLayout, owned: boolean): Uint8
   return owned && raw.byteOffset % l.itemSize === 0 ? raw : new Uint8Array(raw);
 }
 
-/** Voxel bytes (owned, aligned, file byte order) → values, byte-swapped and scaled. */
-function voxelValues(raw: Uint8Array, l: VoxelLayout, path: string): Float32Array {
+const INT16_MIN = -32768;
+const INT16_MAX = 32767;
+
+/** Voxel bytes (owned, aligned, file byte order) → values, byte-swapped and scaled, in the type VoxelArray describes. */
+function voxelValues(raw: Uint8Array, l: VoxelLayout, path: string): VoxelArray {
   const { datatype, itemSize: size, voxels: n, header: h } = l;
   if (!h.littleEndian && size > 1) {
     for (let p = 0; p < raw.byteLength; p += size) {
@@ -500,7 +512,7 @@ function voxelValues(raw: Uint8Array, l: VoxelLayout, path: string): Float32Arra
   }
   const buf = raw.buffer;
   const at = raw.byteOffset;
-  let src: Float32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | Int32Array | Float64Array;
+  let src: VoxelArray | Int32Array | Float64Array;
   switch (datatype) {
     case "uint8": src = new Uint8Array(buf, at, n); break;
     case "int8": src = new Int8Array(buf, at, n); break;
@@ -517,6 +529,23 @@ function voxelValues(raw: Uint8Array, l: VoxelLayout, path: string): Float32Arra
   if (scaled && !Number.isFinite(inter)) {
     throw new NiftiError(`readNifti: ${path}: scl_slope ${slope} with invalid scl_inter ${inter}`);
   }
+  if (!(src instanceof Float32Array || src instanceof Float64Array) && (!scaled || (Number.isInteger(slope) && Number.isInteger(inter)))) {
+    if (!scaled && !(src instanceof Int32Array)) return src;
+    // Integer values (int32, or integer scaling): int16 when they all fit.
+    const [s, t] = scaled ? [slope, inter] : [1, 0];
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const v = src[i]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const a = lo * s + t, b = hi * s + t;
+    if (Math.min(a, b) >= INT16_MIN && Math.max(a, b) <= INT16_MAX) {
+      const out = new Int16Array(n);
+      for (let i = 0; i < n; i++) out[i] = src[i]! * s + t;
+      return out;
+    }
+  }
   if (src instanceof Float32Array && !scaled) return src;
   const out = new Float32Array(n);
   if (scaled) {
@@ -527,7 +556,7 @@ function voxelValues(raw: Uint8Array, l: VoxelLayout, path: string): Float32Arra
   return out;
 }
 
-function volumeOf(l: VoxelLayout, data: Float32Array): NiftiVolume {
+function volumeOf(l: VoxelLayout, data: VoxelArray): NiftiVolume {
   return { dims: l.dims, spacing: zooms(l.header), affine: niftiAffine(l.header), datatype: l.datatype, data, header: l.header };
 }
 
@@ -598,6 +627,7 @@ export function readNifti(path: string, opts: ReadNiftiOptions = {}): NiftiVolum
 /** Throws, naming the file and the first voxel (i, j, k), if any value is NaN or infinite. */
 export function checkFinite(vol: NiftiVolume): void {
   const d = vol.data;
+  if (!(d instanceof Float32Array)) return; // integer types hold only finite values
   for (let idx = 0; idx < d.length; idx++) {
     if (!Number.isFinite(d[idx]!)) {
       const [ni, nj] = vol.dims;
@@ -686,27 +716,37 @@ export function writeNifti(
   if (data.length !== n) {
     throw new NiftiError(`writeNifti: ${path}: data has ${data.length} values, the volume ${like.dims.join("×")} has ${n} voxels`);
   }
-  let body: Uint8Array;
-  if (datatype === "float32") {
-    const f = data instanceof Float32Array ? data : Float32Array.from(data);
-    body = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
-  } else {
-    const [lo, hi] = RANGE[datatype];
-    const arr = datatype === "uint8" ? new Uint8Array(n) : new Int16Array(n);
-    for (let i = 0; i < n; i++) {
-      const x = data[i]!;
-      // Masks and label maps are integers; anything else is a caller bug, not something to round.
-      if (!Number.isInteger(x) || x < lo || x > hi) {
-        throw new NiftiError(`writeNifti: ${path}: value ${x} at index ${i} is not a ${datatype} (integer in [${lo}, ${hi}])`);
-      }
-      arr[i] = x;
-    }
-    body = new Uint8Array(arr.buffer);
-  }
   const head = encodeNiftiHeader(outputHeader(h, datatype, opts.descrip ?? "segvol-webgpu"), path);
-  // Level 1, as nibabel: a float32 logit volume is ~100 MB and level 6 costs
-  // ~3× the time for a few percent of size.
-  const chunks = gz ? [gzipSync(Buffer.concat([head, body]), { level: 1 })] : [head, body];
+  let chunks: Uint8Array[];
+  if (!gz && datatype === "float32" && data instanceof Float32Array) {
+    chunks = [head, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)];
+  } else {
+    // Header and voxels in one buffer, which gzip compresses as it is: no
+    // second full-size copy to concatenate them. The header's size (352 or
+    // 544 bytes) keeps the voxels aligned.
+    const size = DATATYPES[CODE_OF[datatype]]![1];
+    const file = new Uint8Array(head.byteLength + n * size);
+    file.set(head);
+    if (datatype === "float32") {
+      new Float32Array(file.buffer, head.byteLength, n).set(data);
+    } else {
+      const [lo, hi] = RANGE[datatype];
+      const arr = datatype === "uint8" ? file.subarray(head.byteLength) : new Int16Array(file.buffer, head.byteLength, n);
+      for (let i = 0; i < n; i++) {
+        const x = data[i]!;
+        // Masks and label maps are integers; anything else is a caller bug, not something to round.
+        if (!Number.isInteger(x) || x < lo || x > hi) {
+          throw new NiftiError(`writeNifti: ${path}: value ${x} at index ${i} is not a ${datatype} (integer in [${lo}, ${hi}])`);
+        }
+        arr[i] = x;
+      }
+    }
+    // Level 1, as nibabel: a float32 logit volume is ~100 MB and level 6
+    // costs ~3× the time for a few percent of size. One output chunk that
+    // holds even incompressible data, so zlib returns a view of it instead
+    // of concatenating a list (only the pages written become resident).
+    chunks = gz ? [gzipSync(file, { level: 1, chunkSize: file.byteLength + (file.byteLength >> 10) + 1024 })] : [file];
+  }
   writeFileAtomic(path, chunks, { inputPath: inputs, what: "writeNifti" });
 }
 

@@ -18,6 +18,7 @@ import {
   writeNifti,
   type NiftiHeader,
   type NiftiVolume,
+  type VoxelArray,
 } from "../../src/io/nifti.js";
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "io", "nifti");
@@ -39,8 +40,9 @@ function f32(b64: string): Float32Array {
   const b = Buffer.from(b64, "base64");
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
-/** Bitwise equality (NaN == NaN). */
-function sameBits(a: Float32Array, b: Float32Array): boolean {
+/** Bitwise equality of the values as float32 (NaN == NaN). */
+function sameBits(x: VoxelArray, y: VoxelArray): boolean {
+  const [a, b] = [x, y].map((d) => (d instanceof Float32Array ? d : Float32Array.from(d))) as [Float32Array, Float32Array];
   return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 function maxDiff(a: number[][], b: number[][]): number {
@@ -91,6 +93,24 @@ describe("readNifti (nibabel-written files)", () => {
       const raw = decodeNifti(patchScaling(name.endsWith(".gz") ? gunzipSync(bytes) : bytes, 1, 0)).data;
       expect(Array.from(raw), name).not.toEqual(Array.from(vol.data));
     }
+  });
+
+  it.each([
+    // Integers stay integers, at their own size or int16, when every value fits; all else is float32.
+    ["dt_uint8.nii", Uint8Array],
+    ["dt_int8.nii", Int8Array],
+    ["dt_int16.nii", Int16Array],
+    ["dt_uint16.nii", Uint16Array],
+    ["bigendian_int16.nii", Float32Array], // slope 0.25
+    ["dt_int32.nii", Float32Array], // values beyond int16
+    ["dt_float64.nii", Float32Array],
+    ["scaled_slope_only.nii", Float32Array], // 2 × full-range int16
+    ["scaled_ct_uint16.nii.gz", Int16Array], // 0..4095 − 1024
+    ["scaled_ct_int16_full_range.nii", Float32Array], // −32768 − 1024 is not an int16
+    ["scaled_negative_slope_int.nii.gz", Int16Array], // −2 × (−1024..3071) + 5
+    ["scaled_inter_only.nii.gz", Float32Array], // −17.5
+  ] as const)("%s is held as %O", (name, type) => {
+    expect(readNifti(join(dir, name)).data).toBeInstanceOf(type);
   });
 
   it("applies scl_slope/scl_inter (int16 CT: slope 0.5, inter -1024) and ignores a zero slope", () => {

@@ -6,8 +6,14 @@
 //
 // The transpose is free: the NIfTI array (i fastest) read as a C-order array
 // of shape [K, J, I] is exactly the model-space volume (D, H, W) = (k, j, i).
-import { percentiles } from "./percentile.js";
-import type { Box3, Vec3, Volume } from "./types.js";
+//
+// The input stays in its stored type (int16 for most CT): integers are exact
+// in float32, so reading them as numbers gives the float32 volume's values,
+// and the normalised volume is computed row by row when a window needs it
+// (PreprocessPlan.rows) rather than kept as a float copy of the crop.
+import type { VoxelArray } from "../../io/nifti.js";
+import { integerPercentiles, percentiles } from "./percentile.js";
+import type { Box3, RowReader, Vec3, Volume } from "./types.js";
 
 const f = Math.fround;
 
@@ -21,19 +27,28 @@ export interface NormStats {
   std: number;
 }
 
-export interface Preprocessed {
+/** Steps 1-4 decided: where to crop and how to normalise. */
+export interface PreprocessPlan {
   /** The model-space shape of the whole volume, (K, J, I). */
   fullShape: Vec3;
   /** Foreground crop in model space (end exclusive). */
   cropBox: Box3;
   /** Shape of the cropped volume. */
   shape: Vec3;
-  /** The cropped, normalised volume, C-order [D, H, W], values in [0, 1]. */
-  data: Float32Array;
   stats: NormStats;
+  /** The cropped, normalised volume, C-order [D, H, W], values in [0, 1], computed from the input row by row. */
+  rows: RowReader;
 }
 
-/** Throws unless `volume` is a 3-D float32 array without NaN or infinite voxels. */
+export interface Preprocessed extends Omit<PreprocessPlan, "rows"> {
+  /** The cropped, normalised volume, C-order [D, H, W], values in [0, 1]. */
+  data: Float32Array;
+}
+
+const isVoxelArray = (d: unknown): d is VoxelArray =>
+  d instanceof Float32Array || d instanceof Int16Array || d instanceof Uint16Array || d instanceof Int8Array || d instanceof Uint8Array;
+
+/** Throws unless `volume` is a 3-D float32 (or exact integer) array without NaN or infinite voxels. */
 export function checkVolume(volume: Volume): void {
   const { dims, data } = volume;
   if (!Array.isArray(dims) || dims.length !== 3 || !dims.every((d) => Number.isInteger(d) && d > 0)) {
@@ -42,11 +57,12 @@ export function checkVolume(volume: Volume): void {
   if (dims.some((d) => d === 1)) {
     throw new Error(`segment: the image is 2-D (dims ${dims.join("×")}): SegVol segments 3-D volumes`);
   }
-  if (!(data instanceof Float32Array)) throw new Error("segment: volume data must be a Float32Array");
+  if (!isVoxelArray(data)) throw new Error("segment: volume data must be a Float32Array, Int16Array, Uint16Array, Int8Array or Uint8Array");
   const n = dims[0] * dims[1] * dims[2];
   if (data.length !== n) {
     throw new Error(`segment: volume data has ${data.length} values but dims (${dims.join(", ")}) need ${n}`);
   }
+  if (!(data instanceof Float32Array)) return; // integers are finite
   for (let x = 0; x < n; x++) {
     const v = data[x]!;
     if (v - v !== 0) {
@@ -61,35 +77,44 @@ export function checkVolume(volume: Volume): void {
 }
 
 /** Step 1's statistics: threshold, foreground percentiles, mean and population std. */
-export function normStats(data: Float32Array): NormStats {
+export function normStats(data: VoxelArray): NormStats {
   const n = data.length;
   let sum = 0;
   for (let x = 0; x < n; x++) sum += data[x]!;
   const threshold = f(sum / n);
+  // The foreground's sum and squared deviations, in index order (as over NumPy's boolean-indexed copy).
   let count = 0;
-  for (let x = 0; x < n; x++) if (data[x]! > threshold) count++;
-  if (count === 0) {
-    throw new Error("segment: the volume is constant (no voxel above the mean), so it has no foreground to normalise");
-  }
-  const fg = new Float32Array(count);
-  let m = 0;
   let fsum = 0;
   for (let x = 0; x < n; x++) {
     const v = data[x]!;
     if (v > threshold) {
-      fg[m++] = v;
       fsum += v;
+      count++;
     }
+  }
+  if (count === 0) {
+    throw new Error("segment: the volume is constant (no voxel above the mean), so it has no foreground to normalise");
   }
   const meanD = fsum / count;
   let sq = 0;
-  for (let x = 0; x < count; x++) {
-    const d = fg[x]! - meanD;
-    sq += d * d;
+  for (let x = 0; x < n; x++) {
+    const v = data[x]!;
+    if (v > threshold) {
+      const d = v - meanD;
+      sq += d * d;
+    }
   }
   const std = f(Math.sqrt(sq / count));
-  // Selection reorders `fg`; it is ours, so no copy is needed.
-  const [lo, hi] = percentiles(fg, [0.05, 99.95], fg) as [number, number];
+  const qs = [0.05, 99.95];
+  let lo: number, hi: number;
+  if (data instanceof Float32Array) {
+    // Selection reorders the foreground copy; it is ours, so no second copy.
+    const fg = new Float32Array(count);
+    for (let x = 0, m = 0; x < n; x++) if (data[x]! > threshold) fg[m++] = data[x]!;
+    [lo, hi] = percentiles(fg, qs, fg) as [number, number];
+  } else {
+    [lo, hi] = integerPercentiles(data, threshold, qs) as [number, number];
+  }
   return { threshold, foregroundVoxels: count, lo, hi, mean: f(meanD), std };
 }
 
@@ -128,14 +153,18 @@ function cutValue(from: number, above: (v: number) => boolean): number {
   return fromKey(lo);
 }
 
-/** Steps 1-4. */
+/** Steps 1-4, with the normalised crop as one array (training, tests). */
 export function preprocess(volume: Volume): Preprocessed {
   checkVolume(volume);
-  return preprocessChecked(volume);
+  const { rows, ...plan } = planPreprocessing(volume);
+  const [D, H, W] = plan.shape;
+  const data = new Float32Array(D * H * W);
+  for (let d = 0, o = 0; d < D; d++) for (let h = 0; h < H; h++, o += W) rows(d, h, 0, W, data, o);
+  return { ...plan, data };
 }
 
-/** Steps 1-4 on a volume that already passed `checkVolume`. */
-export function preprocessChecked(volume: Volume): Preprocessed {
+/** Steps 1-4 on a volume that already passed `checkVolume`, the normalised crop read on demand. */
+export function planPreprocessing(volume: Volume): PreprocessPlan {
   const { dims, data } = volume;
   const stats = normStats(data);
   const fullShape: Vec3 = [dims[2], dims[1], dims[0]];
@@ -181,13 +210,9 @@ export function preprocessChecked(volume: Volume): Preprocessed {
   }
   if (end[0] === 0) throw new Error("segment: after normalisation every voxel equals the minimum: no foreground to crop");
   const shape: Vec3 = [end[0] - start[0], end[1] - start[1], end[2] - start[2]];
-  const out = new Float32Array(shape[0] * shape[1] * shape[2]);
-  let o = 0;
-  for (let d = start[0]; d < end[0]; d++) {
-    for (let h = start[1]; h < end[1]; h++) {
-      const row = (d * H + h) * W;
-      for (let w = start[2]; w < end[2]; w++) out[o++] = f(f(norm(data[row + w]!) - nmin) / range);
-    }
-  }
-  return { fullShape, cropBox: { start, end }, shape, data: out, stats };
+  const rows: RowReader = (d, h, w0, w1, out, at) => {
+    const row = ((d + start[0]) * H + h + start[1]) * W + start[2];
+    for (let w = w0; w < w1; w++) out[at++] = f(f(norm(data[row + w]!) - nmin) / range);
+  };
+  return { fullShape, cropBox: { start, end }, shape, stats, rows };
 }

@@ -2,7 +2,7 @@
 // CPU (float32 scale `in/out`, then floor), and the 3-D resizes of the
 // pipeline built from them. Nearest resizes only copy values, so a plain
 // gather is exact; the same maps also carry prompts between spaces.
-import type { Vec3 } from "./types.js";
+import type { RowReader, Vec3 } from "./types.js";
 
 export type NearestMode = "nearest" | "nearest-exact";
 
@@ -25,21 +25,36 @@ export function indexMap(inSize: number, outSize: number, mode: NearestMode): In
   return map;
 }
 
-/** Nearest resize of a C-order [D, H, W] volume on the CPU. */
-export function resizeNearest(src: Float32Array, inShape: Vec3, outShape: Vec3, mode: NearestMode): Float32Array {
+/** The rows of a C-order [D, H, W] array. */
+export function arrayRows(src: Float32Array, shape: Vec3): RowReader {
+  return (d, h, w0, w1, out, at) => {
+    const row = (d * shape[1] + h) * shape[2];
+    out.set(src.subarray(row + w0, row + w1), at);
+  };
+}
+
+/** Nearest resize of a C-order [D, H, W] volume (an array, or read row by row) on the CPU. */
+export function resizeNearest(src: Float32Array | RowReader, inShape: Vec3, outShape: Vec3, mode: NearestMode): Float32Array {
   const [di, hi, wi] = inShape;
   const [dO, hO, wO] = outShape;
-  if (src.length !== di * hi * wi) {
+  if (typeof src !== "function" && src.length !== di * hi * wi) {
     throw new Error(`resizeNearest: ${src.length} values do not fill [${inShape.join(", ")}]`);
   }
+  const rows = typeof src === "function" ? src : arrayRows(src, inShape);
   const md = indexMap(di, dO, mode), mh = indexMap(hi, hO, mode), mw = indexMap(wi, wO, mode);
   const out = new Float32Array(dO * hO * wO);
+  // One source row at a time; upsampling repeats it for consecutive output rows.
+  const line = new Float32Array(wi);
+  let lineAt = -1;
   let o = 0;
   for (let d = 0; d < dO; d++) {
-    const bd = md[d]! * hi;
     for (let h = 0; h < hO; h++) {
-      const row = (bd + mh[h]!) * wi;
-      for (let w = 0; w < wO; w++) out[o++] = src[row + mw[w]!]!;
+      const r = md[d]! * hi + mh[h]!;
+      if (r !== lineAt) {
+        rows(md[d]!, mh[h]!, 0, wi, line, 0);
+        lineAt = r;
+      }
+      for (let w = 0; w < wO; w++) out[o++] = line[mw[w]!]!;
     }
   }
   return out;

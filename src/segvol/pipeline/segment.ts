@@ -7,7 +7,7 @@
 // All full-size arrays live in the input layout (i fastest), which is also
 // the model-space C-order layout (D, H, W) = (k, j, i): pasting is a copy
 // into a sub-box and "undoing the transpose" costs nothing.
-import { checkVolume, preprocessChecked } from "./preprocess.js";
+import { checkVolume, planPreprocessing } from "./preprocess.js";
 import { checkTargets, cropTarget, maskBoxInWindow, planPrompts, zoomInPrompt, type CroppedTarget, type PromptPlan } from "./prompts.js";
 import { resizeNearest, resizeNearestInto } from "./resize.js";
 import type { SegmentOptions, SegmentResult, Target, TargetResult, Vec3, Volume, WindowSegmenter, ZoomInPlan } from "./types.js";
@@ -94,7 +94,7 @@ export async function segmentVolume(
   checkTargets(targets, volume.dims);
   const winSize = window[0] * window[1] * window[2];
 
-  const pre = preprocessChecked(volume);
+  const pre = planPreprocessing(volume);
   const { fullShape, cropBox, shape } = pre;
   const total = fullShape[0] * fullShape[1] * fullShape[2];
   const states: TargetState[] = targets.map((t) => {
@@ -107,7 +107,7 @@ export async function segmentVolume(
   let progressDone = 0;
   let progressTotal = states.length;
   const progress = (stage: string) => opts.onProgress?.(++progressDone, progressTotal, stage);
-  const small = resizeNearest(pre.data, shape, window, "nearest-exact");
+  const small = resizeNearest(pre.rows, shape, window, "nearest-exact");
   let t = now();
   const zEmb = await model.encode(small);
   const zEncode = now() - t;
@@ -148,7 +148,7 @@ export async function segmentVolume(
     progressTotal += zoomInWindows;
     for (const [key, w] of cache) {
       t = now();
-      const emb = await model.encode(extractWindow(pre.data, shape, w.origin, w.valid, window));
+      const emb = await model.encode(extractWindow(pre.rows, w.origin, w.valid, window));
       const share = (now() - t) / w.users.length;
       encodes++;
       try {

@@ -1,6 +1,7 @@
 // The pipeline's contract with the model and with callers. The pipeline is
 // model-agnostic: it only sees one window at a time through `WindowSegmenter`,
 // so tests can drive it with a deterministic fake and the CLI with SegVol.
+import type { VoxelArray } from "../../io/nifti.js";
 
 /** Three sizes or coordinates; in model space ordered (D, H, W) = (k, j, i). */
 export type Vec3 = [number, number, number];
@@ -96,8 +97,19 @@ export interface SegmentResult {
   stats: SegmentStats;
 }
 
-/** The input volume: `data` in NIfTI order (i fastest), `dims` = (I, J, K). */
+/**
+ * The input volume: `data` in NIfTI order (i fastest), `dims` = (I, J, K).
+ * Float32, or an integer type as `readNifti` keeps it (every value exact in
+ * float32): the pipeline reads integers as they are, with no float copy.
+ */
 export interface Volume {
   dims: Vec3;
-  data: Float32Array;
+  data: VoxelArray;
 }
+
+/**
+ * A C-order [D, H, W] volume read a row at a time: writes the values of row
+ * (d, h) from w0 to w1 (exclusive) into `out` from index `at`. The
+ * normalised volume is read this way, computed from the input on demand.
+ */
+export type RowReader = (d: number, h: number, w0: number, w1: number, out: Float32Array, at: number) => void;

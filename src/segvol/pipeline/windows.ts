@@ -1,7 +1,7 @@
 // Zoom-in planning, spec §6 steps 6-7: the ROI around the zoom-out mask and
 // the sliding-window grid over it (MONAI's `dense_patch_slices` with SegVol's
 // `logits2roi_coor`). Pure integer arithmetic on shapes; no voxel data.
-import type { Box3, Vec3, ZoomInPlan } from "./types.js";
+import type { Box3, RowReader, Vec3, ZoomInPlan } from "./types.js";
 
 /**
  * The zoom-in ROI from the zoom-out mask's bounding box (inclusive `lo`..`hi`
@@ -83,14 +83,13 @@ export function windowGeometry(plan: ZoomInPlan, start: Vec3, window: Vec3): { o
   return { origin, valid, key };
 }
 
-/** Copies one window out of the cropped volume (zeros outside `valid`). */
-export function extractWindow(volume: Float32Array, shape: Vec3, origin: Vec3, valid: Box3, window: Vec3): Float32Array {
+/** Copies one window out of the cropped volume, read by rows (zeros outside `valid`). */
+export function extractWindow(rows: RowReader, origin: Vec3, valid: Box3, window: Vec3): Float32Array {
   const out = new Float32Array(window[0] * window[1] * window[2]);
   for (let d = valid.start[0]; d < valid.end[0]; d++) {
     for (let h = valid.start[1]; h < valid.end[1]; h++) {
-      const src = (d * shape[1] + h) * shape[2];
       const dst = ((d - origin[0]) * window[1] + (h - origin[1])) * window[2] - origin[2];
-      out.set(volume.subarray(src + valid.start[2], src + valid.end[2]), dst + valid.start[2]);
+      rows(d, h, valid.start[2], valid.end[2], out, dst + valid.start[2]);
     }
   }
   return out;
