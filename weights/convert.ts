@@ -22,6 +22,7 @@ import { bytesToF32, F16_MAX, isFloatDType, maxAbsFinite, shapeNumel } from "./d
 import { dims, excerpt, quoted } from "./quote.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "./safetensors.js";
 import { replaceDir } from "../src/io/atomic.js";
+import { CLIP_VOCAB_SIZE, clipTokenizerDir } from "../src/node/package_files.js";
 import { assertSparesInputs, previousOutput } from "./output_dir.js";
 
 export const PRODUCER = "segvol convert";
@@ -110,8 +111,15 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
   if (dtype !== "f32" && dtype !== "f16") throw new ConvertError(`convert: --dtype must be f32 or f16, got ${String(dtype)}`);
   const cfg = opts.config === undefined ? DEFAULT_CONFIG : typeof opts.config === "string" ? loadConfig(opts.config) : opts.config;
   const outDir = resolve(opts.outDir);
-  const tokDir = opts.tokenizerDir ?? dirname(resolve(opts.checkpoint));
-  const tokFiles = TOKENIZER_FILES.filter((f) => existsSync(join(tokDir, f)) && statSync(join(tokDir, f)).isFile());
+  let tokDir = opts.tokenizerDir ?? dirname(resolve(opts.checkpoint));
+  let tokFiles = tokenizerFilesIn(tokDir);
+  // The GitHub release SegVol_v1.pth comes without tokenizer files: a
+  // CLIP-sized text tower then takes the CLIP vocabulary the package ships.
+  const shippedClip = opts.tokenizerDir === undefined && cfg.text?.vocab_size === CLIP_VOCAB_SIZE && !hasVocabulary(tokFiles);
+  if (shippedClip) {
+    tokDir = clipTokenizerDir();
+    tokFiles = tokenizerFilesIn(tokDir);
+  }
   const inputs = [opts.checkpoint, ...(typeof opts.config === "string" ? [opts.config] : []), ...tokFiles.map((f) => join(tokDir, f))];
   assertSparesInputs(outDir, inputs, "convert");
   checkOutputDir(outDir);
@@ -132,8 +140,8 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
     if (opts.tokenizerDir !== undefined && tokFiles.length === 0) {
       throw new ConvertError(`convert: --tokenizer ${opts.tokenizerDir} holds none of ${TOKENIZER_FILES.join(", ")}`);
     }
-    const hasVocab = tokFiles.includes("tokenizer.json") || (tokFiles.includes("vocab.json") && tokFiles.includes("merges.txt"));
-    if (cfg.text && !hasVocab) {
+    if (shippedClip) log(`no tokenizer files beside the checkpoint: using the CLIP vocabulary shipped with segvol-webgpu (${tokDir})`);
+    if (cfg.text && !hasVocabulary(tokFiles)) {
       warnings.push(
         `no tokenizer (tokenizer.json, or vocab.json + merges.txt) in ${tokDir}: text prompts will not work with this folder; pass --tokenizer <dir>`,
       );
@@ -187,6 +195,16 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
   } finally {
     ck.close();
   }
+}
+
+/** The tokenizer files (TOKENIZER_FILES) present in `dir`. */
+function tokenizerFilesIn(dir: string): string[] {
+  return TOKENIZER_FILES.filter((f) => existsSync(join(dir, f)) && statSync(join(dir, f)).isFile());
+}
+
+/** Whether `files` hold a whole vocabulary: tokenizer.json, or vocab.json with merges.txt. */
+function hasVocabulary(files: readonly string[]): boolean {
+  return files.includes("tokenizer.json") || (files.includes("vocab.json") && files.includes("merges.txt"));
 }
 
 /** One tensor's output bytes: f32 kept bit-exact, or rounded to f16 with an overflow check. */

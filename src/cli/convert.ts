@@ -4,6 +4,7 @@
 // library loads. The work is weights/convert.ts; this is argument plumbing.
 import type { Command } from "commander";
 import { convertCheckpoint, ConvertMismatchError } from "../../weights/convert.js";
+import { examples } from "./help.js";
 
 export function registerConvert(program: Command): void {
   program
@@ -12,8 +13,19 @@ export function registerConvert(program: Command): void {
     .argument("<checkpoint>", "pytorch_model.bin, SegVol_v1.pth, or a .safetensors file")
     .requiredOption("--out <dir>", "output folder (created; replaced only if it is a previous convert output)")
     .option("--config <config.json>", "model config (partial files merge over the official defaults)")
-    .option("--tokenizer <dir>", "folder with tokenizer.json / vocab.json + merges.txt (default: the checkpoint's folder)")
+    .option(
+      "--tokenizer <dir>",
+      "folder with tokenizer.json / vocab.json + merges.txt (default: the checkpoint's folder; if it has none, the CLIP vocabulary shipped with the package)",
+    )
     .option("--dtype <dtype>", "stored precision: f32 (bit-exact) or f16", "f32")
+    .addHelpText(
+      "after",
+      examples([
+        "segvol convert path/to/pytorch_model.bin --out weights/segvol",
+        "segvol convert SegVol_v1.pth --out weights/segvol-f16 --dtype f16",
+        "segvol convert model.safetensors --out weights/small --config small_config.json --tokenizer path/to/tokenizer",
+      ]),
+    )
     .action((checkpoint: string, opts: { out: string; config?: string; tokenizer?: string; dtype: string }) => {
       if (opts.dtype !== "f32" && opts.dtype !== "f16") throw new Error(`convert: --dtype must be f32 or f16, got "${opts.dtype}"`);
       const t0 = performance.now();

@@ -5,6 +5,8 @@ import { describe, expect, it } from "vitest";
 import { registerConvert } from "../../src/cli/convert.js";
 import { OFFICIAL_CATEGORIES } from "../../src/segvol/categories.js";
 import { loadConfig } from "../../src/segvol/config.js";
+import { expectedParameters } from "../../src/segvol/params.js";
+import { CLIP_TOKENIZER_DIR } from "../helpers/fixtures.js";
 import { f16BitsToF32 } from "../../weights/dtype.js";
 import { convertCheckpoint, ConvertMismatchError } from "../../weights/convert.js";
 import { SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
@@ -170,6 +172,33 @@ describe("convert", () => {
     expect(errorOf(() => convertCheckpoint({ checkpoint: fixture("tiny_hf.bin"), outDir: join(dir, "badtok"), config: tinyCfg, tokenizerDir: dir }))).toMatch(
       /--tokenizer .* holds none of tokenizer\.json/,
     );
+  });
+
+  it("gives a CLIP-sized text tower without tokenizer files the CLIP vocabulary the package ships (SegVol_v1.pth comes without)", () => {
+    const cfg = loadConfig(tinyCfg);
+    cfg.text!.vocab_size = 49408;
+    const src = join(dir, "clip-sized");
+    mkdirSync(src);
+    const ckpt = join(src, "model.safetensors");
+    writeSafetensors(
+      ckpt,
+      [...expectedParameters(cfg)].map(([name, shape]) => ({ name, dtype: "F32" as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) })),
+    );
+    const lines: string[] = [];
+    const out = join(dir, "clip-sized-out");
+    const r = convertCheckpoint({ checkpoint: ckpt, outDir: out, config: cfg, log: (l) => lines.push(l) });
+    expect(r.warnings).toEqual([]);
+    expect(lines.join("\n")).toMatch(/no tokenizer files beside the checkpoint: using the CLIP vocabulary shipped with segvol-webgpu/);
+    for (const f of ["vocab.json", "merges.txt"]) expect(sameBytes(readFileSync(join(out, f)), readFileSync(join(CLIP_TOKENIZER_DIR, f))), f).toBe(true);
+    // Any other vocabulary size is not CLIP's: no tokenizer is guessed for it.
+    cfg.text!.vocab_size = 49407;
+    const other = join(dir, "other-vocab");
+    writeSafetensors(
+      ckpt,
+      [...expectedParameters(cfg)].map(([name, shape]) => ({ name, dtype: "F32" as const, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) })),
+    );
+    expect(convertCheckpoint({ checkpoint: ckpt, outDir: other, config: cfg }).warnings.join(" ")).toMatch(/no tokenizer .* text prompts will not work/);
+    expect(existsSync(join(other, "vocab.json"))).toBe(false);
   });
 
   it("refuses malicious and legacy checkpoints before writing anything", () => {
