@@ -2,14 +2,16 @@
 // folder with N image encoder blocks instead of its own count, the new ones
 // starting as the identity (src/train/grow.ts), so the grown model gives
 // the same masks until `segvol train` puts them to use. The tokenizer files
-// are copied; the folder is built beside DIR and renamed into place.
+// and the categories are copied; the folder is built beside DIR and renamed into place.
 import type { Command } from "commander";
 import { copyFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SafetensorsFile } from "../../weights/safetensors.js";
+import { readCategories } from "../segvol/categories.js";
 import { loadConfig } from "../segvol/config.js";
 import { expectedParameters } from "../segvol/params.js";
 import { deepenImageEncoder, type HostTensor } from "../train/grow.js";
+import { examples } from "./help.js";
 import { checkWeightsOutputDir, writeWeightsFolder } from "./weights_folder.js";
 
 const PRODUCER = "segvol grow";
@@ -49,6 +51,7 @@ export function growFolder(o: GrowOptions): { out: string; tensors: number; vitL
     tokenizer: (dir) => {
       for (const f of TOKENIZER_FILES) if (existsSync(join(src, f))) copyFileSync(join(src, f), join(dir, f));
     },
+    categories: readCategories(src),
   });
   return { out, tensors: grown.tensors.size, vitLayers: o.vitLayers };
 }
@@ -60,6 +63,7 @@ export function registerGrow(program: Command): void {
     .requiredOption("--weights <dir>", "trained weights folder")
     .requiredOption("--out <dir>", "output folder (created; replaced only if it is a previous grow output)")
     .requiredOption("--vit-layers <n>", "image encoder blocks after growing (more than the model has)")
+    .addHelpText("after", examples(["segvol grow --weights weights/demo --out runs/grown --vit-layers 22"]))
     .action((o: { weights: string; out: string; vitLayers: string }) => {
       const n = Number(o.vitLayers);
       if (o.vitLayers.trim() === "" || !Number.isInteger(n)) throw new Error(`--vit-layers ${o.vitLayers}: expected an integer`);

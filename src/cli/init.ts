@@ -12,6 +12,8 @@ import { loadConfig, parseConfig, type SegVolConfig } from "../segvol/config.js"
 import { parameterCount, expectedParameters } from "../segvol/params.js";
 import { ClipTokenizer } from "../segvol/tokenizer.js";
 import { initWeights } from "../train/init.js";
+import { examples } from "./help.js";
+import { names } from "./parse.js";
 import { checkWeightsOutputDir, writeWeightsFolder } from "./weights_folder.js";
 
 const PRODUCER = "segvol init";
@@ -46,8 +48,8 @@ export function writeInitFolder(o: InitFolderOptions): InitFolderResult {
   checkWeightsOutputDir(out, PRODUCER, "init", typeof o.config === "string" ? [o.config] : []);
 
   let tokenizer: BuiltTokenizer | null = null;
-  if (cfg.text) {
-    const cats = o.categories ?? PHANTOM_LABELS.slice(1);
+  const cats = cfg.text ? (o.categories ?? PHANTOM_LABELS.slice(1)) : null;
+  if (cfg.text && cats) {
     tokenizer = buildTokenizer(cats, cfg.text.template);
     if (tokenizer.vocabSize !== cfg.text.vocab_size) {
       log(`text.vocab_size ${cfg.text.vocab_size} in ${source} → ${tokenizer.vocabSize} (the tokenizer built for ${cats.length} categories)`);
@@ -68,6 +70,7 @@ export function writeInitFolder(o: InitFolderOptions): InitFolderResult {
     config: cfg,
     metadata: { producer: PRODUCER, seed: String(o.seed) },
     tokenizer: tokenizer ? (dir) => writeTokenizerFiles(dir, tokenizer) : undefined,
+    categories: cats,
   });
   return { out, tensors: weights.size, parameters: parameterCount(expectedParameters(cfg)), config: cfg, vocabSize: tokenizer?.vocabSize ?? null };
 }
@@ -85,15 +88,21 @@ export function registerInit(program: Command): void {
     .requiredOption("--config <config.json>", "model config (partial files merge over the official defaults)")
     .requiredOption("--out <dir>", "output folder (created; replaced only if it is a previous init output)")
     .option("--seed <n>", "random seed of the initial values", "0")
-    .option("--categories <a,b,c>", `names the tokenizer must cover (text tower only; default: ${PHANTOM_LABELS.slice(1).join(",")})`)
-    .action((o: { config: string; out: string; seed: string; categories?: string }) => {
+    .option(
+      "--categories <names>",
+      `the categories its text prompts may name, which the tokenizer must cover (text tower only; repeatable or comma-separated; default: ${PHANTOM_LABELS.slice(1).join(",")})`,
+      names("--categories"),
+    )
+    .addHelpText(
+      "after",
+      examples([
+        "segvol init --config small_config.json --out runs/init",
+        "segvol init --config small_config.json --out runs/init --seed 7 --categories liver --categories spleen",
+      ]),
+    )
+    .action((o: { config: string; out: string; seed: string; categories?: string[] }) => {
       const seed = seedFlag(o.seed);
-      let categories: string[] | undefined;
-      if (o.categories !== undefined) {
-        categories = o.categories.split(",").map((s) => s.trim());
-        if (categories.some((c) => c === "")) throw new Error(`--categories ${o.categories}: empty name`);
-      }
-      const r = writeInitFolder({ config: o.config, out: o.out, seed, categories, log: (l) => console.error(l) });
+      const r = writeInitFolder({ config: o.config, out: o.out, seed, categories: o.categories, log: (l) => console.error(l) });
       const tok = r.vocabSize === null ? "no text tower" : `tokenizer of ${r.vocabSize} tokens`;
       console.log(`${r.out}: ${r.tensors} tensors, ${r.parameters} parameters, seed ${seed}, ${tok}`);
     });

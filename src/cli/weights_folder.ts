@@ -1,5 +1,5 @@
 // Writing a weights folder (model.safetensors + config.json + tokenizer
-// files) for the commands that make one from scratch or from another
+// files + categories.json) for the commands that make one from scratch or from another
 // (`segvol init`, `segvol grow`): the folder is built beside DIR and renamed
 // into place, so DIR is either complete or untouched, and an existing DIR is
 // replaced only when it is a previous output of the same command that holds
@@ -9,9 +9,10 @@ import { basename, dirname, join } from "node:path";
 import { assertSparesInputs, previousOutput } from "../../weights/output_dir.js";
 import { writeSafetensors } from "../../weights/safetensors.js";
 import { replaceDir } from "../io/atomic.js";
+import { CATEGORIES_FILE } from "../segvol/categories.js";
 import type { SegVolConfig } from "../segvol/config.js";
 
-const OUTPUT_FILES = new Set(["model.safetensors", "config.json", "vocab.json", "merges.txt", "tokenizer.json"]);
+const OUTPUT_FILES = new Set(["model.safetensors", "config.json", CATEGORIES_FILE, "vocab.json", "merges.txt", "tokenizer.json"]);
 
 /**
  * Refuses an output folder holding anything but a previous output of the
@@ -35,6 +36,8 @@ export interface WeightsFolder {
   metadata: Record<string, string> & { producer: string };
   /** Writes the tokenizer files into the folder being built. */
   tokenizer?: (dir: string) => void;
+  /** The categories its text prompts may name, written to categories.json (null or absent: none stated). */
+  categories?: readonly string[] | null;
 }
 
 /** Builds the folder beside `out` (creating its parents) and renames it into place. */
@@ -47,6 +50,7 @@ export function writeWeightsFolder(out: string, w: WeightsFolder): void {
     writeSafetensors(join(tmp, "model.safetensors"), list, { format: "pt", ...w.metadata });
     writeFileSync(join(tmp, "config.json"), JSON.stringify(w.config, null, 2) + "\n");
     w.tokenizer?.(tmp);
+    if (w.categories) writeFileSync(join(tmp, CATEGORIES_FILE), JSON.stringify(w.categories) + "\n");
     replaceDir(tmp, out);
     done = true;
   } finally {

@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { SafetensorsFile } from "../../weights/safetensors.js";
+import { growFolder } from "../../src/cli/grow.js";
 import { registerInit } from "../../src/cli/init.js";
+import { readCategories } from "../../src/segvol/categories.js";
 import { loadConfig } from "../../src/segvol/config.js";
 import { expectedParameters } from "../../src/segvol/params.js";
 import { ClipTokenizer } from "../../src/segvol/tokenizer.js";
@@ -54,7 +56,9 @@ describe("segvol init", () => {
   it("writes model.safetensors, config.json and a tokenizer for the categories", async () => {
     const out = join(tmp, "parent", "w");
     const lines = await run(["--config", withText, "--out", out, "--seed", "5", "--categories", "liver,left kidney"]);
-    expect(readdirSync(out).sort()).toEqual(["config.json", "merges.txt", "model.safetensors", "vocab.json"]);
+    expect(readdirSync(out).sort()).toEqual(["categories.json", "config.json", "merges.txt", "model.safetensors", "vocab.json"]);
+    // The folder states its categories, so its text prompts are checked against them.
+    expect(readCategories(out)).toEqual(["liver", "left kidney"]);
     const cfg = loadConfig(join(out, "config.json"));
     const tok = ClipTokenizer.fromDir(out);
     expect(cfg.text!.vocab_size).toBe(tok.vocabSize);
@@ -68,6 +72,15 @@ describe("segvol init", () => {
     expect(f.metadata.seed).toBe("5");
     f.close();
     expect(leftovers(join(tmp, "parent"))).toEqual([]);
+  });
+
+  it("and segvol grow keeps the folder's categories and tokenizer", async () => {
+    const out = join(tmp, "to-grow");
+    await run(["--config", withText, "--out", out, "--categories", "spleen", "--categories", "liver"]);
+    const grown = join(tmp, "grown");
+    growFolder({ weights: out, out: grown, vitLayers: loadConfig(join(out, "config.json")).vit.num_layers + 1 });
+    expect(readCategories(grown)).toEqual(["spleen", "liver"]);
+    for (const f of ["vocab.json", "merges.txt"]) expect(readFileSync(join(grown, f))).toEqual(readFileSync(join(out, f)));
   });
 
   it("replaces a previous init output (same seed, same bytes) but never a foreign folder", async () => {
