@@ -427,7 +427,8 @@ function layoutOf(head: Uint8Array, path: string, opts: ReadNiftiOptions): Voxel
         `at most ${MAX_EXTENSION_BYTES} are accepted`,
     );
   }
-  if (offset + voxels * itemSize + TRAILING_SLACK > bufferConstants.MAX_LENGTH) {
+  // The gzip path inflates into one buffer of this size plus one byte.
+  if (offset + voxels * itemSize + TRAILING_SLACK + 1 > bufferConstants.MAX_LENGTH) {
     throw new NiftiError(`readNifti: ${path}: ${dims.join("×")} ${datatype} voxels do not fit in one buffer of this Node.js`);
   }
   return { header, dims, datatype, itemSize, offset, voxels };
@@ -473,13 +474,16 @@ function gunzipDeclared(file: Uint8Array, l: VoxelLayout, path: string): Uint8Ar
     // with no chunk list to concatenate (which would double the peak).
     return gunzipSync(file, { maxOutputLength: limit, chunkSize: limit + 1 });
   } catch (e) {
-    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+    const code = String((e as { code?: unknown }).code ?? "");
+    if (code === "ERR_BUFFER_TOO_LARGE") {
       throw new NiftiError(
         `readNifti: ${path}: the gzip stream holds more than the ${l.offset + l.voxels * l.itemSize} bytes its header declares ` +
           `(${l.dims.join("×")} ${l.datatype} from offset ${l.offset}); refusing to inflate it`,
       );
     }
-    throw corruptGzip(path, e);
+    // zlib's own errors carry its codes (Z_DATA_ERROR, Z_BUF_ERROR …); anything else is the allocation.
+    if (code.startsWith("Z_")) throw corruptGzip(path, e);
+    throw new NiftiError(`readNifti: ${path}: cannot allocate ${limit + 1} bytes to inflate ${l.dims.join("×")} ${l.datatype} voxels (${(e as Error).message})`);
   }
 }
 

@@ -233,6 +233,11 @@ describe("readNifti against hostile sizes (header first, bounded inflation)", ()
     const gz = join(dir, "scaled_int16.nii.gz");
     expect(() => readNifti(gz, { maxVoxels: 10 })).toThrow(/over the limit of 10/);
     expect(() => decodeNifti(readFileSync(name), "mem.nii", { maxVoxels: 10 })).toThrow(/mem\.nii: the volume is 5×4×3/);
+    // Raised past what one buffer of this Node.js holds: refused by name, not by a RangeError.
+    const huge = join(tmp, "huge.nii.gz");
+    const head = niftiFromArray([2, 2, 2], new Float32Array(8), { datatype: "float64" }).header;
+    writeFileSync(huge, gzipSync(encodeNiftiHeader({ ...head, dim: [3, 2048, 2048, 1024, 1, 1, 1, 1] })));
+    expect(() => readNifti(huge, { maxVoxels: 2 ** 40 })).toThrow(/huge\.nii\.gz: 2048×2048×1024 float64 voxels do not fit in one buffer/);
     for (const bad of [0, -1, 1.5, Number.NaN]) {
       expect(() => readNifti(name, { maxVoxels: bad })).toThrow(/maxVoxels must be a positive integer/);
     }
