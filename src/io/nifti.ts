@@ -392,7 +392,7 @@ export function niftiAffine(h: NiftiHeader): number[][] {
   ];
 }
 
-/** Where the voxels of a checked header lie; refuses volumes over the limit. */
+/** A checked header and where its voxels lie. */
 interface VoxelLayout {
   header: NiftiHeader;
   dims: [number, number, number];
@@ -403,6 +403,7 @@ interface VoxelLayout {
   voxels: number;
 }
 
+/** Parses and checks the header at the start of `head`; refuses volumes over the limit before anything is allocated. */
 function layoutOf(head: Uint8Array, path: string, opts: ReadNiftiOptions): VoxelLayout {
   const maxVoxels = opts.maxVoxels ?? DEFAULT_MAX_VOXELS;
   if (!(Number.isSafeInteger(maxVoxels) && maxVoxels > 0)) {
