@@ -6,7 +6,19 @@ export { initGpu, gpu, releaseGpu, GpuUnavailableError, GpuDeviceLostError, type
 export { Tensor, type DType } from "./tensor/tensor.js";
 export { scope, scopeAsync, keep } from "./tensor/scope.js";
 export * as ops from "./kernels/index.js";
-export { readNifti, writeNifti, checkFinite, niftiFromArray, type NiftiVolume, type NiftiHeader, type NiftiDatatype } from "./io/nifti.js";
+export {
+  readNifti,
+  decodeNifti,
+  writeNifti,
+  checkFinite,
+  niftiFromArray,
+  DEFAULT_MAX_VOXELS,
+  type NiftiVolume,
+  type NiftiHeader,
+  type NiftiDatatype,
+  type ReadNiftiOptions,
+  type VoxelArray,
+} from "./io/nifti.js";
 export { readNpy, readNpyF32, writeNpy } from "./io/npy.js";
 export { ClipTokenizer } from "./segvol/tokenizer.js";
 export { SegVol, ImageEmbedding, type WindowPrompt, type TextEmbedding, type Box6 } from "./segvol/model.js";

@@ -11,6 +11,13 @@ export function parseIntList(flag: string, value: string, count: number): number
   });
 }
 
+/** A whole number ≥ 1, as the flag's value (e.g. --max-voxels). */
+export function parsePositiveInt(flag: string, value: string): number {
+  const v = Number(value);
+  if (value.trim() === "" || !Number.isSafeInteger(v) || v < 1) throw new Error(`${flag} ${value}: expected a whole number of at least 1`);
+  return v;
+}
+
 /** Commander collector for repeatable options whose values are kept whole (file names, prefixes, points). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

@@ -5,7 +5,7 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
-import { checkFinite, readNifti, writeNifti, type NiftiVolume } from "../io/nifti.js";
+import { checkFinite, DEFAULT_MAX_VOXELS, readNifti, writeNifti, type NiftiVolume } from "../io/nifti.js";
 import { readCategories, resolveText } from "../segvol/categories.js";
 import { loadConfig } from "../segvol/config.js";
 import { SegVol } from "../segvol/model.js";
@@ -13,7 +13,7 @@ import type { SegmentResult, Target, Vec3 } from "../segvol/pipeline/types.js";
 import { releaseGpu } from "../tensor/device.js";
 import { examples } from "./help.js";
 import { checkOutputFile, NIFTI_EXTENSIONS } from "./outputs.js";
-import { collect, names, parseBox, parsePoint } from "./parse.js";
+import { collect, names, parseBox, parsePoint, parsePositiveInt } from "./parse.js";
 import { progressStream } from "./quiet_stderr.js";
 
 interface SegmentOpts {
@@ -27,6 +27,7 @@ interface SegmentOpts {
   allowUnknownText?: boolean;
   zoomIn: boolean;
   overlap: string;
+  maxVoxels: string;
   progress: boolean;
 }
 
@@ -91,6 +92,7 @@ export function registerSegment(program: Command): void {
     .option("--json", "print a machine-readable summary on stdout")
     .option("--no-zoom-in", "zoom-out stage only (faster, coarser)")
     .option("--overlap <fraction>", "sliding-window overlap of the zoom-in stage, in [0, 1)", "0.5")
+    .option("--max-voxels <n>", "refuse input volumes with more voxels (a bound on what a file can make segment allocate)", String(DEFAULT_MAX_VOXELS))
     .option("--no-progress", "no progress bar on stderr")
     .addHelpText(
       "after",
@@ -107,6 +109,7 @@ export function registerSegment(program: Command): void {
       const targets = targetsFromFlags(o);
       const overlap = Number(o.overlap);
       if (o.overlap.trim() === "" || !(overlap >= 0 && overlap < 1)) throw new Error(`--overlap ${o.overlap}: must be in [0, 1)`);
+      const maxVoxels = parsePositiveInt("--max-voxels", o.maxVoxels);
       const config = loadConfig(join(o.weights, "config.json"));
       if (targets.some((t) => t.text !== undefined)) {
         if (!config.text) throw new Error(`--text: the model in ${o.weights} has no text tower; use --box or --point`);
@@ -121,7 +124,7 @@ export function registerSegment(program: Command): void {
         if (resolve(o.logits) === resolve(o.out)) throw new Error("--logits and --out name the same file");
         if (labelMapOut) throw new Error("--logits writes one target's logits; give a single --text (or only spatial prompts)");
       }
-      const vol = readNifti(image);
+      const vol = readNifti(image, { maxVoxels });
       checkFinite(vol);
       const model = await SegVol.fromWeights(o.weights);
       const stream = o.progress ? progressStream() : null;

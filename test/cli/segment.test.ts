@@ -168,4 +168,16 @@ describe("segvol segment", () => {
     }
     expect(readdirSync(dir).filter((f) => f.startsWith("bad") || f.includes(".tmp"))).toEqual([]);
   });
+
+  it("refuses a volume over --max-voxels before any work, and a --max-voxels that is not a count", () => {
+    const over = segvol("segment", "ct.nii.gz", "--weights", "w", "--box", "1,1,0,5,5,0", "--out", "bad.nii.gz", "--max-voxels", "1000");
+    expect(over.code).toBe(1);
+    expect(over.stderr.trim()).toMatch(/ct\.nii\.gz: the volume is \d+×\d+×\d+ = \d+ voxels, over the limit of 1000 .*--max-voxels/);
+    for (const bad of ["0", "-5", "1e3x", ""]) {
+      const r = segvol("segment", "ct.nii.gz", "--weights", "w", "--box", "1,1,0,5,5,0", "--out", "bad.nii.gz", "--max-voxels", bad);
+      expect(r.code, bad).toBe(1);
+      expect(r.stderr.trim(), bad).toBe(`segvol: --max-voxels ${bad}: expected a whole number of at least 1`);
+    }
+    expect(readdirSync(dir).filter((f) => f.startsWith("bad"))).toEqual([]);
+  });
 });
