@@ -4,7 +4,7 @@ import { configDefaults, defineConfig } from "vitest/config";
 
 /** Checks that a lane project's device has the subgroup size it asked for. */
 const LANES_CHECK = "test/kernels/subgroup_lanes.test.ts";
-const kernel = (name: string) => `test/kernels/${name}.test.ts`;
+const kernel = (name: string) => (name.includes("/") ? `test/${name}.test.ts` : `test/kernels/${name}.test.ts`);
 
 /**
  * Kernel goldens rerun at other subgroup sizes. Kernels choose their variant
@@ -13,7 +13,8 @@ const kernel = (name: string) => `test/kernels/${name}.test.ts`;
  * lanes (8 by default), read when the device is created; each project runs
  * in its own process. The default project (8 lanes) runs every subgroup
  * variant. At 4 lanes: the portable softmax, LayerNorm and attention kernels
- * (what every GPU without exactly 8-lane subgroups runs), matmul without
+ * and their backward kernels (what every GPU without exactly 8-lane
+ * subgroups runs), matmul without
  * subgroups and the conv GEMM's 4-lane broadcast. At 16 lanes: matmul's and
  * the conv GEMM's broadcasts inside wider subgroups, and the portable softmax
  * chosen for them. (Above 512 bits lavapipe reports 32 or 64 lanes but its
@@ -21,7 +22,8 @@ const kernel = (name: string) => `test/kernels/${name}.test.ts`;
  * checks both.) Other GPUs ignore the variable and rerun their own variants.
  */
 const LANE_PROJECTS = [
-  { lanes: 4, files: ["layernorm", "softmax", "attention", "matmul", "conv3d", "conv_transpose3d", "patch_embed"] },
+  // train/attention_grad: the attention and LayerNorm backward kernels' goldens.
+  { lanes: 4, files: ["layernorm", "softmax", "attention", "matmul", "conv3d", "conv_transpose3d", "patch_embed", "train/attention_grad"] },
   { lanes: 16, files: ["softmax", "matmul", "conv3d", "conv_transpose3d", "patch_embed"] },
 ];
 

@@ -61,20 +61,6 @@ describe("attention / layerNorm / softmax gradients vs PyTorch", () => {
   }
 });
 
-describe("without subgroups (portable kernels: per-lane loads, 64-lane row sums)", () => {
-  // The smallest cases of each kernel shape (vec4 and scalar): pipelines compile slowly on lavapipe.
-  for (const name of ["att_d8_causal19", "att_d5_dv7_scale", "ln_rows37x12", "ln_3x7x33"]) {
-    it(name, async () => {
-      process.env.SEGVOL_NO_SUBGROUPS = "1";
-      try {
-        await check(cases.find((c) => c.name === name)!);
-      } finally {
-        delete process.env.SEGVOL_NO_SUBGROUPS;
-      }
-    });
-  }
-});
-
 describe("attention backward vs central differences", () => {
   it("matches (L(θ+h) − L(θ−h)) / 2h of the GPU forward on a tiny causal and a cross case", async () => {
     // L = Σ out·gy. float32 forward, h = 1e-2: truncation error O(h²) and
