@@ -93,6 +93,9 @@ CONFIG_B = {
 # Small-vocab stand-ins for bos/eos: eos (63) is the highest id, so pooling at
 # argmax(ids) lands on it as with the real CLIP ids (49406/49407).
 TEXT_IDS = [62, 5, 17, 40, 9, 33, 63]
+# A second text, shorter and with other ids (its eos, the highest id, at
+# another position), so that the text path's checks rest on two texts.
+TEXT_IDS_2 = [62, 21, 7, 63]
 
 CASES_A = {
     "points": {"points": ([[3, 30, 7], [12, 9, 25]], [1, 0])},
@@ -103,6 +106,7 @@ CASES_B = {
     "text": {"text_ids": TEXT_IDS},
     "text_box": {"text_ids": TEXT_IDS, "box": [1, 6, 10, 6, 40, 50]},
     "text_points": {"text_ids": TEXT_IDS, "points": ([[2, 20, 30], [5, 40, 12]], [1, 0])},
+    "text2_points": {"text_ids": TEXT_IDS_2, "points": ([[6, 10, 44]], [1])},
 }
 
 
