@@ -285,17 +285,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     log(`${stage} ${done}/${total} windows`);
   };
   try {
-    // Kernels are compiled on their first use. The zoom-out pass runs every
+    // Kernels are compiled on their first use. A zoom-out pass runs every
     // kernel the segmentation uses (the zoom-in windows have the zoom-out
-    // window's shape and the same kinds of prompt), so running it first, and
-    // discarding its masks, compiles them all at the cost of one encode and a
-    // decode per target.
+    // window's shape, and their prompts take the same kernels), so running
+    // it first, and discarding its masks, compiles them all at the cost of
+    // one encode and a decode per target. Should the segmentation still
+    // compile some, progress says so.
     log("compiling kernels (the first run on a machine takes longest)");
     const t0 = performance.now(), before = gpu().pipelineCount;
     await model.segment(volume, prompts, { zoomIn: false });
     compileSeconds = Math.round(performance.now() - t0) / 1000;
-    log(`compiled ${gpu().pipelineCount - before} kernels in ${compileSeconds} s`);
+    const compiled = gpu().pipelineCount;
+    log(`compiled ${compiled - before} kernels in ${compileSeconds} s`);
     result = await model.segment(volume, prompts, { onProgress: progress });
+    if (gpu().pipelineCount > compiled) log(`compiled ${gpu().pipelineCount - compiled} more kernels during the segmentation (their time is in the targets')`);
   } finally {
     model.dispose();
     releaseGpu();

@@ -114,6 +114,7 @@ describe("segvol demo", () => {
     expect(compiling, progress.join("\n")).toBeGreaterThanOrEqual(0);
     expect(compiled).toBeGreaterThan(compiling);
     expect(firstWindow).toBeGreaterThan(compiled);
+    expect(progress.filter((l) => /more kernels/.test(l))).toEqual([]); // none left to the targets
     expect(r.targets.map((t) => [t.name, t.prompt])).toEqual([
       ["liver", "text"], ["spleen", "text"], ["left kidney", "text"], ["right kidney", "text"], ["liver", "box"], ["spleen", "points"],
     ]);
