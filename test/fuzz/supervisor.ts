@@ -39,6 +39,8 @@ export interface FuzzOptions {
   killMb: number;
   /** Hangs and deaths of one target after which it is given up. */
   maxRestarts: number;
+  /** Cases one child runs before a fresh one takes over (default CASES_PER_CHILD). */
+  casesPerChild?: number;
   /** Targets run at once, each in its own child (default 1). */
   concurrency?: number;
   log?: (line: string) => void;
@@ -97,6 +99,15 @@ interface ChildEnd {
 }
 
 const STARTUP_MS = 120_000;
+/**
+ * A fresh child every so many cases. Node 20's zlib keeps the output buffer
+ * of every synchronous call that fails (gunzipSync on a corrupt stream: its
+ * chunkSize, never freed, even by a full GC), so a child's memory grows with
+ * the corrupt .nii.gz streams it has seen: the NIfTI campaign's one child
+ * passed 1 GB at case 76,000. Memory is judged per input, so children are
+ * recycled long before.
+ */
+export const CASES_PER_CHILD = 20_000;
 
 function runChild(opts: ChildOptions, hangMs: number, killMb: number): Promise<ChildEnd> {
   const hb = new Float64Array(HB.slots);
@@ -149,9 +160,10 @@ async function fuzzTarget(target: Target, o: FuzzOptions): Promise<TargetReport>
     let from = 0;
     let restarts = 0;
     while (from < o.iterations) {
+      const to = Math.min(o.iterations, from + (o.casesPerChild ?? CASES_PER_CHILD));
       const opts: ChildOptions = {
         targetsModule: o.targetsModule ?? join(HERE, "targets.ts"),
-        target: target.name, runSeed: o.runSeed, from, to: o.iterations, tmp: work, outDir: o.outDir,
+        target: target.name, runSeed: o.runSeed, from, to, tmp: work, outDir: o.outDir,
         heartbeat: join(work, "heartbeat"), failures: failuresPath, slowMs: o.slowMs, memoryMb: o.memoryMb,
       };
       const end = await runChild(opts, o.hangMs, o.killMb);
@@ -163,7 +175,10 @@ async function fuzzTarget(target: Target, o: FuzzOptions): Promise<TargetReport>
       report.maxCpuMs = Math.max(report.maxCpuMs, hb[HB.maxCpuUs]! / 1000);
       report.maxRssMb = Math.max(report.maxRssMb, hb[HB.maxRssKb]! / 1024);
       sumCpuUs += hb[HB.sumCpuUs]!;
-      if (hb[HB.done] === 1) break;
+      if (hb[HB.done] === 1) {
+        from = to;
+        continue;
+      }
       const index = hb[HB.index]!;
       if (index < 0) throw new Error(`fuzz ${target.name}: the child process failed to start (${end.code ?? end.signal}):\n${end.outputTail}`);
       // The case that was running when the child hung, blew up or died.
