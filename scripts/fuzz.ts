@@ -3,7 +3,7 @@
 // child processes and saves each failing input, with a .json describing it,
 // to --out. Exits 1 if anything failed. The same harness runs 20,000 cases
 // per parser in `npm test` (test/fuzz/fuzz.test.ts).
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -43,9 +43,16 @@ const count = (name: string, s: string): number => {
   }
   return n;
 };
+let targets = TARGETS;
+try {
+  if (values.target) targets = values.target.map(targetNamed);
+} catch (e) {
+  console.error(`fuzz: ${(e as Error).message}`);
+  process.exit(2);
+}
 const outDir = values.out ? resolve(values.out) : mkdtempSync(join(tmpdir(), "segvol-fuzz-failures-"));
 const reports = await fuzz({
-  targets: values.target ? values.target.map(targetNamed) : TARGETS,
+  targets,
   runSeed: count("seed", values.seed),
   iterations: count("iterations", values.iterations),
   outDir,
@@ -62,4 +69,5 @@ if (failures.length > 0) {
   console.log(`\n${failures.length} failures, inputs in ${outDir}:\n${summarizeFailures(failures)}`);
   process.exit(1);
 }
+if (!values.out) rmSync(outDir, { recursive: true, force: true });
 console.log("no failures");
