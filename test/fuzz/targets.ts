@@ -233,12 +233,18 @@ const npy: Target = {
 
 // ---------------------------------------------------------------- safetensors
 
-/** Reads every tensor (as f32) that is not over the read cap. */
-function readAll(names: string[], info: (n: string) => { dtype: keyof typeof ST_DTYPE_BYTES; shape: number[] }, read: (n: string) => unknown, ctx: RunContext): void {
-  for (const name of names) {
-    const { dtype, shape } = info(name);
+interface TensorSource {
+  names(): string[];
+  info(name: string): { dtype: keyof typeof ST_DTYPE_BYTES; shape: number[] };
+  readF32(name: string): Float32Array;
+}
+
+/** Reads every tensor of a safetensors file or checkpoint (as f32) that is not over the read cap. */
+function readAll(src: TensorSource, ctx: RunContext): void {
+  for (const name of src.names()) {
+    const { dtype, shape } = src.info(name);
     if (shapeNumel(shape) * ST_DTYPE_BYTES[dtype] > READ_CAP_BYTES) ctx.skippedLarge();
-    else read(name);
+    else src.readF32(name);
   }
 }
 
@@ -294,7 +300,7 @@ const safetensors: Target = {
     writeFileSync(ctx.path, input);
     const f = SafetensorsFile.open(ctx.path);
     try {
-      readAll(f.keys(), (n) => f.info(n), (n) => f.readF32(n), ctx);
+      readAll({ names: () => f.keys(), info: (n) => f.info(n), readF32: (n) => f.readF32(n) }, ctx);
     } finally {
       f.close();
     }
@@ -324,7 +330,7 @@ const checkpoint: Target = {
     writeFileSync(ctx.path, input);
     const ck = openCheckpoint(ctx.path);
     try {
-      readAll(ck.names(), (n) => ck.info(n), (n) => ck.readF32(n), ctx);
+      readAll(ck, ctx);
     } finally {
       ck.close();
     }
