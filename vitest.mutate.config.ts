@@ -1,0 +1,36 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * The tests of the mutation run (stryker.config.mjs): those of the CPU-side
+ * modules it mutates, none of which needs a GPU. The GPU cases of these
+ * modules live in *_gpu.test.ts files; test/fuzz (slow) and the CLI tests
+ * that spawn `segvol` (whose code runs outside Stryker's instrumented
+ * process) are left out.
+ */
+export default defineConfig({
+  test: {
+    include: [
+      "test/io/*.test.ts",
+      "test/weights/checkpoint.test.ts",
+      "test/weights/hostile_checkpoint.test.ts",
+      "test/weights/unpickle.test.ts",
+      "test/weights/safetensors.test.ts",
+      "test/weights/convert.test.ts",
+      "test/weights/inputs.test.ts",
+      "test/weights/*_mutants.test.ts",
+      "test/pipeline/units.test.ts",
+      "test/pipeline/pipeline.test.ts",
+      "test/pipeline/errors.test.ts",
+      "test/pipeline/sharing.test.ts",
+      "test/pipeline/stored_type.test.ts",
+      "test/pipeline/categories.test.ts",
+      "test/pipeline/*_mutants.test.ts",
+      "test/segvol/tokenizer*.test.ts",
+      "test/cli/help.test.ts",
+      "test/cli/parse.test.ts",
+      "test/cli/*_mutants.test.ts",
+      "test/io/*_mutants.test.ts",
+    ],
+    testTimeout: 60_000,
+  },
+});
