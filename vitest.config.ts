@@ -45,6 +45,7 @@ export default defineConfig({
     pool: "forks",
     poolOptions: { forks: { singleFork: true } },
     fileParallelism: false,
+    setupFiles: ["test/helpers/yield_to_runner.ts"],
     projects: [
       { extends: true, test: { name: "default", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, LANES_CHECK] } },
       ...LANE_PROJECTS.map(({ lanes, files }) => ({
