@@ -18,7 +18,15 @@ export function quoted(s: string): string {
 
 /** A JSON value from a file (e.g. a shape), rendered and cut. */
 export function quotedJson(v: unknown): string {
-  return excerpt(JSON.stringify(v) ?? String(v));
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    // JSON.stringify recurses: a value nested some thousands of lists deep
+    // (which JSON.parse accepts) overflows the stack.
+    text = "(a value nested too deeply to print)";
+  }
+  return excerpt(text);
 }
 
 /** A shape or stride list from a file, as `[a, b, c]`, cut. */

@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { writeFileAtomic } from "./atomic.js";
 import { readAt } from "./read_at.js";
+import { dims, excerpt } from "../../weights/quote.js";
 
 export class NpyError extends Error {
   override name = "NpyError";
@@ -56,6 +57,8 @@ interface Header {
 // NumPy writes headers of a few hundred bytes (and itself refuses to load
 // ones over 10000 bytes by default); more than this is not a header we read.
 const MAX_HEADER_BYTES = 65536;
+/** The most dimensions a shape may have (NumPy's NPY_MAXDIMS). */
+const MAX_DIMS = 64;
 
 /** Preamble length: magic, version, header length (2 bytes in 1.0, 4 in 2.0 / 3.0). */
 function preambleOf(major: number): number {
@@ -93,34 +96,36 @@ function parseHeader(head: Uint8Array, size: number, path: string): Header {
   if (!descr) {
     const structured = /['"]descr['"]\s*:\s*\[/.test(text);
     throw new NpyError(
-      `readNpy: ${path}: ${structured ? "structured (record) dtypes are not supported" : `header has no dtype: ${text.trim()}`}`,
+      `readNpy: ${path}: ${structured ? "structured (record) dtypes are not supported" : `header has no dtype: ${excerpt(text.trim())}`}`,
     );
   }
   const code = descr[2]!;
   const order = code[0]!;
   const kind = DESCR[code.slice(1)];
   if (!kind || !"<>|=".includes(order)) {
-    throw new NpyError(`readNpy: ${path}: dtype '${code}' is not supported (f4, f8, i1, u1, i2, u2, i4, u4, i8, b1)`);
+    throw new NpyError(`readNpy: ${path}: dtype '${excerpt(code)}' is not supported (f4, f8, i1, u1, i2, u2, i4, u4, i8, b1)`);
   }
   if (order === ">" && kind[1] > 1) {
     throw new NpyError(`readNpy: ${path}: big-endian data ('${code}') is not supported; save it little-endian (a.astype('<${code.slice(1)}'))`);
   }
   const fortran = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(text);
-  if (!fortran) throw new NpyError(`readNpy: ${path}: header has no fortran_order: ${text.trim()}`);
+  if (!fortran) throw new NpyError(`readNpy: ${path}: header has no fortran_order: ${excerpt(text.trim())}`);
   const shapeM = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(text);
-  if (!shapeM) throw new NpyError(`readNpy: ${path}: header has no shape: ${text.trim()}`);
+  if (!shapeM) throw new NpyError(`readNpy: ${path}: header has no shape: ${excerpt(text.trim())}`);
   const shape = shapeM[1]!
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
     .map((s) => {
       const n = Number(s.replace(/L$/, ""));
-      if (!/^\d+L?$/.test(s) || !Number.isSafeInteger(n)) throw new NpyError(`readNpy: ${path}: bad shape (${shapeM[1]})`);
+      if (!/^\d+L?$/.test(s) || !Number.isSafeInteger(n)) throw new NpyError(`readNpy: ${path}: bad shape (${excerpt(shapeM[1]!)})`);
       return n;
     });
+  // NumPy's own limit (NPY_MAXDIMS); more is a corrupt or hostile header.
+  if (shape.length > MAX_DIMS) throw new NpyError(`readNpy: ${path}: shape has ${shape.length} dimensions, more than NumPy's ${MAX_DIMS}`);
   if (fortran[1] === "True" && shape.filter((d) => d > 1).length > 1) {
     throw new NpyError(
-      `readNpy: ${path}: Fortran-order arrays are not supported (shape [${shape.join(", ")}]); save with np.ascontiguousarray`,
+      `readNpy: ${path}: Fortran-order arrays are not supported (shape ${dims(shape)}); save with np.ascontiguousarray`,
     );
   }
   return { dtype: kind[0], itemSize: kind[1], shape, dataOffset: start + len };
@@ -170,7 +175,7 @@ export function readNpy(path: string): NpyArray {
     const bytes = count * h.itemSize;
     if (bytes > available) {
       throw new NpyError(
-        `readNpy: ${path} is truncated: shape [${h.shape.join(", ")}] ${h.dtype} needs ${bytes} data bytes, file has ${available}`,
+        `readNpy: ${path} is truncated: shape ${dims(h.shape)} ${h.dtype} needs ${bytes} data bytes, file has ${available}`,
       );
     }
     const data = new Uint8Array(bytes);

@@ -90,6 +90,10 @@ describe("readNpy", () => {
     ["unsafe-dim", [1, header(1, dict("(9007199254740993,)"))], /unsafe-dim\.npy: bad shape \(9007199254740993,\)/],
     ["negative-dim", [1, header(1, dict("(3, -1)"))], /negative-dim\.npy: bad shape \(3, -1\)/],
     ["float-dim", [1, header(1, dict("(1e3,)"))], /float-dim\.npy: bad shape \(1e3,\)/],
+    ["65-dims", [1, header(1, dict(`(${Array(65).fill("1").join(", ")})`))], /65-dims\.npy: shape has 65 dimensions, more than NumPy's 64$/],
+    // Header text quoted in a message is cut (at 200 characters), not echoed whole.
+    ["no-dtype-long", [1, header(1, `{'descr': 7, ${"'pad': 0, ".repeat(600)}}`)], /no-dtype-long\.npy: header has no dtype: \{'descr': 7, 'pad.{150,200}\.\.\. \(6\d{3} characters\)$/],
+    ["bad-shape-long", [1, header(1, dict(`(${Array(3000).fill("x").join(", ")})`))], /bad-shape-long\.npy: bad shape \(x, x.{150,200}\.\.\. \(\d{4} characters\)\)$/],
   ] as const)("refuses %s with an error naming the file and the problem", (name, [major, rest], msg) => {
     const p = npy(`${name}.npy`, major, rest);
     let err: unknown;

@@ -202,6 +202,8 @@ describe("safetensors header validation", () => {
       ["a long unknown field", { w: { dtype: "F32", shape: [1], data_offsets: [0, 4], [long]: 1 } }, `(${long.length} characters)`],
       ["a long metadata key", { __metadata__: { [long]: 1 } }, `(${long.length} characters)`],
       ["long invalid JSON", `{"w": [${"1,".repeat(100_000)}}`, "is not valid UTF-8 JSON"],
+      // JSON.parse takes it; rendering it back recursed past the stack (a raw RangeError the fuzzer found).
+      ["a shape nested 20,000 lists deep", `{"w": {"dtype": "F32", "shape": ${"[".repeat(20_000)}${"]".repeat(20_000)}, "data_offsets": [0, 4]}}`, "(a value nested too deeply to print)"],
     ];
     for (const [what, header, tail] of quotes) {
       const h = Buffer.from(typeof header === "string" ? header : JSON.stringify(header));
