@@ -17,6 +17,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { CATEGORIES_FILE, OFFICIAL_CATEGORIES } from "../src/segvol/categories.js";
 import { DEFAULT_CONFIG, loadConfig, type SegVolConfig } from "../src/segvol/config.js";
 import { expectedParameters } from "../src/segvol/params.js";
+import { hasVocabulary, TOKENIZER_FILES, tokenizerFilesIn } from "../src/segvol/tokenizer.js";
 import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { bytesToF32, F16_MAX, isFloatDType, maxAbsFinite, shapeNumel } from "./dtype.js";
 import { dims, excerpt, quoted } from "./quote.js";
@@ -26,7 +27,6 @@ import { CLIP_VOCAB_SIZE, clipTokenizerDir } from "../src/node/package_files.js"
 import { assertSparesInputs, previousOutput } from "./output_dir.js";
 
 export const PRODUCER = "segvol convert";
-export const TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"];
 const OUTPUT_FILES = new Set(["model.safetensors", "config.json", CATEGORIES_FILE, ...TOKENIZER_FILES]);
 
 export class ConvertError extends Error {
@@ -195,16 +195,6 @@ export function convertCheckpoint(opts: ConvertOptions): ConvertResult {
   } finally {
     ck.close();
   }
-}
-
-/** The tokenizer files (TOKENIZER_FILES) present in `dir`. */
-function tokenizerFilesIn(dir: string): string[] {
-  return TOKENIZER_FILES.filter((f) => existsSync(join(dir, f)) && statSync(join(dir, f)).isFile());
-}
-
-/** Whether `files` hold a whole vocabulary: tokenizer.json, or vocab.json with merges.txt. */
-function hasVocabulary(files: readonly string[]): boolean {
-  return files.includes("tokenizer.json") || (files.includes("vocab.json") && files.includes("merges.txt"));
 }
 
 /** One tensor's output bytes: f32 kept bit-exact, or rounded to f16 with an overflow check. */

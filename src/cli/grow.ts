@@ -10,12 +10,12 @@ import { SafetensorsFile } from "../../weights/safetensors.js";
 import { readCategories } from "../segvol/categories.js";
 import { loadConfig } from "../segvol/config.js";
 import { expectedParameters } from "../segvol/params.js";
+import { tokenizerFilesIn } from "../segvol/tokenizer.js";
 import { deepenImageEncoder, type HostTensor } from "../train/grow.js";
 import { examples } from "./help.js";
 import { checkWeightsOutputDir, writeWeightsFolder } from "./weights_folder.js";
 
 const PRODUCER = "segvol grow";
-const TOKENIZER_FILES = ["vocab.json", "merges.txt", "tokenizer.json"];
 
 export interface GrowOptions {
   weights: string;
@@ -49,7 +49,7 @@ export function growFolder(o: GrowOptions): { out: string; tensors: number; vitL
     config: grown.config,
     metadata: { producer: PRODUCER, from: src },
     tokenizer: (dir) => {
-      for (const f of TOKENIZER_FILES) if (existsSync(join(src, f))) copyFileSync(join(src, f), join(dir, f));
+      for (const f of tokenizerFilesIn(src)) copyFileSync(join(src, f), join(dir, f));
     },
     categories: readCategories(src),
   });

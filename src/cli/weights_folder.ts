@@ -11,8 +11,9 @@ import { writeSafetensors } from "../../weights/safetensors.js";
 import { replaceDir } from "../io/atomic.js";
 import { CATEGORIES_FILE } from "../segvol/categories.js";
 import type { SegVolConfig } from "../segvol/config.js";
+import { TOKENIZER_FILES } from "../segvol/tokenizer.js";
 
-const OUTPUT_FILES = new Set(["model.safetensors", "config.json", CATEGORIES_FILE, "vocab.json", "merges.txt", "tokenizer.json"]);
+const OUTPUT_FILES = new Set(["model.safetensors", "config.json", CATEGORIES_FILE, ...TOKENIZER_FILES]);
 
 /**
  * Refuses an output folder holding anything but a previous output of the

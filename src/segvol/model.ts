@@ -18,7 +18,7 @@ import { TextEncoder } from "./text_encoder.js";
 import { segvolSegmenter } from "./pipeline/segvol.js";
 import { segmentVolume } from "./pipeline/segment.js";
 import type { SegmentOptions, SegmentResult, Target, Volume } from "./pipeline/types.js";
-import { ClipTokenizer } from "./tokenizer.js";
+import { ClipTokenizer, hasVocabulary, tokenizerFilesIn } from "./tokenizer.js";
 
 export type Box6 = [number, number, number, number, number, number];
 
@@ -88,7 +88,6 @@ export function validateWindowPrompt(config: SegVolConfig, p: WindowPrompt): voi
   }
 }
 
-const TOKENIZER_FILES = ["tokenizer.json", "vocab.json"];
 
 export class SegVol {
   private readonly textCache = new Map<string, TextEmbedding>();
@@ -124,7 +123,7 @@ export class SegVol {
     const categories = readCategories(dir);
     let tokenizer: ClipTokenizer | null = null;
     if (config.text) {
-      if (!TOKENIZER_FILES.some((f) => existsSync(join(dir, f)))) {
+      if (!hasVocabulary(tokenizerFilesIn(dir))) {
         throw new Error(`${dir}: the model has a text tower but no tokenizer (tokenizer.json or vocab.json + merges.txt)`);
       }
       tokenizer = ClipTokenizer.fromDir(dir);

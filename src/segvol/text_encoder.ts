@@ -12,7 +12,8 @@ import type { SegVolConfig, TextConfig } from "./config.js";
 
 const P = "text_encoder.clip_text_model.text_model";
 
-const ACT: Record<TextConfig["hidden_act"], Activation> = {
+/** The kernel activation of each CLIP `hidden_act` (gelu_new is GELU's tanh form). */
+export const CLIP_ACTIVATION: Record<TextConfig["hidden_act"], Activation> = {
   quick_gelu: "quick_gelu",
   gelu_new: "gelu_tanh",
   gelu: "gelu",
@@ -32,7 +33,7 @@ class ClipLayer {
       LayerNorm.load(p, `${pre}.layer_norm1`, t.layer_norm_eps),
       MultiHeadAttention.load(p, `${pre}.self_attn`, t.num_attention_heads, true),
       LayerNorm.load(p, `${pre}.layer_norm2`, t.layer_norm_eps),
-      Mlp.load(p, `${pre}.mlp`, ["fc1", "fc2"], ACT[t.hidden_act]),
+      Mlp.load(p, `${pre}.mlp`, ["fc1", "fc2"], CLIP_ACTIVATION[t.hidden_act]),
     );
   }
 

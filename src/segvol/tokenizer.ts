@@ -45,6 +45,19 @@ const utf8 = new TextEncoder();
 export const MAX_TOKENIZER_FILE_BYTES = 16 * 1024 * 1024;
 /** At most this many vocabulary entries, and at most this many merges (CLIP has 49,408 and 48,894). */
 export const MAX_TOKENIZER_ENTRIES = 1 << 20;
+
+/** The files of a tokenizer folder, in Hugging Face's layouts; weights folders carry them along. */
+export const TOKENIZER_FILES: readonly string[] = ["tokenizer.json", "vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"];
+
+/** The TOKENIZER_FILES present in `dir`. */
+export function tokenizerFilesIn(dir: string): string[] {
+  return TOKENIZER_FILES.filter((f) => existsSync(join(dir, f)) && statSync(join(dir, f)).isFile());
+}
+
+/** Whether `files` hold a whole vocabulary, as ClipTokenizer.fromDir reads it: tokenizer.json, or vocab.json with merges.txt. */
+export function hasVocabulary(files: readonly string[]): boolean {
+  return files.includes("tokenizer.json") || (files.includes("vocab.json") && files.includes("merges.txt"));
+}
 /** The largest token id: the reference (HF `tokenizers`) stores ids as u32. */
 const MAX_TOKEN_ID = 0xffff_ffff;
 

@@ -19,7 +19,8 @@ import { loadConfig, type SegVolConfig } from "../segvol/config.js";
 import type { WindowPrompt } from "../segvol/model.js";
 import { expectedParameters } from "../segvol/params.js";
 import { sparseRows, type Vec3 } from "../segvol/prompt_encoder.js";
-import { ClipTokenizer } from "../segvol/tokenizer.js";
+import { ClipTokenizer, hasVocabulary, tokenizerFilesIn } from "../segvol/tokenizer.js";
+import { CLIP_ACTIVATION } from "../segvol/text_encoder.js";
 import { initGpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
@@ -31,7 +32,6 @@ import { selectTrainable } from "./freeze.js";
 import type { TrainParam } from "./optim.js";
 
 const GAUSS = "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix";
-const TOKENIZER_FILES = ["tokenizer.json", "vocab.json"];
 
 /** A parameter as the optimiser sees it, reading the Var's live value and gradient. */
 function trainParam(name: string, v: Var): TrainParam {
@@ -54,7 +54,6 @@ export function promptLayout(prompt: WindowPrompt): string {
   return `points ${prompt.points ? prompt.points.coords.length : 0}, box ${prompt.box ? "yes" : "no"}, text ${prompt.text !== undefined ? "yes" : "no"}`;
 }
 
-const CLIP_ACT: Record<string, Activation> = { quick_gelu: "quick_gelu", gelu_new: "gelu_tanh", gelu: "gelu" };
 
 export interface TrainableSegVolOptions {
   /** Parameter name prefixes to freeze (e.g. "text_encoder.", "image_encoder."). */
@@ -88,7 +87,7 @@ export class TrainableSegVol {
     const config = loadConfig(join(dir, "config.json"));
     let tokenizer: ClipTokenizer | null = null;
     if (config.text) {
-      if (!TOKENIZER_FILES.some((f) => existsSync(join(dir, f)))) throw new Error(`${dir}: the model has a text tower but no tokenizer files`);
+      if (!hasVocabulary(tokenizerFilesIn(dir))) throw new Error(`${dir}: the model has a text tower but no tokenizer (tokenizer.json or vocab.json + merges.txt)`);
       tokenizer = ClipTokenizer.fromDir(dir);
     }
     const file = SafetensorsFile.open(join(dir, "model.safetensors"));
@@ -303,7 +302,7 @@ export class TrainableSegVol {
           causal: true,
         });
         const x1 = add(xin, this.linearOf(o, `${a}.out_proj`));
-        return add(x1, this.linearOf(this.linearOf(this.norm(x1, `${b}.layer_norm2`, t.layer_norm_eps), `${b}.mlp.fc1`, CLIP_ACT[t.hidden_act]), `${b}.mlp.fc2`));
+        return add(x1, this.linearOf(this.linearOf(this.norm(x1, `${b}.layer_norm2`, t.layer_norm_eps), `${b}.mlp.fc1`, CLIP_ACTIVATION[t.hidden_act]), `${b}.mlp.fc2`));
       });
     }
     const pooled = gather(reshape(x, [B * L, t.hidden_size]), eosRows);
