@@ -42,3 +42,44 @@ describe("category matching", () => {
     rmSync(join(work, "categories.json"));
   });
 });
+
+describe("category lists and messages", () => {
+  it("refuses a list with a blank name, and quotes at most 200 characters of what it got", () => {
+    for (const bad of ['["liver", " "]', '[" ", "liver"]', '["liver", ""]']) {
+      writeFileSync(join(work, "categories.json"), bad);
+      expect(() => readCategories(work), bad).toThrow(`categories must be a non-empty JSON list of names, got ${JSON.stringify(JSON.parse(bad))}`);
+    }
+    writeFileSync(join(work, "categories.json"), JSON.stringify("x".repeat(500)));
+    const message = (() => {
+      try {
+        readCategories(work);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "";
+    })();
+    expect(message.endsWith(`got "${"x".repeat(199)}`)).toBe(true);
+    writeFileSync(join(work, "categories.json"), "[\"liver\",");
+    expect(() => readCategories(work)).toThrow(new RegExp(`^${join(work, "categories.json")} is not valid JSON \\(.+\\)$`));
+    rmSync(join(work, "categories.json"));
+  });
+
+  it("a trainer state without options.categories, or of null, states none", () => {
+    for (const state of ["{}", '{"options": {}}', "null", '{"options": null}']) {
+      writeFileSync(join(work, "trainer_state.json"), state);
+      expect(readCategories(work), state).toBeNull();
+    }
+    rmSync(join(work, "trainer_state.json"));
+  });
+
+  it("the refusal says how to allow open-vocabulary text, by default through the library option", () => {
+    expect(() => resolveText("banana", { categories: ["liver"] })).toThrow(
+      'text prompt "banana" is not a category of the model; known categories: liver ' +
+        "(case and spacing are ignored; use allowUnknownText: true for open-vocabulary text, which may segment another structure)",
+    );
+    expect(() => resolveText("banana", { categories: null, allowHint: "--allow-unknown-text" })).toThrow(
+      'text prompt "banana": the model does not state its categories (no categories.json), so the prompt cannot be checked; ' +
+        "add categories.json (a JSON list of names) to the weights folder, or use --allow-unknown-text for open-vocabulary text",
+    );
+  });
+});
