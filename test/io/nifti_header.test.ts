@@ -92,6 +92,62 @@ describe("header fields", () => {
   });
 });
 
+describe("header size, magic bytes and voxel offset", () => {
+  const voxels = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+
+  it("a header alone, exactly 348 or 540 bytes, parses", () => {
+    for (const version of [1, 2] as const) {
+      const bytes = encodeNiftiHeader(baseHeader(version)).subarray(0, version === 1 ? 348 : 540);
+      expect(parseNiftiHeader(bytes).version).toBe(version);
+      expect(() => parseNiftiHeader(bytes.subarray(0, bytes.byteLength - 1), "h.nii")).toThrow(
+        `readNifti: h.nii is truncated inside its NIfTI-${version} header (${bytes.byteLength - 1} of ${bytes.byteLength} bytes)`,
+      );
+    }
+  });
+
+  it("names the little-endian sizeof_hdr of a file that is not NIfTI", () => {
+    const bytes = new Uint8Array(400);
+    new DataView(bytes.buffer).setInt32(0, 1234, true);
+    expect(() => parseNiftiHeader(bytes, "x.nii")).toThrow("readNifti: x.nii is not a NIfTI file (sizeof_hdr = 1234, expected 348 or 540)");
+  });
+
+  it("refuses a NIfTI-2 header whose end-of-line check bytes were altered", () => {
+    const bytes = encodeNiftiHeader(baseHeader(2));
+    expect(parseNiftiHeader(bytes).version).toBe(2);
+    bytes[8] = 0x0a; // "\r\n" → "\n\n", as a text-mode transfer does
+    expect(() => parseNiftiHeader(bytes, "t.nii")).toThrow("readNifti: t.nii: NIfTI-2 header is corrupt (end-of-line check bytes altered");
+  });
+
+  it("reads voxels from vox_offset, or right after the header and extension flag when it points inside the header", () => {
+    expect([...decodeNifti(niiOf({ vox_offset: 0 }, voxels)).data]).toEqual([...voxels]);
+    expect([...decodeNifti(niiOf({ vox_offset: 100 }, voxels)).data]).toEqual([...voxels]);
+    // vox_offset 348: the voxels start where the extension flag would be.
+    const at348 = niiOf({ vox_offset: 348 }, voxels).subarray(0, 348);
+    const file = new Uint8Array(348 + 32);
+    file.set(at348);
+    file.set(new Uint8Array(voxels.buffer), 348);
+    expect([...decodeNifti(file).data]).toEqual([...voxels]);
+  });
+
+  it("accepts up to 64 MiB of extensions before the voxels, and refuses more before reading them", () => {
+    // NIfTI-2, whose vox_offset is an integer (NIfTI-1's float32 cannot hold limit + 1).
+    const limit = 544 + 64 * 2 ** 20;
+    expect(() => decodeNifti(niiOf({ vox_offset: limit }, voxels, 2), "e.nii")).toThrow(/e\.nii is truncated/);
+    expect(() => decodeNifti(niiOf({ vox_offset: limit + 1 }, voxels, 2), "e.nii")).toThrow(
+      `readNifti: e.nii: vox_offset ${limit + 1} leaves ${limit + 1 - 540} bytes of extensions before the voxels; at most ${64 * 2 ** 20} are accepted`,
+    );
+  });
+
+  it("says how many voxel bytes a cut file holds", () => {
+    const file = niiOf({}, voxels);
+    expect(decodeNifti(file).data).toHaveLength(8);
+    expect(() => decodeNifti(file.subarray(0, file.byteLength - 1), "cut.nii")).toThrow(
+      "readNifti: cut.nii is truncated: 2×2×2 float32 voxels need 32 bytes from offset 352, the file has 31",
+    );
+    expect(() => decodeNifti(file.subarray(0, 350), "cut.nii")).toThrow("the file has 0");
+  });
+});
+
 describe("dim checks", () => {
   const voxels = new Float32Array(8);
 
