@@ -97,6 +97,23 @@ function judge(thrown: unknown, target: Target, path: string): Pick<Failure, "ki
   return null;
 }
 
+/**
+ * This process's peak resident memory (kB) since it started. Not
+ * getrusage's maxRSS: Linux carries that across exec, so a child inherits
+ * the peak of the process it was forked from (a vitest worker that has run
+ * the GPU tests: 375 MB before its first case). VmHWM belongs to the
+ * process's own address space.
+ */
+function peakRssKb(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"));
+    if (m) return Number(m[1]);
+  } catch {
+    // not Linux: fall back to getrusage
+  }
+  return process.resourceUsage().maxRSS;
+}
+
 export function runCampaign(o: CampaignOptions): void {
   const seeds = o.target.seeds(o.tmp);
   const hb = new Float64Array(HB.slots);
@@ -123,7 +140,7 @@ export function runCampaign(o: CampaignOptions): void {
       }
       const t = process.cpuUsage(t0);
       const cpuUs = t.user + t.system;
-      const rssKb = process.resourceUsage().maxRSS;
+      const rssKb = peakRssKb();
       hb[HB.maxCpuUs] = Math.max(hb[HB.maxCpuUs]!, cpuUs);
       hb[HB.sumCpuUs]! += cpuUs;
       hb[HB.maxRssKb] = rssKb;
