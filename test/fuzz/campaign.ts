@@ -4,7 +4,7 @@
 // measures the neighbours) and classified. Progress goes to a heartbeat file
 // after every case, so the supervisor knows which case hung or killed the
 // process; failures are appended to a JSON-lines file as they happen.
-import { appendFileSync, closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { caseSeed, mutate, Rng } from "./mutate.js";
 import type { Seed, Target } from "./targets.js";
