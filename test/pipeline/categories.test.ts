@@ -73,6 +73,7 @@ describe("category lists and messages", () => {
   });
 
   it("the refusal says how to allow open-vocabulary text, by default through the library option", () => {
+    expect(() => resolveText("banana", { categories: ["liver"] })).toThrow(expect.objectContaining({ name: "UnknownCategoryError" }));
     expect(() => resolveText("banana", { categories: ["liver"] })).toThrow(
       'text prompt "banana" is not a category of the model; known categories: liver ' +
         "(case and spacing are ignored; use allowUnknownText: true for open-vocabulary text, which may segment another structure)",

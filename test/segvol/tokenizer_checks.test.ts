@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ClipTokenizer, MAX_TOKENIZER_ENTRIES, MAX_TOKENIZER_FILE_BYTES } from "../../src/segvol/tokenizer.js";
+import { ClipTokenizer, hasVocabulary, MAX_TOKENIZER_ENTRIES, MAX_TOKENIZER_FILE_BYTES } from "../../src/segvol/tokenizer.js";
 
 const BOS = "<|startoftext|>";
 const EOS = "<|endoftext|>";
@@ -51,6 +51,13 @@ describe("merges", () => {
     }
   });
 
+  it("a repeated merge keeps its first rank", () => {
+    const vocab = { ...specials, a: 2, b: 3, "c</w>": 4, ab: 5, "bc</w>": 6 };
+    // "b c</w>" ranks 0, before "a b": "abc" → a + bc</w>. Were the repeat's rank 2 kept, "a b" would merge first.
+    expect(ClipTokenizer.fromVocabMerges(vocab, ["b c</w>", "a b", "b c</w>"]).encode("abc")).toEqual([0, 2, 6, 1]);
+    expect(ClipTokenizer.fromVocabMerges(vocab, ["a b", "b c</w>"]).encode("abc")).toEqual([0, 5, 4, 1]);
+  });
+
   it("merges.txt may have CRLF line ends and blank lines; only its #version line is skipped", () => {
     const tok = ClipTokenizer.fromVocabJson(JSON.stringify(toyVocab), "#version: 0.2\r\n\r\na b</w>\r\n\n");
     expect(tok.encode("ab")).toEqual([0, 4, 1]);
@@ -68,6 +75,11 @@ describe("vocabulary and files", () => {
   });
 
   it("a folder needs tokenizer.json, or vocab.json and merges.txt together", () => {
+    expect(hasVocabulary(["tokenizer.json"])).toBe(true);
+    expect(hasVocabulary(["merges.txt", "vocab.json"])).toBe(true);
+    for (const files of [[], ["vocab.json"], ["merges.txt"], ["special_tokens_map.json", "tokenizer_config.json"]]) {
+      expect(hasVocabulary(files), JSON.stringify(files)).toBe(false);
+    }
     for (const files of [{ "vocab.json": JSON.stringify(toyVocab) }, { "merges.txt": "#version: 0.2\n" }] as Record<string, string>[]) {
       const dir = folder(files);
       expect(() => ClipTokenizer.fromDir(dir)).toThrow(`ClipTokenizer: ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
@@ -117,6 +129,10 @@ describe("limits", () => {
   it(`at most ${MAX_TOKENIZER_ENTRIES} merges`, () => {
     // At the limit the count passes and the first merge is checked; one more is refused by count.
     expect(() => ClipTokenizer.fromVocabMerges(specials, Array<string>(MAX_TOKENIZER_ENTRIES).fill("x"))).toThrow(/merge 0 is not "left right"/);
+    const tooMany = JSON.stringify({ model: { vocab: specials, merges: Array<string>(MAX_TOKENIZER_ENTRIES + 1).fill("x") } });
+    expect(() => ClipTokenizer.fromTokenizerJson(tooMany, "t.json")).toThrow(
+      `ClipTokenizer (t.json): ${MAX_TOKENIZER_ENTRIES + 1} merges, over the limit of ${MAX_TOKENIZER_ENTRIES}`,
+    );
     expect(() => ClipTokenizer.fromVocabMerges(specials, Array<string>(MAX_TOKENIZER_ENTRIES + 1).fill("x"))).toThrow(
       `ClipTokenizer (fromVocabMerges): ${MAX_TOKENIZER_ENTRIES + 1} merges, over the limit of ${MAX_TOKENIZER_ENTRIES}`,
     );
@@ -124,6 +140,11 @@ describe("limits", () => {
 });
 
 describe("messages", () => {
+  it("name tokenizer.json or vocab.json when no source is given", () => {
+    expect(() => ClipTokenizer.fromTokenizerJson("{")).toThrow(/^ClipTokenizer: tokenizer\.json is not valid JSON: /);
+    expect(() => ClipTokenizer.fromVocabJson("{", "")).toThrow(/^ClipTokenizer: vocab\.json is not valid JSON: /);
+  });
+
   it("quote input whole up to 200 characters, and cut longer input saying how long it was", () => {
     const idError = (tok: string) => messageOf(() => ClipTokenizer.fromVocabMerges({ ...specials, [tok]: -1 }, []));
     const fits = "z".repeat(198); // quoted: 200 characters
