@@ -3,11 +3,11 @@
 // and each command ends with examples.
 import type { Help, Option } from "commander";
 
-/** A default as shown in help: as typed, but long numbers (2/3 as a string) rounded to 4 significant digits. */
+/** A default as shown in help: as typed, but long fractions (2/3 as a string) rounded to 4 significant digits; whole numbers exact. */
 export function formatDefault(value: unknown): string {
   const text = Array.isArray(value) ? value.join(",") : String(value);
   const n = typeof value === "number" || typeof value === "string" ? Number(value) : NaN;
-  if (text.trim() !== "" && Number.isFinite(n) && text.length > 8) return String(Number(n.toPrecision(4)));
+  if (text.trim() !== "" && Number.isFinite(n) && !Number.isInteger(n) && text.length > 8) return String(Number(n.toPrecision(4)));
   return text;
 }
 

@@ -92,7 +92,7 @@ export function registerSegment(program: Command): void {
     .option("--json", "print a machine-readable summary on stdout")
     .option("--no-zoom-in", "zoom-out stage only (faster, coarser)")
     .option("--overlap <fraction>", "sliding-window overlap of the zoom-in stage, in [0, 1)", "0.5")
-    .option("--max-voxels <n>", "refuse input volumes with more voxels (a bound on what a file can make segment allocate)", String(DEFAULT_MAX_VOXELS))
+    .option("--max-voxels <n>", "refuse input volumes with more voxels (512×512×2048 by default: a bound on what a file can make segment allocate)", String(DEFAULT_MAX_VOXELS))
     .option("--no-progress", "no progress bar on stderr")
     .addHelpText(
       "after",

@@ -65,6 +65,8 @@ describe("CLI help", () => {
     expect(formatDefault("0.5")).toBe("0.5");
     expect(formatDefault("segvol-demo")).toBe("segvol-demo");
     expect(formatDefault(4242)).toBe("4242");
+    // Whole numbers are exact however long (segment --max-voxels: 536870912, not 536900000).
+    expect(formatDefault(String(512 * 512 * 2048))).toBe("536870912");
     expect(examples(["segvol a", "segvol b"])).toBe("\nExamples:\n  $ segvol a\n  $ segvol b\n");
   });
 });

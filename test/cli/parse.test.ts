@@ -58,7 +58,8 @@ describe("defaults in help", () => {
     expect(formatDefault(2 / 3)).toBe("0.6667");
     expect(formatDefault(0.123456)).toBe("0.123456"); // 8 characters: kept
     expect(formatDefault(0.1234567)).toBe("0.1235"); // 9: rounded
-    expect(formatDefault("123456789")).toBe("123500000");
+    expect(formatDefault("123456789")).toBe("123456789"); // whole numbers exact: rounding 536870912 printed 536900000
+    expect(formatDefault("1234.56789")).toBe("1235");
     expect(formatDefault("         ")).toBe("         ");
     expect(formatDefault([2 / 3])).toBe(String(2 / 3));
     expect(formatDefault(["liver", "spleen"])).toBe("liver,spleen");
