@@ -57,7 +57,10 @@ describe("writer", () => {
     expect(back.dtype).toBe(dtype);
     expect(back.data).toBeInstanceOf(Type);
     expect([...back.data]).toEqual([...data]);
-    expect([...readNpyF32(p).data]).toEqual([0, 1, 2, 3, 100, 7]);
+    const asF32 = readNpyF32(p);
+    expect(asF32.dtype).toBe("f32");
+    expect(asF32.shape).toEqual([2, 3]);
+    expect([...asF32.data]).toEqual([0, 1, 2, 3, 100, 7]);
   });
 
   it("pads every version 1.0 header so the data starts on a 64-byte boundary, the dict ending in a newline", () => {
