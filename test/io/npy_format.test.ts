@@ -111,6 +111,15 @@ describe("reader", () => {
     );
   });
 
+  it("reads up to NumPy's 64 dimensions and refuses more", () => {
+    const p64 = join(tmp, "dims64.npy");
+    writeNpy(p64, new Float32Array([4]), Array<number>(64).fill(1));
+    expect(readNpy(p64).shape).toHaveLength(64);
+    const p65 = join(tmp, "dims65.npy");
+    writeNpy(p65, new Float32Array([4]), Array<number>(65).fill(1));
+    expect(() => readNpy(p65)).toThrow(/dims65\.npy: shape has 65 dimensions, more than NumPy's 64/);
+  });
+
   it("reads the header's keys with or without spaces around the colon, and a version 2.0 or 3.0 preamble", () => {
     const tight = "{'descr':'<f4','fortran_order':False,'shape':(2,),}\n";
     const loose = '{"descr"  :  "<f4", "fortran_order" :  False, "shape"  :  (2,), }\n';
