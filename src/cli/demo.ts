@@ -4,7 +4,8 @@
 // --json only the summary goes to stdout; progress always goes to stderr.
 import type { Command } from "commander";
 import { examples } from "./help.js";
-import { checkDemoWeights, DEMO_SEED, defaultDemoWeights, runDemo, type DemoResult } from "../demo/demo.js";
+import { checkDemoWeights, DEMO_SEED, runDemo, type DemoResult } from "../demo/demo.js";
+import { demoWeightsDir } from "../node/package_files.js";
 
 interface DemoFlags {
   out: string;
@@ -40,7 +41,7 @@ export function registerDemo(program: Command): void {
     .addHelpText("after", examples(["segvol demo", "segvol demo --seed 5001 --out demo-5001 --json"]))
     .action(async (o: DemoFlags) => {
       const seed = seedFlag(o.seed);
-      const weights = o.weights ?? defaultDemoWeights();
+      const weights = o.weights ?? demoWeightsDir();
       checkDemoWeights(weights);
       const r = await runDemo({ weights, out: o.out, seed, onProgress: (line) => console.error(line) });
       if (o.json) {

@@ -16,7 +16,6 @@
 // the demo's own file names); anything else is refused.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { replaceDir, writeFileAtomic } from "../io/atomic.js";
 import { niftiFromArray, writeNifti } from "../io/nifti.js";
 import { SegVol } from "../segvol/model.js";
@@ -64,29 +63,6 @@ export interface DemoOptions {
   /** Smaller or fixed phantom geometry (tests). */
   phantom?: { dims?: Vec3; spacing?: Vec3 };
   onProgress?: (line: string) => void;
-}
-
-/** The package folder (holds package.json named segvol-webgpu), found upwards from this module: works from src/ and from the dist/ bundle. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, "package.json");
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "segvol-webgpu") return dir;
-      } catch {
-        // an unreadable package.json is not ours; keep looking
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) throw new Error("demo: cannot find the segvol-webgpu package folder above " + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
-
-/** The shipped demo weights folder, resolved from the package (not the cwd). */
-export function defaultDemoWeights(): string {
-  return join(packageRoot(), "weights", "demo");
 }
 
 /** Refuses a weights folder without a model, with one line on how to get one. */

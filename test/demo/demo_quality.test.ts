@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { defaultDemoWeights, runDemo, type DemoTargetResult } from "../../src/demo/demo.js";
+import { runDemo, type DemoTargetResult } from "../../src/demo/demo.js";
+import { demoWeightsDir } from "../../src/node/package_files.js";
 
 const SEEDS = [5000, 5001, 5002];
 /**
@@ -37,7 +38,7 @@ describe("shipped demo model on held-out phantoms", () => {
   it(`keeps its measured Dice on seeds ${SEEDS.join(", ")}`, async () => {
     const all: DemoTargetResult[] = [];
     for (const seed of SEEDS) {
-      const r = await runDemo({ weights: defaultDemoWeights(), out: join(tmp, String(seed)), seed });
+      const r = await runDemo({ weights: demoWeightsDir(), out: join(tmp, String(seed)), seed });
       all.push(...r.targets);
     }
     for (const { prompt, name, floor } of FLOORS) {

@@ -10,20 +10,12 @@ import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { rnd } from "../helpers/random.js";
 
 useGpu();
 
 const live = () => gpu().pool.stats().buffers;
 
-function host(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
-}
 
 describe("composite graph vs PyTorch (tools/fixtures/gen_grad_mlp.py)", () => {
   const [c] = loadFixture("grad/mlp");
@@ -71,9 +63,9 @@ describe("composite graph vs PyTorch (tools/fixtures/gen_grad_mlp.py)", () => {
     // loss = Σ_k sum(w·c_k) + Σ_k sum(h·d_k), h = w·w: w gets 12 direct
     // contributions plus one through h, which itself gets 10.
     const n = 37;
-    const w = param(Tensor.from(host(n, 3), [n]));
-    const cs = Array.from({ length: 12 }, (_, k) => constant(Tensor.from(host(n, 10 + k), [n])));
-    const ds = Array.from({ length: 10 }, (_, k) => constant(Tensor.from(host(n, 40 + k), [n])));
+    const w = param(Tensor.from(rnd(n, 3), [n]));
+    const cs = Array.from({ length: 12 }, (_, k) => constant(Tensor.from(rnd(n, 10 + k), [n])));
+    const ds = Array.from({ length: 10 }, (_, k) => constant(Tensor.from(rnd(n, 40 + k), [n])));
     const forward = () => {
       const h = ag.mul(w, w);
       const terms = [...cs.map((c) => ag.sum(ag.mul(w, c))), ...ds.map((d) => ag.sum(ag.mul(h, d)))];
@@ -86,8 +78,8 @@ describe("composite graph vs PyTorch (tools/fixtures/gen_grad_mlp.py)", () => {
       loss.dispose();
     }
     // d/dw = Σ c_k + 2w·Σ d_k per pass, twice.
-    const wv = host(n, 3);
-    const want = wv.map((x, i) => 2 * (cs.reduce((a, _, k) => a + host(n, 10 + k)[i]!, 0) + 2 * x * ds.reduce((a, _, k) => a + host(n, 40 + k)[i]!, 0)));
+    const wv = rnd(n, 3);
+    const want = wv.map((x, i) => 2 * (cs.reduce((a, _, k) => a + rnd(n, 10 + k)[i]!, 0) + 2 * x * ds.reduce((a, _, k) => a + rnd(n, 40 + k)[i]!, 0)));
     expect(relError(await w.grad!.readFloat32(), want)).toBeLessThanOrEqual(1e-5);
     zeroGrad([w]);
     expect(live()).toBe(before);
@@ -112,10 +104,10 @@ describe("composite graph vs PyTorch (tools/fixtures/gen_grad_mlp.py)", () => {
 
 describe("finite differences", () => {
   it("a tiny composite's analytic gradient matches central differences", async () => {
-    const x = param(Tensor.from(host(12, 1), [3, 4]));
-    const w = param(Tensor.from(host(20, 2, 0.8), [5, 4]));
-    const b = param(Tensor.from(host(5, 3, 0.3), [5]));
-    const t = constant(Tensor.from(host(15, 4, 0.5).map(Math.abs), [3, 5]));
+    const x = param(Tensor.from(rnd(12, 1), [3, 4]));
+    const w = param(Tensor.from(rnd(20, 2, 0.8), [5, 4]));
+    const b = param(Tensor.from(rnd(5, 3, 0.3), [5]));
+    const t = constant(Tensor.from(rnd(15, 4, 0.5).map(Math.abs), [3, 5]));
     // x is used twice, b broadcasts in linear and again in a plain add.
     const f = () =>
       ag.add(
@@ -153,7 +145,7 @@ describe("finite differences", () => {
 describe("tape mechanics", () => {
   it("noGrad records nothing, frees its intermediates and returns constants", async () => {
     const start = live();
-    const w = param(Tensor.from(host(6, 5), [2, 3]));
+    const w = param(Tensor.from(rnd(6, 5), [2, 3]));
     const y = noGrad(() => {
       expect(isRecording()).toBe(false);
       return ag.sum(ag.relu(ag.mul(w, w)));

@@ -11,7 +11,8 @@ import {
   type SafetensorsErrorCode,
   type TensorToWrite,
 } from "../../weights/safetensors.js";
-import { b64bytes, errorOf, fixture, readJson, rnd, sameBytes, tempDir } from "./util.js";
+import { b64bytes, errorOf, fixture, readJson, sameBytes, tempDir } from "./util.js";
+import { rnd } from "../helpers/random.js";
 
 const dir = tempDir("st");
 

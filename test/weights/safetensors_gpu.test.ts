@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../weights/dtype.js";
 import { loadTensorToGpu, SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
 import { useGpu } from "../helpers/gpu.js";
-import { rnd, tempDir } from "./util.js";
+import { tempDir } from "./util.js";
+import { rnd } from "../helpers/random.js";
 
 const dir = tempDir("st-gpu");
 
