@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { ClipTokenizer, MAX_TOKENIZER_FILE_BYTES } from "../../src/segvol/tokenizer.js";
 import { CLIP_TOKENIZER_DIR } from "../helpers/fixtures.js";
+import { tempFolderWith } from "../helpers/temp.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const shared = CLIP_TOKENIZER_DIR;
@@ -135,8 +136,8 @@ describe("ClipTokenizer input validation", () => {
     const model = (merges: unknown): Record<string, string> => ({
       "tokenizer.json": JSON.stringify({ model: { type: "BPE", vocab: toyVocab, merges } }),
     });
-    expect(ClipTokenizer.fromDir(writeTemp(model(["a b</w>"]))).encode("ab")).toEqual([0, 4, 1]);
-    expect(ClipTokenizer.fromDir(writeTemp(model([["a", "b</w>"]]))).encode("ab")).toEqual([0, 4, 1]);
+    expect(ClipTokenizer.fromDir(tempFolderWith("clip-ok", model(["a b</w>"]))).encode("ab")).toEqual([0, 4, 1]);
+    expect(ClipTokenizer.fromDir(tempFolderWith("clip-ok", model([["a", "b</w>"]]))).encode("ab")).toEqual([0, 4, 1]);
     for (const merges of [[[2, 3]], [["a", "b</w>", "c"]], [null], [{ a: "b" }]]) {
       expect(dirError(model(merges)).message, JSON.stringify(merges)).toMatch(/merge 0 is .*not "left right" or \["left", "right"\]/);
     }
@@ -178,12 +179,3 @@ describe("ClipTokenizer input validation", () => {
   });
 });
 
-const temps: string[] = [];
-afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
-/** A temp folder holding `files`, removed after the test file. */
-function writeTemp(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "clip-ok-"));
-  temps.push(dir);
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}

@@ -2,25 +2,17 @@
 // merge, the special tokens, which files a folder must hold, the size and
 // count limits exactly at and one past the limit, and error messages that
 // stay readable (cut quotes, deeply nested values).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ClipTokenizer, hasVocabulary, MAX_TOKENIZER_ENTRIES, MAX_TOKENIZER_FILE_BYTES } from "../../src/segvol/tokenizer.js";
+import { tempFolderWith } from "../helpers/temp.js";
 
 const BOS = "<|startoftext|>";
 const EOS = "<|endoftext|>";
 const specials = { [BOS]: 0, [EOS]: 1 };
 const toyVocab = { ...specials, a: 2, b: 3, "ab</w>": 4, "b</w>": 5 };
 
-const temps: string[] = [];
-afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function folder(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "clip-checks-"));
-  temps.push(dir);
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return dir;
-}
 
 function messageOf(f: () => unknown): string {
   try {
@@ -81,10 +73,10 @@ describe("vocabulary and files", () => {
       expect(hasVocabulary(files), JSON.stringify(files)).toBe(false);
     }
     for (const files of [{ "vocab.json": JSON.stringify(toyVocab) }, { "merges.txt": "#version: 0.2\n" }] as Record<string, string>[]) {
-      const dir = folder(files);
+      const dir = tempFolderWith("clip-checks", files);
       expect(() => ClipTokenizer.fromDir(dir)).toThrow(`ClipTokenizer: ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
     }
-    const both = folder({ "vocab.json": JSON.stringify(toyVocab), "merges.txt": "#version: 0.2\na b</w>\n" });
+    const both = tempFolderWith("clip-checks", { "vocab.json": JSON.stringify(toyVocab), "merges.txt": "#version: 0.2\na b</w>\n" });
     expect(ClipTokenizer.fromDir(both).encode("ab")).toEqual([0, 4, 1]);
   });
 
@@ -98,7 +90,7 @@ describe("vocabulary and files", () => {
   });
 
   it("a tokenizer file that cannot be read is named, as a TokenizerError", () => {
-    const dir = folder({});
+    const dir = tempFolderWith("clip-checks", {});
     mkdirSync(join(dir, "tokenizer.json"));
     const e = (() => {
       try {
@@ -117,10 +109,10 @@ describe("limits", () => {
   it(`a file of exactly ${MAX_TOKENIZER_FILE_BYTES} bytes is read; one byte more is refused before reading, with that message`, () => {
     const json = JSON.stringify(toyVocab);
     const exact = json + " ".repeat(MAX_TOKENIZER_FILE_BYTES - json.length);
-    const dir = folder({ "vocab.json": exact, "merges.txt": "a b</w>\n" });
+    const dir = tempFolderWith("clip-checks", { "vocab.json": exact, "merges.txt": "a b</w>\n" });
     expect(ClipTokenizer.fromDir(dir).encode("ab")).toEqual([0, 4, 1]);
     expect(ClipTokenizer.fromVocabJson(exact, "a b</w>").encode("ab")).toEqual([0, 4, 1]);
-    const over = folder({ "vocab.json": exact + " ", "merges.txt": "" });
+    const over = tempFolderWith("clip-checks", { "vocab.json": exact + " ", "merges.txt": "" });
     expect(messageOf(() => ClipTokenizer.fromDir(over))).toBe(
       `ClipTokenizer: ${join(over, "vocab.json")} is ${MAX_TOKENIZER_FILE_BYTES + 1} bytes, over the ${MAX_TOKENIZER_FILE_BYTES}-byte limit for a tokenizer file`,
     );
