@@ -8,7 +8,7 @@ export default {
   vitest: { configFile: "vitest.mutate.config.ts" },
   mutate: [
     "src/io/*.ts",
-    "weights/{safetensors,torch_zip,torch_pickle,unpickle,torch_truncated,checkpoint,dtype,quote,output_dir}.ts",
+    "src/weights/*.ts",
     "src/segvol/pipeline/{windows,prompts,percentile,resize,preprocess,segment}.ts",
     "src/segvol/tokenizer.ts",
     "src/segvol/categories.ts",

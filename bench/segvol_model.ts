@@ -14,7 +14,7 @@ import { segvolSegmenter } from "../src/segvol/pipeline/segvol.js";
 import type { WindowSegmenter } from "../src/segvol/pipeline/types.js";
 import { expectedParameters } from "../src/segvol/params.js";
 import { gpu, releaseGpu } from "../src/tensor/device.js";
-import { writeSafetensors } from "../weights/safetensors.js";
+import { writeSafetensors } from "../src/weights/safetensors.js";
 import { hashValues } from "../test/helpers/hashinit.js";
 
 const args = process.argv.slice(2);

@@ -23,7 +23,7 @@ import { niftiFromArray, writeNifti } from "../src/io/nifti.js";
 import { writePhantom } from "../src/demo/phantom.js";
 import { gpu, releaseGpu } from "../src/tensor/device.js";
 import { train, type TrainOptions } from "../src/train/trainer.js";
-import { convertCheckpoint } from "../weights/convert.js";
+import { convertCheckpoint } from "../src/segvol/convert.js";
 import { launchRows, launchTable, profileRows, profileTable, type KernelLaunchRow, type KernelProfileRow } from "./kernel_profile.js";
 
 const args = process.argv.slice(2);

@@ -25,8 +25,8 @@ export { SegVol, ImageEmbedding, type WindowPrompt, type TextEmbedding, type Box
 export { parseConfig, loadConfig, DEFAULT_CONFIG, type SegVolConfig } from "./segvol/config.js";
 export { OFFICIAL_CATEGORIES, UnknownCategoryError, readCategories, normalizeCategory } from "./segvol/categories.js";
 export type { Target, SegmentOptions, SegmentResult, TargetResult, Volume } from "./segvol/pipeline/types.js";
-export { convertCheckpoint } from "../weights/convert.js";
-export { SafetensorsFile, writeSafetensors } from "../weights/safetensors.js";
+export { convertCheckpoint } from "./segvol/convert.js";
+export { SafetensorsFile, writeSafetensors } from "./weights/safetensors.js";
 export { train, type TrainOptions, type TrainResult, type StepOptions } from "./train/trainer.js";
 export { MsdDataset, type AugmentOptions, type MsdDatasetOptions } from "./train/data.js";
 export { generatePhantom, writePhantom, PHANTOM_LABELS, type Phantom, type PhantomOptions } from "./demo/phantom.js";

@@ -10,9 +10,9 @@
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openCheckpoint } from "../weights/checkpoint.js";
-import { convertCheckpoint } from "../weights/convert.js";
-import { SafetensorsFile } from "../weights/safetensors.js";
+import { openCheckpoint } from "../src/weights/checkpoint.js";
+import { convertCheckpoint } from "../src/segvol/convert.js";
+import { SafetensorsFile } from "../src/weights/safetensors.js";
 
 const args = process.argv.slice(2);
 const ckpt = args.find((a) => !a.startsWith("--")) ?? "/tmp/segvol-bench/pytorch_model.bin";

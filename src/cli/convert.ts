@@ -1,9 +1,9 @@
 // `segvol convert <checkpoint> --out <dir> [--config <config.json>]
 // [--tokenizer <dir>] [--dtype f32|f16]`: turns the official PyTorch
 // checkpoint (or a prefixed safetensors file) into a weights folder the
-// library loads. The work is weights/convert.ts; this is argument plumbing.
+// library loads. The work is src/segvol/convert.ts; this is argument plumbing.
 import type { Command } from "commander";
-import { convertCheckpoint, ConvertMismatchError } from "../../weights/convert.js";
+import { convertCheckpoint, ConvertMismatchError } from "../segvol/convert.js";
 import { examples } from "./help.js";
 
 export function registerConvert(program: Command): void {

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { copyFileSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { SafetensorsFile } from "../../weights/safetensors.js";
+import { SafetensorsFile } from "../weights/safetensors.js";
 import { readCategories } from "../segvol/categories.js";
 import { loadConfig } from "../segvol/config.js";
 import { expectedParameters } from "../segvol/params.js";

@@ -4,8 +4,8 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ST_DTYPE_BYTES } from "../../weights/dtype.js";
-import { SafetensorsFile } from "../../weights/safetensors.js";
+import { ST_DTYPE_BYTES } from "../weights/dtype.js";
+import { SafetensorsFile } from "../weights/safetensors.js";
 import { CATEGORIES_FILE, readCategories } from "../segvol/categories.js";
 import { loadConfig, type SegVolConfig } from "../segvol/config.js";
 import { examples } from "./help.js";

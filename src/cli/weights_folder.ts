@@ -6,8 +6,8 @@
 // none of the command's inputs.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { assertSparesInputs, previousOutput } from "../../weights/output_dir.js";
-import { writeSafetensors } from "../../weights/safetensors.js";
+import { assertSparesInputs, previousOutput } from "../weights/output_dir.js";
+import { writeSafetensors } from "../weights/safetensors.js";
 import { replaceDir } from "../io/atomic.js";
 import { CATEGORIES_FILE } from "../segvol/categories.js";
 import type { SegVolConfig } from "../segvol/config.js";

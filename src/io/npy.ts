@@ -7,7 +7,7 @@
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { writeFileAtomic } from "./atomic.js";
 import { readAt } from "./read_at.js";
-import { dims, excerpt } from "../../weights/quote.js";
+import { dims, excerpt } from "../weights/quote.js";
 
 export class NpyError extends Error {
   override name = "NpyError";

@@ -1,7 +1,7 @@
 // A model's parameters as the layers see them: named f32 tensors uploaded
 // from a safetensors file on first use, with their shapes checked against
 // what the configuration expects.
-import { SafetensorsFile, loadTensorToGpu } from "../../weights/safetensors.js";
+import { SafetensorsFile, loadTensorToGpu } from "../weights/safetensors.js";
 import { keep } from "../tensor/scope.js";
 import { shapeStr, type Tensor } from "../tensor/tensor.js";
 

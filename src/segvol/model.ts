@@ -2,7 +2,7 @@
 // window once, decode it for many prompts, encode each category's text once.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { SafetensorsFile } from "../../weights/safetensors.js";
+import { SafetensorsFile } from "../weights/safetensors.js";
 import { add } from "../kernels/elementwise.js";
 import { ParamStore } from "../nn/params.js";
 import { initGpu } from "../tensor/device.js";

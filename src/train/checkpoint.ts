@@ -6,7 +6,7 @@
 // renamed over it, so an interrupted save never leaves a half checkpoint.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { SafetensorsFile, loadTensorToGpu, writeSafetensors, type TensorToWrite } from "../../weights/safetensors.js";
+import { SafetensorsFile, loadTensorToGpu, writeSafetensors, type TensorToWrite } from "../weights/safetensors.js";
 import { TOKENIZER_FILES } from "../segvol/tokenizer.js";
 import { keep } from "../tensor/scope.js";
 import type { Tensor } from "../tensor/tensor.js";

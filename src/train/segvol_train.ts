@@ -14,7 +14,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Activation } from "../kernels/activation.js";
-import { SafetensorsFile, loadTensorToGpu, type TensorToWrite } from "../../weights/safetensors.js";
+import { SafetensorsFile, loadTensorToGpu, type TensorToWrite } from "../weights/safetensors.js";
 import { loadConfig, type SegVolConfig } from "../segvol/config.js";
 import type { WindowPrompt } from "../segvol/model.js";
 import { expectedParameters } from "../segvol/params.js";

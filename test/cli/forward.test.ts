@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readNpy, writeNpy } from "../../src/io/npy.js";
-import { convertCheckpoint } from "../../weights/convert.js";
+import { convertCheckpoint } from "../../src/segvol/convert.js";
 import { runSegvol } from "../helpers/cli.js";
 import { CLIP_TOKENIZER_DIR, loadFixture, relError } from "../helpers/fixtures.js";
 

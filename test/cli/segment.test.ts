@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { niftiFromArray, readNifti, writeNifti } from "../../src/io/nifti.js";
 import { writePhantom } from "../../src/demo/phantom.js";
-import { convertCheckpoint } from "../../weights/convert.js";
+import { convertCheckpoint } from "../../src/segvol/convert.js";
 import { runSegvol } from "../helpers/cli.js";
 
 const REPO = join(__dirname, "..", "..");

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { afterAll, describe, expect, it } from "vitest";
 import { registerTrain, trainOptions } from "../../src/cli/train.js";
-import { convertCheckpoint } from "../../weights/convert.js";
+import { convertCheckpoint } from "../../src/segvol/convert.js";
 
 const dir = mkdtempSync(join(tmpdir(), "segvol-cli-train-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { SafetensorsFile } from "../../weights/safetensors.js";
+import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { growFolder } from "../../src/cli/grow.js";
 import { registerInit } from "../../src/cli/init.js";
 import { readCategories } from "../../src/segvol/categories.js";

@@ -4,7 +4,7 @@
 // placeholder tokenizer (the goldens feed explicit token ids).
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeSafetensors } from "../../weights/safetensors.js";
+import { writeSafetensors } from "../../src/weights/safetensors.js";
 import { hashValues, loadInitSpec } from "./hashinit.js";
 
 const FIX = join(__dirname, "..", "fixtures", "model");

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { convertCheckpoint } from "../../weights/convert.js";
+import { convertCheckpoint } from "../../src/segvol/convert.js";
 import { SegVol } from "../../src/segvol/model.js";
 import type { Target, Vec3 } from "../../src/segvol/pipeline/types.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";

@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertCheckpoint } from "../../weights/convert.js";
+import { convertCheckpoint } from "../../src/segvol/convert.js";
 import { SegVol, type ImageEmbedding, type WindowPrompt } from "../../src/segvol/model.js";
 import type { ParamStore } from "../../src/nn/params.js";
 import { PromptEncoder, type Vec3 } from "../../src/segvol/prompt_encoder.js";

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { growFolder } from "../../src/cli/grow.js";
 import { SegVol } from "../../src/segvol/model.js";
 import { releaseGpu } from "../../src/tensor/device.js";
-import { SafetensorsFile } from "../../weights/safetensors.js";
+import { SafetensorsFile } from "../../src/weights/safetensors.js";
 
 const DEMO = join(__dirname, "..", "..", "weights", "demo");
 /** The demo model's image encoder blocks before growing. */

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { convertCheckpoint } from "../../weights/convert.js";
+import { convertCheckpoint } from "../../src/segvol/convert.js";
 import type { Box6, WindowPrompt } from "../../src/segvol/model.js";
 import type { Vec3 } from "../../src/segvol/prompt_encoder.js";
 import { releaseGpu } from "../../src/tensor/device.js";

@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertCheckpoint } from "../../weights/convert.js";
-import { SafetensorsFile } from "../../weights/safetensors.js";
+import { convertCheckpoint } from "../../src/segvol/convert.js";
+import { SafetensorsFile } from "../../src/weights/safetensors.js";
 import { niftiFromArray, writeNifti } from "../../src/io/nifti.js";
 import { SegVol, type WindowPrompt } from "../../src/segvol/model.js";
 import { gpu, initGpu, releaseGpu } from "../../src/tensor/device.js";

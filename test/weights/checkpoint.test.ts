@@ -1,11 +1,11 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { openCheckpoint } from "../../weights/checkpoint.js";
-import { f16BitsToF32 } from "../../weights/dtype.js";
-import { MAX_PICKLE_BYTES, TORCH_GLOBALS } from "../../weights/torch_pickle.js";
-import { ZipArchive } from "../../weights/torch_zip.js";
-import { PickleError, PyTuple, unpickle, type PickleErrorCode } from "../../weights/unpickle.js";
+import { openCheckpoint } from "../../src/weights/checkpoint.js";
+import { f16BitsToF32 } from "../../src/weights/dtype.js";
+import { MAX_PICKLE_BYTES, TORCH_GLOBALS } from "../../src/weights/torch_pickle.js";
+import { ZipArchive } from "../../src/weights/torch_zip.js";
+import { PickleError, PyTuple, unpickle, type PickleErrorCode } from "../../src/weights/unpickle.js";
 import { b64bytes, errorOf, fixture, readJson, sameBytes, tempDir } from "./util.js";
 
 const dir = tempDir("ckpt");

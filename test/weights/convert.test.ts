@@ -7,9 +7,9 @@ import { OFFICIAL_CATEGORIES } from "../../src/segvol/categories.js";
 import { loadConfig } from "../../src/segvol/config.js";
 import { expectedParameters } from "../../src/segvol/params.js";
 import { CLIP_TOKENIZER_DIR } from "../helpers/fixtures.js";
-import { f16BitsToF32 } from "../../weights/dtype.js";
-import { convertCheckpoint, ConvertMismatchError } from "../../weights/convert.js";
-import { SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
+import { f16BitsToF32 } from "../../src/weights/dtype.js";
+import { convertCheckpoint, ConvertMismatchError } from "../../src/segvol/convert.js";
+import { SafetensorsFile, writeSafetensors } from "../../src/weights/safetensors.js";
 import { b64bytes, errorOf, fixture, readJson, sameBytes, tempDir } from "./util.js";
 
 const dir = tempDir("convert");

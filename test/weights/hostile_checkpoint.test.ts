@@ -6,11 +6,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { CheckpointError, openCheckpoint } from "../../weights/checkpoint.js";
-import { MAX_PICKLE_BYTES, TensorRef, TorchZipCheckpoint } from "../../weights/torch_pickle.js";
-import { MAX_WALK_VISITS, tensorsOf } from "../../weights/torch_truncated.js";
-import { MAX_INFLATED_BYTES, ZipArchive, ZipError } from "../../weights/torch_zip.js";
-import { PickleError, PyTuple } from "../../weights/unpickle.js";
+import { CheckpointError, openCheckpoint } from "../../src/weights/checkpoint.js";
+import { MAX_PICKLE_BYTES, TensorRef, TorchZipCheckpoint } from "../../src/weights/torch_pickle.js";
+import { MAX_WALK_VISITS, tensorsOf } from "../../src/weights/torch_truncated.js";
+import { MAX_INFLATED_BYTES, ZipArchive, ZipError } from "../../src/weights/torch_zip.js";
+import { PickleError, PyTuple } from "../../src/weights/unpickle.js";
 import { buildZip, f32Bytes, P, stateDictPickle, tensorPickle, type CraftTensor, type ZipEntrySpec } from "./craft.js";
 import { tempDir } from "./util.js";
 

@@ -11,8 +11,8 @@ import { registerConvert } from "../../src/cli/convert.js";
 import { growFolder } from "../../src/cli/grow.js";
 import { writeInitFolder } from "../../src/cli/init.js";
 import { parseConfig } from "../../src/segvol/config.js";
-import { convertCheckpoint } from "../../weights/convert.js";
-import { OutputReplacesInputError } from "../../weights/output_dir.js";
+import { convertCheckpoint } from "../../src/segvol/convert.js";
+import { OutputReplacesInputError } from "../../src/weights/output_dir.js";
 import { fixture, tempDir } from "./util.js";
 
 const dir = tempDir("inputs");

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../weights/dtype.js";
-import { QUOTE_MAX } from "../../weights/quote.js";
+import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/weights/dtype.js";
+import { QUOTE_MAX } from "../../src/weights/quote.js";
 import {
   MAX_HEADER_BYTES,
   SafetensorsError,
@@ -10,7 +10,7 @@ import {
   writeSafetensors,
   type SafetensorsErrorCode,
   type TensorToWrite,
-} from "../../weights/safetensors.js";
+} from "../../src/weights/safetensors.js";
 import { b64bytes, errorOf, fixture, readJson, sameBytes, tempDir } from "./util.js";
 import { rnd } from "../helpers/random.js";
 

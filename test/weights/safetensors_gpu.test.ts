@@ -4,8 +4,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../weights/dtype.js";
-import { loadTensorToGpu, SafetensorsFile, writeSafetensors } from "../../weights/safetensors.js";
+import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/weights/dtype.js";
+import { loadTensorToGpu, SafetensorsFile, writeSafetensors } from "../../src/weights/safetensors.js";
 import { useGpu } from "../helpers/gpu.js";
 import { tempDir } from "./util.js";
 import { rnd } from "../helpers/random.js";

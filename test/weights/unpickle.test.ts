@@ -4,9 +4,9 @@
 // called; truncations are reported as such, inside the data; and a pickle
 // cannot make it create more than MAX_PICKLE_OBJECTS objects.
 import { describe, expect, it } from "vitest";
-import { MAX_PICKLE_BYTES, StorageRef, TORCH_GLOBALS } from "../../weights/torch_pickle.js";
-import { ZipArchive } from "../../weights/torch_zip.js";
-import { MAX_PICKLE_OBJECTS, PickleError, PyGlobal, unpickle, type GlobalHandler, type PickleErrorCode } from "../../weights/unpickle.js";
+import { MAX_PICKLE_BYTES, StorageRef, TORCH_GLOBALS } from "../../src/weights/torch_pickle.js";
+import { ZipArchive } from "../../src/weights/torch_zip.js";
+import { MAX_PICKLE_OBJECTS, PickleError, PyGlobal, unpickle, type GlobalHandler, type PickleErrorCode } from "../../src/weights/unpickle.js";
 import { P, tensorPickle } from "./craft.js";
 import { fixture } from "./util.js";
 

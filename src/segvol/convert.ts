@@ -14,17 +14,17 @@
 //   config, a tokenizer file): convert never replaces a file it reads.
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { CATEGORIES_FILE, OFFICIAL_CATEGORIES } from "../src/segvol/categories.js";
-import { DEFAULT_CONFIG, loadConfig, type SegVolConfig } from "../src/segvol/config.js";
-import { expectedParameters } from "../src/segvol/params.js";
-import { hasVocabulary, TOKENIZER_FILES, tokenizerFilesIn } from "../src/segvol/tokenizer.js";
-import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
-import { bytesToF32, F16_MAX, isFloatDType, maxAbsFinite, shapeNumel } from "./dtype.js";
-import { dims, excerpt, quoted } from "./quote.js";
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "./safetensors.js";
-import { replaceDir } from "../src/io/atomic.js";
-import { CLIP_VOCAB_SIZE, clipTokenizerDir } from "../src/node/package_files.js";
-import { assertSparesInputs, previousOutput } from "./output_dir.js";
+import { CATEGORIES_FILE, OFFICIAL_CATEGORIES } from "./categories.js";
+import { DEFAULT_CONFIG, loadConfig, type SegVolConfig } from "./config.js";
+import { expectedParameters } from "./params.js";
+import { hasVocabulary, TOKENIZER_FILES, tokenizerFilesIn } from "./tokenizer.js";
+import { openCheckpoint, type Checkpoint } from "../weights/checkpoint.js";
+import { bytesToF32, F16_MAX, isFloatDType, maxAbsFinite, shapeNumel } from "../weights/dtype.js";
+import { dims, excerpt, quoted } from "../weights/quote.js";
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../weights/safetensors.js";
+import { replaceDir } from "../io/atomic.js";
+import { CLIP_VOCAB_SIZE, clipTokenizerDir } from "../node/package_files.js";
+import { assertSparesInputs, previousOutput } from "../weights/output_dir.js";
 
 export const PRODUCER = "segvol convert";
 const OUTPUT_FILES = new Set(["model.safetensors", "config.json", CATEGORIES_FILE, ...TOKENIZER_FILES]);

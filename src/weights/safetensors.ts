@@ -5,7 +5,7 @@
 // are then read one at a time at their file offset, so a 700 MB file never
 // sits in host memory as a whole.
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { Tensor } from "../src/tensor/tensor.js";
+import { Tensor } from "../tensor/tensor.js";
 import {
   bytesToF32,
   f16BitsToF32,
