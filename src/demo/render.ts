@@ -23,7 +23,7 @@
 // axis-aligned).
 import { PNG } from "pngjs";
 import { writeFileAtomic } from "../io/atomic.js";
-import { drawText, GLYPH_H, textWidth } from "./font.js";
+import { drawText, GLYPH_H, textWidth } from "../image/font.js";
 
 export type Rgb = [number, number, number];
 export type Vec3 = [number, number, number];

@@ -2,7 +2,7 @@
 // plot drawn pixel by pixel (axes with labelled tick marks, the loss as a
 // polyline, y from the smallest to the largest loss), both written atomically.
 import { PNG } from "pngjs";
-import { drawText, textWidth, GLYPH_H } from "../demo/font.js";
+import { drawText, textWidth, GLYPH_H } from "../image/font.js";
 import { writeFileAtomic } from "../io/atomic.js";
 
 /** `step,loss` lines, steps counted from 1. */

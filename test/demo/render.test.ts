@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import { afterAll, describe, expect, it } from "vitest";
-import { drawText, glyph, GLYPH_H, GLYPH_W, textWidth } from "../../src/demo/font.js";
+import { drawText, glyph, GLYPH_H, GLYPH_W, textWidth } from "../../src/image/font.js";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
 import { BOX_COLOR, centreSlices, NEGATIVE_COLOR, POSITIVE_COLOR, renderSlices, writePng, type Rgb } from "../../src/demo/render.js";
 
