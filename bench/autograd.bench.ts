@@ -4,8 +4,8 @@
 // reduction's gradient.
 import { gatherBackward } from "../src/kernels/gather_backward.js";
 import { expandTo } from "../src/kernels/reduce_backward.js";
-import { backward, constant, param, zeroGrad } from "../src/train/autograd.js";
-import * as ag from "../src/train/ops.js";
+import { backward, constant, param, zeroGrad } from "../src/autograd/autograd.js";
+import * as ag from "../src/autograd/ops.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
 

@@ -24,10 +24,10 @@ import { CLIP_ACTIVATION } from "../segvol/text_encoder.js";
 import { initGpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { attention, layerNorm } from "./attention_ops.js";
-import { Var, constant, isRecording, noGrad, param } from "./autograd.js";
-import { convTranspose3d, patchEmbed, resize3d } from "./conv_ops.js";
-import { add, concat, gather, gelu, linear, matmul, permute, reshape, slice } from "./ops.js";
+import { attention, layerNorm } from "../autograd/attention_ops.js";
+import { Var, constant, isRecording, noGrad, param } from "../autograd/autograd.js";
+import { convTranspose3d, patchEmbed, resize3d } from "../autograd/conv_ops.js";
+import { add, concat, gather, gelu, linear, matmul, permute, reshape, slice } from "../autograd/ops.js";
 import { selectTrainable } from "./freeze.js";
 import type { TrainParam } from "./optim.js";
 

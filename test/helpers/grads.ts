@@ -2,7 +2,7 @@
 // output y with the golden's y, backpropagate gy, compare each input's
 // gradient with the golden's d_<input>, and free everything.
 import { expect } from "vitest";
-import { backward, type Var } from "../../src/train/autograd.js";
+import { backward, type Var } from "../../src/autograd/autograd.js";
 import type { Tensor } from "../../src/tensor/tensor.js";
 import { relError, type FixtureCase } from "./fixtures.js";
 

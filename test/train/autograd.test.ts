@@ -4,8 +4,8 @@
 // nodes and the errors at the boundary.
 import { describe, expect, it } from "vitest";
 import { binary, unary } from "../../src/kernels/elementwise.js";
-import { backward, constant, customOp, detach, isRecording, noGrad, param, zeroGrad, type Var } from "../../src/train/autograd.js";
-import * as ag from "../../src/train/ops.js";
+import { backward, constant, customOp, detach, isRecording, noGrad, param, zeroGrad, type Var } from "../../src/autograd/autograd.js";
+import * as ag from "../../src/autograd/ops.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";

@@ -5,8 +5,8 @@
 import { describe, expect, it } from "vitest";
 import type { Activation } from "../../src/kernels/activation.js";
 import type { UnaryOp } from "../../src/kernels/elementwise.js";
-import { param, type Var } from "../../src/train/autograd.js";
-import * as ag from "../../src/train/ops.js";
+import { param, type Var } from "../../src/autograd/autograd.js";
+import * as ag from "../../src/autograd/ops.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, type FixtureCase } from "../helpers/fixtures.js";

@@ -1,4 +1,4 @@
-// Gradients of convTranspose3d, patchEmbed and resize3d (src/train/conv_ops.ts)
+// Gradients of convTranspose3d, patchEmbed and resize3d (src/autograd/conv_ops.ts)
 // against PyTorch float64 goldens (tools/fixtures/gen_grad_conv.py); inputs
 // are re-created from the counter hash the generator used. Tolerance:
 // max |err| ≤ 1e-4 · max |expected| (1e-3 where a gradient element sums ≥ 768 terms).
@@ -7,8 +7,8 @@ import { convTranspose3dBackward, convTranspose3dWeightGrad } from "../../src/ke
 import { gemmSplits, type GemmKernel } from "../../src/kernels/conv_gemm.js";
 import { patchEmbedBackward } from "../../src/kernels/patch_embed_backward.js";
 import { resize3dBackward } from "../../src/kernels/resample_backward.js";
-import { backward, constant, param } from "../../src/train/autograd.js";
-import { convTranspose3d } from "../../src/train/conv_ops.js";
+import { backward, constant, param } from "../../src/autograd/autograd.js";
+import { convTranspose3d } from "../../src/autograd/conv_ops.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture } from "../helpers/fixtures.js";

@@ -1,8 +1,8 @@
 // Shared by conv_grad.test.ts and conv_grad_chunked.test.ts: re-creates a
 // golden case's inputs (tools/fixtures/gen_grad_conv.py hashes them), runs
 // the differentiable op, backpropagates gy and compares with PyTorch.
-import { param, type Var } from "../../src/train/autograd.js";
-import { convTranspose3d, patchEmbed, resize3d } from "../../src/train/conv_ops.js";
+import { param, type Var } from "../../src/autograd/autograd.js";
+import { convTranspose3d, patchEmbed, resize3d } from "../../src/autograd/conv_ops.js";
 import { Tensor, numel } from "../../src/tensor/tensor.js";
 import { relError, type FixtureCase } from "../helpers/fixtures.js";
 import { expectGradients } from "../helpers/grads.js";

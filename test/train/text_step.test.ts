@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { writePhantom } from "../../src/demo/phantom.js";
 import { gpu, initGpu, releaseGpu } from "../../src/tensor/device.js";
-import { zeroGrad } from "../../src/train/autograd.js";
+import { zeroGrad } from "../../src/autograd/autograd.js";
 import { MsdDataset } from "../../src/train/data.js";
 import { Rng } from "../../src/train/rng.js";
 import { TrainableSegVol } from "../../src/train/segvol_train.js";

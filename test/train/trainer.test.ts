@@ -18,7 +18,7 @@ import { niftiFromArray, writeNifti } from "../../src/io/nifti.js";
 import { SegVol, type WindowPrompt } from "../../src/segvol/model.js";
 import { gpu, initGpu, releaseGpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { constant, noGrad, zeroGrad } from "../../src/train/autograd.js";
+import { constant, noGrad, zeroGrad } from "../../src/autograd/autograd.js";
 import { TrainableSegVol, promptLayout } from "../../src/train/segvol_train.js";
 import { train, trainStep, type TrainOptions } from "../../src/train/trainer.js";
 import { MsdDataset } from "../../src/train/data.js";

@@ -1,6 +1,6 @@
 // Reverse-mode automatic differentiation over GPU tensors.
 //
-// Ops on `Var`s (src/train/ops.ts) run the forward kernel and, while
+// Ops on `Var`s (src/autograd/ops.ts) run the forward kernel and, while
 // recording, attach a `GradNode` to their result: the inputs, a backward
 // closure and the tensors it saved. `backward(loss)` walks the nodes in
 // reverse topological order, runs each closure once the gradient of its
