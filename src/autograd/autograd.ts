@@ -9,10 +9,14 @@
 // Memory ownership (all by explicit disposal, no GC):
 //  - A Var owns its `value` and `grad`. Leaves made by `param` / `constant`
 //    wrap a tensor the caller made; `Var.dispose()` frees it.
-//  - Values of op results made while recording belong to the tape: they are
-//    exempt from `scope()` and freed by `backward` as soon as the walk has
-//    passed them (except the loss and Vars marked with `retain()`), or by
-//    `dispose()` on the graph's root if backward never runs.
+//  - Values of recorded op results (recording, and some input requires
+//    grad) belong to the tape: they are exempt from `scope()` and freed by
+//    `backward` as soon as the walk has passed them (except the loss and
+//    Vars marked with `retain()`), or by `dispose()` on the graph's root if
+//    backward never runs. Every other op result (under `noGrad`, or with no
+//    input requiring grad: a frozen part of a network) is an ordinary tensor
+//    of the enclosing scope, so one rule frees forward intermediates with
+//    and without a tape: module calls run in `scoped`.
 //  - A node saves its own handles (`reshape` views share the storage), so
 //    freeing a Var's value never breaks a backward that still needs it; the
 //    storage returns to the pool when the last handle goes. Each node's
@@ -88,7 +92,7 @@ export class Var {
   grad: Tensor | null = null;
   readonly requiresGrad: boolean;
   readonly node: GradNode | null;
-  /** Made by an op while recording: the tape frees its value (see file header). */
+  /** Made by a recorded op (some input requires grad): the tape frees its value (see file header). */
   readonly onTape: boolean;
   private retained = false;
 
@@ -169,19 +173,29 @@ function tensorsIn(value: unknown, out: Tensor[], depth = 0): void {
 }
 
 /**
+ * Runs fn in a tensor scope that keeps what its result reaches (Vars,
+ * tensors, arrays, plain objects): every other tensor made inside and not
+ * owned by the tape is freed when fn returns. Module calls run in one, so
+ * forward code frees its intermediates without a `dispose()` by hand.
+ */
+export function scoped<T>(fn: () => T): T {
+  return scope(() => {
+    const result = fn();
+    const keepList: Tensor[] = [];
+    tensorsIn(result, keepList);
+    return { result, keepList };
+  }).result;
+}
+
+/**
  * Runs fn without recording: ops return constants, with no saved tensors
- * and no extra work. Acts as a `scope`: tensors made inside are freed when
+ * and no extra work. Acts as `scoped`: tensors made inside are freed when
  * fn returns, except those in its result (Vars, tensors, arrays, objects).
  */
 export function noGrad<T>(fn: () => T): T {
   noGradDepth++;
   try {
-    return scope(() => {
-      const result = fn();
-      const keepList: Tensor[] = [];
-      tensorsIn(result, keepList);
-      return { result, keepList };
-    }).result;
+    return scoped(fn);
   } finally {
     noGradDepth--;
   }
@@ -204,11 +218,11 @@ export function customOp(op: string, inputs: Var[], out: Tensor, backward: Backw
     for (const t of saved) t.dispose();
     return new Var(out, false, null, false);
   }
-  keep(out);
   if (!inputs.some((v) => v.requiresGrad)) {
     for (const t of saved) t.dispose();
-    return new Var(out, false, null, true);
+    return new Var(out, false, null, false);
   }
+  keep(out);
   for (const t of saved) keep(t);
   return new Var(out, true, new Node(op, inputs, backward, saved), true);
 }
