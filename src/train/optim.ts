@@ -10,13 +10,13 @@
 // Bias corrections are computed on the host in double precision, as Python
 // does, and passed as f32 uniforms. A parameter whose grad is null is skipped
 // and its step count does not advance (as torch skips `p.grad is None`).
+// The fused kernels are in src/kernels/optim.ts; this file holds the state.
 import { fail } from "../kernels/check.js";
-import { Params } from "../kernels/params.js";
+import { adamwUpdate, sgdUpdate } from "../kernels/optim.js";
+import { vec4Chunks, type Vec4Chunk } from "../kernels/vec4.js";
 import { gpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { elementwiseMainWgsl, multiBatches, tableFields, tableParams, tableWgsl } from "./multi_tensor.js";
-import { LANES_WGSL, vec4Chunks, type Vec4Chunk } from "./vec4.js";
 
 /** A parameter as the optimisers see it (an autograd `Var` fits). */
 export interface TrainParam {
@@ -39,8 +39,6 @@ export interface Optimizer {
   loadState(s: OptimState): void;
   dispose(): void;
 }
-
-const WG = 64;
 
 function checkParams(op: string, params: readonly TrainParam[]): void {
   const seen = new Set<string>();
@@ -97,47 +95,6 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
-/**
- * AdamW over `size` tensors in one dispatch (multi_tensor.ts): slot j binds
- * param, exp_avg, exp_avg_sq and grad at 1 + 4j .. 4 + 4j. All of a batch
- * share one step count, so one set of hyperparameters.
- */
-function adamwWgsl(size: number): string {
-  const slot = (j: number) => /* wgsl */ `
-@group(0) @binding(${1 + 4 * j}) var<storage, read_write> param${j}: array<vec4<f32>>;
-@group(0) @binding(${2 + 4 * j}) var<storage, read_write> m1_${j}: array<vec4<f32>>;
-@group(0) @binding(${3 + 4 * j}) var<storage, read_write> m2_${j}: array<vec4<f32>>;
-@group(0) @binding(${4 + 4 * j}) var<storage, read> grad${j}: array<vec4<f32>>;
-fn update${j}(i: u32, n: u32) {
-  let live = lanes(n, i);
-  let g = grad${j}[i];
-  let x0 = param${j}[i];
-  let m0 = m1_${j}[i];
-  let v0 = m2_${j}[i];
-  let r = adamw(x0, m0, v0, g);
-  param${j}[i] = select(x0, r[0], live);
-  m1_${j}[i] = select(m0, r[1], live);
-  m2_${j}[i] = select(v0, r[2], live);
-}`;
-  return /* wgsl */ `
-struct P { total: u32, decay: f32, w: f32, beta2: f32, omb2: f32, step_size: f32, bc2_sqrt: f32, eps: f32, ${tableFields(size)} }
-@group(0) @binding(0) var<uniform> p: P;
-${LANES_WGSL}
-${tableWgsl(size)}
-// One AdamW update: the new (param, exp_avg, exp_avg_sq).
-fn adamw(x0: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, g: vec4<f32>) -> array<vec4<f32>, 3> {
-  let x = x0 * p.decay;
-  // torch.lerp's two formulas (weight below / above one half).
-  var m: vec4<f32>;
-  if (p.w < 0.5) { m = m0 + p.w * (g - m0); } else { m = g - (g - m0) * (1.0 - p.w); }
-  let v = v0 * p.beta2 + p.omb2 * g * g;
-  let denom = sqrt(v) / p.bc2_sqrt + p.eps;
-  return array<vec4<f32>, 3>(x - p.step_size * m / denom, m, v);
-}
-${Array.from({ length: size }, (_, j) => slot(j)).join("\n")}
-${elementwiseMainWgsl(WG, size, (j) => `update${j}(i, n);`)}`;
-}
-
 export class AdamW implements Optimizer {
   lr: number;
   readonly beta1: number;
@@ -190,23 +147,15 @@ export class AdamW implements Optimizer {
       list.push(...vec4Chunks([p.value, s.m, s.v, p.grad]));
     }
     for (const [step, chunks] of byStep) {
-      const bc1 = 1 - this.beta1 ** step;
-      const bc2 = 1 - this.beta2 ** step;
-      for (const b of multiBatches(chunks, g.maxStorageBindings / 4, (c) => Math.ceil(c.count / 4 / WG))) {
-        const size = b.items.length;
-        const pipe = g.pipeline(`train:adamw:${size}`, () => adamwWgsl(size));
-        const params = new Params()
-          .u32(b.workgroups)
-          .f32(1 - this.lr * this.weightDecay)
-          .f32(1 - this.beta1)
-          .f32(this.beta2)
-          .f32(1 - this.beta2)
-          .f32(this.lr / bc1)
-          .f32(Math.sqrt(bc2))
-          .f32(this.eps);
-        tableParams(params, b.items.map((c) => c.count), b.starts);
-        g.dispatch(pipe, b.items.flatMap((c) => c.bindings), params.bytes(), g.grid(b.workgroups));
-      }
+      adamwUpdate(chunks, {
+        lr: this.lr,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        eps: this.eps,
+        weightDecay: this.weightDecay,
+        bc1: 1 - this.beta1 ** step,
+        bc2: 1 - this.beta2 ** step,
+      });
     }
   }
 
@@ -272,36 +221,6 @@ export interface SGDOptions {
   weightDecay?: number;
 }
 
-function sgdWgsl(momentum: boolean): string {
-  const bindings = momentum
-    ? `@group(0) @binding(2) var<storage, read_write> buf: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> grad: array<vec4<f32>>;`
-    : `@group(0) @binding(2) var<storage, read> grad: array<vec4<f32>>;`;
-  const body = momentum
-    ? `let b0 = buf[i];
-  var b = d;
-  if (p.first == 0u) { b = b0 * p.mu + p.omd * d; }
-  buf[i] = select(b0, b, live);
-  if (p.nesterov != 0u) { d = d + p.mu * b; } else { d = b; }`
-    : "";
-  return /* wgsl */ `
-struct P { n: u32, lr: f32, wd: f32, mu: f32, omd: f32, first: u32, nesterov: u32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> param: array<vec4<f32>>;
-${bindings}
-${LANES_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i * 4u >= p.n) { return; }
-  let live = lanes(p.n, i);
-  let x0 = param[i];
-  var d = grad[i] + p.wd * x0;
-  ${body}
-  param[i] = select(x0, x0 - p.lr * d, live);
-}`;
-}
-
 export class SGD implements Optimizer {
   lr: number;
   readonly momentum: number;
@@ -335,7 +254,6 @@ export class SGD implements Optimizer {
     const g = gpu();
     g.checkAlive(op);
     const withMomentum = this.momentum !== 0;
-    const pipe = g.pipeline(`train:sgd:${withMomentum}`, () => sgdWgsl(withMomentum));
     for (const p of this.params) {
       if (!p.grad) continue;
       p.value.assertAlive(`${op} (${p.name})`);
@@ -351,18 +269,14 @@ export class SGD implements Optimizer {
       if (slot) slot.step += 1;
       if (p.value.size === 0) continue;
       const tensors = slot ? [p.value, slot.buf, p.grad] : [p.value, p.grad];
-      for (const c of vec4Chunks(tensors)) {
-        const params = new Params()
-          .u32(c.count)
-          .f32(this.lr)
-          .f32(this.weightDecay)
-          .f32(this.momentum)
-          .f32(1 - this.dampening)
-          .u32(first)
-          .u32(this.nesterov ? 1 : 0)
-          .u32(0);
-        g.dispatch(pipe, c.bindings, params.bytes(), g.grid(Math.ceil(c.count / 4 / WG)));
-      }
+      sgdUpdate(tensors, {
+        lr: this.lr,
+        weightDecay: this.weightDecay,
+        momentum: this.momentum,
+        dampening: this.dampening,
+        nesterov: this.nesterov,
+        first: first === 1,
+      });
     }
   }
 

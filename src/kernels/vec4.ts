@@ -6,7 +6,7 @@
 // size classes, so the rounded window stays inside the buffer); kernels mask
 // the lanes past the tensor's end with `lanes(n, i)` and write them back
 // unchanged.
-import { outputChunks } from "../kernels/binding.js";
+import { outputChunks } from "./binding.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 export interface Vec4Chunk {

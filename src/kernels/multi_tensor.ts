@@ -11,7 +11,7 @@
 // bindings of that tensor (WGSL cannot index bindings at run time), so the
 // generated shader holds one copy of the per-tensor code per slot. A
 // pipeline is compiled per batch size (the last batch is usually smaller).
-import type { Params } from "../kernels/params.js";
+import type { Params } from "./params.js";
 
 /** The most tensors one batch binds; more would only lengthen the shader and its compile on lavapipe. */
 export const MAX_PER_BATCH = 8;
