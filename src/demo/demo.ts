@@ -19,7 +19,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { replaceDir, writeFileAtomic } from "../io/atomic.js";
 import { niftiFromArray, writeNifti } from "../io/nifti.js";
 import { SegVol } from "../segvol/model.js";
-import type { Target, Vec3 } from "../segvol/pipeline/types.js";
+import type { SegmentResult, Target, Vec3 } from "../segvol/pipeline/types.js";
 import { gpu, releaseGpu } from "../tensor/device.js";
 import { generatePhantom, PHANTOM_LABELS, type Phantom } from "./phantom.js";
 import { centreSlices, renderSlices, writePng } from "./render.js";
@@ -206,10 +206,42 @@ function checkOutputDir(out: string): void {
 
 const fileStem = (organ: string) => organ.replace(/ /g, "_");
 
+/** One target of the demo: the prompt given to `segment`, the organ it is scored against, and its kind. */
+interface PlannedTarget {
+  target: Target;
+  organ: string;
+  prompt: DemoPrompt;
+}
+
+/** The demo's targets: every category by text, then one organ by its box and one by points. */
+interface DemoPlan {
+  /** Each category's ground-truth mask. */
+  truth: Map<string, Uint8Array>;
+  plan: PlannedTarget[];
+  boxOrgan: string;
+  pointOrgan: string;
+  box: [number, number, number, number, number, number];
+  points: Vec3[];
+  pointPrompts: { ijk: Vec3; label: 1 }[];
+}
+
 /** Runs the demo; see the file comment. */
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const started = performance.now();
   const log = opts.onProgress ?? (() => {});
+  const { seed, weights, categories, out } = checkDemoRun(opts);
+  log(`phantom seed ${seed}`);
+  const ph: Phantom = generatePhantom(seed, opts.phantom ?? {});
+  const plan = planTargets(ph, categories, seed);
+  log(`box ${plan.box.join(",")} on ${plan.boxOrgan}; points ${plan.points.map((p) => p.join(",")).join(" ")} on ${plan.pointOrgan}`);
+  const { result, compileSeconds } = await segmentPhantom(weights, ph, plan.plan, log);
+  const scored = scoreTargets(categories, plan, result, ph.labels.length);
+  const names = writeDemoOutput(out, { seed, weights, categories, ph, plan, result, scored, compileSeconds, started });
+  return { targets: scored.targets, compileSeconds, seconds: Math.round(performance.now() - started) / 1000, files: names.map((f) => join(out, f)) };
+}
+
+/** Checks everything the run depends on before any work: the seed, the weights, their categories, the output folder. */
+function checkDemoRun(opts: DemoOptions): { seed: number; weights: string; categories: string[]; out: string } {
   const seed = opts.seed ?? DEMO_SEED;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`demo: seed ${seed}: expected an integer in [0, 2^32)`);
   const weights = resolve(opts.weights);
@@ -221,9 +253,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const categories = demoCategories(weights);
   const out = resolve(opts.out ?? "segvol-demo");
   checkOutputDir(out);
+  return { seed, weights, categories, out };
+}
 
-  log(`phantom seed ${seed}`);
-  const ph: Phantom = generatePhantom(seed, opts.phantom ?? {});
+/** The ground truth per category and the targets: text for each, a box on one organ in view, points on another. */
+function planTargets(ph: Phantom, categories: string[], seed: number): DemoPlan {
   const n = ph.labels.length;
   const truth = new Map<string, Uint8Array>();
   for (const organ of categories) {
@@ -239,14 +273,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const pointOrgan = pick(POINT_PREFERENCE, boxOrgan);
   if (!boxOrgan || !pointOrgan) throw new Error(`demo: phantom seed ${seed} has none of ${categories.join(", ")} in view`);
 
-  const plan: { target: Target; organ: string; prompt: DemoPrompt }[] = categories.map((organ) => ({ target: { name: `text:${organ}`, text: organ }, organ, prompt: "text" }));
+  const plan: PlannedTarget[] = categories.map((organ) => ({ target: { name: `text:${organ}`, text: organ }, organ, prompt: "text" }));
   const box = boundingBox(truth.get(boxOrgan)!, ph.dims);
   plan.push({ target: { name: `box:${boxOrgan}`, box }, organ: boxOrgan, prompt: "box" });
   const points = samplePoints(truth.get(pointOrgan)!, ph.dims);
   const pointPrompts = points.map((ijk) => ({ ijk, label: 1 as const }));
   plan.push({ target: { name: `points:${pointOrgan}`, points: pointPrompts }, organ: pointOrgan, prompt: "points" });
-  log(`box ${box.join(",")} on ${boxOrgan}; points ${points.map((p) => p.join(",")).join(" ")} on ${pointOrgan}`);
+  return { truth, plan, boxOrgan, pointOrgan, box, points, pointPrompts };
+}
 
+/**
+ * Loads the model, compiles the kernels (a stage of its own) and segments
+ * every target in one call; the model and the GPU are released whatever happens.
+ */
+async function segmentPhantom(weights: string, ph: Phantom, plan: readonly PlannedTarget[], log: (line: string) => void): Promise<{ result: SegmentResult; compileSeconds: number }> {
   const model = await SegVol.fromWeights(weights);
   const volume = { dims: ph.dims, data: Float32Array.from(ph.image) };
   const prompts = plan.map((p) => p.target);
@@ -279,10 +319,24 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     model.dispose();
     releaseGpu();
   }
+  return { result, compileSeconds };
+}
 
-  // The text label map: where text masks overlap, the voxel goes to the
-  // organ with the highest logit. Text Dice is scored on this map (what
-  // text_labels.nii.gz holds), box and point Dice on their own masks.
+/** The ground-truth label map, the text label map and each target's Dice and time. */
+interface Scores {
+  gt: Uint8Array;
+  textMap: Int16Array;
+  /** Text target k's mask in the text label map. */
+  textMask: (k: number) => Int16Array;
+  targets: DemoTargetResult[];
+}
+
+/**
+ * The text label map: where text masks overlap, the voxel goes to the
+ * organ with the highest logit. Text Dice is scored on this map (what
+ * text_labels.nii.gz holds), box and point Dice on their own masks.
+ */
+function scoreTargets(categories: readonly string[], { truth, plan }: DemoPlan, result: SegmentResult, n: number): Scores {
   const gt = new Uint8Array(n);
   const textMap = new Int16Array(n);
   const best = new Float32Array(n).fill(-Infinity);
@@ -303,15 +357,38 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const mask = p.prompt === "text" ? textMask(t) : r.mask;
     return { name: p.organ, prompt: p.prompt, dice: dice(mask, truth.get(p.organ)!), seconds: Math.round(r.seconds * 1000) / 1000 };
   });
+  return { gt, textMap, textMask, targets };
+}
 
-  // Write everything into a temporary sibling folder, then rename it into place.
+/** What writeDemoOutput writes: the run's inputs, its plan, results and scores. */
+interface DemoOutput {
+  seed: number;
+  weights: string;
+  categories: string[];
+  ph: Phantom;
+  plan: DemoPlan;
+  result: SegmentResult;
+  scored: Scores;
+  compileSeconds: number;
+  /** performance.now() at the run's start, for demo.json's seconds. */
+  started: number;
+}
+
+/**
+ * Writes the volumes, pictures and demo.json into a temporary sibling folder,
+ * then renames it into place (see the file comment); returns the file names.
+ */
+function writeDemoOutput(out: string, d: DemoOutput): string[] {
+  const { seed, categories, ph, result, scored } = d;
+  const { truth, plan, boxOrgan, pointOrgan, box, points, pointPrompts } = d.plan;
+  const { targets, textMask } = scored;
   mkdirSync(dirname(out), { recursive: true });
   const tmp = join(dirname(out), `.${basename(out)}.demo-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
   mkdirSync(tmp);
   const names: string[] = [];
   let done = false;
   try {
-    const like = niftiFromArray(ph.dims, new Float32Array(n), { affine: ph.affine });
+    const like = niftiFromArray(ph.dims, new Float32Array(ph.labels.length), { affine: ph.affine });
     const nii = (name: string, data: ArrayLike<number>, type: "uint8" | "int16") => {
       writeNifti(join(tmp, name), like, data, type, { descrip: PRODUCER });
       names.push(name);
@@ -322,8 +399,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     };
     nii("phantom.nii.gz", ph.image, "int16");
     // Ground truth numbered 1..K in the categories' order, as text_labels.
-    nii("labels.nii.gz", gt, "uint8");
-    nii("text_labels.nii.gz", textMap, "int16");
+    nii("labels.nii.gz", scored.gt, "uint8");
+    nii("text_labels.nii.gz", scored.textMap, "int16");
     const boxT = plan.length - 2, pointT = plan.length - 1;
     nii(`box_${fileStem(boxOrgan)}.nii.gz`, result.targets[boxT]!.mask, "uint8");
     nii(`points_${fileStem(pointOrgan)}.nii.gz`, result.targets[pointT]!.mask, "uint8");
@@ -335,8 +412,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     png("box.png", renderSlices({ ...view, title: `BOX PROMPT: ${boxOrgan}`, masks: [{ name: score(boxT), mask: result.targets[boxT]!.mask }], box }));
     png("points.png", renderSlices({ ...view, title: `POINT PROMPTS: ${pointOrgan}`, masks: [{ name: score(pointT), mask: result.targets[pointT]!.mask }], points: pointPrompts }));
     png("ground_truth.png", renderSlices({ ...view, title: `GROUND TRUTH (SEED ${seed})`, masks: categories.map((organ) => ({ name: organ, mask: truth.get(organ)! })) }));
-    const seconds = Math.round(performance.now() - started) / 1000;
-    const summary = { producer: PRODUCER, seed, weights, categories, box: { organ: boxOrgan, ijk: box }, points: { organ: pointOrgan, ijk: points }, slices, targets, compileSeconds, seconds };
+    const seconds = Math.round(performance.now() - d.started) / 1000;
+    const summary = { producer: PRODUCER, seed, weights: d.weights, categories, box: { organ: boxOrgan, ijk: box }, points: { organ: pointOrgan, ijk: points }, slices, targets, compileSeconds: d.compileSeconds, seconds };
     writeFileAtomic(join(tmp, "demo.json"), new TextEncoder().encode(JSON.stringify(summary, null, 1) + "\n"), { what: "demo" });
     names.push("demo.json");
     replaceDir(tmp, out);
@@ -344,5 +421,5 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   } finally {
     if (!done) rmSync(tmp, { recursive: true, force: true });
   }
-  return { targets, compileSeconds, seconds: Math.round(performance.now() - started) / 1000, files: names.map((f) => join(out, f)) };
+  return names;
 }

@@ -131,11 +131,138 @@ function checkOptions(opts: PhantomOptions): void {
   }
 }
 
-/** One synthetic abdominal CT and its label map, deterministic per seed. */
+/** The voxel grid of one phantom and the volumes painted on it, voxel v = k·nx·ny + j·nx + i. */
+class Canvas {
+  readonly nxy: number;
+  readonly hu: Float32Array;
+  readonly lab: Uint8Array;
+  /** Adult mm inside the skin (negative outside). */
+  readonly depth: Float32Array;
+  /** Depth of the abdominal cavity boundary at each voxel. */
+  readonly wall: Float32Array;
+  /** Texture amplitude of the tissue drawn. */
+  readonly texAmp: Float32Array;
+
+  /**
+   * `s` is world mm per adult mm; X, Y, Z the adult-mm coordinate of each
+   * index, and `zCentre` the adult-mm Z of the volume's middle slice.
+   */
+  constructor(
+    readonly dims: Vec3,
+    readonly spacing: Vec3,
+    readonly s: number,
+    readonly zCentre: number,
+    readonly X: Float64Array,
+    readonly Y: Float64Array,
+    readonly Z: Float64Array,
+  ) {
+    this.nxy = dims[0] * dims[1];
+    const N = this.nxy * dims[2];
+    this.hu = new Float32Array(N);
+    this.lab = new Uint8Array(N);
+    this.depth = new Float32Array(N);
+    this.wall = new Float32Array(N);
+    this.texAmp = new Float32Array(N);
+  }
+
+  /**
+   * Paints voxels whose adult-mm coordinates lie in the box and for which fn
+   * returns a HU (not NaN): inside the abdominal cavity, or (`"body"`) anywhere
+   * deeper than the skin.
+   */
+  paint(box: [Vec3, Vec3], label: number, tex: number, fn: (x: number, y: number, z: number, v: number) => number, where: "cavity" | "body" = "cavity"): void {
+    const [nx, ny, nz] = this.dims;
+    const [sx, sy, sz] = this.spacing;
+    const { s, zCentre, nxy, X, Y, Z, hu, lab, depth, wall, texAmp } = this;
+    const i0 = Math.max(0, Math.floor((box[0][0] * s) / sx + (nx - 1) / 2)), i1 = Math.min(nx - 1, Math.ceil((box[1][0] * s) / sx + (nx - 1) / 2));
+    const j0 = Math.max(0, Math.floor((box[0][1] * s) / sy + (ny - 1) / 2)), j1 = Math.min(ny - 1, Math.ceil((box[1][1] * s) / sy + (ny - 1) / 2));
+    const k0 = Math.max(0, Math.floor(((box[0][2] - zCentre) * s) / sz + (nz - 1) / 2)), k1 = Math.min(nz - 1, Math.ceil(((box[1][2] - zCentre) * s) / sz + (nz - 1) / 2));
+    for (let k = k0; k <= k1; k++) {
+      for (let j = j0; j <= j1; j++) {
+        for (let i = i0; i <= i1; i++) {
+          const v = k * nxy + j * nx + i;
+          const d = depth[v]!;
+          if (where === "cavity" ? d <= wall[v]! + 1 : d <= 3) continue;
+          const h = fn(X[i]!, Y[j]!, Z[k]!, v);
+          if (Number.isNaN(h)) continue;
+          hu[v] = h;
+          lab[v] = label;
+          texAmp[v] = tex;
+        }
+      }
+    }
+  }
+}
+
+/** The body's outline and the spine's course, which the later organs are placed against. */
+interface Body {
+  /** Half-axes (adult mm): left-right, antero-posterior. */
+  a: number;
+  b: number;
+  /** A box around the whole body, for paint. */
+  box: [Vec3, Vec3];
+  /** Vertebral body centre (Y) at Z = 0 and along Z, and its X. */
+  spineY0: number;
+  spineY: (z: number) => number;
+  spineX: number;
+}
+
+/** The liver, spleen and stomach shapes, and the lung domes above them. */
+interface UpperOrgans {
+  liverC: Vec3;
+  liverDef: Deform;
+  liverMain: Shape;
+  leftLobe: Shape;
+  rightTip: Shape;
+  spleenC: Vec3;
+  spleenF: Shape;
+  spleenDef: Deform;
+  stomC: Vec3;
+  stomR: Vec3;
+  stomF: Shape;
+  stomDef: Deform;
+  /** Air above this (in units of the stomach's Y radius). */
+  stomLevel: number;
+  lungDome: number;
+  lungDomeLeft: number;
+}
+
+type Shape = (x: number, y: number, z: number) => number;
+
+const around = (c: Vec3, r: number): [Vec3, Vec3] => [[c[0] - r, c[1] - r, c[2] - r], [c[0] + r, c[1] + r, c[2] + r]];
+const jit = (rng: Rng, v: number, f: number) => v * (1 + rng.uniform(-f, f));
+const shift = (rng: Rng, c: Vec3, d: number): Vec3 => [c[0] + rng.uniform(-d, d), c[1] + rng.uniform(-d, d), c[2] + rng.uniform(-d, d)];
+
+/**
+ * One synthetic abdominal CT and its label map, deterministic per seed. Every
+ * stage draws from the one generator in a fixed order: reordering stages or
+ * draws changes every phantom (and the demo model's held-out scores).
+ */
 export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phantom {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`generatePhantom: seed must be an integer in [0, 2^32), got ${seed}`);
   checkOptions(opts);
   const rng = new Rng(seed);
+  const { canvas, affine, bodyA, bodyB } = frameBody(rng, opts);
+  const body = drawBodyWall(rng, canvas, bodyA, bodyB);
+  const organs = placeUpperOrgans(rng, body);
+  drawThorax(rng, canvas, body, organs);
+  drawBackMuscles(rng, canvas, body);
+  drawBowel(rng, canvas);
+  // Labelled organs, in precedence order (later wins).
+  drawLiverSpleenStomach(rng, canvas, organs);
+  drawPancreas(rng, canvas, body, organs);
+  drawGallbladder(rng, canvas, organs);
+  drawKidneys(rng, canvas, body);
+  drawGreatVessels(rng, canvas, body);
+  drawVertebralColumn(rng, canvas, body);
+  const image = addTextureAndNoise(rng, canvas);
+  const [nx, ny, nz] = canvas.dims;
+  const [sx, sy, sz] = canvas.spacing;
+  return { image, labels: canvas.lab, dims: [nx, ny, nz], spacing: [sx, sy, sz], affine };
+}
+
+/** The patient's size, the voxel grid and where the patient lies in it. */
+function frameBody(rng: Rng, opts: PhantomOptions): { canvas: Canvas; affine: number[][]; bodyA: number; bodyB: number } {
   // Body half-axes (adult mm) and how much of the FOV the body fills.
   const bodyA = rng.uniform(150, 175);
   const bodyB = bodyA * rng.uniform(0.66, 0.78);
@@ -159,15 +286,11 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
   const X = Float64Array.from({ length: nx }, (_, i) => ((i - (nx - 1) / 2) * sx) / s);
   const Y = Float64Array.from({ length: ny }, (_, j) => ((j - (ny - 1) / 2) * sy) / s);
   const Z = Float64Array.from({ length: nz }, (_, k) => ((k - (nz - 1) / 2) * sz) / s + zCentre);
-  const nxy = nx * ny;
-  const N = nxy * nz;
-  const hu = new Float32Array(N);
-  const lab = new Uint8Array(N);
-  const depth = new Float32Array(N); // adult mm inside the skin (negative outside)
-  const wall = new Float32Array(N); // depth of the abdominal cavity boundary at this voxel
-  const texAmp = new Float32Array(N); // texture amplitude of the tissue drawn
+  return { canvas: new Canvas(dims, spacing, s, zCentre, X, Y, Z), affine, bodyA, bodyB };
+}
 
-  // ---- body: superellipse cross-section varying along Z, skin/fat/muscle layers.
+/** Body: superellipse cross-section varying along Z, skin/fat/muscle layers; also places the spine. */
+function drawBodyWall(rng: Rng, canvas: Canvas, bodyA: number, bodyB: number): Body {
   const p = rng.uniform(2.0, 2.5);
   const bodyWave = [rng.uniform(0.02, 0.06), rng.uniform(0, 6.3), rng.uniform(250, 450)];
   const fatT = rng.uniform(8, 28); // subcutaneous fat thickness
@@ -178,6 +301,8 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
   const lordosis = [rng.uniform(4, 10), rng.uniform(0, 6.3)];
   const spineY = (z: number) => spineY0 + lordosis[0]! * Math.sin(z / 160 + lordosis[1]!);
   const spineX = rng.uniform(-4, 4);
+  const [nx, ny, nz] = canvas.dims;
+  const { nxy, X, Y, Z, hu, depth, wall, texAmp } = canvas;
   for (let k = 0; k < nz; k++) {
     const z = Z[k]!;
     const g = 1 + bodyWave[0]! * Math.sin((2 * Math.PI * z) / bodyWave[2]! + bodyWave[1]!);
@@ -203,65 +328,44 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
       }
     }
   }
+  const box: [Vec3, Vec3] = [[-bodyA * 1.1, -bodyB * 1.1, -1e4], [bodyA * 1.1, bodyB * 1.1, 1e4]];
+  return { a: bodyA, b: bodyB, box, spineY0, spineY, spineX };
+}
 
-  const q = new Float64Array(3);
-  /** Paints voxels whose adult-mm coordinates lie in the box and for which fn returns a HU (not NaN). */
-  const paint = (
-    box: [Vec3, Vec3],
-    label: number,
-    tex: number,
-    fn: (x: number, y: number, z: number, v: number) => number,
-    where: "cavity" | "body" = "cavity",
-  ) => {
-    const i0 = Math.max(0, Math.floor((box[0][0] * s) / sx + (nx - 1) / 2)), i1 = Math.min(nx - 1, Math.ceil((box[1][0] * s) / sx + (nx - 1) / 2));
-    const j0 = Math.max(0, Math.floor((box[0][1] * s) / sy + (ny - 1) / 2)), j1 = Math.min(ny - 1, Math.ceil((box[1][1] * s) / sy + (ny - 1) / 2));
-    const k0 = Math.max(0, Math.floor(((box[0][2] - zCentre) * s) / sz + (nz - 1) / 2)), k1 = Math.min(nz - 1, Math.ceil(((box[1][2] - zCentre) * s) / sz + (nz - 1) / 2));
-    for (let k = k0; k <= k1; k++) {
-      for (let j = j0; j <= j1; j++) {
-        for (let i = i0; i <= i1; i++) {
-          const v = k * nxy + j * nx + i;
-          const d = depth[v]!;
-          if (where === "cavity" ? d <= wall[v]! + 1 : d <= 3) continue;
-          const h = fn(X[i]!, Y[j]!, Z[k]!, v);
-          if (Number.isNaN(h)) continue;
-          hu[v] = h;
-          lab[v] = label;
-          texAmp[v] = tex;
-        }
-      }
-    }
-  };
-  const around = (c: Vec3, r: number): [Vec3, Vec3] => [[c[0] - r, c[1] - r, c[2] - r], [c[0] + r, c[1] + r, c[2] + r]];
-  const bodyBox: [Vec3, Vec3] = [[-bodyA * 1.1, -bodyB * 1.1, -1e4], [bodyA * 1.1, bodyB * 1.1, 1e4]];
-  const jit = (v: number, f: number) => v * (1 + rng.uniform(-f, f));
-  const shift = (c: Vec3, d: number): Vec3 => [c[0] + rng.uniform(-d, d), c[1] + rng.uniform(-d, d), c[2] + rng.uniform(-d, d)];
-
-  // ---- organ placement (drawn now so the lungs can sit above the liver dome).
-  const liverC = shift([72, spineY0 + 28, 62], 8);
-  const liverR: Vec3 = [jit(68, 0.12), jit(80, 0.1), jit(78, 0.15)];
+/** Organ placement, drawn before the lungs are painted so that they can sit above the liver dome. */
+function placeUpperOrgans(rng: Rng, body: Body): UpperOrgans {
+  const { spineY0 } = body;
+  const liverC = shift(rng, [72, spineY0 + 28, 62], 8);
+  const liverR: Vec3 = [jit(rng, 68, 0.12), jit(rng, 80, 0.1), jit(rng, 78, 0.15)];
   const liverTop = liverC[2] + liverR[2] * 0.95;
   const liverDef = new Deform(rng, 9);
   const liverMain = ellipsoid(liverC, liverR, rng.uniform(-0.2, 0.1), rng.uniform(-0.15, 0.15));
-  const leftLobe = ellipsoid([liverC[0] - 85 + rng.uniform(-10, 10), liverC[1] + 38, liverC[2] + 22], [jit(55, 0.2), jit(28, 0.2), jit(34, 0.2)], rng.uniform(-0.2, 0.2));
-  const rightTip = ellipsoid([liverC[0] + 22, liverC[1] - 18, liverC[2] - 70], [jit(38, 0.15), jit(45, 0.15), jit(50, 0.2)]);
+  const leftLobe = ellipsoid([liverC[0] - 85 + rng.uniform(-10, 10), liverC[1] + 38, liverC[2] + 22], [jit(rng, 55, 0.2), jit(rng, 28, 0.2), jit(rng, 34, 0.2)], rng.uniform(-0.2, 0.2));
+  const rightTip = ellipsoid([liverC[0] + 22, liverC[1] - 18, liverC[2] - 70], [jit(rng, 38, 0.15), jit(rng, 45, 0.15), jit(rng, 50, 0.2)]);
 
-  const spleenC = shift([-92, spineY0 - 12, 68], 8);
-  const spleenR: Vec3 = [jit(26, 0.15), jit(52, 0.15), jit(48, 0.2)];
+  const spleenC = shift(rng, [-92, spineY0 - 12, 68], 8);
+  const spleenR: Vec3 = [jit(rng, 26, 0.15), jit(rng, 52, 0.15), jit(rng, 48, 0.2)];
   const spleenF = ellipsoid(spleenC, spleenR, rng.uniform(0.5, 0.8));
   const spleenDef = new Deform(rng, 6);
 
-  const stomC = shift([-52, spineY0 + 68, 92], 8);
-  const stomR: Vec3 = [jit(42, 0.15), jit(36, 0.15), jit(50, 0.2)];
+  const stomC = shift(rng, [-52, spineY0 + 68, 92], 8);
+  const stomR: Vec3 = [jit(rng, 42, 0.15), jit(rng, 36, 0.15), jit(rng, 50, 0.2)];
   const stomF = ellipsoid(stomC, stomR, rng.uniform(-0.6, -0.2), rng.uniform(-0.3, 0.3));
   const stomDef = new Deform(rng, 7);
-  const stomLevel = rng.uniform(-0.2, 0.6); // air above this (in units of the Y radius)
+  const stomLevel = rng.uniform(-0.2, 0.6);
 
   const lungDome = liverTop + rng.uniform(2, 10);
   const lungDomeLeft = Math.max(stomC[2] + stomR[2], spleenC[2] + spleenR[2]) + rng.uniform(2, 10);
+  return { liverC, liverDef, liverMain, leftLobe, rightTip, spleenC, spleenF, spleenDef, stomC, stomR, stomF, stomDef, stomLevel, lungDome, lungDomeLeft };
+}
 
-  // ---- lungs (bases) and heart above the diaphragm, ribs along the wall.
+/** Lungs (bases) and heart above the diaphragm, ribs along the wall. */
+function drawThorax(rng: Rng, canvas: Canvas, body: Body, organs: UpperOrgans): void {
+  const { lungDome, lungDomeLeft } = organs;
+  const { spineX, spineY } = body;
+  const { hu, texAmp, depth, wall } = canvas;
   const heart = ellipsoid([-15, 35, Math.max(lungDome, lungDomeLeft) + 65], [65, 50, 55]);
-  paint(bodyBox, 0, 8, (x, y, z, v) => {
+  canvas.paint(body.box, 0, 8, (x, y, z, v) => {
     const dome = (x > 0 ? lungDome : lungDomeLeft) - 0.004 * (Math.abs(x) - 70) ** 2 - 0.003 * (y + 30) ** 2;
     if (z < dome) return NaN;
     if (heart(x, y, z) <= 1) return 40;
@@ -271,8 +375,8 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
   });
   // Ribs: small bone ovals just inside the muscle wall, in oblique bands.
   const ribPhase = rng.uniform(0, 40);
-  paint(bodyBox, 0, 20, (x, y, z, v) => {
-    if (z < 20 && !(z > -30 && Math.abs(x) > bodyA * 0.55)) return NaN;
+  canvas.paint(body.box, 0, 20, (x, y, z, v) => {
+    if (z < 20 && !(z > -30 && Math.abs(x) > body.a * 0.55)) return NaN;
     const d = depth[v]! - wall[v]!;
     if (d > 7 || d < -1) return NaN;
     const theta = Math.atan2(y, Math.abs(x));
@@ -280,10 +384,13 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
     const band = (((z + ribPhase + 70 * theta) % 38) + 38) % 38;
     return band < 10 ? 650 : NaN;
   }, "body");
+}
 
-  // ---- back muscles and psoas (unlabelled).
+/** Back muscles and psoas (unlabelled). */
+function drawBackMuscles(rng: Rng, canvas: Canvas, body: Body): void {
+  const { spineX, spineY } = body;
   const paraR = rng.uniform(22, 30);
-  paint(bodyBox, 0, 6, (x, y, z) => {
+  canvas.paint(body.box, 0, 6, (x, y, z) => {
     const sy0 = spineY(z);
     for (const side of [-1, 1]) {
       if (((x - spineX - side * 32) / paraR) ** 2 + ((y - sy0 + 40) / 22) ** 2 <= 1) return 50;
@@ -296,8 +403,10 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
     }
     return NaN;
   }, "body");
+}
 
-  // ---- bowel loops (unlabelled): walls, fluid, gas, below the liver and stomach.
+/** Bowel loops (unlabelled): walls, fluid, gas, below the liver and stomach. */
+function drawBowel(rng: Rng, canvas: Canvas): void {
   const nLoops = rng.int(14, 26);
   for (let b = 0; b < nLoops; b++) {
     const c: Vec3 = [rng.uniform(-110, 110), rng.uniform(-20, 80), rng.uniform(-160, 40)];
@@ -305,50 +414,60 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
     const gas = rng.chance(0.35);
     const f = ellipsoid(c, [r, r * rng.uniform(0.7, 1.1), r * rng.uniform(0.8, 1.6)], rng.uniform(0, 3.14));
     const inner = (1 - 3 / r) ** 2;
-    paint(around(c, r * 1.7), 0, 10, (x, y, z) => {
+    canvas.paint(around(c, r * 1.7), 0, 10, (x, y, z) => {
       const e = f(x, y, z);
       if (e > 1) return NaN;
       if (e > inner) return 40;
       return gas && y > c[1] ? -1000 : 15;
     });
   }
+}
 
-  // ---- labelled organs, in precedence order (later wins).
+/** The liver (three lobes), the spleen and the stomach (wall, fluid, an air cap). */
+function drawLiverSpleenStomach(rng: Rng, canvas: Canvas, o: UpperOrgans): void {
+  const q = new Float64Array(3);
   const liverHU = rng.uniform(52, 68);
-  paint([[liverC[0] - 200, liverC[1] - 110, liverC[2] - 170], [liverC[0] + 120, liverC[1] + 110, liverC[2] + 110]], L.liver!, 8, (x, y, z) => {
-    liverDef.apply(x, y, z, q);
-    const e = Math.min(liverMain(q[0]!, q[1]!, q[2]!), leftLobe(q[0]!, q[1]!, q[2]!), rightTip(q[0]!, q[1]!, q[2]!));
+  const { liverC, stomC, stomR } = o;
+  canvas.paint([[liverC[0] - 200, liverC[1] - 110, liverC[2] - 170], [liverC[0] + 120, liverC[1] + 110, liverC[2] + 110]], L.liver!, 8, (x, y, z) => {
+    o.liverDef.apply(x, y, z, q);
+    const e = Math.min(o.liverMain(q[0]!, q[1]!, q[2]!), o.leftLobe(q[0]!, q[1]!, q[2]!), o.rightTip(q[0]!, q[1]!, q[2]!));
     return e <= 1 ? liverHU : NaN;
   });
   const spleenHU = rng.uniform(45, 55);
-  paint(around(spleenC, 80), L.spleen!, 7, (x, y, z) => {
-    spleenDef.apply(x, y, z, q);
-    return spleenF(q[0]!, q[1]!, q[2]!) <= 1 ? spleenHU : NaN;
+  canvas.paint(around(o.spleenC, 80), L.spleen!, 7, (x, y, z) => {
+    o.spleenDef.apply(x, y, z, q);
+    return o.spleenF(q[0]!, q[1]!, q[2]!) <= 1 ? spleenHU : NaN;
   });
   const stomInner = (1 - 5 / Math.min(...stomR)) ** 2;
   const fluidHU = rng.uniform(5, 25);
-  paint(around(stomC, 80), L.stomach!, 6, (x, y, z) => {
-    stomDef.apply(x, y, z, q);
-    const e = stomF(q[0]!, q[1]!, q[2]!);
+  canvas.paint(around(stomC, 80), L.stomach!, 6, (x, y, z) => {
+    o.stomDef.apply(x, y, z, q);
+    const e = o.stomF(q[0]!, q[1]!, q[2]!);
     if (e > 1) return NaN;
     if (e > stomInner) return 42;
-    return q[1]! > stomC[1] + stomLevel * stomR[1] ? -1000 : fluidHU;
+    return q[1]! > stomC[1] + o.stomLevel * stomR[1] ? -1000 : fluidHU;
   });
-  // Pancreas: a tube along a curve from the head (right of the aorta) to the tail (at the splenic hilum).
+}
+
+/** Pancreas: a tube along a curve from the head (right of the aorta) to the tail (at the splenic hilum). */
+function drawPancreas(rng: Rng, canvas: Canvas, body: Body, organs: UpperOrgans): void {
+  const q = new Float64Array(3);
+  const { spineY0 } = body;
+  const { spleenC } = organs;
   const pts: Vec3[] = [];
-  const P0 = shift([30, spineY0 + 34, -2], 6), P1 = shift([-8, spineY0 + 52, 14], 6), P2: Vec3 = [spleenC[0] + 25, spleenC[1] + 28, spleenC[2] - 30];
+  const P0 = shift(rng, [30, spineY0 + 34, -2], 6), P1 = shift(rng, [-8, spineY0 + 52, 14], 6), P2: Vec3 = [spleenC[0] + 25, spleenC[1] + 28, spleenC[2] - 30];
   for (let t = 0; t <= 16; t++) {
     const u = t / 16;
     pts.push([0, 1, 2].map((a) => (1 - u) ** 2 * P0[a]! + 2 * u * (1 - u) * P1[a]! + u * u * P2[a]!) as Vec3);
   }
-  const panR = [jit(16, 0.15), jit(10, 0.15)];
+  const panR = [jit(rng, 16, 0.15), jit(rng, 10, 0.15)];
   const panDef = new Deform(rng, 4);
   const panHU = rng.uniform(38, 50);
   const panBox: [Vec3, Vec3] = [
     [Math.min(P0[0], P2[0]) - 30, Math.min(P0[1], P1[1], P2[1]) - 30, Math.min(P0[2], P2[2]) - 30],
     [Math.max(P0[0], P2[0]) + 30, Math.max(P0[1], P1[1], P2[1]) + 30, Math.max(P1[2], P2[2]) + 30],
   ];
-  paint(panBox, L.pancreas!, 14, (x, y, z) => {
+  canvas.paint(panBox, L.pancreas!, 14, (x, y, z) => {
     panDef.apply(x, y, z, q);
     for (let t = 0; t < pts.length; t++) {
       const c = pts[t]!;
@@ -357,22 +476,32 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
     }
     return NaN;
   });
+}
+
+/** The gallbladder, under the liver. */
+function drawGallbladder(rng: Rng, canvas: Canvas, organs: UpperOrgans): void {
+  const { liverC } = organs;
   const gbC: Vec3 = [liverC[0] - 25 + rng.uniform(-8, 8), liverC[1] + 48, liverC[2] - 55 + rng.uniform(-10, 10)];
-  const gbF = ellipsoid(gbC, [jit(14, 0.2), jit(15, 0.2), jit(34, 0.2)], 0, rng.uniform(-0.5, 0.1));
+  const gbF = ellipsoid(gbC, [jit(rng, 14, 0.2), jit(rng, 15, 0.2), jit(rng, 34, 0.2)], 0, rng.uniform(-0.5, 0.1));
   const gbHU = rng.uniform(0, 20);
-  paint(around(gbC, 45), L.gallbladder!, 4, (x, y, z) => (gbF(x, y, z) <= 1 ? gbHU : NaN));
-  // Kidneys: bean-shaped (a hilar notch facing anteromedially), the right one lower.
+  canvas.paint(around(gbC, 45), L.gallbladder!, 4, (x, y, z) => (gbF(x, y, z) <= 1 ? gbHU : NaN));
+}
+
+/** Kidneys: bean-shaped (a hilar notch facing anteromedially), the right one lower. */
+function drawKidneys(rng: Rng, canvas: Canvas, body: Body): void {
+  const q = new Float64Array(3);
+  const { spineY0 } = body;
   const kidneyHU = rng.uniform(28, 38);
   for (const side of [-1, 1] as const) {
-    const c = shift([side * 62, spineY0 - 8, side < 0 ? 0 : -22], 6);
-    const r: Vec3 = [jit(24, 0.12), jit(28, 0.12), jit(54, 0.12)];
+    const c = shift(rng, [side * 62, spineY0 - 8, side < 0 ? 0 : -22], 6);
+    const r: Vec3 = [jit(rng, 24, 0.12), jit(rng, 28, 0.12), jit(rng, 54, 0.12)];
     const rot = side * rng.uniform(0.4, 0.7);
     const f = ellipsoid(c, r, rot, side * rng.uniform(0.1, 0.25));
     // Hilum: a sphere on the medial-anterior side.
     const hc: Vec3 = [c[0] - side * r[0] * 0.95, c[1] + r[1] * 0.35, c[2]];
     const hr = r[0] * 0.62;
     const def = new Deform(rng, 4);
-    paint(around(c, 75), side < 0 ? L["left kidney"]! : L["right kidney"]!, 6, (x, y, z) => {
+    canvas.paint(around(c, 75), side < 0 ? L["left kidney"]! : L["right kidney"]!, 6, (x, y, z) => {
       def.apply(x, y, z, q);
       const e = f(q[0]!, q[1]!, q[2]!);
       if (e > 1) return NaN;
@@ -380,21 +509,25 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
       return e > 0.45 ? kidneyHU : kidneyHU - 12; // cortex / medulla
     });
   }
-  // Great vessels along the spine; contrast-enhanced (portal venous phase).
+}
+
+/** Great vessels along the spine, contrast-enhanced (portal venous phase), and the iliac arteries below the bifurcation. */
+function drawGreatVessels(rng: Rng, canvas: Canvas, body: Body): void {
+  const { spineX, spineY } = body;
   const aortaHU = rng.uniform(150, 230), ivcHU = rng.uniform(100, 150);
-  const aortaR = jit(11.5, 0.15), bif = rng.uniform(-150, -120);
-  const ivcR = [jit(13, 0.15), jit(9, 0.15)];
-  paint(bodyBox, L["inferior vena cava"]!, 6, (x, y, z) => {
+  const aortaR = jit(rng, 11.5, 0.15), bif = rng.uniform(-150, -120);
+  const ivcR = [jit(rng, 13, 0.15), jit(rng, 9, 0.15)];
+  canvas.paint(body.box, L["inferior vena cava"]!, 6, (x, y, z) => {
     const cy = spineY(z) + 38 + Math.max(0, z) * 0.18;
     const cx = spineX + 24 + Math.max(0, z) * 0.08;
     return z > bif - 15 && ((x - cx) / ivcR[0]!) ** 2 + ((y - cy) / ivcR[1]!) ** 2 <= 1 ? ivcHU : NaN;
   }, "body");
-  paint(bodyBox, L.aorta!, 6, (x, y, z) => {
+  canvas.paint(body.box, L.aorta!, 6, (x, y, z) => {
     if (z < bif) return NaN;
     return (x - spineX + 12) ** 2 + (y - spineY(z) - 32) ** 2 <= aortaR * aortaR ? aortaHU : NaN;
   }, "body");
   // Common iliac arteries (unlabelled): two tubes diverging below the bifurcation.
-  paint(bodyBox, 0, 6, (x, y, z) => {
+  canvas.paint(body.box, 0, 6, (x, y, z) => {
     if (z >= bif) return NaN;
     for (const side of [-1, 1]) {
       const cx = spineX - 12 + side * (bif - z) * 0.5;
@@ -402,12 +535,18 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
     }
     return NaN;
   });
-  // Vertebral column: bodies (cortical shell, cancellous core) and posterior
-  // elements stacked along Z; discs and the spinal canal are unlabelled.
+}
+
+/**
+ * Vertebral column: bodies (cortical shell, cancellous core) and posterior
+ * elements stacked along Z; discs and the spinal canal are unlabelled.
+ */
+function drawVertebralColumn(rng: Rng, canvas: Canvas, body: Body): void {
+  const { spineX, spineY } = body;
   const period = rng.uniform(34, 40), discT = rng.uniform(7, 10), vPhase = rng.uniform(0, period);
-  const vbR = [jit(23, 0.1), jit(16, 0.1)];
+  const vbR = [jit(rng, 23, 0.1), jit(rng, 16, 0.1)];
   const cortexHU = rng.uniform(750, 950), cancHU = rng.uniform(300, 420);
-  paint(bodyBox, L["vertebral column"]!, 20, (x, y, z) => {
+  canvas.paint(body.box, L["vertebral column"]!, 20, (x, y, z) => {
     const sy0 = spineY(z);
     const dx = x - spineX, dy = y - sy0;
     const ph = (((z + vPhase) % period) + period) % period;
@@ -428,7 +567,7 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
     if (Math.abs(dy - cyc - 2) < 4.5 && Math.abs(dx) > 9 && Math.abs(dx) < 34 && ph > discT + 8 && ph < period - 8) return cortexHU * 0.8;
     return NaN;
   }, "body");
-  paint(bodyBox, 0, 6, (x, y, z) => {
+  canvas.paint(body.box, 0, 6, (x, y, z) => {
     // Discs and the spinal canal contents, drawn where the column left gaps.
     const sy0 = spineY(z);
     const dx = x - spineX, dy = y - sy0;
@@ -437,10 +576,15 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
     if (Math.hypot(dx, dy + vbR[1]! + 10) < 9) return 15;
     return NaN;
   }, "body");
+}
 
-  // ---- texture (smooth value noise) and CT noise.
+/** The CT image: the painted HU plus tissue texture (smooth value noise) and CT noise, in int16. */
+function addTextureAndNoise(rng: Rng, canvas: Canvas): Int16Array {
+  const { dims, hu, texAmp, depth } = canvas;
+  const [sx, sy, sz] = canvas.spacing;
   const noiseSd = rng.uniform(10, 20);
   const tex = valueNoise(rng, dims, [Math.max(1, Math.round(5 / sx)), Math.max(1, Math.round(5 / sy)), Math.max(1, Math.round(5 / sz))]);
+  const N = hu.length;
   const image = new Int16Array(N);
   for (let v = 0; v < N; v++) {
     let h = hu[v]! + texAmp[v]! * tex[v]!;
@@ -448,7 +592,7 @@ export function generatePhantom(seed: number, opts: PhantomOptions = {}): Phanto
     else h += 8 * gauss(rng); // air is quieter after the reconstruction's clipping
     image[v] = Math.round(clamp(h, -1024, 3071));
   }
-  return { image, labels: lab, dims: [nx, ny, nz], spacing: [sx, sy, sz], affine };
+  return image;
 }
 
 /** Standard normal (Box-Muller, one value per call; the pair's twin is dropped for simplicity). */

@@ -157,165 +157,223 @@ interface Panel {
   screen: (iu: number, iv: number) => [number, number];
 }
 
+/** What the panels are cut from: the volume, how its axes map to the world, and the display scale. */
+interface PlaneSource {
+  image: Float32Array | Int16Array;
+  dims: Vec3;
+  strides: Vec3;
+  /** World axis → array axis and direction (axesOf). */
+  axis: Axes["axis"];
+  sign: Axes["sign"];
+  /** Voxel indices of the planes shown. */
+  slices: Vec3;
+  /** World extent (mm) along each world axis, and the display pixel size (mm). */
+  ext: number[];
+  pix: number;
+  /** HU window mapped to black..white. */
+  lo: number;
+  hi: number;
+}
+
+/** Layout constants: margin, gap between panels, font scale, legend swatch size. */
+const M = 10, GAP = 10, S = 2, SW = 14;
+const LINE_H = GLYPH_H * S + 6;
+
+/** A legend entry: its name and how to draw its swatch with its top-left corner at (x, y). */
+interface LegendItem {
+  name: string;
+  swatch: (x: number, y: number, put: Put) => void;
+}
+
+type Put = (x: number, y: number, c: Rgb, a?: number) => void;
+
+/** The RGBA picture being drawn: a background fill, then `put` blends colours onto it. */
+class Picture {
+  readonly png: PNG;
+  constructor(readonly width: number, readonly height: number) {
+    this.png = new PNG({ width, height });
+    const px = this.png.data;
+    for (let t = 0; t < width * height; t++) px.set([BG[0], BG[1], BG[2], 255], t * 4);
+  }
+
+  readonly put: Put = (x, y, c, a = 1) => {
+    if (x < 0 || y < 0 || x >= this.width || y >= this.height) return;
+    const px = this.png.data;
+    const t = (y * this.width + x) * 4;
+    for (let ch = 0; ch < 3; ch++) px[t + ch] = Math.round(px[t + ch]! * (1 - a) + c[ch]! * a);
+  };
+
+  text(s: string, x: number, y: number, c: Rgb = FG): void {
+    drawText(s, x, y, S, (a, b) => this.put(a, b, c));
+  }
+}
+
 /** Renders the three planes with the masks to PNG bytes. */
 export function renderSlices(o: RenderOptions): Uint8Array {
   const op = "renderSlices";
   check(o, op);
+  const panels = makePanels(o, op);
+  const colors = o.masks.map((m, n) => m.color ?? PALETTE[n % PALETTE.length]!);
+  const legend = legendItems(o, colors);
+
+  // Layout: title, panels in a row with their names, legend rows.
+  const titleH = o.title ? LINE_H + 4 : 0;
+  const panelsW = panels.reduce((a, p) => a + p.w, 0) + GAP * (panels.length - 1);
+  const panelsH = Math.max(...panels.map((p) => p.h));
+  const width = Math.max(panelsW + 2 * M, textWidth(o.title ?? "", S) + 2 * M);
+  const { items, rowsH } = flowLegend(legend, width);
+  const legendTop = M + titleH + panelsH + 4 + LINE_H + 6;
+  const height = legendTop + rowsH + M;
+
+  const pic = new Picture(width, height);
+  if (o.title) pic.text(o.title, M, M);
+  let x0 = M;
+  for (const p of panels) {
+    drawPanel(pic, p, o, colors, x0, M + titleH);
+    pic.text(p.name, x0, M + titleH + panelsH + 6);
+    x0 += p.w + GAP;
+  }
+  legend.forEach((it, n) => {
+    const { x, y } = items[n]!;
+    it.swatch(x, legendTop + y, pic.put);
+    pic.text(it.name, x + SW + 6, legendTop + y);
+  });
+  return new Uint8Array(PNG.sync.write(pic.png));
+}
+
+/** The axial, coronal and sagittal panels, oriented by the affine, through `o.slices` (default: the masks' centre). */
+function makePanels(o: RenderOptions, op: string): Panel[] {
   const [nx, ny] = o.dims;
   const dims = o.dims;
-  const strides = [1, nx, nx * ny];
   const affine = o.affine ?? [[o.spacing[0], 0, 0, 0], [0, o.spacing[1], 0, 0], [0, 0, o.spacing[2], 0]];
   const { axis, sign } = axesOf(affine, op);
   const [lo, hi] = o.window ?? [-160, 240];
   const panelSize = o.panelSize ?? 300;
-
   const slices = o.slices ?? centreSlices(o.masks.map((m) => m.mask), dims);
-
   // World extent (mm) along each world axis, and the display pixel size.
   const ext = [0, 1, 2].map((w) => dims[axis[w]!]! * o.spacing[axis[w]!]!);
   const pix = Math.max(...ext) / panelSize;
-
-  /**
-   * A plane spanned by world axes (horizontal u, vertical v), fixed array
-   * index along the third. uDir/vDir: +1 when screen coordinate grows with
-   * the world coordinate.
-   */
-  const makePanel = (name: string, u: number, uDir: number, v: number, vDir: number, fixedW: number, edges: Panel["edges"]): Panel => {
-    const w = Math.max(1, Math.round(ext[u]! / pix)), h = Math.max(1, Math.round(ext[v]! / pix));
-    const gray = new Uint8Array(w * h);
-    const voxel = new Int32Array(w * h);
-    const au = axis[u]!, av = axis[v]!, af = axis[fixedW]!;
-    const fixed = slices[af]!;
-    const nu = dims[au]!, nv = dims[av]!;
-    // Screen v grows downward; world direction vDir·sign tells which array end is at the top.
-    const flipU = uDir * sign[u]! < 0, flipV = vDir * sign[v]! < 0;
-    for (let py = 0; py < h; py++) {
-      // Continuous index along av for this row (pixel centres).
-      let tv = ((py + 0.5) / h) * nv - 0.5; // 0..nv-1 top to bottom in screen terms
-      if (flipV) tv = nv - 1 - tv;
-      for (let px = 0; px < w; px++) {
-        let tu = ((px + 0.5) / w) * nu - 0.5;
-        if (flipU) tu = nu - 1 - tu;
-        const cu = clampI(tu, nu), cv = clampI(tv, nv);
-        const iu = Math.round(cu), iv = Math.round(cv);
-        const base = fixed * strides[af]!;
-        voxel[py * w + px] = base + iu * strides[au]! + iv * strides[av]!;
-        // Bilinear image value.
-        const u0 = Math.floor(cu), v0 = Math.floor(cv);
-        const u1 = Math.min(u0 + 1, nu - 1), v1 = Math.min(v0 + 1, nv - 1);
-        const fu = cu - u0, fv = cv - v0;
-        const at = (a: number, b: number) => o.image[base + a * strides[au]! + b * strides[av]!]!;
-        const val = (at(u0, v0) * (1 - fu) + at(u1, v0) * fu) * (1 - fv) + (at(u0, v1) * (1 - fu) + at(u1, v1) * fu) * fv;
-        gray[py * w + px] = Math.round(Math.min(1, Math.max(0, (val - lo) / (hi - lo))) * 255);
-      }
-    }
-    // The inverse of the pixel → index mapping above.
-    const screen = (iu: number, iv: number): [number, number] => [
-      ((flipU ? nu - 1 - iu : iu) + 0.5) * (w / nu) - 0.5,
-      ((flipV ? nv - 1 - iv : iv) + 0.5) * (h / nv) - 0.5,
-    ];
-    return { name: `${name} ${fixed}`, w, h, gray, voxel, edges, au, av, af, fixed, screen };
-  };
+  const src: PlaneSource = { image: o.image, dims, strides: [1, nx, nx * ny], axis, sign, slices, ext, pix, lo, hi };
   // Screen x grows to the right, screen y downward. Axial: x → patient's left
   // (world −x), y → posterior (world −y). Coronal: x → left, y → inferior.
   // Sagittal: x → posterior, y → inferior.
   const panels = [
-    makePanel("AXIAL", 0, -1, 1, -1, 2, ["R", "L", "A", "P"]),
-    makePanel("CORONAL", 0, -1, 2, -1, 1, ["R", "L", "S", "I"]),
-    makePanel("SAGITTAL", 1, -1, 2, -1, 0, ["A", "P", "S", "I"]),
+    makePanel(src, "AXIAL", 0, -1, 1, -1, 2, ["R", "L", "A", "P"]),
+    makePanel(src, "CORONAL", 0, -1, 2, -1, 1, ["R", "L", "S", "I"]),
+    makePanel(src, "SAGITTAL", 1, -1, 2, -1, 0, ["A", "P", "S", "I"]),
   ];
   // Label the fixed index with its array axis letter.
   const axisName = ["I", "J", "K"];
   panels[0]!.name = `AXIAL ${axisName[axis[2]]}=${slices[axis[2]]}`;
   panels[1]!.name = `CORONAL ${axisName[axis[1]]}=${slices[axis[1]]}`;
   panels[2]!.name = `SAGITTAL ${axisName[axis[0]]}=${slices[axis[0]]}`;
+  return panels;
+}
 
-  // Layout: title, panels in a row with their names, legend rows.
-  const M = 10, GAP = 10, S = 2; // margin, gap, font scale
-  const lineH = GLYPH_H * S + 6;
-  const titleH = o.title ? lineH + 4 : 0;
-  const panelsW = panels.reduce((a, p) => a + p.w, 0) + GAP * (panels.length - 1);
-  const panelsH = Math.max(...panels.map((p) => p.h));
-  const width = Math.max(panelsW + 2 * M, textWidth(o.title ?? "", S) + 2 * M);
-  const colors = o.masks.map((m, n) => m.color ?? PALETTE[n % PALETTE.length]!);
-  // Legend: each mask, then the prompts drawn; a 14-pixel swatch (drawn at
-  // its top-left corner by `swatch`) and the name. Items flow left to right, wrapping.
-  const SW = 14;
-  const legend: { name: string; swatch: (x: number, y: number) => void }[] = o.masks.map((m, n) => ({
+/**
+ * A plane spanned by world axes (horizontal u, vertical v), fixed array
+ * index along the third. uDir/vDir: +1 when screen coordinate grows with
+ * the world coordinate.
+ */
+function makePanel(src: PlaneSource, name: string, u: number, uDir: number, v: number, vDir: number, fixedW: number, edges: Panel["edges"]): Panel {
+  const { image, dims, strides, axis, sign, slices, ext, pix, lo, hi } = src;
+  const w = Math.max(1, Math.round(ext[u]! / pix)), h = Math.max(1, Math.round(ext[v]! / pix));
+  const gray = new Uint8Array(w * h);
+  const voxel = new Int32Array(w * h);
+  const au = axis[u]!, av = axis[v]!, af = axis[fixedW]!;
+  const fixed = slices[af]!;
+  const nu = dims[au]!, nv = dims[av]!;
+  // Screen v grows downward; world direction vDir·sign tells which array end is at the top.
+  const flipU = uDir * sign[u]! < 0, flipV = vDir * sign[v]! < 0;
+  for (let py = 0; py < h; py++) {
+    // Continuous index along av for this row (pixel centres).
+    let tv = ((py + 0.5) / h) * nv - 0.5; // 0..nv-1 top to bottom in screen terms
+    if (flipV) tv = nv - 1 - tv;
+    for (let px = 0; px < w; px++) {
+      let tu = ((px + 0.5) / w) * nu - 0.5;
+      if (flipU) tu = nu - 1 - tu;
+      const cu = clampI(tu, nu), cv = clampI(tv, nv);
+      const iu = Math.round(cu), iv = Math.round(cv);
+      const base = fixed * strides[af]!;
+      voxel[py * w + px] = base + iu * strides[au]! + iv * strides[av]!;
+      // Bilinear image value.
+      const u0 = Math.floor(cu), v0 = Math.floor(cv);
+      const u1 = Math.min(u0 + 1, nu - 1), v1 = Math.min(v0 + 1, nv - 1);
+      const fu = cu - u0, fv = cv - v0;
+      const at = (a: number, b: number) => image[base + a * strides[au]! + b * strides[av]!]!;
+      const val = (at(u0, v0) * (1 - fu) + at(u1, v0) * fu) * (1 - fv) + (at(u0, v1) * (1 - fu) + at(u1, v1) * fu) * fv;
+      gray[py * w + px] = Math.round(Math.min(1, Math.max(0, (val - lo) / (hi - lo))) * 255);
+    }
+  }
+  // The inverse of the pixel → index mapping above.
+  const screen = (iu: number, iv: number): [number, number] => [
+    ((flipU ? nu - 1 - iu : iu) + 0.5) * (w / nu) - 0.5,
+    ((flipV ? nv - 1 - iv : iv) + 0.5) * (h / nv) - 0.5,
+  ];
+  return { name: `${name} ${fixed}`, w, h, gray, voxel, edges, au, av, af, fixed, screen };
+}
+
+/** Legend: each mask, then the prompts drawn (a box, positive and negative points), each with its swatch. */
+function legendItems(o: RenderOptions, colors: readonly Rgb[]): LegendItem[] {
+  const legend: LegendItem[] = o.masks.map((m, n) => ({
     name: m.name,
-    swatch: (x, y) => { for (let dy = 0; dy < SW; dy++) for (let dx = 0; dx < SW; dx++) put(x + dx, y + dy, colors[n]!); },
+    swatch: (x, y, put) => { for (let dy = 0; dy < SW; dy++) for (let dx = 0; dx < SW; dx++) put(x + dx, y + dy, colors[n]!); },
   }));
   if (o.box) {
-    legend.push({ name: "BOX", swatch: (x, y) => {
+    legend.push({ name: "BOX", swatch: (x, y, put) => {
       for (let dy = 0; dy < SW; dy++) for (let dx = 0; dx < SW; dx++) if (Math.min(dx, dy, SW - 1 - dx, SW - 1 - dy) < BOX_LINE) put(x + dx, y + dy, BOX_COLOR);
     } });
   }
   for (const [label, name] of [[1, "POSITIVE POINT"], [0, "NEGATIVE POINT"]] as const) {
-    if (o.points?.some((pt) => pt.label === label)) legend.push({ name, swatch: (x, y) => marker(x + (SW - 1) / 2, y + (SW - 1) / 2, label, false, () => true, put) });
+    if (o.points?.some((pt) => pt.label === label)) legend.push({ name, swatch: (x, y, put) => marker(x + (SW - 1) / 2, y + (SW - 1) / 2, label, false, () => true, put) });
   }
+  return legend;
+}
+
+/** Legend items flow left to right, wrapping at the picture's width: their positions and the rows' height. */
+function flowLegend(legend: readonly LegendItem[], width: number): { items: { x: number; y: number }[]; rowsH: number } {
   const items: { x: number; y: number }[] = [];
   let lx = M, ly = 0;
   for (const it of legend) {
     const iw = SW + 6 + textWidth(it.name, S) + 18;
-    if (lx + iw > width - M && lx > M) { lx = M; ly += lineH; }
+    if (lx + iw > width - M && lx > M) { lx = M; ly += LINE_H; }
     items.push({ x: lx, y: ly });
     lx += iw;
   }
-  const legendTop = M + titleH + panelsH + 4 + lineH + 6;
-  const height = legendTop + (legend.length ? ly + lineH : 0) + M;
+  return { items, rowsH: legend.length ? ly + LINE_H : 0 };
+}
 
-  const png = new PNG({ width, height });
-  const px = png.data;
-  for (let t = 0; t < width * height; t++) px.set([BG[0], BG[1], BG[2], 255], t * 4);
-  const put = (x: number, y: number, c: Rgb, a = 1) => {
-    if (x < 0 || y < 0 || x >= width || y >= height) return;
-    const t = (y * width + x) * 4;
-    for (let ch = 0; ch < 3; ch++) px[t + ch] = Math.round(px[t + ch]! * (1 - a) + c[ch]! * a);
-  };
-  const text = (s: string, x: number, y: number, c: Rgb = FG) => drawText(s, x, y, S, (a, b) => put(a, b, c));
-  if (o.title) text(o.title, M, M);
-
-  let x0 = M;
-  const y0 = M + titleH;
-  for (const p of panels) {
-    for (let y = 0; y < p.h; y++) for (let x = 0; x < p.w; x++) { const g = p.gray[y * p.w + x]!; put(x0 + x, y0 + y, [g, g, g]); }
-    // Masks in order, later on top: translucent fill, opaque 1-pixel contour.
-    o.masks.forEach((m, n) => {
-      const c = colors[n]!;
-      const inside = (x: number, y: number) => x >= 0 && y >= 0 && x < p.w && y < p.h && m.mask[p.voxel[y * p.w + x]!] !== 0;
-      for (let y = 0; y < p.h; y++) {
-        for (let x = 0; x < p.w; x++) {
-          if (!inside(x, y)) continue;
-          const edge = !inside(x - 1, y) || !inside(x + 1, y) || !inside(x, y - 1) || !inside(x, y + 1);
-          put(x0 + x, y0 + y, c, edge ? 1 : ALPHA);
-        }
+/** One panel at (x0, y0): the grey image, the masks, its orientation letters and the prompts. */
+function drawPanel(pic: Picture, p: Panel, o: RenderOptions, colors: readonly Rgb[], x0: number, y0: number): void {
+  const put = pic.put;
+  for (let y = 0; y < p.h; y++) for (let x = 0; x < p.w; x++) { const g = p.gray[y * p.w + x]!; put(x0 + x, y0 + y, [g, g, g]); }
+  // Masks in order, later on top: translucent fill, opaque 1-pixel contour.
+  o.masks.forEach((m, n) => {
+    const c = colors[n]!;
+    const inside = (x: number, y: number) => x >= 0 && y >= 0 && x < p.w && y < p.h && m.mask[p.voxel[y * p.w + x]!] !== 0;
+    for (let y = 0; y < p.h; y++) {
+      for (let x = 0; x < p.w; x++) {
+        if (!inside(x, y)) continue;
+        const edge = !inside(x - 1, y) || !inside(x + 1, y) || !inside(x, y - 1) || !inside(x, y + 1);
+        put(x0 + x, y0 + y, c, edge ? 1 : ALPHA);
       }
-    });
-    // Orientation letters (small) inside the panel edges.
-    const [le, re, te, be] = p.edges;
-    const yellow: Rgb = [255, 220, 0];
-    drawText(le, x0 + 2, y0 + Math.floor(p.h / 2) - 3, 1, (a, b) => put(a, b, yellow));
-    drawText(re, x0 + p.w - 7, y0 + Math.floor(p.h / 2) - 3, 1, (a, b) => put(a, b, yellow));
-    drawText(te, x0 + Math.floor(p.w / 2) - 2, y0 + 2, 1, (a, b) => put(a, b, yellow));
-    drawText(be, x0 + Math.floor(p.w / 2) - 2, y0 + p.h - 9, 1, (a, b) => put(a, b, yellow));
-    // Prompts on top of everything: they are what the picture is about.
-    const onPanel = (x: number, y: number) => x >= 0 && y >= 0 && x < p.w && y < p.h;
-    const px0 = x0;
-    const putPanel = (x: number, y: number, c: Rgb) => put(px0 + x, y0 + y, c);
-    if (o.box) drawBox(p, o.box, dims, onPanel, putPanel);
-    for (const pt of o.points ?? []) {
-      const [cx, cy] = p.screen(pt.ijk[p.au]!, pt.ijk[p.av]!);
-      marker(cx, cy, pt.label, pt.ijk[p.af] !== p.fixed, onPanel, putPanel);
     }
-    text(p.name, x0, y0 + panelsH + 6);
-    x0 += p.w + GAP;
-  }
-  legend.forEach((it, n) => {
-    const { x, y } = items[n]!;
-    it.swatch(x, legendTop + y);
-    text(it.name, x + SW + 6, legendTop + y);
   });
-  return new Uint8Array(PNG.sync.write(png));
+  // Orientation letters (small) inside the panel edges.
+  const [le, re, te, be] = p.edges;
+  const yellow: Rgb = [255, 220, 0];
+  drawText(le, x0 + 2, y0 + Math.floor(p.h / 2) - 3, 1, (a, b) => put(a, b, yellow));
+  drawText(re, x0 + p.w - 7, y0 + Math.floor(p.h / 2) - 3, 1, (a, b) => put(a, b, yellow));
+  drawText(te, x0 + Math.floor(p.w / 2) - 2, y0 + 2, 1, (a, b) => put(a, b, yellow));
+  drawText(be, x0 + Math.floor(p.w / 2) - 2, y0 + p.h - 9, 1, (a, b) => put(a, b, yellow));
+  // Prompts on top of everything: they are what the picture is about.
+  const onPanel = (x: number, y: number) => x >= 0 && y >= 0 && x < p.w && y < p.h;
+  const putPanel = (x: number, y: number, c: Rgb) => put(x0 + x, y0 + y, c);
+  if (o.box) drawBox(p, o.box, o.dims, onPanel, putPanel);
+  for (const pt of o.points ?? []) {
+    const [cx, cy] = p.screen(pt.ijk[p.au]!, pt.ijk[p.av]!);
+    marker(cx, cy, pt.label, pt.ijk[p.af] !== p.fixed, onPanel, putPanel);
+  }
 }
 
 /**
