@@ -78,6 +78,23 @@ interface CachedWindow {
   users: TargetState[];
 }
 
+/** What the stages of one segmentation share. */
+interface Run {
+  model: WindowSegmenter;
+  /** The model's window (D, H, W) and its voxel count. */
+  window: Vec3;
+  winSize: number;
+  pre: ReturnType<typeof planPreprocessing>;
+  /** Voxels of the full-size (input-layout) arrays. */
+  total: number;
+  states: TargetState[];
+  /** Encodes and decodes so far (SegmentResult.stats). */
+  encodes: number;
+  decodes: number;
+  /** Windows done and to do, over both stages: the zoom-in windows are added once planned. */
+  progress: { done: number; total: number; report: (stage: string) => void };
+}
+
 /** Segments every target of one volume; see the module comment. */
 export async function segmentVolume(
   model: WindowSegmenter,
@@ -86,14 +103,49 @@ export async function segmentVolume(
   opts: SegmentOptions = {},
 ): Promise<SegmentResult> {
   const tStart = now();
+  const { window, overlap, zoomIn } = checkArguments(model, volume, targets, opts);
+  const run = prepare(model, volume, targets, window, opts);
+  const tPre = now();
+  await zoomOutAll(run);
+  const tZoomOut = now();
+  let zoomInWindows = 0;
+  if (zoomIn) {
+    const cache = planZoomIn(run, overlap);
+    for (const w of cache.values()) zoomInWindows += w.users.length;
+    run.progress.total += zoomInWindows;
+    await zoomInAll(run, cache);
+    pasteZoomIn(run);
+  }
+  const tZoomIn = now();
+  const results = run.states.map((s) => targetResult(s, run.total));
+  const tEnd = now();
+  const { cropBox } = run.pre;
+  return {
+    targets: results,
+    cropBox: { start: [...cropBox.start], end: [...cropBox.end] },
+    stats: {
+      encodes: run.encodes,
+      decodes: run.decodes,
+      zoomInEncodes: run.encodes - 1,
+      zoomInWindows,
+      seconds: { preprocess: tPre - tStart, zoomOut: tZoomOut - tPre, zoomIn: tZoomIn - tZoomOut, total: tEnd - tStart },
+    },
+  };
+}
+
+/** Checks the model, the options, the volume and the targets before any work. */
+function checkArguments(model: WindowSegmenter, volume: Volume, targets: Target[], opts: SegmentOptions): { window: Vec3; overlap: number; zoomIn: boolean } {
   const window = checkModel(model);
   const overlap = opts.overlap ?? 0.5;
   if (typeof overlap !== "number" || !(overlap >= 0 && overlap < 1)) throw new Error(`segment: overlap must be in [0, 1), got ${overlap}`);
   const zoomIn = opts.zoomIn ?? true;
   checkVolume(volume);
   checkTargets(targets, volume.dims);
-  const winSize = window[0] * window[1] * window[2];
+  return { window, overlap, zoomIn };
+}
 
+/** Preprocesses the volume and gives each target its prompts (in the crop box) and a full-size logit array. */
+function prepare(model: WindowSegmenter, volume: Volume, targets: Target[], window: Vec3, opts: SegmentOptions): Run {
   const pre = planPreprocessing(volume);
   const { fullShape, cropBox, shape } = pre;
   const total = fullShape[0] * fullShape[1] * fullShape[2];
@@ -101,106 +153,109 @@ export async function segmentVolume(
     const target = cropTarget(t, cropBox);
     return { target, prompts: planPrompts(target, shape, window), logits: new Float32Array(total), plan: null, sums: null, seconds: 0, windows: 0 };
   });
-  const tPre = now();
+  const progress = { done: 0, total: states.length, report: (stage: string) => opts.onProgress?.(++progress.done, progress.total, stage) };
+  return { model, window, winSize: window[0] * window[1] * window[2], pre, total, states, encodes: 0, decodes: 0, progress };
+}
 
-  // Zoom-out: one encode shared by all targets.
-  let progressDone = 0;
-  let progressTotal = states.length;
-  const progress = (stage: string) => opts.onProgress?.(++progressDone, progressTotal, stage);
+/** Zoom-out: the whole crop resized to one window, one encode shared by all targets. */
+async function zoomOutAll(run: Run): Promise<void> {
+  const { model, window, winSize, states, pre } = run;
+  const { fullShape, cropBox, shape } = pre;
   const small = resizeNearest(pre.rows, shape, window, "nearest-exact");
   let t = now();
   const zEmb = await model.encode(small);
   const zEncode = now() - t;
-  let encodes = 1, decodes = 0;
+  run.encodes = 1;
   try {
     for (const s of states) {
       t = now();
       const out = await decodeChecked(model, zEmb, s.prompts.zoomOut, winSize, `the zoom-out window of "${s.target.name}"`);
-      decodes++;
+      run.decodes++;
       resizeNearestInto(out, window, shape, "nearest", s.logits, fullShape, cropBox.start);
       s.seconds += now() - t + zEncode / states.length;
       s.windows++;
-      progress("zoom-out");
+      run.progress.report("zoom-out");
     }
   } finally {
     model.release(zEmb);
   }
-  const tZoomOut = now();
+}
 
-  // Zoom-in: plan every target's windows, then visit each distinct window once.
+/**
+ * Zoom-in planning: each target with foreground gets sliding windows over its
+ * mask's ROI; the windows are keyed by their crop box, so that targets sharing
+ * a window share its encode.
+ */
+function planZoomIn(run: Run, overlap: number): Map<string, CachedWindow> {
+  const { window, states, pre } = run;
+  const { fullShape, cropBox, shape } = pre;
   const cache = new Map<string, CachedWindow>();
-  let zoomInWindows = 0;
-  if (zoomIn) {
-    for (const s of states) {
-      const box = cropMaskBox(s.logits, fullShape, cropBox.start, shape);
-      if (!box) continue; // no foreground: the zoom-out result stands
-      s.plan = planWindows(roiFromBox(box.lo, box.hi, shape, window), window, overlap);
-      const r = s.plan.roi;
-      s.sums = new Float32Array((r.end[0] - r.start[0]) * (r.end[1] - r.start[1]) * (r.end[2] - r.start[2]));
-      for (const start of s.plan.windowStarts) {
-        const g = windowGeometry(s.plan, start, window);
-        let entry = cache.get(g.key);
-        if (!entry) cache.set(g.key, (entry = { origin: g.origin, valid: g.valid, users: [] }));
-        entry.users.push(s);
-        zoomInWindows++;
-      }
-    }
-    progressTotal += zoomInWindows;
-    for (const [key, w] of cache) {
-      t = now();
-      const emb = await model.encode(extractWindow(pre.rows, w.origin, w.valid, window));
-      const share = (now() - t) / w.users.length;
-      encodes++;
-      try {
-        for (const s of w.users) {
-          t = now();
-          const single = s.plan!.windowStarts.length === 1;
-          const maskBox = maskBoxInWindow(s.logits, fullShape, cropBox.start, w.origin, w.valid);
-          const prompt = zoomInPrompt(s.target, s.prompts, w.origin, w.valid, maskBox, single);
-          const out = await decodeChecked(model, emb, prompt, winSize, `zoom-in window ${key} of "${s.target.name}"`);
-          decodes++;
-          accumulate(s, out, w, window);
-          s.seconds += now() - t + share;
-          s.windows++;
-          progress("zoom-in");
-        }
-      } finally {
-        model.release(emb);
-      }
-      cache.delete(key);
-    }
-    for (const s of states) {
-      if (!s.plan) continue;
-      t = now();
-      pasteAverage(s, window, fullShape, cropBox.start);
-      s.seconds += now() - t;
+  for (const s of states) {
+    const box = cropMaskBox(s.logits, fullShape, cropBox.start, shape);
+    if (!box) continue; // no foreground: the zoom-out result stands
+    s.plan = planWindows(roiFromBox(box.lo, box.hi, shape, window), window, overlap);
+    const r = s.plan.roi;
+    s.sums = new Float32Array((r.end[0] - r.start[0]) * (r.end[1] - r.start[1]) * (r.end[2] - r.start[2]));
+    for (const start of s.plan.windowStarts) {
+      const g = windowGeometry(s.plan, start, window);
+      let entry = cache.get(g.key);
+      if (!entry) cache.set(g.key, (entry = { origin: g.origin, valid: g.valid, users: [] }));
+      entry.users.push(s);
     }
   }
-  const tZoomIn = now();
+  return cache;
+}
 
-  const results: TargetResult[] = states.map((s) => {
-    const mask = new Uint8Array(total);
-    let voxels = 0;
-    for (let x = 0; x < total; x++) {
-      if (s.logits[x]! > 0) {
-        mask[x] = 1;
-        voxels++;
+/** Zoom-in: each distinct window encoded once, decoded for each of its targets, released (and uncached) after its last. */
+async function zoomInAll(run: Run, cache: Map<string, CachedWindow>): Promise<void> {
+  const { model, window, winSize, pre } = run;
+  const { fullShape, cropBox } = pre;
+  for (const [key, w] of cache) {
+    let t = now();
+    const emb = await model.encode(extractWindow(pre.rows, w.origin, w.valid, window));
+    const share = (now() - t) / w.users.length;
+    run.encodes++;
+    try {
+      for (const s of w.users) {
+        t = now();
+        const single = s.plan!.windowStarts.length === 1;
+        const maskBox = maskBoxInWindow(s.logits, fullShape, cropBox.start, w.origin, w.valid);
+        const prompt = zoomInPrompt(s.target, s.prompts, w.origin, w.valid, maskBox, single);
+        const out = await decodeChecked(model, emb, prompt, winSize, `zoom-in window ${key} of "${s.target.name}"`);
+        run.decodes++;
+        accumulate(s, out, w, window);
+        s.seconds += now() - t + share;
+        s.windows++;
+        run.progress.report("zoom-in");
       }
+    } finally {
+      model.release(emb);
     }
-    return { name: s.target.name, mask, logits: s.logits, voxels, seconds: s.seconds, windows: s.windows, zoomIn: s.plan };
-  });
-  const tEnd = now();
-  return {
-    targets: results,
-    cropBox: { start: [...cropBox.start], end: [...cropBox.end] },
-    stats: {
-      encodes,
-      decodes,
-      zoomInEncodes: encodes - 1,
-      zoomInWindows,
-      seconds: { preprocess: tPre - tStart, zoomOut: tZoomOut - tPre, zoomIn: tZoomIn - tZoomOut, total: tEnd - tStart },
-    },
-  };
+    cache.delete(key);
+  }
+}
+
+/** Replaces each zoomed-in target's logits over its ROI with the average of its windows. */
+function pasteZoomIn(run: Run): void {
+  for (const s of run.states) {
+    if (!s.plan) continue;
+    const t = now();
+    pasteAverage(s, run.window, run.pre.fullShape, run.pre.cropBox.start);
+    s.seconds += now() - t;
+  }
+}
+
+/** A target's result: its mask (logit > 0) in the input layout, with its logits and counts. */
+function targetResult(s: TargetState, total: number): TargetResult {
+  const mask = new Uint8Array(total);
+  let voxels = 0;
+  for (let x = 0; x < total; x++) {
+    if (s.logits[x]! > 0) {
+      mask[x] = 1;
+      voxels++;
+    }
+  }
+  return { name: s.target.name, mask, logits: s.logits, voxels, seconds: s.seconds, windows: s.windows, zoomIn: s.plan };
 }
 
 /** Adds one window's logits over its ROI part to the target's sums. */
