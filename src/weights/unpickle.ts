@@ -84,8 +84,6 @@ const OPNAMES: Record<number, string> = {
   0x96: "BYTEARRAY8", 0x97: "NEXT_BUFFER", 0x98: "READONLY_BUFFER",
 };
 
-const MARK = Symbol("mark");
-
 export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -146,9 +144,8 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   };
   const pop = (): unknown => {
     if (stack.length === 0) fail(`stack underflow (malformed pickle)`);
-    const v = stack.pop();
-    if (v === MARK) fail(`unexpected MARK on the stack (malformed pickle)`);
-    return v;
+    // MARK is no stack item here: it saves the stack on the metastack (see popMark).
+    return stack.pop();
   };
   const top = (): unknown => {
     if (stack.length === 0) fail(`stack underflow (malformed pickle)`);
@@ -291,13 +288,13 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         stack.push(latin1.decode(bytes(u8())));
         break;
       case 0x42: // BINBYTES
-        stack.push(made(bytes(u32()).slice()));
+        stack.push(made(copy(bytes(u32()))));
         break;
       case 0x43: // SHORT_BINBYTES
-        stack.push(made(bytes(u8()).slice()));
+        stack.push(made(copy(bytes(u8()))));
         break;
       case 0x8e: // BINBYTES8
-        stack.push(made(bytes(u64()).slice()));
+        stack.push(made(copy(bytes(u64()))));
         break;
       case 0x7d: // EMPTY_DICT
         stack.push(made(new Map()));
@@ -452,6 +449,15 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   }
 }
 
+/**
+ * A bytes value's own copy, a plain Uint8Array: `slice()` would not do, since
+ * on a Buffer (what a caller reading a file often passes) it returns a view of
+ * the caller's memory.
+ */
+function copy(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
+}
+
 // BUILD handlers are attached to the objects the whitelisted calls return.
 const builders = new WeakMap<object, (obj: unknown, state: unknown) => unknown>();
 
@@ -463,8 +469,7 @@ export function allowBuild<T extends object>(obj: T, build: (obj: unknown, state
 
 /** Little-endian two's complement → number (bigint beyond 2^53). */
 function readLong(b: Uint8Array): number | bigint {
-  if (b.length === 0) return 0;
-  let x = 0n;
+  let x = 0n; // zero bytes: 0 (Python's LONG1 of length 0)
   for (let i = b.length - 1; i >= 0; i--) x = (x << 8n) | BigInt(b[i]!);
   if (b[b.length - 1]! & 0x80) x -= 1n << BigInt(8 * b.length);
   return x >= BigInt(Number.MIN_SAFE_INTEGER) && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x;

@@ -35,6 +35,16 @@ export const P = {
     return b;
   },
   op: (...codes: number[]): Buffer => Buffer.from(codes),
+  /** A text-argument opcode (protocol 0: INT, LONG, FLOAT, PUT, GET): the opcode, the text, a newline. */
+  text: (op: number, s: string): Buffer => Buffer.concat([Buffer.from([op]), Buffer.from(`${s}\n`, "latin1")]),
+  /** A length-prefixed opcode: the opcode, the payload's length in `width` little-endian bytes, the payload. */
+  sized: (op: number, width: 1 | 4 | 8, payload: Uint8Array, length: number | bigint = payload.length): Buffer => {
+    const len = Buffer.alloc(width);
+    if (width === 1) len.writeUInt8(Number(length));
+    else if (width === 4) len.writeUInt32LE(Number(length));
+    else len.writeBigUInt64LE(BigInt(length));
+    return Buffer.concat([Buffer.from([op]), len, payload]);
+  },
   MARK: 0x28,
   STOP: 0x2e,
   POP: 0x30,
@@ -120,6 +130,18 @@ export interface ZipEntrySpec {
   centralExtra?: Buffer;
   /** As torch.save writes: sizes left out of the local header, in a data descriptor after the data. */
   descriptor?: boolean;
+  /** The central directory entry's comment. */
+  comment?: Buffer;
+  /** Overrides of the central directory entry's fields: method, and the local header's offset. */
+  centralMethod?: number;
+  headerOffset?: number;
+}
+
+export interface ZipOptions {
+  /** List the entries in the central directory last first. */
+  reverseCentral?: boolean;
+  /** End with a zip64 end-of-central-directory record and locator; the classic record's fields then say 0. */
+  zip64?: boolean;
 }
 
 export interface ZipLayout {
@@ -132,7 +154,7 @@ export interface ZipLayout {
 }
 
 /** A zip archive (no data descriptors, no zip64), laid out by hand. */
-export function buildZip(entries: ZipEntrySpec[]): ZipLayout {
+export function buildZip(entries: ZipEntrySpec[], opts: ZipOptions = {}): ZipLayout {
   const parts: Buffer[] = [];
   const central: Buffer[] = [];
   const localOffsets: number[] = [];
@@ -170,24 +192,40 @@ export function buildZip(entries: ZipEntrySpec[]): ZipLayout {
     c.writeUInt32LE(0x02014b50, 0);
     c.writeUInt16LE(20, 4);
     c.writeUInt16LE(20, 6);
-    c.writeUInt16LE(method, 10);
+    c.writeUInt16LE(e.centralMethod ?? method, 10);
     c.writeUInt32LE(crc, 16);
     c.writeUInt32LE(stored.length, 20);
     c.writeUInt32LE(size, 24);
     c.writeUInt16LE(name.length, 28);
     c.writeUInt16LE(e.centralExtra?.length ?? 0, 30);
-    c.writeUInt32LE(offset, 42);
-    central.push(Buffer.concat([c, name, e.centralExtra ?? Buffer.alloc(0)]));
+    c.writeUInt16LE(e.comment?.length ?? 0, 32);
+    c.writeUInt32LE(e.headerOffset ?? offset, 42);
+    central.push(Buffer.concat([c, name, e.centralExtra ?? Buffer.alloc(0), e.comment ?? Buffer.alloc(0)]));
     offset += block.length;
   }
+  if (opts.reverseCentral) central.reverse();
   const cd = Buffer.concat(central);
   const eocd = Buffer.alloc(22);
   eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(offset, 16);
-  return { bytes: Buffer.concat([...parts, cd, eocd]), directoryOffset: offset, localOffsets };
+  if (!opts.zip64) {
+    eocd.writeUInt16LE(entries.length, 8);
+    eocd.writeUInt16LE(entries.length, 10);
+    eocd.writeUInt32LE(cd.length, 12);
+    eocd.writeUInt32LE(offset, 16);
+    return { bytes: Buffer.concat([...parts, cd, eocd]), directoryOffset: offset, localOffsets };
+  }
+  const rec = Buffer.alloc(56);
+  rec.writeUInt32LE(0x06064b50, 0);
+  rec.writeBigUInt64LE(44n, 4);
+  rec.writeBigUInt64LE(BigInt(entries.length), 24);
+  rec.writeBigUInt64LE(BigInt(entries.length), 32);
+  rec.writeBigUInt64LE(BigInt(cd.length), 40);
+  rec.writeBigUInt64LE(BigInt(offset), 48);
+  const loc = Buffer.alloc(20);
+  loc.writeUInt32LE(0x07064b50, 0);
+  loc.writeBigUInt64LE(BigInt(offset + cd.length), 8);
+  loc.writeUInt32LE(1, 16);
+  return { bytes: Buffer.concat([...parts, cd, rec, loc, eocd]), directoryOffset: offset, localOffsets };
 }
 
 /** Little-endian f32 bytes of `values`. */
