@@ -217,7 +217,8 @@ export class TorchZipCheckpoint {
   }
 }
 
-function isContiguous(shape: number[], stride: number[]): boolean {
+/** Whether a view with these strides is its span in C order (then read as it is, not gathered; exported for tests). */
+export function isContiguous(shape: number[], stride: number[]): boolean {
   let expect = 1;
   for (let i = shape.length - 1; i >= 0; i--) {
     if (shape[i]! !== 1 && stride[i]! !== expect) return false;

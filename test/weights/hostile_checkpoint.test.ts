@@ -12,7 +12,7 @@ import { MAX_WALK_VISITS, tensorsOf } from "../../src/weights/torch_truncated.js
 import { MAX_INFLATED_BYTES, ZipArchive, ZipError } from "../../src/weights/torch_zip.js";
 import { PickleError, PyTuple } from "../../src/weights/unpickle.js";
 import { buildZip, f32Bytes, P, stateDictPickle, tensorPickle, type CraftTensor, type ZipEntrySpec } from "./craft.js";
-import { tempDir } from "./util.js";
+import { tempDir, thrown } from "./util.js";
 
 const dir = tempDir("hostile-ckpt");
 
@@ -27,15 +27,6 @@ function checkpoint(tensors: CraftTensor[], storages: Omit<ZipEntrySpec, "name">
   return [{ name: "a/data.pkl", data: stateDictPickle(tensors) }, ...storages.map((s, i) => ({ ...s, name: `a/data/${i}` }))];
 }
 
-/** The error `fn` throws (fails the test if it returns). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected an error, none was thrown");
-}
 
 const MiB = 1024 * 1024;
 

@@ -40,3 +40,13 @@ export function errorOf(fn: () => unknown): string {
   }
   throw new Error("expected an error, none was thrown");
 }
+
+/** The error `fn` throws (fails the test if it returns). */
+export function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected an error, none was thrown");
+}
