@@ -83,10 +83,8 @@ export function f16BitsToF32(h: Uint16Array): Float32Array {
       bits[i] = sign | 0x7f800000 | (man << 13); // inf / nan
     } else if (exp !== 0) {
       bits[i] = sign | ((exp + 112) << 23) | (man << 13); // normal: rebias 15 → 127
-    } else if (man === 0) {
-      bits[i] = sign; // ±0
     } else {
-      out[i] = (sign ? -1 : 1) * man * 2 ** -24; // subnormal
+      out[i] = (sign ? -1 : 1) * man * 2 ** -24; // subnormal, or ±0 (a signed zero times 0 keeps its sign)
     }
   }
   return out;
