@@ -49,7 +49,8 @@ function firstPickle(fd: number, size: number): { dir: string; pkl: Buffer } | n
   for (let len = 1 << 20; ; len *= 4) {
     const chunk = readAt(fd, start, Math.min(size - start, len, MAX_PICKLE_BYTES));
     for (let q = chunk.indexOf(DESCRIPTOR); q >= 0 && q + 16 <= chunk.length; q = chunk.indexOf(DESCRIPTOR, q + 1)) {
-      if (chunk.readUInt32LE(q + 8) === q || (q + 24 <= chunk.length && Number(chunk.readBigUInt64LE(q + 8)) === q)) {
+      // A zip64 descriptor's 8-byte size starts with the same 4 bytes (q < 2^32), so one test finds both forms.
+      if (chunk.readUInt32LE(q + 8) === q) {
         return { dir: m[1]!, pkl: chunk.subarray(0, q) };
       }
     }
@@ -81,7 +82,7 @@ function lastEntry(fd: number, size: number, dir: string): string | null {
  */
 export function tensorsOf(root: unknown, entry: string, max = 3): { names: string[]; visits: number } {
   const names: string[] = [];
-  const seen = new Set<object>();
+  const seen = new Set<unknown>();
   const todo: [unknown, string][] = [[root, ""]];
   let visits = 0;
   while (todo.length > 0 && names.length < max && visits < MAX_WALK_VISITS) {
@@ -92,7 +93,8 @@ export function tensorsOf(root: unknown, entry: string, max = 3): { names: strin
       if (v.storage.entry === entry) names.push(key);
       continue;
     }
-    if (v === null || typeof v !== "object" || seen.has(v)) continue;
+    // Primitives have no children; they may pass through `seen` unharmed.
+    if (seen.has(v)) continue;
     seen.add(v);
     // Children pushed in reverse, so they are visited in file order.
     const children: [unknown, string][] =
@@ -125,19 +127,17 @@ export function describeTruncation(path: string): string | null {
     const entry = lastEntry(fd, size, first.dir);
     if (!entry) return `the file (${size} bytes) lost its zip directory at the end`;
     if (entry === `${first.dir}data.pkl`) return `the file (${size} bytes) ends right after the tensor index (data.pkl): no tensor data survived`;
-    let names: string[] = [];
+    let names: string[] = []; // stays empty where the pickle cannot be read
     try {
       const root = unpickle(first.pkl, {
         globals: TORCH_GLOBALS,
         source: path,
-        persistentLoad: (pid) => {
-          const [, , key, , numel] = pid instanceof PyTuple ? pid.items : [];
-          return new StorageRef(`${first.dir}data/${String(key)}`, "F32", Number(numel) || 0);
-        },
+        // Only the entry matters here (tensorsOf compares entries); dtype and size are placeholders.
+        persistentLoad: (pid) => new StorageRef(`${first.dir}data/${String(pid instanceof PyTuple ? pid.items[2] : undefined)}`, "F32", 0),
       });
       names = tensorsOf(root, entry).names;
     } catch {
-      names = [];
+      // a cut or refused pickle: the report names no tensor
     }
     const what = names.length ? `, the storage of tensor${names.length > 1 ? "s" : ""} ${names.map(quoted).join(", ")}` : "";
     return `the file (${size} bytes) ends inside entry ${quoted(entry)}${what}`;
