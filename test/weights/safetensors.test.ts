@@ -110,6 +110,61 @@ describe("safetensors write/read", () => {
   });
 });
 
+describe("safetensors writer checks", () => {
+  const one = (t: Partial<TensorToWrite>): TensorToWrite => ({ name: "a", dtype: "F32", shape: [1], data: new Float32Array(1), ...t });
+  /** The writer's error for `tensors`; nothing may be left behind (no file, no temp file). */
+  function refusedWrite(tensors: TensorToWrite[], words: RegExp, metadata?: Record<string, string>): void {
+    const p = join(dir, "refused.safetensors");
+    const listing = readdirSync(dir).sort();
+    let err: unknown;
+    try {
+      writeSafetensors(p, tensors, metadata);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SafetensorsError);
+    expect((err as Error).name).toBe("SafetensorsError");
+    expect((err as Error).message.startsWith(`writeSafetensors ${p}: `), (err as Error).message).toBe(true);
+    expect((err as Error).message).toMatch(words);
+    expect(readdirSync(dir).sort()).toEqual(listing);
+  }
+
+  it("refuses duplicate and reserved names, unknown dtypes, bad shapes and data of the wrong type or size", () => {
+    refusedWrite([one({}), one({})], /duplicate or reserved tensor name "a"$/);
+    refusedWrite([one({ name: "__metadata__" })], /duplicate or reserved tensor name "__metadata__"$/);
+    refusedWrite([one({ name: "__metadata__" })], /duplicate or reserved tensor name "__metadata__"$/, { k: "v" });
+    refusedWrite([one({ dtype: "F8" as TensorToWrite["dtype"] })], /tensor "a": unsupported dtype F8$/);
+    refusedWrite([one({ shape: [-1] })], /tensor "a": invalid shape \[-1\]$/);
+    refusedWrite([one({ shape: [1.5] })], /tensor "a": invalid shape \[1\.5\]$/);
+    refusedWrite([one({ dtype: "I16", data: new Int8Array(2) })], /tensor "a": I16 data given as a Int8Array$/);
+    refusedWrite([one({ shape: [2] })], /tensor "a": 4 bytes of data for F32 shape \[2\] \(needs 8\)$/);
+  });
+
+  it("rounds Float32Array data for F16 and BF16, and takes each integer type's own array", () => {
+    const p = join(dir, "typed.safetensors");
+    const f = new Float32Array([1, 1 + 2 ** -11, -2.5, 65520]);
+    writeSafetensors(p, [
+      { name: "h", dtype: "F16", shape: [4], data: f },
+      { name: "b", dtype: "BF16", shape: [4], data: f },
+      { name: "i16", dtype: "I16", shape: [2], data: new Int16Array([-300, 7]) },
+      { name: "i8", dtype: "I8", shape: [2], data: new Int8Array([-3, 5]) },
+    ]);
+    const st = SafetensorsFile.open(p);
+    expect([...new Uint16Array(st.readRaw("h").buffer)]).toEqual([0x3c00, 0x3c00, 0xc100, 0x7c00]);
+    expect([...new Uint16Array(st.readRaw("b").buffer)]).toEqual([0x3f80, 0x3f80, 0xc020, 0x4780]);
+    expect([...st.readF32("i16"), ...st.readF32("i8")]).toEqual([-300, 7, -3, 5]);
+    st.close();
+  });
+
+  it("writes no __metadata__ entry for empty metadata", () => {
+    const p = join(dir, "nometa.safetensors");
+    writeSafetensors(p, [one({})], {});
+    const b = readFileSync(p);
+    const header = JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString()) as Record<string, unknown>;
+    expect(Object.keys(header)).toEqual(["a"]);
+  });
+});
+
 describe("safetensors header validation", () => {
   const ok = { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F16", shape: [2], data_offsets: [8, 12] } };
   const data = new Uint8Array(12);
@@ -143,6 +198,39 @@ describe("safetensors header validation", () => {
     ["unknown dtype", () => rawFile("dtype.st", { a: { dtype: "F8", shape: [2], data_offsets: [0, 8] }, b: ok.b }, data), /tensor "a": unsupported dtype "F8"/, "bad-entry"],
     ["negative dim", () => rawFile("neg.st", { a: { dtype: "F32", shape: [-2], data_offsets: [0, 8] }, b: ok.b }, data), /tensor "a": shape \[-2\]/, "bad-entry"],
     ["non-string metadata", () => rawFile("meta.st", { ...ok, __metadata__: { x: 1 } }, data), /__metadata__ field "x" is not a string/, "bad-entry"],
+    ["an 8-byte file (an empty header)", () => {
+      const p = join(dir, "eight.st");
+      writeFileSync(p, Buffer.alloc(8));
+      return p;
+    }, /header does not start with "\{" \(wrong magic: not a safetensors file\)$/, "bad-magic"],
+    ["a header that is not UTF-8", () => {
+      const p = join(dir, "latin1.st");
+      const h = Buffer.concat([Buffer.from('{"a'), Buffer.from([0xe9]), Buffer.from('": 1}')]);
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(h.length));
+      writeFileSync(p, Buffer.concat([len, h]));
+      return p;
+    }, /header is not valid UTF-8 JSON: /, "bad-json"],
+    ...(["[]", "null", '"x"', "3"] as const).map((v): [string, () => string, RegExp, SafetensorsErrorCode] => [
+      `__metadata__ ${v}`,
+      () => rawFile(`meta_${v.length}${v[0] === "[" ? "a" : v[0] === "n" ? "n" : "s"}.st`, { ...ok, __metadata__: JSON.parse(v) as unknown }, data),
+      /: __metadata__ is not an object$/,
+      "bad-entry",
+    ]),
+    ...(["[0, 8]", "null", '"x"', "3"] as const).map((v): [string, () => string, RegExp, SafetensorsErrorCode] => [
+      `a tensor entry ${v}`,
+      () => rawFile(`entry_${v.length}${v[0]}.st`, { a: JSON.parse(v) as unknown, b: ok.b }, data),
+      /: tensor "a": entry is not an object$/,
+      "bad-entry",
+    ]),
+    ["an unknown field", () => rawFile("field.st", { a: { ...ok.a, offsets: [0, 8] }, b: ok.b }, data), /: tensor "a": unknown field "offsets"$/, "bad-entry"],
+    ...(["{}", "[0]", "[0, 8, 9]", "[-8, 0]", "[0, 8.5]", '[0, "8"]', "[8, 0]"] as const).map((v, i): [string, () => string, RegExp, SafetensorsErrorCode] => [
+      `data_offsets ${v}`,
+      () => rawFile(`offsets${i}.st`, { a: { ...ok.a, data_offsets: JSON.parse(v) as unknown }, b: ok.b }, data),
+      new RegExp(`: tensor "a": data_offsets ${v.replace(/[[\]]/g, "\\$&").replace(/ /g, "")} is not \\[begin, end\\] with 0 <= begin <= end$`),
+      "bad-entry",
+    ]),
+    ["a size mismatch after the first tensor", () => rawFile("shape2.st", { a: ok.a, b: { dtype: "F16", shape: [3], data_offsets: [8, 12] } }, data), /tensor "b": data_offsets \[8, 12\] hold 4 bytes, but F16 shape \[3\] needs 6$/, "size-mismatch"],
   ];
   for (const [what, make, re, code] of cases) {
     it(`refuses ${what} by its ${code} check, with a one-line error naming the file, leaving the file as it was`, () => {
@@ -295,6 +383,24 @@ describe("safetensors header validation", () => {
     }
     expect(accepted).toBeGreaterThan(50);
     expect(accepted).toBeLessThan(350);
+  });
+
+  it("accepts tensors listed in any order, an empty one at the same offset as another included", () => {
+    const header = { c: { dtype: "U8", shape: [0], data_offsets: [8, 8] }, b: ok.b, z: { dtype: "F32", shape: [0], data_offsets: [0, 0] }, a: ok.a };
+    const st = SafetensorsFile.open(rawFile("order.st", header, data));
+    expect(st.keys()).toEqual(["c", "b", "z", "a"]);
+    expect(st.readRaw("z").byteLength).toBe(0);
+    st.close();
+  });
+
+  it("closes its file once, however often close() is called", () => {
+    const p = rawFile("close.st", ok, data);
+    const fds = readdirSync("/proc/self/fd").length;
+    const st = SafetensorsFile.open(p);
+    expect(readdirSync("/proc/self/fd").length).toBe(fds + 1);
+    st.close();
+    st.close();
+    expect(readdirSync("/proc/self/fd").length).toBe(fds);
   });
 
   it("accepts the well-formed variant of the same file", () => {
