@@ -103,95 +103,130 @@ export function registerSegment(program: Command): void {
         "segvol segment ct.nii.gz --weights weights/segvol --box 120,200,40,260,330,90 --point 190,260,65 --out organ.nii.gz",
       ]),
     )
-    .action(async (image: string, o: SegmentOpts) => {
-      const started = performance.now();
-      // Everything about the request is checked before the volume is read or the GPU started.
-      const targets = targetsFromFlags(o);
-      const overlap = Number(o.overlap);
-      if (o.overlap.trim() === "" || !(overlap >= 0 && overlap < 1)) throw new Error(`--overlap ${o.overlap}: must be in [0, 1)`);
-      const maxVoxels = parsePositiveInt("--max-voxels", o.maxVoxels);
-      const config = loadConfig(join(o.weights, "config.json"));
-      if (targets.some((t) => t.text !== undefined)) {
-        if (!config.text) throw new Error(`--text: the model in ${o.weights} has no text tower; use --box or --point`);
-        const check = { categories: readCategories(o.weights), allowUnknown: o.allowUnknownText, source: o.weights, allowHint: "--allow-unknown-text" };
-        for (const t of targets) if (t.text !== undefined) t.text = resolveText(t.text, check);
-      }
-      const labelMapOut = targets.length > 1;
-      checkOutputFile(o.out, { flag: "--out", extensions: NIFTI_EXTENSIONS, inputs: [image] });
-      if (labelMapOut) checkOutputFile(sidecarPath(o.out), { flag: "--out's sidecar", extensions: [".json"], inputs: [image] });
-      if (o.logits) {
-        checkOutputFile(o.logits, { flag: "--logits", extensions: NIFTI_EXTENSIONS, inputs: [image] });
-        if (resolve(o.logits) === resolve(o.out)) throw new Error("--logits and --out name the same file");
-        if (labelMapOut) throw new Error("--logits writes one target's logits; give a single --text (or only spatial prompts)");
-      }
-      const vol = readNifti(image, { maxVoxels });
-      checkFinite(vol);
-      const model = await SegVol.fromWeights(o.weights);
-      const stream = o.progress ? progressStream() : null;
-      const bar = stream ? new SingleBar({ format: "{stage} [{bar}] {value}/{total} windows", hideCursor: true, stream }) : null;
-      let result: SegmentResult;
-      try {
-        let barStarted = false;
-        result = await model.segment({ dims: vol.dims as Vec3, data: vol.data }, targets, {
-          zoomIn: o.zoomIn,
-          overlap,
-          allowUnknownText: o.allowUnknownText,
-          onProgress: (done, total, stage) => {
-            if (!bar) return;
-            if (!barStarted) {
-              bar.start(total, 0, { stage });
-              barStarted = true;
-            }
-            bar.setTotal(total);
-            bar.update(done, { stage });
-          },
-        });
-        bar?.stop();
-      } finally {
-        model.dispose();
-        releaseGpu();
-      }
-      const ml = voxelMl(vol);
-      // Voxel counts are those of the written file: in a label map, a voxel
-      // claimed by several targets counts for the one it was given.
-      let voxels: number[];
-      if (labelMapOut) {
-        const map = labelMap(result, vol.data.length);
-        writeNifti(o.out, vol, map, "int16", { inputPath: image });
-        voxels = labelCounts(map, targets.length);
-      } else {
-        writeNifti(o.out, vol, result.targets[0]!.mask, "uint8", { inputPath: image });
-        voxels = [result.targets[0]!.voxels];
-      }
-      if (o.logits) writeNifti(o.logits, vol, result.targets[0]!.logits, "float32", { inputPath: image });
-      const summary = {
-        image,
-        out: o.out,
-        targets: result.targets.map((t, n) => ({
-          label: n + 1,
-          name: t.name,
-          voxels: voxels[n]!,
-          ml: Math.round(voxels[n]! * ml * 1000) / 1000,
-          seconds: Math.round(t.seconds * 1000) / 1000,
-          windows: t.windows,
-        })),
-        stats: {
-          ...result.stats,
-          seconds: Object.fromEntries(Object.entries(result.stats.seconds).map(([k, v]) => [k, Math.round(v * 1000) / 1000])),
-        },
-        seconds: Math.round(performance.now() - started) / 1000,
-      };
-      if (labelMapOut) {
-        const labels = summary.targets.map(({ label, name, voxels: v, ml: m }) => ({ label, name, voxels: v, ml: m }));
-        writeFileAtomic(sidecarPath(o.out), new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
-      }
-      if (o.json) {
-        process.stdout.write(JSON.stringify(summary) + "\n");
-      } else {
-        for (const t of summary.targets) {
-          console.log(`${t.label}: ${t.name}: ${t.voxels} voxels, ${t.ml} mL, ${t.windows} windows, ${t.seconds} s`);
+    .action((image: string, o: SegmentOpts) => runSegment(image, o));
+}
+
+/** A checked request: its targets and the options in their parsed form. */
+interface SegmentRequest {
+  targets: Target[];
+  overlap: number;
+  maxVoxels: number;
+  /** Several targets: --out is an int16 label map with a JSON sidecar. */
+  labelMapOut: boolean;
+}
+
+async function runSegment(image: string, o: SegmentOpts): Promise<void> {
+  const started = performance.now();
+  const req = checkRequest(image, o);
+  const vol = readNifti(image, { maxVoxels: req.maxVoxels });
+  checkFinite(vol);
+  const result = await segmentWithProgress(vol, req, o);
+  const voxels = writeMasks(image, o, vol, result, req);
+  const summary = summarize(image, o, vol, result, voxels, started);
+  if (req.labelMapOut) {
+    const labels = summary.targets.map(({ label, name, voxels: v, ml: m }) => ({ label, name, voxels: v, ml: m }));
+    writeFileAtomic(sidecarPath(o.out), new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
+  }
+  if (o.json) {
+    process.stdout.write(JSON.stringify(summary) + "\n");
+  } else {
+    for (const t of summary.targets) {
+      console.log(`${t.label}: ${t.name}: ${t.voxels} voxels, ${t.ml} mL, ${t.windows} windows, ${t.seconds} s`);
+    }
+    console.log(`wrote ${o.out} in ${summary.seconds} s (${result.stats.encodes} window encodes)`);
+  }
+}
+
+/** Everything about the request is checked before the volume is read or the GPU started. */
+function checkRequest(image: string, o: SegmentOpts): SegmentRequest {
+  const targets = targetsFromFlags(o);
+  const overlap = Number(o.overlap);
+  if (o.overlap.trim() === "" || !(overlap >= 0 && overlap < 1)) throw new Error(`--overlap ${o.overlap}: must be in [0, 1)`);
+  const maxVoxels = parsePositiveInt("--max-voxels", o.maxVoxels);
+  const config = loadConfig(join(o.weights, "config.json"));
+  if (targets.some((t) => t.text !== undefined)) {
+    if (!config.text) throw new Error(`--text: the model in ${o.weights} has no text tower; use --box or --point`);
+    const check = { categories: readCategories(o.weights), allowUnknown: o.allowUnknownText, source: o.weights, allowHint: "--allow-unknown-text" };
+    for (const t of targets) if (t.text !== undefined) t.text = resolveText(t.text, check);
+  }
+  const labelMapOut = targets.length > 1;
+  checkOutputFile(o.out, { flag: "--out", extensions: NIFTI_EXTENSIONS, inputs: [image] });
+  if (labelMapOut) checkOutputFile(sidecarPath(o.out), { flag: "--out's sidecar", extensions: [".json"], inputs: [image] });
+  if (o.logits) {
+    checkOutputFile(o.logits, { flag: "--logits", extensions: NIFTI_EXTENSIONS, inputs: [image] });
+    if (resolve(o.logits) === resolve(o.out)) throw new Error("--logits and --out name the same file");
+    if (labelMapOut) throw new Error("--logits writes one target's logits; give a single --text (or only spatial prompts)");
+  }
+  return { targets, overlap, maxVoxels, labelMapOut };
+}
+
+/** Loads the model and segments, with a progress bar on stderr unless --no-progress; the model and the GPU are released whatever happens. */
+async function segmentWithProgress(vol: NiftiVolume, req: SegmentRequest, o: SegmentOpts): Promise<SegmentResult> {
+  const model = await SegVol.fromWeights(o.weights);
+  const stream = o.progress ? progressStream() : null;
+  const bar = stream ? new SingleBar({ format: "{stage} [{bar}] {value}/{total} windows", hideCursor: true, stream }) : null;
+  let result: SegmentResult;
+  try {
+    let barStarted = false;
+    result = await model.segment({ dims: vol.dims as Vec3, data: vol.data }, req.targets, {
+      zoomIn: o.zoomIn,
+      overlap: req.overlap,
+      allowUnknownText: o.allowUnknownText,
+      onProgress: (done, total, stage) => {
+        if (!bar) return;
+        if (!barStarted) {
+          bar.start(total, 0, { stage });
+          barStarted = true;
         }
-        console.log(`wrote ${o.out} in ${summary.seconds} s (${result.stats.encodes} window encodes)`);
-      }
+        bar.setTotal(total);
+        bar.update(done, { stage });
+      },
     });
+    bar?.stop();
+  } finally {
+    model.dispose();
+    releaseGpu();
+  }
+  return result;
+}
+
+/**
+ * Writes --out (a mask, or a label map for several targets) and --logits;
+ * returns each target's voxel count in the written file: in a label map, a
+ * voxel claimed by several targets counts for the one it was given.
+ */
+function writeMasks(image: string, o: SegmentOpts, vol: NiftiVolume, result: SegmentResult, req: SegmentRequest): number[] {
+  let voxels: number[];
+  if (req.labelMapOut) {
+    const map = labelMap(result, vol.data.length);
+    writeNifti(o.out, vol, map, "int16", { inputPath: image });
+    voxels = labelCounts(map, req.targets.length);
+  } else {
+    writeNifti(o.out, vol, result.targets[0]!.mask, "uint8", { inputPath: image });
+    voxels = [result.targets[0]!.voxels];
+  }
+  if (o.logits) writeNifti(o.logits, vol, result.targets[0]!.logits, "float32", { inputPath: image });
+  return voxels;
+}
+
+/** The run's summary (--json prints it): per target its label, voxels, mL, time and windows; the pipeline's stats. */
+function summarize(image: string, o: SegmentOpts, vol: NiftiVolume, result: SegmentResult, voxels: number[], started: number) {
+  const ml = voxelMl(vol);
+  return {
+    image,
+    out: o.out,
+    targets: result.targets.map((t, n) => ({
+      label: n + 1,
+      name: t.name,
+      voxels: voxels[n]!,
+      ml: Math.round(voxels[n]! * ml * 1000) / 1000,
+      seconds: Math.round(t.seconds * 1000) / 1000,
+      windows: t.windows,
+    })),
+    stats: {
+      ...result.stats,
+      seconds: Object.fromEntries(Object.entries(result.stats.seconds).map(([k, v]) => [k, Math.round(v * 1000) / 1000])),
+    },
+    seconds: Math.round(performance.now() - started) / 1000,
+  };
 }

@@ -252,38 +252,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const rng = new Rng(o.seed);
   let step = 0;
   let losses: number[] = [];
-  const runOptions = {
-    categories: o.categories,
-    freeze: o.freeze,
-    steps: o.steps,
-    lr: o.lr,
-    warmup: o.warmup,
-    weightDecay: o.weightDecay,
-    clip: o.clip,
-    seed: o.seed,
-    augment: o.augment ?? {},
-    prompts: o.prompts ?? {},
-    loss: o.loss ?? {},
-    step: o.step ?? {},
-  };
-  if (o.resume) {
-    const st = loadTrainerState(ckptDir);
-    try {
-      const prev = st.json.options;
-      for (const k of ["categories", "freeze"] as const) {
-        if (JSON.stringify(prev[k]) !== JSON.stringify(runOptions[k])) {
-          throw new Error(`train --resume: --${k} ${JSON.stringify(runOptions[k])} differs from the checkpoint's ${JSON.stringify(prev[k])}`);
-        }
-      }
-      optimizer.loadState(st.optim);
-    } finally {
-      disposeOptimState(st.optim);
-    }
-    rng.setState(st.json.rng);
-    step = st.json.step;
-    losses = [...st.json.losses];
-    log(`resumed from ${ckptDir} at step ${step}`);
-  }
+  const runOptions = runOptionsOf(o);
+  if (o.resume) ({ step, losses } = resumeState(ckptDir, runOptions, optimizer, rng, log));
   const trainableCount = model.trainable.reduce((n, p) => n + p.value.size, 0);
   log(`training ${model.trainable.length} tensors (${trainableCount} parameters), ${model.frozenNames.length} frozen; ${data.length} cases; ${o.steps} steps`);
 
@@ -342,4 +312,52 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     optimizer.dispose();
     model.dispose();
   }
+}
+
+/** The options a checkpoint records (trainer_state.json), so that a resumed run can be checked against them. */
+function runOptionsOf(o: TrainOptions) {
+  return {
+    categories: o.categories,
+    freeze: o.freeze,
+    steps: o.steps,
+    lr: o.lr,
+    warmup: o.warmup,
+    weightDecay: o.weightDecay,
+    clip: o.clip,
+    seed: o.seed,
+    augment: o.augment ?? {},
+    prompts: o.prompts ?? {},
+    loss: o.loss ?? {},
+    step: o.step ?? {},
+  };
+}
+
+/**
+ * Restores the optimiser and the RNG from a checkpoint and returns its step
+ * and losses. A resumed run must train the same categories with the same
+ * parameters frozen, or the optimiser state would not fit.
+ */
+function resumeState(
+  ckptDir: string,
+  runOptions: ReturnType<typeof runOptionsOf>,
+  optimizer: AdamW,
+  rng: Rng,
+  log: (line: string) => void,
+): { step: number; losses: number[] } {
+  const st = loadTrainerState(ckptDir);
+  try {
+    const prev = st.json.options;
+    for (const k of ["categories", "freeze"] as const) {
+      if (JSON.stringify(prev[k]) !== JSON.stringify(runOptions[k])) {
+        throw new Error(`train --resume: --${k} ${JSON.stringify(runOptions[k])} differs from the checkpoint's ${JSON.stringify(prev[k])}`);
+      }
+    }
+    optimizer.loadState(st.optim);
+  } finally {
+    disposeOptimState(st.optim);
+  }
+  rng.setState(st.json.rng);
+  const step = st.json.step;
+  log(`resumed from ${ckptDir} at step ${step}`);
+  return { step, losses: [...st.json.losses] };
 }
