@@ -57,6 +57,7 @@ const rules = [
     comment:
       "The command line and the demo are applications of the library: no other folder imports them " +
       "(cli may run the demo).",
+    // The package's entry files (src/index.ts) publish the API, the demo's included: they are no layer.
     from: { path: "^src/", pathNot: folders("cli", "demo") + "|^src/[^/]+$" },
     to: { path: folders("cli", "demo") },
   },
