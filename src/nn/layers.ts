@@ -1,111 +1,147 @@
-// The building blocks of SegVol's networks, each a thin shell over kernels.
-// Layers hold their parameters (owned by the ParamStore) and return new
-// tensors from `forward`; callers free intermediates with `scope`.
+// The building blocks of SegVol's networks, each a Module over the
+// differentiable ops (src/autograd): the same code runs inference (under
+// `noGrad`) and training (on the tape). Every `forward` runs in `scoped`,
+// so its intermediates are freed when it returns, whichever way it runs.
+import { scoped, type Var } from "../autograd/autograd.js";
+import { attention, layerNorm } from "../autograd/attention_ops.js";
+import { convTranspose3d } from "../autograd/conv_ops.js";
+import { linear } from "../autograd/ops.js";
 import type { Activation } from "../kernels/activation.js";
-import { attention } from "../kernels/attention.js";
-import { add } from "../kernels/elementwise.js";
-import { layerNorm } from "../kernels/layernorm.js";
-import { matmul } from "../kernels/matmul.js";
-import { Tensor } from "../tensor/tensor.js";
-import type { ParamStore } from "./params.js";
+import { Module, type Parameter } from "./module.js";
 
-/** y = x Wᵀ + b (PyTorch nn.Linear), with an optional fused activation. */
-export class Linear {
+/** y = act(x Wᵀ + b) (PyTorch nn.Linear; the activation is fused into the matmul). */
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly act: Activation;
+
   constructor(
-    readonly weight: Tensor,
-    readonly bias: Tensor | undefined,
-    readonly act: Activation = "none",
-  ) {}
-
-  static load(p: ParamStore, prefix: string, opts: { bias?: boolean; act?: Activation } = {}): Linear {
-    const bias = opts.bias === false ? undefined : p.tensor(`${prefix}.bias`);
-    return new Linear(p.tensor(`${prefix}.weight`), bias, opts.act ?? "none");
+    inFeatures: number,
+    outFeatures: number,
+    opts: { bias?: boolean; act?: Activation } = {},
+  ) {
+    super();
+    this.weight = this.param("weight", [outFeatures, inFeatures]);
+    this.bias = opts.bias === false ? null : this.param("bias", [outFeatures]);
+    this.act = opts.act ?? "none";
   }
 
-  forward(x: Tensor): Tensor {
-    return matmul(x, this.weight, { transB: true, bias: this.bias, act: this.act });
+  forward(x: Var): Var {
+    return linear(x, this.weight.v, this.bias?.v ?? null, this.act);
   }
 }
 
-/** LayerNorm over the trailing dims of the weight's shape. */
-export class LayerNorm {
+/** LayerNorm over the trailing dims of `shape`. */
+export class LayerNorm extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+
   constructor(
-    readonly weight: Tensor,
-    readonly bias: Tensor,
+    shape: readonly number[],
     readonly eps = 1e-5,
-  ) {}
-
-  static load(p: ParamStore, prefix: string, eps = 1e-5): LayerNorm {
-    return new LayerNorm(p.tensor(`${prefix}.weight`), p.tensor(`${prefix}.bias`), eps);
+  ) {
+    super();
+    this.weight = this.param("weight", shape);
+    this.bias = this.param("bias", shape);
   }
 
-  forward(x: Tensor): Tensor {
-    return layerNorm(x, this.weight, this.bias, this.eps);
+  forward(x: Var): Var {
+    return layerNorm(x, this.weight.v, this.bias.v, this.eps);
   }
 }
 
-/** Linear → activation → Linear (the activation fused into the first matmul). */
-export class Mlp {
-  constructor(
-    readonly fc1: Linear,
-    readonly fc2: Linear,
-  ) {}
+/** A lookup table [count, dim] (nn.Embedding); callers read its rows. */
+export class Embedding extends Module {
+  readonly weight: Parameter;
 
-  static load(p: ParamStore, prefix: string, names: [string, string], act: Activation): Mlp {
-    return new Mlp(Linear.load(p, `${prefix}.${names[0]}`, { act }), Linear.load(p, `${prefix}.${names[1]}`));
+  constructor(count: number, dim: number) {
+    super();
+    this.weight = this.param("weight", [count, dim]);
+  }
+}
+
+/** Linear → activation → Linear (the activation fused into the first matmul); names as upstream. */
+export class Mlp extends Module {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+
+  constructor(names: readonly [string, string], dim: number, hidden: number, act: Activation) {
+    super();
+    this.fc1 = this.child(names[0], new Linear(dim, hidden, { act }));
+    this.fc2 = this.child(names[1], new Linear(hidden, dim));
   }
 
-  forward(x: Tensor): Tensor {
-    const h = this.fc1.forward(x);
-    const y = this.fc2.forward(h);
-    h.dispose();
-    return y;
+  forward(x: Var): Var {
+    return scoped(() => this.fc2.forward(this.fc1.forward(x)));
   }
 }
 
 /**
  * Multi-head attention with separate q/k/v projections (SAM's `Attention`,
- * CLIP's self-attention): inputs [B, N, C], internal dim may be smaller than
- * C (SAM's attention_downsample_rate).
+ * CLIP's self-attention): inputs [B, N, dim], internal width `inner` may be
+ * smaller (SAM's attention_downsample_rate). `order` is the upstream
+ * registration order of the projections (CLIP registers k, v, q).
  */
-export class MultiHeadAttention {
-  constructor(
-    readonly q: Linear,
-    readonly k: Linear,
-    readonly v: Linear,
-    readonly out: Linear,
-    readonly numHeads: number,
-    readonly causal = false,
-  ) {}
+export class MultiHeadAttention extends Module {
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly out: Linear;
+  readonly causal: boolean;
 
-  static load(p: ParamStore, prefix: string, numHeads: number, causal = false): MultiHeadAttention {
-    return new MultiHeadAttention(
-      Linear.load(p, `${prefix}.q_proj`),
-      Linear.load(p, `${prefix}.k_proj`),
-      Linear.load(p, `${prefix}.v_proj`),
-      Linear.load(p, `${prefix}.out_proj`),
-      numHeads,
-      causal,
-    );
+  constructor(
+    dim: number,
+    inner: number,
+    readonly numHeads: number,
+    opts: { causal?: boolean; order?: "qkv" | "kvq" } = {},
+  ) {
+    super();
+    const proj = (name: string) => this.child(`${name}_proj`, new Linear(dim, inner));
+    if (opts.order === "kvq") {
+      this.k = proj("k");
+      this.v = proj("v");
+      this.q = proj("q");
+    } else {
+      this.q = proj("q");
+      this.k = proj("k");
+      this.v = proj("v");
+    }
+    this.out = this.child("out_proj", new Linear(inner, dim));
+    this.causal = opts.causal ?? false;
   }
 
-  forward(q: Tensor, k: Tensor, v: Tensor): Tensor {
-    const qp = this.q.forward(q);
-    const kp = this.k.forward(k);
-    const vp = this.v.forward(v);
-    const o = attention(qp, kp, vp, { numHeads: this.numHeads, causal: this.causal });
-    qp.dispose();
-    kp.dispose();
-    vp.dispose();
-    const y = this.out.forward(o);
-    o.dispose();
-    return y;
+  forward(q: Var, k: Var, v: Var): Var {
+    return scoped(() => {
+      const o = attention(this.q.forward(q), this.k.forward(k), this.v.forward(v), { numHeads: this.numHeads, causal: this.causal });
+      return this.out.forward(o);
+    });
   }
 }
 
-/** x + f(x), disposing f(x). */
-export function residual(x: Tensor, fx: Tensor): Tensor {
-  const y = add(x, fx);
-  fx.dispose();
-  return y;
+/** ConvTranspose3d with kernel = stride (PyTorch layout: weight [in, out, k, k, k]). */
+export class ConvTranspose3d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    readonly stride: number,
+  ) {
+    super();
+    this.weight = this.param("weight", [inChannels, outChannels, stride, stride, stride]);
+    this.bias = this.param("bias", [outChannels]);
+  }
+
+  forward(x: Var): Var {
+    return convTranspose3d(x, this.weight.v, this.bias.v, { stride: this.stride });
+  }
+}
+
+/** A module whose parameters the checkpoint holds but SegVol never runs (e.g. SAM's 2-D mask branch). */
+export class Unused extends Module {
+  constructor(params: readonly (readonly [string, readonly number[]])[]) {
+    super();
+    for (const [name, shape] of params) this.param(name, shape);
+  }
 }

@@ -3,100 +3,101 @@
 // a final LayerNorm. The output stays token-major, [1, N, C] with token
 // t = (i*h' + j)*w' + k: the decoder flattens the [1, C, d', h', w'] image
 // embedding back into exactly this order, so the transpose is never done.
-import { attention } from "../kernels/attention.js";
-import { add } from "../kernels/elementwise.js";
-import { patchEmbed } from "../kernels/patch_embed.js";
-import { LayerNorm, Linear, Mlp, residual } from "../nn/layers.js";
-import type { ParamStore } from "../nn/params.js";
-import { scope } from "../tensor/scope.js";
-import { Tensor } from "../tensor/tensor.js";
+import { scoped, type Var } from "../autograd/autograd.js";
+import { attention } from "../autograd/attention_ops.js";
+import { patchEmbed } from "../autograd/conv_ops.js";
+import { add, linear, slice } from "../autograd/ops.js";
+import { LayerNorm, Linear, Mlp } from "../nn/layers.js";
+import { Module, sequence, type Parameter } from "../nn/module.js";
 import type { SegVolConfig } from "./config.js";
 
-const P = "image_encoder";
+/** MONAI's SABlock: the fused qkv projection (no bias) and the output projection. */
+class SelfAttention extends Module {
+  readonly outProj: Linear;
+  readonly qkv: Parameter;
 
-class VitBlock {
   constructor(
-    readonly norm1: LayerNorm,
-    readonly q: Linear,
-    readonly k: Linear,
-    readonly v: Linear,
-    readonly outProj: Linear,
-    readonly norm2: LayerNorm,
-    readonly mlp: Mlp,
+    readonly dim: number,
     readonly numHeads: number,
-  ) {}
-
-  static load(p: ParamStore, n: number, cfg: SegVolConfig): VitBlock {
-    const pre = `${P}.blocks.${n}`;
-    const C = cfg.vit.hidden_size;
-    // qkv output features are ordered (qkv, head, d): rows 0..C-1 of the
-    // weight are q, C..2C-1 k, 2C..3C-1 v. Split once at load time so the
-    // three projections land in the head-interleaved layout attention reads.
-    const part = (i: number) =>
-      new Linear(
-        p.derived(`${pre}.attn.qkv.${i}`, () => {
-          const w = p.host(`${pre}.attn.qkv.weight`);
-          return Tensor.from(w.slice(i * C * C, (i + 1) * C * C), [C, C]);
-        }),
-        undefined,
-      );
-    return new VitBlock(
-      LayerNorm.load(p, `${pre}.norm1`),
-      part(0),
-      part(1),
-      part(2),
-      Linear.load(p, `${pre}.attn.out_proj`),
-      LayerNorm.load(p, `${pre}.norm2`),
-      Mlp.load(p, `${pre}.mlp`, ["linear1", "linear2"], "gelu"),
-      cfg.vit.num_heads,
-    );
+  ) {
+    super();
+    this.outProj = this.child("out_proj", new Linear(dim, dim));
+    this.qkv = this.param("qkv.weight", [3 * dim, dim]);
   }
 
-  forward(x: Tensor): Tensor {
-    const h = scope(() => {
-      const n = this.norm1.forward(x);
-      const o = attention(this.q.forward(n), this.k.forward(n), this.v.forward(n), { numHeads: this.numHeads });
-      return this.outProj.forward(o);
+  forward(x: Var): Var {
+    return scoped(() => {
+      // qkv output features are ordered (qkv, head, d): rows 0..C-1 of the
+      // weight are q, C..2C-1 k, 2C..3C-1 v. Slicing the weight (not the
+      // output) gives each projection in the head-interleaved layout the
+      // attention reads, and sends the gradients to the one fused tensor.
+      const C = this.dim;
+      const part = (i: number) => linear(x, slice(this.qkv.v, [i * C, 0], [(i + 1) * C, C]));
+      return this.outProj.forward(attention(part(0), part(1), part(2), { numHeads: this.numHeads }));
     });
-    const x1 = residual(x, h);
-    const y = residual(x1, scope(() => this.mlp.forward(this.norm2.forward(x1))));
-    x1.dispose();
-    return y;
   }
 }
 
-export class ImageEncoder {
-  private constructor(
-    readonly cfg: SegVolConfig,
-    readonly patchWeight: Tensor,
-    readonly patchBias: Tensor,
-    readonly posEmbed: Tensor,
-    readonly blocks: VitBlock[],
-    readonly norm: LayerNorm,
-  ) {}
+/** MONAI's TransformerBlock (registers mlp, norm1, attn, norm2). */
+class VitBlock extends Module {
+  readonly mlp: Mlp;
+  readonly norm1: LayerNorm;
+  readonly attn: SelfAttention;
+  readonly norm2: LayerNorm;
 
-  static load(p: ParamStore, cfg: SegVolConfig): ImageEncoder {
-    const blocks = Array.from({ length: cfg.vit.num_layers }, (_, n) => VitBlock.load(p, n, cfg));
-    return new ImageEncoder(
-      cfg,
-      p.tensor(`${P}.patch_embedding.patch_embeddings.1.weight`),
-      p.tensor(`${P}.patch_embedding.patch_embeddings.1.bias`),
-      p.tensor(`${P}.patch_embedding.position_embeddings`),
-      blocks,
-      LayerNorm.load(p, `${P}.norm`),
-    );
+  constructor(cfg: SegVolConfig) {
+    super();
+    const E = cfg.vit.hidden_size;
+    this.mlp = this.child("mlp", new Mlp(["linear1", "linear2"], E, cfg.vit.mlp_dim, "gelu"));
+    this.norm1 = this.child("norm1", new LayerNorm([E]));
+    this.attn = this.child("attn", new SelfAttention(E, cfg.vit.num_heads));
+    this.norm2 = this.child("norm2", new LayerNorm([E]));
+  }
+
+  forward(x: Var): Var {
+    return scoped(() => {
+      const x1 = add(x, this.attn.forward(this.norm1.forward(x)));
+      return add(x1, this.mlp.forward(this.norm2.forward(x1)));
+    });
+  }
+}
+
+/** The "perceptron" patch embedding: a linear map of each flattened patch, plus learned positions. */
+class PatchEmbedding extends Module {
+  readonly positions: Parameter;
+  readonly proj: Linear;
+
+  constructor(readonly cfg: SegVolConfig) {
+    super();
+    const [D, H, W] = cfg.spatial_size;
+    const [p1, p2, p3] = cfg.patch_size;
+    const tokens = (D / p1) * (H / p2) * (W / p3);
+    this.positions = this.param("position_embeddings", [1, tokens, cfg.vit.hidden_size]);
+    this.proj = this.child("patch_embeddings.1", new Linear(p1 * p2 * p3 * cfg.in_channels, cfg.vit.hidden_size));
+  }
+
+  forward(window: Var): Var {
+    return scoped(() => add(patchEmbed(window, this.proj.weight.v, this.proj.bias!.v, this.cfg.patch_size), this.positions.v));
+  }
+}
+
+export class ImageEncoder extends Module {
+  readonly patchEmbedding: PatchEmbedding;
+  readonly blocks: VitBlock[];
+  readonly norm: LayerNorm;
+
+  constructor(cfg: SegVolConfig) {
+    super();
+    this.patchEmbedding = this.child("patch_embedding", new PatchEmbedding(cfg));
+    this.blocks = Array.from({ length: cfg.vit.num_layers }, (_, n) => this.child(`blocks.${n}`, new VitBlock(cfg)));
+    this.norm = this.child("norm", new LayerNorm([cfg.vit.hidden_size]));
   }
 
   /** window [1, C_in, D, H, W] → image tokens [1, N, hidden]. */
-  forward(window: Tensor): Tensor {
-    let x = scope(() => add(patchEmbed(window, this.patchWeight, this.patchBias, this.cfg.patch_size), this.posEmbed));
-    for (const b of this.blocks) {
-      const y = b.forward(x);
-      x.dispose();
-      x = y;
-    }
-    const out = this.norm.forward(x);
-    x.dispose();
-    return out;
+  forward(window: Var): Var {
+    return scoped(() => {
+      const x = sequence(this.patchEmbedding.forward(window), this.blocks, (b, h) => b.forward(h));
+      return this.norm.forward(x);
+    });
   }
 }

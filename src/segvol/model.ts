@@ -1,24 +1,20 @@
 // SegVol on the engine: load a folder written by `segvol convert`, encode a
 // window once, decode it for many prompts, encode each category's text once.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { SafetensorsFile } from "../weights/safetensors.js";
-import { add } from "../kernels/elementwise.js";
-import { ParamStore } from "../nn/params.js";
+// The network (src/segvol/network.ts) runs under `noGrad`, its weights bound
+// as constants uploaded on first use.
+import { constant, noGrad } from "../autograd/autograd.js";
 import { initGpu } from "../tensor/device.js";
-import { keep, scope } from "../tensor/scope.js";
+import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { readCategories, resolveText } from "./categories.js";
-import { loadConfig, type SegVolConfig } from "./config.js";
-import { ImageEncoder } from "./image_encoder.js";
-import { MaskDecoder } from "./mask_decoder.js";
-import { expectedParameters } from "./params.js";
-import { PromptEncoder, type Vec3 } from "./prompt_encoder.js";
-import { TextEncoder } from "./text_encoder.js";
+import { resolveText } from "./categories.js";
+import type { SegVolConfig } from "./config.js";
+import { bindFrozen, openWeightsFolder } from "./load.js";
+import { SegVolNetwork } from "./network.js";
+import type { Vec3 } from "./prompt_encoder.js";
 import { segvolSegmenter } from "./pipeline/segvol.js";
 import { segmentVolume } from "./pipeline/segment.js";
 import type { SegmentOptions, SegmentResult, Target, Volume } from "./pipeline/types.js";
-import { ClipTokenizer, hasVocabulary, tokenizerFilesIn } from "./tokenizer.js";
+import type { ClipTokenizer } from "./tokenizer.js";
 
 export type Box6 = [number, number, number, number, number, number];
 
@@ -91,16 +87,10 @@ export function validateWindowPrompt(config: SegVolConfig, p: WindowPrompt): voi
 
 export class SegVol {
   private readonly textCache = new Map<string, TextEmbedding>();
-  private densePe: Tensor | null = null;
 
   private constructor(
     readonly config: SegVolConfig,
-    readonly params: ParamStore,
-    readonly imageEncoder: ImageEncoder,
-    readonly promptEncoder: PromptEncoder,
-    readonly maskDecoder: MaskDecoder,
-    readonly noMaskEmbed: Tensor,
-    readonly textEncoder: TextEncoder | null,
+    readonly network: SegVolNetwork,
     readonly tokenizer: ClipTokenizer | null,
     /** The categories the weights folder states (categories.json); null when it states none. */
     readonly categories: readonly string[] | null,
@@ -114,40 +104,11 @@ export class SegVol {
    * Every file, key and shape is checked before any GPU work starts.
    */
   static async fromWeights(dir: string): Promise<SegVol> {
-    const need = (f: string) => {
-      if (!existsSync(join(dir, f))) throw new Error(`${dir}: missing ${f} (expected a folder written by \`segvol convert\`)`);
-    };
-    need("config.json");
-    need("model.safetensors");
-    const config = loadConfig(join(dir, "config.json"));
-    const categories = readCategories(dir);
-    let tokenizer: ClipTokenizer | null = null;
-    if (config.text) {
-      if (!hasVocabulary(tokenizerFilesIn(dir))) {
-        throw new Error(`${dir}: the model has a text tower but no tokenizer (tokenizer.json or vocab.json + merges.txt)`);
-      }
-      tokenizer = ClipTokenizer.fromDir(dir);
-    }
-    const file = SafetensorsFile.open(join(dir, "model.safetensors"));
-    const expected = expectedParameters(config);
-    checkWeights(file, expected);
+    const folder = openWeightsFolder(dir);
     await initGpu();
-    const params = new ParamStore(file, expected);
-    return scope(() => {
-      const model = new SegVol(
-        config,
-        params,
-        ImageEncoder.load(params, config),
-        new PromptEncoder(params, config),
-        MaskDecoder.load(params, config),
-        params.tensor("prompt_encoder.no_mask_embed.weight"),
-        config.text ? TextEncoder.load(params, config) : null,
-        tokenizer,
-        categories,
-        dir,
-      );
-      return model;
-    });
+    bindFrozen(folder.network, folder.file);
+    await folder.network.prepare();
+    return new SegVol(folder.config, folder.network, folder.tokenizer, folder.categories, dir);
   }
 
   get spatialSize(): Vec3 {
@@ -166,11 +127,10 @@ export class SegVol {
     } else if (window.length !== C * D * H * W) {
       throw new Error(`encodeImage: window has ${window.length} voxels, spatial_size ${shapeStr([C, D, H, W])} needs ${C * D * H * W}`);
     }
-    return scope(() => {
-      const x = window instanceof Tensor ? window.reshape(shape) : Tensor.from(window, shape);
-      const tokens = this.imageEncoder.forward(x);
-      // The dense embedding is no_mask_embed broadcast over the grid (SegVol feeds no mask prompt).
-      return new ImageEmbedding(keep(tokens), keep(add(tokens, this.noMaskEmbed)));
+    return noGrad(() => {
+      const x = constant(window instanceof Tensor ? window.reshape(shape) : Tensor.from(window, shape));
+      const tokens = this.network.encodeImage(x);
+      return new ImageEmbedding(keep(tokens.value), keep(this.network.imageInput(tokens).value));
     });
   }
 
@@ -182,17 +142,17 @@ export class SegVol {
 
   /** The text embedding of a category, computed once and cached. */
   async encodeText(name: string): Promise<TextEmbedding> {
-    if (!this.textEncoder) throw new Error(`text prompt "${name}": this model has no text tower`);
+    if (!this.network.textEncoder) throw new Error(`text prompt "${name}": this model has no text tower`);
     return this.encodeTextIds(this.tokenize(name));
   }
 
   /** The text embedding of explicit token ids (bos … eos), cached by ids. */
   async encodeTextIds(ids: readonly number[]): Promise<TextEmbedding> {
-    if (!this.textEncoder) throw new Error("text prompt: this model has no text tower");
+    if (!this.network.textEncoder) throw new Error("text prompt: this model has no text tower");
     const key = ids.join(",");
     let e = this.textCache.get(key);
     if (!e) {
-      const gpu = keep(this.textEncoder.forward(ids));
+      const gpu = keep(noGrad(() => this.network.encodeText([ids])).value);
       e = { host: await gpu.readFloat32(), gpu };
       this.textCache.set(key, e);
     }
@@ -205,25 +165,11 @@ export class SegVol {
   }
 
 
-  private denseTensor(): Tensor {
-    if (!this.densePe) {
-      const pe = this.promptEncoder.densePositional();
-      this.densePe = keep(Tensor.from(pe, [1, pe.length / this.promptEncoder.dim, this.promptEncoder.dim]));
-    }
-    return this.densePe;
-  }
-
   /** Decodes one prompt on an encoded window → logits tensor [1, 1, D, H, W]. */
   async decodeTensor(emb: ImageEmbedding, prompt: WindowPrompt): Promise<Tensor> {
     this.validatePrompt(prompt);
     const text = prompt.text === undefined ? null : typeof prompt.text === "string" ? await this.encodeText(prompt.text) : prompt.text;
-    return scope(() => {
-      const C = this.promptEncoder.dim;
-      const sp = this.promptEncoder.sparseTokens(prompt, text?.host);
-      const sparse = sp.count > 0 ? Tensor.from(sp.data, [1, sp.count, C]) : null;
-      const low = this.maskDecoder.lowResMasks(emb.src, this.denseTensor(), sparse, text?.gpu ?? null);
-      return this.maskDecoder.upsample(low);
-    });
+    return noGrad(() => this.network.decodeBatch(constant(emb.src), [prompt], text ? constant(text.gpu) : null).value);
   }
 
   /** Decodes one prompt → window logits, C-order [D*H*W]. */
@@ -273,28 +219,6 @@ export class SegVol {
   dispose(): void {
     for (const e of this.textCache.values()) e.gpu.dispose();
     this.textCache.clear();
-    this.densePe?.dispose();
-    this.densePe = null;
-    this.params.dispose();
-  }
-}
-
-/** Every expected parameter present with its shape; names what is wrong. */
-function checkWeights(file: SafetensorsFile, expected: Map<string, number[]>): void {
-  const keys = new Set(file.keys());
-  const problems: string[] = [];
-  for (const [name, shape] of expected) {
-    if (!keys.has(name)) {
-      problems.push(`missing ${name}`);
-      continue;
-    }
-    const got = file.info(name).shape;
-    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
-      problems.push(`${name} has shape ${shapeStr(got)}, config.json implies ${shapeStr(shape)}`);
-    }
-  }
-  if (problems.length > 0) {
-    const more = problems.length > 8 ? ` (and ${problems.length - 8} more)` : "";
-    throw new Error(`${file.path}: the weights contradict config.json: ${problems.slice(0, 8).join("; ")}${more}`);
+    this.network.dispose();
   }
 }

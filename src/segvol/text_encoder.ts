@@ -1,16 +1,13 @@
 // SegVol's text tower (spec §5): HF CLIPTextModel (causal pre-norm
 // transformer) pooled at the eos position, then `dim_align` to the decoder
-// width. The activation comes from config.text.hidden_act.
+// width. The activation comes from config.text.hidden_act. Several prompts
+// run as one batch, padded at the end to the longest.
+import { scoped, type Var } from "../autograd/autograd.js";
+import { add, gather, reshape, slice } from "../autograd/ops.js";
 import type { Activation } from "../kernels/activation.js";
-import { add } from "../kernels/elementwise.js";
-import { gather, slice } from "../kernels/layout.js";
-import { LayerNorm, Linear, Mlp, MultiHeadAttention, residual } from "../nn/layers.js";
-import type { ParamStore } from "../nn/params.js";
-import { scope } from "../tensor/scope.js";
-import { Tensor } from "../tensor/tensor.js";
+import { Embedding, LayerNorm, Linear, Mlp, MultiHeadAttention } from "../nn/layers.js";
+import { Module, sequence } from "../nn/module.js";
 import type { SegVolConfig, TextConfig } from "./config.js";
-
-const P = "text_encoder.clip_text_model.text_model";
 
 /** The kernel activation of each CLIP `hidden_act` (gelu_new is GELU's tanh form). */
 export const CLIP_ACTIVATION: Record<TextConfig["hidden_act"], Activation> = {
@@ -19,84 +16,103 @@ export const CLIP_ACTIVATION: Record<TextConfig["hidden_act"], Activation> = {
   gelu: "gelu",
 };
 
-class ClipLayer {
-  constructor(
-    readonly ln1: LayerNorm,
-    readonly attn: MultiHeadAttention,
-    readonly ln2: LayerNorm,
-    readonly mlp: Mlp,
-  ) {}
+/** HF CLIPEncoderLayer (registers self_attn with k, v, q, out; layer_norm1; mlp; layer_norm2). */
+class ClipLayer extends Module {
+  readonly attn: MultiHeadAttention;
+  readonly ln1: LayerNorm;
+  readonly mlp: Mlp;
+  readonly ln2: LayerNorm;
 
-  static load(p: ParamStore, n: number, t: TextConfig): ClipLayer {
-    const pre = `${P}.encoder.layers.${n}`;
-    return new ClipLayer(
-      LayerNorm.load(p, `${pre}.layer_norm1`, t.layer_norm_eps),
-      MultiHeadAttention.load(p, `${pre}.self_attn`, t.num_attention_heads, true),
-      LayerNorm.load(p, `${pre}.layer_norm2`, t.layer_norm_eps),
-      Mlp.load(p, `${pre}.mlp`, ["fc1", "fc2"], CLIP_ACTIVATION[t.hidden_act]),
-    );
+  constructor(t: TextConfig) {
+    super();
+    const H = t.hidden_size;
+    this.attn = this.child("self_attn", new MultiHeadAttention(H, H, t.num_attention_heads, { causal: true, order: "kvq" }));
+    this.ln1 = this.child("layer_norm1", new LayerNorm([H], t.layer_norm_eps));
+    this.mlp = this.child("mlp", new Mlp(["fc1", "fc2"], H, t.intermediate_size, CLIP_ACTIVATION[t.hidden_act]));
+    this.ln2 = this.child("layer_norm2", new LayerNorm([H], t.layer_norm_eps));
   }
 
-  forward(x: Tensor): Tensor {
-    const h = residual(
-      x,
-      scope(() => {
-        const n = this.ln1.forward(x);
-        return this.attn.forward(n, n, n);
-      }),
-    );
-    const y = residual(h, scope(() => this.mlp.forward(this.ln2.forward(h))));
-    h.dispose();
-    return y;
+  forward(x: Var): Var {
+    return scoped(() => {
+      const n = this.ln1.forward(x);
+      const h = add(x, this.attn.forward(n, n, n));
+      return add(h, this.mlp.forward(this.ln2.forward(h)));
+    });
   }
 }
 
-export class TextEncoder {
-  private constructor(
-    readonly t: TextConfig,
-    readonly tokenEmbedding: Tensor,
-    readonly positionEmbedding: Tensor,
-    readonly layers: ClipLayer[],
-    readonly finalNorm: LayerNorm,
-    readonly dimAlign: Linear,
-  ) {}
+/** HF CLIPTextTransformer's parameters (embeddings, encoder layers, final norm). */
+class ClipTextModel extends Module {
+  readonly tokenEmbedding: Embedding;
+  readonly positionEmbedding: Embedding;
+  readonly layers: ClipLayer[];
+  readonly finalNorm: LayerNorm;
 
-  static load(p: ParamStore, cfg: SegVolConfig): TextEncoder {
+  constructor(t: TextConfig) {
+    super();
+    this.tokenEmbedding = this.child("embeddings.token_embedding", new Embedding(t.vocab_size, t.hidden_size));
+    this.positionEmbedding = this.child("embeddings.position_embedding", new Embedding(t.max_position_embeddings, t.hidden_size));
+    this.layers = Array.from({ length: t.num_hidden_layers }, (_, n) => this.child(`encoder.layers.${n}`, new ClipLayer(t)));
+    this.finalNorm = this.child("final_layer_norm", new LayerNorm([t.hidden_size], t.layer_norm_eps));
+  }
+}
+
+export class TextEncoder extends Module {
+  readonly t: TextConfig;
+  readonly clip: ClipTextModel;
+  readonly dimAlign: Linear;
+
+  constructor(cfg: SegVolConfig) {
+    super();
     const t = cfg.text;
     if (!t) throw new Error("TextEncoder: this configuration has no text tower");
-    return new TextEncoder(
-      t,
-      p.tensor(`${P}.embeddings.token_embedding.weight`),
-      p.tensor(`${P}.embeddings.position_embedding.weight`),
-      Array.from({ length: t.num_hidden_layers }, (_, n) => ClipLayer.load(p, n, t)),
-      LayerNorm.load(p, `${P}.final_layer_norm`, t.layer_norm_eps),
-      Linear.load(p, "text_encoder.dim_align"),
-    );
+    this.t = t;
+    this.clip = this.child("clip_text_model.text_model", new ClipTextModel(t));
+    this.dimAlign = this.child("dim_align", new Linear(t.hidden_size, cfg.decoder.transformer_dim));
   }
 
-  /** Token ids (bos … eos) → text embedding [1, transformer_dim]. */
-  forward(ids: readonly number[]): Tensor {
+  /** Throws unless every prompt is 1..max_position_embeddings ids inside the vocabulary. */
+  checkIds(prompts: readonly (readonly number[])[]): void {
     const t = this.t;
-    if (ids.length === 0) throw new Error("text encoder: empty token list");
-    if (ids.length > t.max_position_embeddings) {
-      throw new Error(`text encoder: ${ids.length} tokens exceed max_position_embeddings ${t.max_position_embeddings}`);
+    for (const ids of prompts) {
+      if (ids.length === 0) throw new Error("text encoder: empty token list");
+      if (ids.length > t.max_position_embeddings) {
+        throw new Error(`text encoder: ${ids.length} tokens exceed max_position_embeddings ${t.max_position_embeddings}`);
+      }
+      const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= t.vocab_size);
+      if (bad !== undefined) throw new Error(`text encoder: token id ${bad} is outside the vocabulary (size ${t.vocab_size})`);
     }
-    const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= t.vocab_size);
-    if (bad !== undefined) throw new Error(`text encoder: token id ${bad} is outside the vocabulary (size ${t.vocab_size})`);
-    const L = ids.length;
-    // HF CLIP pools at argmax(input_ids): the eos token has the highest id.
-    let eos = 0;
-    ids.forEach((id, i) => {
-      if (id > ids[eos]!) eos = i;
+  }
+
+  /**
+   * Prompts of token ids (bos … eos each) → embeddings [B, transformer_dim].
+   * Shorter prompts are padded at the end to the longest: the attention is
+   * causal, so no position up to a prompt's eos sees its padding, and the
+   * pooled state is read at the eos (HF CLIP pools at argmax(input_ids):
+   * the eos token has the highest id).
+   */
+  forward(prompts: readonly (readonly number[])[]): Var {
+    this.checkIds(prompts);
+    const t = this.t;
+    const H = t.hidden_size;
+    const B = prompts.length;
+    const L = Math.max(...prompts.map((ids) => ids.length));
+    const flat = new Int32Array(B * L);
+    const eosRows = prompts.map((ids, b) => {
+      flat.set(ids, b * L);
+      let eos = 0;
+      ids.forEach((id, i) => {
+        if (id > ids[eos]!) eos = i;
+      });
+      return b * L + eos;
     });
-    return scope(() => {
-      const idT = Tensor.from(Int32Array.from(ids), [L], "i32");
-      const tok = gather(this.tokenEmbedding, idT);
-      const pos = slice(this.positionEmbedding, [0, 0], [L, t.hidden_size]);
-      let x = add(tok, pos).reshape([1, L, t.hidden_size]);
-      for (const layer of this.layers) x = layer.forward(x);
-      const pooled = slice(x, [0, eos, 0], [1, eos + 1, t.hidden_size]).reshape([1, t.hidden_size]);
-      return this.dimAlign.forward(this.finalNorm.forward(pooled));
+    return scoped(() => {
+      const m = this.clip;
+      const tok = reshape(gather(m.tokenEmbedding.weight.v, flat), [B, L, H]);
+      const pos = reshape(slice(m.positionEmbedding.weight.v, [0, 0], [L, H]), [1, L, H]);
+      const x = sequence(add(tok, pos), m.layers, (layer, h) => layer.forward(h));
+      const pooled = gather(reshape(x, [B * L, H]), eosRows);
+      return this.dimAlign.forward(m.finalNorm.forward(pooled));
     });
   }
 }

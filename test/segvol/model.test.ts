@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertCheckpoint } from "../../src/segvol/convert.js";
-import { SegVol, type ImageEmbedding, type WindowPrompt } from "../../src/segvol/model.js";
-import type { ParamStore } from "../../src/nn/params.js";
+import { constant, noGrad } from "../../src/autograd/autograd.js";
+import { SegVol, type ImageEmbedding, type TextEmbedding, type WindowPrompt } from "../../src/segvol/model.js";
 import { PromptEncoder, type Vec3 } from "../../src/segvol/prompt_encoder.js";
 import { releaseGpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
@@ -48,6 +48,16 @@ function promptOf(c: FixtureCase): Omit<WindowPrompt, "text"> {
   return p;
 }
 
+/** The prompt's sparse tokens [T, C] as the decoder gets them (positional part + learned rows, then the text). */
+async function sparseTokens(model: SegVol, prompt: WindowPrompt, text: TextEmbedding | null): Promise<Float32Array> {
+  const v = noGrad(() => model.network.promptEncoder.sparse([prompt], text ? constant(text.gpu) : null))!;
+  try {
+    return await v.value.readFloat32();
+  } finally {
+    v.dispose();
+  }
+}
+
 async function checkCases(model: SegVol, goldens: FixtureCase[]): Promise<void> {
   const enc = goldens.find((c) => c.name === "encoder")!;
   const C = model.config.decoder.transformer_dim;
@@ -55,7 +65,7 @@ async function checkCases(model: SegVol, goldens: FixtureCase[]): Promise<void> 
   try {
     const tokens = await emb.tokens.readFloat32();
     expect(relError(tokens, toTokenMajor(enc.outputs.image_embedding!.data as Float32Array, C))).toBeLessThanOrEqual(TOL);
-    const dense = model.promptEncoder.densePositional();
+    const dense = model.network.promptEncoder.densePositional();
     expect(relError(dense, toTokenMajor(enc.outputs.dense_pe!.data as Float32Array, C))).toBeLessThanOrEqual(TOL);
 
     for (const c of goldens.filter((g) => g.name !== "encoder")) {
@@ -65,9 +75,8 @@ async function checkCases(model: SegVol, goldens: FixtureCase[]): Promise<void> 
         expect(relError(text.host, c.outputs.text_embedding!.data), `${c.name}: text embedding`).toBeLessThanOrEqual(TOL);
         prompt.text = text;
       }
-      const textHost = typeof prompt.text === "object" ? prompt.text.host : undefined;
-      const sparse = model.promptEncoder.sparseTokens(prompt, textHost);
-      expect(relError(sparse.data, c.outputs.sparse!.data), `${c.name}: sparse tokens`).toBeLessThanOrEqual(TOL);
+      const sparse = await sparseTokens(model, prompt, typeof prompt.text === "object" ? prompt.text : null);
+      expect(relError(sparse, c.outputs.sparse!.data), `${c.name}: sparse tokens`).toBeLessThanOrEqual(TOL);
       const logits = await model.decode(emb, prompt);
       const ref = c.outputs.logits!.data as Float32Array;
       expect(relError(logits, ref), `${c.name}: logits`).toBeLessThanOrEqual(TOL);
@@ -101,40 +110,37 @@ describe("config A (no text), converted from a torch.save checkpoint", () => {
   it("fails when the dense PE's x/y swap is removed", async () => {
     const enc = goldens.find((c) => c.name === "encoder")!;
     const c = goldens.find((g) => g.name === "box")!;
-    const pe = model.promptEncoder;
+    const pe = model.network.promptEncoder;
     const [g0, g1, g2] = pe.grid;
     // densePositional() encodes cell (i, j, k) at c = ((j+0.5)/g1, (i+0.5)/g0, (k+0.5)/g2),
     // and pe(c) depends on c only through c·G. With G's x and y rows exchanged the
     // same code encodes c = ((i+0.5)/g0, (j+0.5)/g1, …): the swap removed.
-    const G = "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix";
-    const exchanged: ParamStore = Object.create(model.params, {
-      host: {
-        value: (name: string) => {
-          const v = model.params.host(name);
-          if (name !== G) return v;
-          const half = pe.dim / 2;
-          return Float32Array.from([...v.subarray(half, 2 * half), ...v.subarray(0, half), ...v.subarray(2 * half)]);
-        },
-      },
-    });
-    const unswapped = new PromptEncoder(exchanged, model.config).densePositional();
+    const G = await pe.gaussian.v.value.readFloat32();
+    const half = pe.dim / 2;
+    const exchanged = new PromptEncoder(model.config);
+    exchanged.gaussian.set(constant(Tensor.from(Float32Array.from([...G.subarray(half, 2 * half), ...G.subarray(0, half), ...G.subarray(2 * half)]), [3, half])));
+    await exchanged.prepare();
+    const unswapped = exchanged.densePositional();
+    exchanged.disposeParameters();
     const emb = model.encodeImage(enc.inputs.window!.data as Float32Array);
-    const sp = pe.sparseTokens(promptOf(c));
-    const sparse = Tensor.from(sp.data, [1, sp.count, pe.dim]);
     const logitsWith = async (dense: Float32Array) => {
-      const pos = Tensor.from(dense, [1, g0 * g1 * g2, pe.dim]);
-      const low = model.maskDecoder.lowResMasks(emb.src, pos, sparse, null);
-      const logits = model.maskDecoder.upsample(low);
-      const got = await logits.readFloat32();
-      [pos, low, logits].forEach((t) => t.dispose());
-      return got;
+      const logits = noGrad(() => {
+        const sparse = pe.sparse([promptOf(c)], null);
+        const pos = constant(Tensor.from(dense, [1, g0 * g1 * g2, pe.dim]));
+        return model.network.maskDecoder.forward(constant(emb.src), pos, sparse, null, 1);
+      });
+      try {
+        return await logits.value.readFloat32();
+      } finally {
+        logits.dispose();
+      }
     };
     try {
       // The same decode with the code's own encoding matches, so only the swap differs.
       expect(relError(await logitsWith(pe.densePositional()), c.outputs.logits!.data)).toBeLessThanOrEqual(TOL);
       expect(relError(await logitsWith(unswapped), c.outputs.logits!.data)).toBeGreaterThan(TOL);
     } finally {
-      [emb, sparse].forEach((t) => t.dispose());
+      emb.dispose();
     }
   });
 

@@ -1,0 +1,76 @@
+// Reading a weights folder written by `segvol convert` (or a training
+// checkpoint), once for inference and training: config.json, the
+// tokenizer and categories of a model with a text tower, and
+// model.safetensors, every expected key and shape checked before any GPU
+// work starts. Then binding the file's tensors to a network's parameters.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { constant } from "../autograd/autograd.js";
+import { keep } from "../tensor/scope.js";
+import { shapeStr } from "../tensor/tensor.js";
+import { SafetensorsFile, loadTensorToGpu } from "../weights/safetensors.js";
+import { readCategories } from "./categories.js";
+import { loadConfig, type SegVolConfig } from "./config.js";
+import { SegVolNetwork } from "./network.js";
+import { ClipTokenizer, hasVocabulary, tokenizerFilesIn } from "./tokenizer.js";
+
+export interface WeightsFolder {
+  readonly dir: string;
+  readonly config: SegVolConfig;
+  /** The model's tokenizer; null for a model without a text tower. */
+  readonly tokenizer: ClipTokenizer | null;
+  /** The categories the folder states (categories.json); null when it states none. */
+  readonly categories: readonly string[] | null;
+  readonly file: SafetensorsFile;
+  /** The network the configuration describes, its parameters not yet bound. */
+  readonly network: SegVolNetwork;
+}
+
+/** Opens and checks a weights folder; throws naming the first problem (a missing file, a key or shape that contradicts config.json). */
+export function openWeightsFolder(dir: string): WeightsFolder {
+  for (const f of ["config.json", "model.safetensors"]) {
+    if (!existsSync(join(dir, f))) throw new Error(`${dir}: missing ${f} (expected a folder written by \`segvol convert\`)`);
+  }
+  const config = loadConfig(join(dir, "config.json"));
+  const categories = readCategories(dir);
+  let tokenizer: ClipTokenizer | null = null;
+  if (config.text) {
+    if (!hasVocabulary(tokenizerFilesIn(dir))) {
+      throw new Error(`${dir}: the model has a text tower but no tokenizer (tokenizer.json or vocab.json + merges.txt)`);
+    }
+    tokenizer = ClipTokenizer.fromDir(dir);
+  }
+  const file = SafetensorsFile.open(join(dir, "model.safetensors"));
+  const network = new SegVolNetwork(config);
+  checkWeights(file, network.parameterShapes());
+  return { dir, config, tokenizer, categories, file, network };
+}
+
+/** Every expected parameter present with its shape; names what is wrong. */
+function checkWeights(file: SafetensorsFile, expected: Map<string, number[]>): void {
+  const keys = new Set(file.keys());
+  const problems: string[] = [];
+  for (const [name, shape] of expected) {
+    if (!keys.has(name)) {
+      problems.push(`missing ${name}`);
+      continue;
+    }
+    const got = file.info(name).shape;
+    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+      problems.push(`${name} has shape ${shapeStr(got)}, config.json implies ${shapeStr(shape)}`);
+    }
+  }
+  if (problems.length > 0) {
+    const more = problems.length > 8 ? ` (and ${problems.length - 8} more)` : "";
+    throw new Error(`${file.path}: the weights contradict config.json: ${problems.slice(0, 8).join("; ")}${more}`);
+  }
+}
+
+/**
+ * Binds every parameter to its tensor in the file as a frozen constant,
+ * uploaded on first use: weights no forward reads (the unused mask branch
+ * and hypernetworks) never reach the GPU.
+ */
+export function bindFrozen(network: SegVolNetwork, file: SafetensorsFile): void {
+  for (const [name, p] of network.namedParameters()) p.setLazy(() => constant(keep(loadTensorToGpu(file, name))));
+}
