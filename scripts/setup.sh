@@ -23,6 +23,28 @@ if command -v apt-get >/dev/null 2>&1 && ! mesa_ok; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers libvulkan1
 fi
 
+# Services the tests start on 127.0.0.1 themselves (a free port, a temporary
+# folder each): redis-server for the job queue, Orthanc with its DICOMweb
+# plugin for the PACS tests. Installing them must not start the system-wide
+# services, so service starts are denied while apt runs.
+SERVICE_PACKAGES="redis-server orthanc orthanc-dicomweb"
+missing=""
+for p in $SERVICE_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if command -v apt-get >/dev/null 2>&1 && [ -n "$missing" ]; then
+  echo "setup: installing$missing (test services; not started)" >&2
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+  if [ -n "$own_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+fi
+
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 
