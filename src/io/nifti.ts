@@ -153,7 +153,7 @@ const UNSUPPORTED: Record<number, string> = {
   1280: "uint64", 1536: "float128", 1792: "complex128", 2048: "complex256", 2304: "rgba32",
 };
 
-type Kind = "i8" | "u8" | "i16" | "u16" | "i32" | "i64" | "f32" | "f64" | `s${number}`;
+type Kind = "u8" | "i16" | "i32" | "i64" | "f32" | "f64" | `s${number}`; // the types the two layouts use
 type Layout = [name: keyof NiftiHeader | "sizeof_hdr" | "magic" | "eol" | "unused", offset: number, kind: Kind, count?: number][];
 
 // Byte layouts of the two header versions (nifti1.h, nifti2.h).
@@ -186,14 +186,12 @@ const SIZE = { 1: 348, 2: 540 } as const;
 const MAGIC = { 1: "n+1", 2: "n+2" } as const;
 // NIfTI-2's magic is followed by these bytes, which detect text-mode corruption.
 const EOL2 = "\r\n\x1a\n";
-const WIDTH: Record<string, number> = { i8: 1, u8: 1, i16: 2, u16: 2, i32: 4, i64: 8, f32: 4, f64: 8 };
+const WIDTH: Record<string, number> = { u8: 1, i16: 2, i32: 4, i64: 8, f32: 4, f64: 8 };
 
 function getField(v: DataView, off: number, kind: Kind, le: boolean, path: string): number | string {
   switch (kind) {
-    case "i8": return v.getInt8(off);
     case "u8": return v.getUint8(off);
     case "i16": return v.getInt16(off, le);
-    case "u16": return v.getUint16(off, le);
     case "i32": return v.getInt32(off, le);
     case "f32": return v.getFloat32(off, le);
     case "f64": return v.getFloat64(off, le);
@@ -236,10 +234,8 @@ function setField(v: DataView, off: number, kind: Kind, value: number | string, 
     if (!Number.isInteger(n) || n < lo || n > hi) bad();
   }
   switch (kind) {
-    case "i8": v.setInt8(off, n); break;
     case "u8": v.setUint8(off, n); break;
     case "i16": v.setInt16(off, n, true); break;
-    case "u16": v.setUint16(off, n, true); break;
     case "i32": v.setInt32(off, n, true); break;
     case "i64": v.setBigInt64(off, BigInt(n), true); break;
     case "f32": v.setFloat32(off, n, true); break;
@@ -340,23 +336,20 @@ function zooms(h: NiftiHeader): [number, number, number] {
 export function qformAffine(h: NiftiHeader): number[][] {
   const [b, c, d] = [h.quatern_b, h.quatern_c, h.quatern_d];
   // Unit quaternion with w ≥ 0; rounding can make w² slightly negative.
+  // Its squared norm nq is then 1, or b² + c² + d² > 1 when w is clamped to
+  // 0: never near 0, so no identity fallback is needed.
   const w = Math.sqrt(Math.max(0, 1 - (b * b + c * c + d * d)));
   const nq = w * w + b * b + c * c + d * d;
-  let r: number[][];
-  if (nq < 1e-12) {
-    r = [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
-  } else {
-    const s = 2 / nq;
-    const [X, Y, Z] = [b * s, c * s, d * s];
-    const [wX, wY, wZ] = [w * X, w * Y, w * Z];
-    const [xX, xY, xZ] = [b * X, b * Y, b * Z];
-    const [yY, yZ, zZ] = [c * Y, c * Z, d * Z];
-    r = [
-      [1 - (yY + zZ), xY - wZ, xZ + wY],
-      [xY + wZ, 1 - (xX + zZ), yZ - wX],
-      [xZ - wY, yZ + wX, 1 - (xX + yY)],
-    ];
-  }
+  const s = 2 / nq;
+  const [X, Y, Z] = [b * s, c * s, d * s];
+  const [wX, wY, wZ] = [w * X, w * Y, w * Z];
+  const [xX, xY, xZ] = [b * X, b * Y, b * Z];
+  const [yY, yZ, zZ] = [c * Y, c * Z, d * Z];
+  const r = [
+    [1 - (yY + zZ), xY - wZ, xZ + wY],
+    [xY + wZ, 1 - (xX + zZ), yZ - wX],
+    [xZ - wY, yZ + wX, 1 - (xX + yY)],
+  ];
   const qfac = h.pixdim[0] === -1 ? -1 : 1; // other values are read as 1 (nibabel)
   const vox = zooms(h);
   vox[2] *= qfac;
