@@ -6,7 +6,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { assertNotInput, replaceDir, writeFileAtomic } from "../../src/io/atomic.js";
+import { assertNotInput, OutputPathError, removeStaleTemps, replaceDir, writeFileAtomic } from "../../src/io/atomic.js";
 import { readAt } from "../../src/io/read_at.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "atomic-edges-"));
@@ -80,5 +80,74 @@ describe("readAt", () => {
     } finally {
       closeSync(fd);
     }
+  });
+});
+
+describe("writeFileAtomic when the write fails", () => {
+  const openFds = (): number => readdirSync("/proc/self/fd").length;
+  const temps = (): string[] => readdirSync(tmp).filter((n) => n.endsWith(".tmp"));
+
+  /** Chunks whose iteration runs `midway` after the first chunk (the write is then under way). */
+  function chunksThen(midway: () => void): Uint8Array[] {
+    const list = [Buffer.from("new "), Buffer.from("data")];
+    list[Symbol.iterator] = function* () {
+      yield list[0]!;
+      midway();
+      yield list[1]!;
+    } as (typeof list)[typeof Symbol.iterator];
+    return list;
+  }
+
+  it("keeps the old file, removes its temp file and closes it when an error comes mid-write", () => {
+    const out = join(tmp, "midway.bin");
+    writeFileSync(out, "old");
+    const fds = openFds();
+    let err: unknown;
+    try {
+      writeFileAtomic(
+        out,
+        chunksThen(() => {
+          throw new Error("disk full");
+        }),
+        { what: "writeNifti" },
+      );
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OutputPathError);
+    expect((err as Error).message).toBe(`writeNifti: writing ${out} failed: disk full`);
+    expect(readFileSync(out, "latin1")).toBe("old");
+    expect(temps()).toEqual([]);
+    expect(openFds()).toBe(fds);
+  });
+
+  it("removes its temp file when the final rename fails (a folder appeared at the destination)", () => {
+    const out = join(tmp, "became_dir");
+    const fds = openFds();
+    let err: unknown;
+    try {
+      writeFileAtomic(out, chunksThen(() => mkdirSync(join(out, "inner"), { recursive: true })));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OutputPathError);
+    expect((err as Error).message).toMatch(new RegExp(`^write: writing ${out} failed: E(ISDIR|NOTEMPTY|EXIST)`));
+    expect(temps()).toEqual([]);
+    expect(readdirSync(out)).toEqual(["inner"]);
+    expect(openFds()).toBe(fds);
+  });
+
+  it("refuses a destination named as an input even when that input does not exist yet", () => {
+    const input = join(tmp, "not_yet.nii");
+    expect(() => writeFileAtomic(join(tmp, ".", "not_yet.nii"), Buffer.from("x"), { inputPath: input })).toThrow(`write: refusing to write ${join(tmp, ".", "not_yet.nii")}: it is the input file ${input}`);
+    expect(existsSync(input)).toBe(false);
+  });
+
+  it("sweeps nothing, and throws nothing, in a folder it cannot read", () => {
+    expect(() => removeStaleTemps(join(tmp, "no_such_folder"))).not.toThrow();
+    const file = join(tmp, "plain_file");
+    writeFileSync(file, "x");
+    expect(() => removeStaleTemps(file)).not.toThrow();
+    expect(readFileSync(file, "latin1")).toBe("x");
   });
 });
