@@ -2,8 +2,8 @@
 // (compare with matmul.bench.ts: backward is two more products of the same
 // size), the embedding scatter-add at CLIP size, and the broadcast of a
 // reduction's gradient.
-import { gatherBackward } from "../src/kernels/gather_backward.js";
-import { expandTo } from "../src/kernels/reduce_backward.js";
+import { gatherBackward } from "../src/kernels/layout.js";
+import { expandTo } from "../src/kernels/reduce.js";
 import { backward, constant, param, zeroGrad } from "../src/autograd/autograd.js";
 import * as ag from "../src/autograd/ops.js";
 import { Tensor } from "../src/tensor/tensor.js";

@@ -1,78 +1,170 @@
 // Elementwise kernels: unary maps (activations, exp, threshold, clamp,
-// affine) and binary ops with NumPy broadcasting. Outputs of any size are
-// written in binding-sized chunks; inputs are read through segments.
+// affine) and binary ops with NumPy broadcasting, their backward kernels and
+// their differentiable ops. Outputs of any size are written in binding-sized
+// chunks; inputs are read through segments.
+//
+// UNARY_OPS is the one table of unary maps: each entry's forward and
+// derivative as WGSL expressions, the WGSL functions they call, and whether
+// matmul's epilogue can fuse it (activation.ts: the activations). The unary
+// kernel, its backward kernel, the matmul epilogue and the ops on Vars are
+// all generated from it.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { ACTIVATION_WGSL } from "./activation.js";
-import { inputSegments, outputChunks, segmentsWgsl } from "./binding.js";
+import { inputSegments, outputChunks, segmentsWgsl, type Segments } from "./binding.js";
 import { checkInputs, fail, sameShape } from "./check.js";
+import { defineOp, type OpDef } from "./op.js";
 import { Params } from "./params.js";
+import { sumTo } from "./reduce.js";
 
-export type UnaryOp =
-  | "neg" | "exp" | "log" | "sqrt" | "abs" | "square"
-  | "relu" | "gelu" | "quick_gelu" | "gelu_tanh" | "sigmoid"
-  | "threshold" | "clamp" | "affine";
+/**
+ * One unary map. Expressions are WGSL in `v` (the input value) and `p.a`,
+ * `p.b` (the op's scalars). Derivatives follow PyTorch's conventions at the
+ * kinks: relu'(0) = 0, abs'(0) = 0, clamp passes the gradient on
+ * lo ≤ x ≤ hi (inclusive).
+ */
+export interface UnaryDef {
+  /** f(v). */
+  readonly forward: string;
+  /** f'(v); absent: no gradient (the map is piecewise constant). */
+  readonly derivative?: string;
+  /** f(v) = c·v + p.b: the gradient is f(g) with p.b = 0, and backward saves nothing. */
+  readonly linear?: true;
+  /** Fusable into matmul's epilogue (an `Activation`, code = its place among them). */
+  readonly activation?: true;
+  /** WGSL functions the expressions call. */
+  readonly wgsl?: string;
+}
 
-/** WGSL expression of each unary op in `v`; `p.a`/`p.b` are its scalars. */
-const UNARY: Record<UnaryOp, string> = {
-  neg: "-v",
-  exp: "exp(v)",
-  log: "log(v)",
-  sqrt: "sqrt(v)",
-  abs: "abs(v)",
-  square: "v * v",
-  relu: "act_relu(v)",
-  gelu: "act_gelu(v)",
-  quick_gelu: "act_quick_gelu(v)",
-  gelu_tanh: "act_gelu_tanh(v)",
-  sigmoid: "act_sigmoid(v)",
-  threshold: "select(0.0, 1.0, v > p.a)",
-  clamp: "clamp(v, p.a, p.b)",
-  affine: "v * p.a + p.b",
-};
+// WGSL has no erf. Φ(x) = 1 − erfc(z)/2 for z = x/√2 ≥ 0, erfc(|z|)/2
+// otherwise (the erfc form keeps relative accuracy in the negative tail),
+// with erfc by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7); returned with
+// e = exp(−z²), from which φ(x) = e/√(2π).
+const GELU_PHI_WGSL = /* wgsl */ `
+fn gelu_phi(x: f32) -> vec2<f32> {
+  let z = x * 0.70710678118654752;
+  let a = abs(z);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let e = exp(-a * a);
+  let c = (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * e;
+  return vec2<f32>(select(0.5 * c, 1.0 - 0.5 * c, z >= 0.0), e);
+}
+fn act_gelu(x: f32) -> f32 { return x * gelu_phi(x).x; }
+// d/dx x·Φ(x) = Φ(x) + x·φ(x).
+fn d_gelu(x: f32) -> f32 { let r = gelu_phi(x); return r.x + x * 0.3989422804014327 * r.y; }
+`;
 
-export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
+export const UNARY_OPS = {
+  neg: { forward: "-v", derivative: "-1.0", linear: true },
+  exp: { forward: "exp(v)", derivative: "exp(v)" },
+  log: { forward: "log(v)", derivative: "1.0 / v" },
+  sqrt: { forward: "sqrt(v)", derivative: "0.5 / sqrt(v)" },
+  abs: { forward: "abs(v)", derivative: "sign(v)" },
+  square: { forward: "v * v", derivative: "2.0 * v" },
+  relu: {
+    forward: "act_relu(v)",
+    derivative: "select(0.0, 1.0, v > 0.0)",
+    activation: true,
+    wgsl: "fn act_relu(x: f32) -> f32 { return max(x, 0.0); }\n",
+  },
+  gelu: { forward: "act_gelu(v)", derivative: "d_gelu(v)", activation: true, wgsl: GELU_PHI_WGSL },
+  quick_gelu: {
+    forward: "act_quick_gelu(v)",
+    derivative: "d_quick_gelu(v)",
+    activation: true,
+    // x·σ(kx): σ(kx) + k·x·σ(kx)(1 − σ(kx)).
+    wgsl: /* wgsl */ `
+fn act_quick_gelu(x: f32) -> f32 { return x / (1.0 + exp(-1.702 * x)); }
+fn d_quick_gelu(x: f32) -> f32 { let s = 1.0 / (1.0 + exp(-1.702 * x)); return s + 1.702 * x * s * (1.0 - s); }
+`,
+  },
+  gelu_tanh: {
+    forward: "act_gelu_tanh(v)",
+    derivative: "d_gelu_tanh(v)",
+    activation: true,
+    // 0.5·x·(1 + tanh u), u = c(x + 0.044715x³), tanh via exp, clamped so
+    // exp does not overflow; f' = 0.5(1 + t) + 0.5·x·(1 − t²)·c(1 + 3·0.044715x²).
+    wgsl: /* wgsl */ `
+fn act_gelu_tanh(x: f32) -> f32 {
+  let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+  let e = exp(-2.0 * clamp(u, -15.0, 15.0));
+  return 0.5 * x * (1.0 + (1.0 - e) / (1.0 + e));
+}
+fn d_gelu_tanh(x: f32) -> f32 {
+  let c = 0.7978845608028654;
+  let u = c * (x + 0.044715 * x * x * x);
+  let e = exp(-2.0 * clamp(u, -15.0, 15.0));
+  let t = (1.0 - e) / (1.0 + e);
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 0.134145 * x * x);
+}
+`,
+  },
+  sigmoid: {
+    forward: "act_sigmoid(v)",
+    derivative: "d_sigmoid(v)",
+    activation: true,
+    wgsl: /* wgsl */ `
+fn act_sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn d_sigmoid(x: f32) -> f32 { let s = 1.0 / (1.0 + exp(-x)); return s * (1.0 - s); }
+`,
+  },
+  threshold: { forward: "select(0.0, 1.0, v > p.a)" },
+  clamp: { forward: "clamp(v, p.a, p.b)", derivative: "select(0.0, 1.0, v >= p.a && v <= p.b)" },
+  affine: { forward: "v * p.a + p.b", derivative: "p.a", linear: true },
+} as const satisfies Record<string, UnaryDef>;
 
-const BINARY: Record<BinaryOp, string> = {
-  add: "x + y",
-  sub: "x - y",
-  mul: "x * y",
-  div: "x / y",
-  max: "max(x, y)",
-  min: "min(x, y)",
-};
+export type UnaryOp = keyof typeof UNARY_OPS;
+
+/** Unary ops with a derivative (threshold is piecewise constant: no gradient). */
+export type DiffUnaryOp = { [K in UnaryOp]: (typeof UNARY_OPS)[K] extends { derivative: string } ? K : never }[UnaryOp];
+
+const unaryDef = (op: string): UnaryDef | undefined => (Object.hasOwn(UNARY_OPS, op) ? (UNARY_OPS as Record<string, UnaryDef>)[op] : undefined);
+
+/** The WGSL functions of every unary map (each kernel calls the ones it needs). */
+export const UNARY_WGSL = Object.values(UNARY_OPS as Record<string, UnaryDef>).map((d) => d.wgsl ?? "").join("");
 
 const WG = 256;
 
-function unaryWgsl(op: UnaryOp, seg: ReturnType<typeof inputSegments>): string {
+/**
+ * The unary kernel: out[i] = `expr`, of v = x[i]; with `sg`, the backward
+ * kernel, reading the upstream gradient g[i] as well (two loads per output).
+ */
+function unaryWgsl(expr: string, sx: Segments, sg?: Segments): string {
   return /* wgsl */ `
 struct P { n: u32, base: u32, a: f32, b: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${segmentsWgsl("x", 2, seg)}
-${ACTIVATION_WGSL}
+${segmentsWgsl("x", 2, sx)}
+${sg ? segmentsWgsl("g", 2 + sx.bindings.length, sg) : ""}
+${UNARY_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
   if (i >= p.n) { return; }
   let v = x_at(p.base + i);
-  out[i] = ${UNARY[op]};
+  out[i] = ${expr};
 }`;
+}
+
+/** Runs the unary kernel (`key` names the pipeline) over x, and g when given. */
+function runUnary(name: string, key: string, expr: string, x: Tensor, g: Tensor | null, a: number, b: number): Tensor {
+  const gp = gpu();
+  const out = Tensor.empty(x.shape);
+  if (out.size === 0) return out;
+  const sx = inputSegments(name, x);
+  const sg = g ? inputSegments(name, g) : undefined;
+  const pipe = gp.pipeline(sg ? `${key}:${sx.key}:${sg.key}` : `${key}:${sx.key}`, () => unaryWgsl(expr, sx, sg));
+  for (const c of outputChunks(out)) {
+    const params = new Params().u32(c.count).u32(c.start).f32(a).f32(b);
+    gp.dispatch(pipe, [c.binding, ...sx.bindings, ...(sg?.bindings ?? [])], params.bytes(), gp.grid(Math.ceil(c.count / WG)));
+  }
+  return out;
 }
 
 /** Applies a unary op; `a`, `b` are the op's scalars (threshold: a; clamp: a..b; affine: v*a+b). */
 export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
-  if (!(op in UNARY)) fail("unary", `unknown op "${op}"`);
+  if (!unaryDef(op)) fail("unary", `unknown op "${op}"`);
   checkInputs(op, [x]);
-  const g = gpu();
-  const seg = inputSegments(op, x);
-  const pipe = g.pipeline(`unary:${op}:${seg.key}`, () => unaryWgsl(op, seg));
-  const out = Tensor.empty(x.shape);
-  for (const c of outputChunks(out)) {
-    const params = new Params().u32(c.count).u32(c.start).f32(a).f32(b);
-    g.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), g.grid(Math.ceil(c.count / WG)));
-  }
-  return out;
+  return runUnary(op, `unary:${op}`, UNARY_OPS[op].forward, x, null, a, b);
 }
 
 export const relu = (x: Tensor) => unary("relu", x);
@@ -85,6 +177,49 @@ export const threshold = (x: Tensor, t: number) => unary("threshold", x, t);
 export const clamp = (x: Tensor, lo: number, hi: number) => unary("clamp", x, lo, hi);
 /** x * scale + shift. */
 export const affine = (x: Tensor, scale: number, shift: number) => unary("affine", x, scale, shift);
+
+/** dx = g · f'(x) for the unary op `op` with scalars a, b (as in `unary`). */
+export function unaryBackward(op: DiffUnaryOp, x: Tensor, g: Tensor, a = 0, b = 0): Tensor {
+  const name = `${op}_backward`;
+  const derivative = unaryDef(op)?.derivative;
+  if (!derivative) fail("unaryBackward", `no derivative for op "${op}"`);
+  checkInputs(name, [x, g]);
+  if (!sameShape(x.shape, g.shape)) fail(name, `input ${shapeStr(x.shape)} and gradient ${shapeStr(g.shape)} differ in shape`);
+  return runUnary(name, `unary_bwd:${op}`, `g_at(p.base + i) * (${derivative})`, x, g, a, b);
+}
+
+/** The scalars of a unary op (as in `unary`). */
+export interface UnaryAttrs {
+  a: number;
+  b: number;
+}
+
+function unaryOpDef(op: UnaryOp): OpDef<[Tensor], UnaryAttrs> {
+  const def: UnaryDef = UNARY_OPS[op];
+  if (!def.derivative) return defineOp<[Tensor], UnaryAttrs>({ name: op, forward: ([x], { a, b }) => unary(op, x, a, b) });
+  const diff = op as DiffUnaryOp;
+  return defineOp<[Tensor], UnaryAttrs>({
+    name: op,
+    forward: ([x], { a, b }) => unary(op, x, a, b),
+    // A linear map's gradient needs nothing saved.
+    save: ([x]) => (def.linear ? [] : [x]),
+    backward: ([x], g, { attrs: { a, b } }) => [def.linear ? unary(op, g, a, 0) : unaryBackward(diff, x!, g, a, b)],
+  });
+}
+
+/** Every unary map as a differentiable op (attrs: its scalars a, b). */
+export const unaryOps = Object.fromEntries((Object.keys(UNARY_OPS) as UnaryOp[]).map((op) => [op, unaryOpDef(op)])) as Record<UnaryOp, OpDef<[Tensor], UnaryAttrs>>;
+
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
+
+const BINARY: Record<BinaryOp, string> = {
+  add: "x + y",
+  sub: "x - y",
+  mul: "x * y",
+  div: "x / y",
+  max: "max(x, y)",
+  min: "min(x, y)",
+};
 
 /** NumPy broadcast of two shapes; throws naming the op and both shapes. */
 export function broadcastShape(op: string, a: readonly number[], b: readonly number[]): number[] {
@@ -210,3 +345,38 @@ export const mul = (a: Tensor, b: Tensor) => binary("mul", a, b);
 export const div = (a: Tensor, b: Tensor) => binary("div", a, b);
 export const maximum = (a: Tensor, b: Tensor) => binary("max", a, b);
 export const minimum = (a: Tensor, b: Tensor) => binary("min", a, b);
+
+// ---------------------------------------------------------------------------
+// Binary ops as differentiable ops: gradients summed back over broadcast axes.
+
+type BinaryGrads = (a: Tensor | null, b: Tensor | null, g: Tensor, wants: readonly boolean[]) => [Tensor | null, Tensor | null];
+
+function binaryOpDef(op: BinaryOp, save: (wantA: boolean, wantB: boolean) => [boolean, boolean], grads: BinaryGrads): OpDef<[Tensor, Tensor], Record<string, never>> {
+  return defineOp<[Tensor, Tensor]>({
+    name: op,
+    forward: ([a, b]) => binary(op, a, b),
+    save: ([a, b], _out, { wants: [ga, gb] }) => {
+      const [keepA, keepB] = save(ga!, gb!);
+      return [keepA ? a : null, keepB ? b : null];
+    },
+    backward: ([a, b], g, { wants, shapes: [sa, sb] }) => {
+      const [da, db] = grads(a!, b!, g, wants);
+      return [da ? sumTo(da, sa!) : null, db ? sumTo(db, sb!) : null];
+    },
+  });
+}
+
+const none = () => [false, false] as [boolean, boolean];
+
+/** add, sub, mul, div on Vars (max and min have no gradient here). */
+export const binaryOps = {
+  add: binaryOpDef("add", none, (_a, _b, g, [ga, gb]) => [ga ? g : null, gb ? g : null]),
+  sub: binaryOpDef("sub", none, (_a, _b, g, [ga, gb]) => [ga ? g : null, gb ? unary("neg", g) : null]),
+  // da needs b, db needs a.
+  mul: binaryOpDef("mul", (ga, gb) => [gb, ga || gb], (a, b, g, [ga, gb]) => [ga ? binary("mul", g, b!) : null, gb ? binary("mul", g, a!) : null]),
+  // da = g/b needs b; db = −g·a/b² needs a and b.
+  div: binaryOpDef("div", (ga, gb) => [gb, ga || gb], (a, b, g, [ga, gb]) => [
+    ga ? binary("div", g, b!) : null,
+    gb ? unary("neg", binary("div", binary("mul", g, a!), binary("mul", b!, b!))) : null,
+  ]),
+};

@@ -26,9 +26,12 @@
 //    epilogue), so one compiled pipeline serves every epilogue.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { ACTIVATION_WGSL, checkActivation, type Activation } from "./activation.js";
+import { ACTIVATIONS, ACTIVATION_WGSL, activationSwitchWgsl, checkActivation, type Activation } from "./activation.js";
 import { checkInputs, fail } from "./check.js";
+import { unaryBackward } from "./elementwise.js";
+import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { reduce, sumTo } from "./reduce.js";
 
 export interface MatmulOptions {
   /** a is stored [..., K, M] (use its transpose). */
@@ -77,8 +80,6 @@ export function setMatmulTuning(t: Partial<MatmulTuning>): MatmulTuning {
   tuning = next;
   return prev;
 }
-
-const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, gelu: 2, quick_gelu: 3, gelu_tanh: 4, sigmoid: 5 };
 
 /** Batch axes the uniform block can describe. */
 const MAX_BATCH_RANK = 8;
@@ -228,17 +229,10 @@ struct P {
 @group(0) @binding(3) var<storage, read> b: array<${B.vec ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 ${ACTIVATION_WGSL}
-fn epilogue(v: f32, n: u32) -> f32 {
-  var x = v;
-  if (p.hasBias != 0u) { x = x + bias[n]; }
-  switch p.act {
-    case 1u: { return act_relu(x); }
-    case 2u: { return act_gelu(x); }
-    case 3u: { return act_quick_gelu(x); }
-    case 4u: { return act_gelu_tanh(x); }
-    case 5u: { return act_sigmoid(x); }
-    default: { return x; }
-  }
+fn epilogue(acc: f32, n: u32) -> f32 {
+  var v = acc;
+  if (p.hasBias != 0u) { v = v + bias[n]; }
+  ${activationSwitchWgsl("p.act")}
 }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -429,7 +423,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     const params = new Params()
       .u32(M).u32(N).u32(K).u32(Math.floor(K / 4))
       .u32(tilesR).u32(tiles).u32(base).u32(batch.length)
-      .u32(ACT_CODE[act]).u32(opts.bias ? 1 : 0).u32(0).u32(0);
+      .u32(ACTIVATIONS.indexOf(act)).u32(opts.bias ? 1 : 0).u32(0).u32(0);
     for (const d of pad(batch, 1)) params.u32(d);
     for (const s of pad(stridesA, 0)) params.u32(s);
     for (const s of pad(stridesB, 0)) params.u32(s);
@@ -437,3 +431,79 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------
+// The differentiable ops: matmul and linear.
+
+/** Gradients of op(A)·op(B) w.r.t. the stored A and B (same batch as G). */
+function matmulGrads(A: Tensor, B: Tensor, G: Tensor, tA: boolean, tB: boolean, wantA: boolean, wantB: boolean): [Tensor | null, Tensor | null] {
+  // dop(A) = G·op(B)ᵀ, dop(B) = op(A)ᵀ·G; a transposed operand gets the transpose.
+  let dA: Tensor | null = null;
+  let dB: Tensor | null = null;
+  if (wantA) {
+    dA = !tA ? matmul(G, B, { transB: !tB }) : matmul(B, G, { transA: tB, transB: true });
+  }
+  if (wantB) {
+    dB = !tB ? matmul(A, G, { transA: !tA }) : matmul(G, A, { transA: true, transB: tA });
+  }
+  return [dA, dB];
+}
+
+export interface MatmulAttrs {
+  transA: boolean;
+  transB: boolean;
+}
+
+/** a [..., M, K] · b [..., K, N] (either stored transposed), batch axes broadcast; saves a for db, b for da. */
+export const matmulOp = defineOp<[Tensor, Tensor], MatmulAttrs>({
+  name: "matmul",
+  forward: ([a, b], { transA, transB }) => matmul(a, b, { transA, transB }),
+  save: ([a, b], _out, { wants: [ga, gb] }) => [gb ? a : null, ga ? b : null],
+  backward: ([av, bv], g, { attrs: { transA: tA, transB: tB }, wants: [ga, gb], shapes }) => {
+    const aShape = shapes[0]!;
+    const bShape = shapes[1]!;
+    // A rank-2 b against a batched, untransposed a (a Linear layer): fold
+    // the batch into M so dB is one product, not a batch summed afterwards.
+    if (bShape.length === 2 && aShape.length > 2 && !tA) {
+      const K = aShape[aShape.length - 1]!;
+      const a2 = av?.reshape([-1, K]) ?? null;
+      const g2 = g.reshape([-1, g.shape[g.rank - 1]!]);
+      const [dA, dB] = matmulGrads(a2 ?? g2, bv ?? g2, g2, false, tB, ga!, gb!);
+      return [dA ? dA.reshape(aShape) : null, dB];
+    }
+    const [dA, dB] = matmulGrads(av ?? g, bv ?? g, g, tA, tB, ga!, gb!);
+    return [dA ? sumTo(dA, aShape) : null, dB ? sumTo(dB, bShape) : null];
+  },
+});
+
+export interface LinearAttrs {
+  act: Activation;
+  /** With an activation: recompute the pre-activation in backward from the saved x, w and bias. */
+  recompute: boolean;
+}
+
+/**
+ * act(x · wᵀ + b), x [..., K], w [N, K], bias [N] or absent: one matmul with
+ * its epilogue. Its backward needs the pre-activation: with `recompute` it is
+ * recomputed; otherwise record x·wᵀ + b (act "none") and the activation as
+ * two ops, so the activation's node saves it.
+ */
+export const linearOp = defineOp<[Tensor, Tensor, Tensor | null], LinearAttrs>({
+  name: "linear",
+  forward: ([x, w, b], { act }) => matmul(x, w, { transB: true, bias: b ?? undefined, act }),
+  save: ([x, w, b], _out, { attrs, wants: [gx, gw] }) => {
+    const rc = attrs.act !== "none" && attrs.recompute;
+    return [gw || rc ? x : null, gx || rc ? w : null, rc ? b : null];
+  },
+  backward: ([xv, wv, bv], g, { attrs: { act }, wants: [gx, gw, gb], shapes }) => {
+    const xShape = shapes[0]!;
+    const K = xShape[xShape.length - 1]!;
+    let gz = g;
+    if (act !== "none") gz = unaryBackward(act, matmul(xv!, wv!, { transB: true, bias: bv ?? undefined }), g);
+    const g2 = gz.reshape([-1, gz.shape[gz.rank - 1]!]);
+    const dx = gx ? matmul(g2, wv!).reshape(xShape) : null;
+    const dw = gw ? matmul(g2, xv!.reshape([-1, K]), { transA: true }) : null;
+    const db = gb ? reduce("sum", g2, 0) : null;
+    return [dx, dw, db];
+  },
+});

@@ -3,9 +3,9 @@
 // segments. References are plain TS on the same host data (exact ops, so
 // the tolerance is f32 rounding: 1e-6 relative).
 import { describe, expect, it } from "vitest";
-import { unaryBackward } from "../../src/kernels/activation_backward.js";
-import { gatherBackward } from "../../src/kernels/gather_backward.js";
-import { expandTo } from "../../src/kernels/reduce_backward.js";
+import { unaryBackward } from "../../src/kernels/elementwise.js";
+import { gatherBackward } from "../../src/kernels/layout.js";
+import { expandTo } from "../../src/kernels/reduce.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
