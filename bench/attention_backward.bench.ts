@@ -1,9 +1,7 @@
 // Backward kernels of attention, LayerNorm and softmax at SegVol sizes.
-import { attention } from "../src/kernels/attention.js";
-import { attentionBackward } from "../src/kernels/attention_backward.js";
-import { layerNormBackward } from "../src/kernels/layernorm_backward.js";
-import { softmax } from "../src/kernels/softmax.js";
-import { softmaxBackward } from "../src/kernels/softmax_backward.js";
+import { attention, attentionBackward } from "../src/kernels/attention.js";
+import { layerNormBackward } from "../src/kernels/layernorm.js";
+import { softmax, softmaxBackward } from "../src/kernels/softmax.js";
 import type { BenchCase } from "./harness.js";
 import { filled } from "./inputs.js";
 

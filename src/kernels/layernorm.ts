@@ -13,6 +13,7 @@
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, fail, sameShape } from "./check.js";
+import { defineOp } from "./op.js";
 import { Params } from "./params.js";
 import { fixedSubgroups } from "./subgroups.js";
 
@@ -289,3 +290,355 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------
+// Backward of LayerNorm over the trailing dims equal to weight.shape, for
+// both forms: SegVol's last-dim norm and the
+// whole-trailing-block norm. With x̂ = (x − μ)·r, r = 1/sqrt(var + eps),
+// g = w·dy and N the normalised size:
+//   dx = r · (g − mean(g) − x̂ · mean(g · x̂))      (per row)
+//   dweight = Σ_rows dy · x̂,   dbias = Σ_rows dy  (per element of the block)
+// μ and r are recomputed from x (cheaper than saving them: one more read of x).
+//
+// Two paths, as in the forward:
+//  - rows (short rows): one subgroup of 8 lanes (or one 64-lane workgroup)
+//    per row keeps the row's x and dy in registers; μ, r and the two means
+//    are exact sums over registers; the kernel writes dx and (μ, r).
+//  - blocks (long rows, e.g. 192·16·32·32): Chan partials of x per chunk →
+//    (μ, r) per row; partial sums of g and g·x̂ per chunk → per-row sums;
+//    then dx elementwise.
+// Both then sum dweight / dbias over rows in chunks of rows (partials per
+// chunk, merged by a second pass): no atomics, and enough invocations to
+// keep both cores busy when there are many short rows.
+
+/** Largest row (in vectors) for the subgroup row kernel (32 registers a lane) and the 64-lane one (8 a lane). */
+const SG_MAX_VECS = SG * 32;
+const WG_MAX_VECS = WG * 8;
+/** Rows per partial in the dweight/dbias column sums. */
+const COL_ROWS = 32;
+
+
+
+/**
+ * Row kernel for rows of n elements: sg = one subgroup per row (8 rows per
+ * workgroup, subgroupAdd), else one 64-lane workgroup per row (tree sums).
+ */
+function rowBackwardWgsl(n: number, w: number, sg: boolean): string {
+  const nvec = n / w;
+  const lanes = sg ? SG : WG;
+  const regs = Math.ceil(nvec / lanes);
+  const T = vtype(w);
+  const sum = (e: string) => (sg ? `subgroupAdd(${e})` : `wg_sum(${e}, lid)`);
+  const R = Array.from({ length: regs }, (_, r) => r);
+  const L: string[] = [];
+  for (const r of R) {
+    // Lanes past the row's end hold zeros and are excluded from the sums.
+    L.push(`  let i${r} = ${sg ? "sl" : "lid"} + ${r * lanes}u;`);
+    L.push(`  let ok${r} = i${r} < ${nvec}u;`);
+    L.push(`  let j${r} = min(i${r}, ${nvec - 1}u);`);
+    L.push(`  let x${r} = select(${T}(0.0), xs[base + j${r}], ok${r});`);
+    L.push(`  let g${r} = select(${T}(0.0), gs[base + j${r}] * ws[j${r}], ok${r});`);
+  }
+  L.push(`  let mean = ${sum(R.map((r) => hsum(w, `x${r}`)).join(" + "))} / ${n}.0;`);
+  L.push(`  let var_ = ${sum(R.map((r) => `select(0.0, ${hsum(w, `(x${r} - mean) * (x${r} - mean)`)}, ok${r})`).join(" + "))} / ${n}.0;`);
+  L.push(`  let rstd = inverseSqrt(var_ + p.eps);`);
+  for (const r of R) L.push(`  let xh${r} = (x${r} - mean) * rstd;`);
+  L.push(`  let mg = ${sum(R.map((r) => hsum(w, `g${r}`)).join(" + "))} / ${n}.0;`);
+  L.push(`  let mgx = ${sum(R.map((r) => `select(0.0, ${hsum(w, `g${r} * xh${r}`)}, ok${r})`).join(" + "))} / ${n}.0;`);
+  L.push(`  if (row >= p.rows) { return; }`);
+  for (const r of R) L.push(`  if (ok${r}) { dx[base + i${r}] = rstd * (g${r} - mg - xh${r} * mgx); }`);
+  L.push(`  if (${sg ? "sl" : "lid"} == 0u) { stats[row] = vec2<f32>(mean, rstd); }`);
+  const rowExpr = sg ? `(wid.x + wid.y * nwg.x) * ${SG_ROWS}u + lid / ${SG}u` : "wid.x + wid.y * nwg.x";
+  return /* wgsl */ `${sg ? "enable subgroups;" : ""}
+struct P { rows: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> dx: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> xs: array<${T}>;
+@group(0) @binding(4) var<storage, read> ws: array<${T}>;
+@group(0) @binding(5) var<storage, read> gs: array<${T}>;
+${sg ? "" : TREE_SUM}
+@compute @workgroup_size(${sg ? SG * SG_ROWS : WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32${sg ? ", @builtin(subgroup_invocation_id) sl: u32" : ""}) {
+  // With subgroups, a workgroup runs as SG-lane subgroups in lane order, so lid / SG names this lane's subgroup (row).
+  let row = ${rowExpr};
+  // Uniform per workgroup (or subgroup), so the sums stay in uniform control flow.
+  let base = min(row, p.rows - 1u) * ${nvec}u;
+${L.join("\n")}
+}`;
+}
+
+const PAIR_SUM = /* wgsl */ `
+var<workgroup> red2: array<vec2<f32>, ${WG}>;
+fn wg_sum2(v: vec2<f32>, lid: u32) -> vec2<f32> {
+  red2[lid] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red2[lid] += red2[lid + s]; }
+    workgroupBarrier();
+  }
+  return red2[0];
+}`;
+
+/** Block stage 1: (count, mean, M2) of one chunk of one row of x. */
+function blockMomentsWgsl(w: number): string {
+  return /* wgsl */ `
+struct P { nvec: u32, parts: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> part: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> xs: array<${vtype(w)}>;
+${CHAN}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lo = wid.x * ${WG * CHUNK_VECS}u;
+  let hi = min(p.nvec, lo + ${WG * CHUNK_VECS}u);
+  var acc = vec3<f32>(0.0);
+  for (var i = lo + lid; i < hi; i += ${WG}u) {
+    let v = xs[wid.y * p.nvec + i];
+    let m = ${hsum(w, "v")} / ${w}.0;
+    let d = v - m;
+    acc = chan(acc, vec3<f32>(${w}.0, m, ${hsum(w, "d * d")}));
+  }
+  let r = wg_chan(acc, lid);
+  if (lid == 0u) { part[wid.y * p.parts + wid.x] = vec4<f32>(r, 0.0); }
+}`;
+}
+
+/** Block stage 2: a row's moment partials → (mean, rstd). */
+const BLOCK_STATS_WGSL = /* wgsl */ `
+struct P { parts: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> stats: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> part: array<vec4<f32>>;
+${CHAN}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var acc = vec3<f32>(0.0);
+  for (var i = lid; i < p.parts; i += ${WG}u) { acc = chan(acc, part[wid.x * p.parts + i].xyz); }
+  let r = wg_chan(acc, lid);
+  if (lid == 0u) { stats[wid.x] = vec2<f32>(r.y, inverseSqrt(r.z / r.x + p.eps)); }
+}`;
+
+/** Block stage 3: partial (Σ g, Σ g·x̂) of one chunk of one row. */
+function blockSumsWgsl(w: number): string {
+  const T = vtype(w);
+  return /* wgsl */ `
+struct P { nvec: u32, parts: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> part: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> xs: array<${T}>;
+@group(0) @binding(3) var<storage, read> ws: array<${T}>;
+@group(0) @binding(4) var<storage, read> gs: array<${T}>;
+@group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
+${PAIR_SUM}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let st = stats[wid.y];
+  let lo = wid.x * ${WG * CHUNK_VECS}u;
+  let hi = min(p.nvec, lo + ${WG * CHUNK_VECS}u);
+  var acc = vec2<f32>(0.0);
+  for (var i = lo + lid; i < hi; i += ${WG}u) {
+    let e = wid.y * p.nvec + i;
+    let g = gs[e] * ws[i];
+    acc += vec2<f32>(${hsum(w, "g")}, ${hsum(w, "g * (xs[e] - st.x)")} * st.y);
+  }
+  let r = wg_sum2(acc, lid);
+  if (lid == 0u) { part[wid.y * p.parts + wid.x] = r; }
+}`;
+}
+
+/** Block stage 4: a row's partial sums → (mean g, mean g·x̂). */
+const BLOCK_MEANS_WGSL = /* wgsl */ `
+struct P { parts: u32, n: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> means: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> part: array<vec2<f32>>;
+${PAIR_SUM}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var acc = vec2<f32>(0.0);
+  for (var i = lid; i < p.parts; i += ${WG}u) { acc += part[wid.x * p.parts + i]; }
+  let r = wg_sum2(acc, lid);
+  if (lid == 0u) { means[wid.x] = r / p.n; }
+}`;
+
+/** Block stage 5: dx elementwise. */
+function blockDxWgsl(w: number): string {
+  const T = vtype(w);
+  return /* wgsl */ `
+struct P { total: u32, nvec: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> dx: array<${T}>;
+@group(0) @binding(2) var<storage, read> xs: array<${T}>;
+@group(0) @binding(3) var<storage, read> ws: array<${T}>;
+@group(0) @binding(4) var<storage, read> gs: array<${T}>;
+@group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
+@group(0) @binding(6) var<storage, read> means: array<vec2<f32>>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.total) { return; }
+  let row = i / p.nvec;
+  let c = i - row * p.nvec;
+  let st = stats[row];
+  let mm = means[row];
+  dx[i] = st.y * (gs[i] * ws[c] - mm.x - (xs[i] - st.x) * st.y * mm.y);
+}`;
+}
+
+/** dweight/dbias stage 1: per column vector and chunk of COL_ROWS rows, (Σ dy·x̂, Σ dy). */
+function colPartialWgsl(w: number): string {
+  const T = vtype(w);
+  return /* wgsl */ `
+struct P { rows: u32, nvec: u32, chunks: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> part: array<${T}>;
+@group(0) @binding(2) var<storage, read> xs: array<${T}>;
+@group(0) @binding(3) var<storage, read> gs: array<${T}>;
+@group(0) @binding(4) var<storage, read> stats: array<vec2<f32>>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.nvec * p.chunks) { return; }
+  let k = i / p.nvec;
+  let c = i - k * p.nvec;
+  let r1 = min(p.rows, (k + 1u) * ${COL_ROWS}u);
+  var dw = ${T}(0.0);
+  var db = ${T}(0.0);
+  for (var r = k * ${COL_ROWS}u; r < r1; r++) {
+    let st = stats[r];
+    let e = r * p.nvec + c;
+    let g = gs[e];
+    dw = fma(g, (xs[e] - st.x) * st.y, dw);
+    db += g;
+  }
+  part[(2u * k) * p.nvec + c] = dw;
+  part[(2u * k + 1u) * p.nvec + c] = db;
+}`;
+}
+
+/** dweight/dbias stage 2: sum the chunks' partials. */
+function colMergeWgsl(w: number): string {
+  const T = vtype(w);
+  return /* wgsl */ `
+struct P { nvec: u32, chunks: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> dw: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> db: array<${T}>;
+@group(0) @binding(3) var<storage, read> part: array<${T}>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c = gid.x + gid.y * nwg.x * 256u;
+  if (c >= p.nvec) { return; }
+  var a = ${T}(0.0);
+  var b = ${T}(0.0);
+  for (var k = 0u; k < p.chunks; k++) {
+    a += part[(2u * k) * p.nvec + c];
+    b += part[(2u * k + 1u) * p.nvec + c];
+  }
+  dw[c] = a;
+  db[c] = b;
+}`;
+}
+
+
+/**
+ * Gradients of `layerNorm(x, weight, bias, eps)` given the output gradient
+ * dy (shape of x): dx (shape of x), dweight and dbias (shape of weight).
+ * The bias itself is not needed.
+ */
+export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1e-5): { dx: Tensor; dweight: Tensor; dbias: Tensor } {
+  const op = "layerNormBackward";
+  checkInputs(op, [x, weight, dy]);
+  const shapes = `x ${shapeStr(x.shape)}, weight ${shapeStr(weight.shape)}, dy ${shapeStr(dy.shape)}`;
+  if (!sameShape(x.shape, dy.shape)) fail(op, `dy must have the shape of x: ${shapes}`);
+  const k = weight.rank;
+  if (k === 0 || k > x.rank || !sameShape(x.shape.slice(x.rank - k), weight.shape)) {
+    fail(op, `weight shape must equal the trailing dims of x: ${shapes}`);
+  }
+  if (!(eps >= 0) || !Number.isFinite(eps)) fail(op, `eps must be a finite non-negative number, got ${eps}`);
+  const g = gpu();
+  for (const t of [x, dy]) {
+    if (t.byteLength > g.maxBindingBytes) fail(op, `tensor ${shapeStr(t.shape)} (${t.byteLength} bytes) exceeds one storage binding (${g.maxBindingBytes} bytes): ${shapes}`);
+  }
+  const n = numel(weight.shape);
+  const rows = numel(x.shape.slice(0, x.rank - k));
+  const dx = Tensor.empty(x.shape);
+  const dweight = Tensor.empty(weight.shape);
+  const dbias = Tensor.empty(weight.shape);
+  if (n === 0) return { dx, dweight, dbias };
+  if (rows === 0) {
+    dweight.write(new Float32Array(n));
+    dbias.write(new Float32Array(n));
+    return { dx, dweight, dbias };
+  }
+  const w = n % 4 === 0 ? 4 : 1;
+  const nvec = n / w;
+  const temps: Tensor[] = [];
+  const tmp = (shape: number[]) => {
+    const t = Tensor.empty(shape);
+    temps.push(t);
+    return t;
+  };
+  try {
+    const stats = tmp([rows, 2]);
+    const sg = nvec <= SG_MAX_VECS && fixedSubgroups(SG);
+    if (sg || nvec <= WG_MAX_VECS) {
+      const pipe = g.pipeline(`layernorm_bwd:row:${n}:${w}:${sg}`, () => rowBackwardWgsl(n, w, sg));
+      const groups = sg ? Math.ceil(rows / SG_ROWS) : rows;
+      g.dispatch(pipe, [bind(dx), bind(stats), bind(x), bind(weight), bind(dy)], new Params().u32(rows).f32(eps).bytes(), g.grid(groups));
+    } else {
+      const parts = Math.ceil(nvec / (WG * CHUNK_VECS));
+      if (rows > g.maxWorkgroupsPerDim || parts > g.maxWorkgroupsPerDim) fail(op, `too many rows or chunks: ${shapes}`);
+      const moments = tmp([rows, parts, 4]);
+      const p1 = g.pipeline(`layernorm_bwd:moments:${w}`, () => blockMomentsWgsl(w));
+      g.dispatch(p1, [bind(moments), bind(x)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
+      const p2 = g.pipeline("layernorm_bwd:stats", () => BLOCK_STATS_WGSL);
+      g.dispatch(p2, [bind(stats), bind(moments)], new Params().u32(parts).f32(eps).bytes(), [rows, 1, 1]);
+      const sums = tmp([rows, parts, 2]);
+      const p3 = g.pipeline(`layernorm_bwd:sums:${w}`, () => blockSumsWgsl(w));
+      g.dispatch(p3, [bind(sums), bind(x), bind(weight), bind(dy), bind(stats)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
+      const means = tmp([rows, 2]);
+      const p4 = g.pipeline("layernorm_bwd:means", () => BLOCK_MEANS_WGSL);
+      g.dispatch(p4, [bind(means), bind(sums)], new Params().u32(parts).f32(n).bytes(), [rows, 1, 1]);
+      const p5 = g.pipeline(`layernorm_bwd:dx:${w}`, () => blockDxWgsl(w));
+      const total = rows * nvec;
+      g.dispatch(
+        p5,
+        [bind(dx), bind(x), bind(weight), bind(dy), bind(stats), bind(means)],
+        new Params().u32(total).u32(nvec).bytes(),
+        g.grid(Math.ceil(total / 256)),
+      );
+    }
+    // dweight, dbias: column sums over rows in chunks of COL_ROWS.
+    const chunks = Math.ceil(rows / COL_ROWS);
+    const part = tmp([chunks, 2, n]);
+    const c1 = g.pipeline(`layernorm_bwd:colpart:${w}`, () => colPartialWgsl(w));
+    g.dispatch(c1, [bind(part), bind(x), bind(dy), bind(stats)], new Params().u32(rows).u32(nvec).u32(chunks).bytes(), g.grid(Math.ceil((chunks * nvec) / 256)));
+    const c2 = g.pipeline(`layernorm_bwd:colmerge:${w}`, () => colMergeWgsl(w));
+    g.dispatch(c2, [bind(dweight), bind(dbias), bind(part)], new Params().u32(nvec).u32(chunks).bytes(), g.grid(Math.ceil(nvec / 256)));
+  } catch (e) {
+    dx.dispose();
+    dweight.dispose();
+    dbias.dispose();
+    throw e;
+  } finally {
+    // Pooled buffers: released now, reused only by later-recorded work.
+    for (const t of temps) t.dispose();
+  }
+  return { dx, dweight, dbias };
+}
+
+/**
+ * LayerNorm as a differentiable op (attrs: eps). Saves x and the weight
+ * (mean and rstd are recomputed); one backward computes all three gradients.
+ */
+export const layerNormOp = defineOp<[Tensor, Tensor, Tensor], { eps: number }>({
+  name: "layerNorm",
+  forward: ([x, weight, bias], { eps }) => layerNorm(x, weight, bias, eps),
+  save: ([x, weight]) => [x, weight],
+  backward: ([x, weight], g, { attrs: { eps } }) => {
+    const { dx, dweight, dbias } = layerNormBackward(x!, weight!, g, eps);
+    return [dx, dweight, dbias];
+  },
+});

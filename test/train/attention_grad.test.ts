@@ -7,10 +7,9 @@
 // the attention backward on the GPU forward itself, and boundary errors.
 import { describe, expect, it } from "vitest";
 import type { AttentionOptions } from "../../src/kernels/attention.js";
-import { attention as attentionK } from "../../src/kernels/attention.js";
-import { attentionBackward } from "../../src/kernels/attention_backward.js";
-import { layerNormBackward } from "../../src/kernels/layernorm_backward.js";
-import { softmaxBackward } from "../../src/kernels/softmax_backward.js";
+import { attention as attentionK, attentionBackward } from "../../src/kernels/attention.js";
+import { layerNormBackward } from "../../src/kernels/layernorm.js";
+import { softmaxBackward } from "../../src/kernels/softmax.js";
 import { param, type Var } from "../../src/autograd/autograd.js";
 import { attention, layerNorm, softmax } from "../../src/autograd/attention_ops.js";
 import { gpu } from "../../src/tensor/device.js";
