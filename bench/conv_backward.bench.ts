@@ -3,9 +3,9 @@
 // of the forward's), the image encoder's patch embedding on one
 // [32, 256, 256] window (dW + dbias; the image needs no gradient), and the
 // trilinear upsampling of the logits (64×64 → 256×256 in-plane).
-import { convTranspose3dBackward } from "../src/kernels/conv_transpose3d_backward.js";
-import { patchEmbedBackward } from "../src/kernels/patch_embed_backward.js";
-import { resize3dBackward } from "../src/kernels/resample_backward.js";
+import { convTranspose3dBackward } from "../src/kernels/conv_transpose3d.js";
+import { patchEmbedBackward } from "../src/kernels/patch_embed.js";
+import { resize3dBackward } from "../src/kernels/resample.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
 

@@ -3,10 +3,10 @@
 // are re-created from the counter hash the generator used. Tolerance:
 // max |err| ≤ 1e-4 · max |expected| (1e-3 where a gradient element sums ≥ 768 terms).
 import { describe, expect, it } from "vitest";
-import { convTranspose3dBackward, convTranspose3dWeightGrad } from "../../src/kernels/conv_transpose3d_backward.js";
+import { convTranspose3dBackward, convTranspose3dWeightGrad } from "../../src/kernels/conv_transpose3d.js";
 import { gemmSplits, type GemmKernel } from "../../src/kernels/conv_gemm.js";
-import { patchEmbedBackward } from "../../src/kernels/patch_embed_backward.js";
-import { resize3dBackward } from "../../src/kernels/resample_backward.js";
+import { patchEmbedBackward } from "../../src/kernels/patch_embed.js";
+import { resize3dBackward } from "../../src/kernels/resample.js";
 import { backward, constant, param } from "../../src/autograd/autograd.js";
 import { convTranspose3d } from "../../src/autograd/conv_ops.js";
 import { gpu } from "../../src/tensor/device.js";

@@ -4,7 +4,7 @@
 // `subgroups` run. Same goldens and tolerances as conv_grad.test.ts.
 import { afterEach, describe, expect, it } from "vitest";
 import { forceGemmVariant } from "../../src/kernels/conv_gemm.js";
-import { resize3dBackward } from "../../src/kernels/resample_backward.js";
+import { resize3dBackward } from "../../src/kernels/resample.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor, numel } from "../../src/tensor/tensor.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
