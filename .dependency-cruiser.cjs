@@ -3,6 +3,7 @@
 // top-level folders; type-only imports count, since they tie the layers
 // together as much as value imports do.
 //
+//   index.ts, exports/                the package's entries (root and subpaths)
 //   cli, demo                         on top: nothing else imports them
 //   train                             training: the model, data, optimisers
 //   segvol                            the model and its volume pipeline
@@ -57,8 +58,9 @@ const rules = [
     comment:
       "The command line and the demo are applications of the library: no other folder imports them " +
       "(cli may run the demo).",
-    // The package's entry files (src/index.ts) publish the API, the demo's included: they are no layer.
-    from: { path: "^src/", pathNot: folders("cli", "demo") + "|^src/[^/]+$" },
+    // The package's entry files (src/index.ts and the subpath entries in
+    // src/exports/) publish the API, the demo's included: they are no layer.
+    from: { path: "^src/", pathNot: folders("cli", "demo", "exports") + "|^src/[^/]+$" },
     to: { path: folders("cli", "demo") },
   },
   {

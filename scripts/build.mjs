@@ -16,7 +16,23 @@ const common = {
   sourcemap: true,
   logLevel: "warning",
 };
-await build({ ...common, entryPoints: { cli: "src/cli/main.ts", index: "src/index.ts" }, outdir: "dist" });
+// The package's entries (package.json "exports") and the CLI. Splitting puts
+// the modules they share in chunks, so every entry sees one Tensor class,
+// one device and one pipeline cache.
+rmSync("dist/chunks", { recursive: true, force: true });
+await build({
+  ...common,
+  entryPoints: {
+    cli: "src/cli/main.ts",
+    index: "src/index.ts",
+    engine: "src/exports/engine.ts",
+    train: "src/exports/train.ts",
+    demo: "src/exports/demo.ts",
+  },
+  outdir: "dist",
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
+});
 
 // Declarations of files since removed must not linger in the package.
 rmSync("dist/types", { recursive: true, force: true });

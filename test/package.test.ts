@@ -62,7 +62,16 @@ beforeAll(() => {
   writeFileSync(
     join(consumer, "good.ts"),
     [
-      'import { SegVol, readNifti, type NiftiVolume, type SegmentResult, type Target } from "segvol-webgpu";',
+      'import { SegVol, readNifti, ShapeError, type NiftiVolume, type SegmentResult, type Target } from "segvol-webgpu";',
+      'import { ops, Tensor } from "segvol-webgpu/engine";',
+      'import { TrainableSegVol } from "segvol-webgpu/train";',
+      'import { generatePhantom } from "segvol-webgpu/demo";',
+      "export function product(a: Tensor, b: Tensor): Tensor {",
+      "  return ops.matmul(a, b, { transB: true });",
+      "}",
+      "export const phantomDims: [number, number, number] = generatePhantom(1, { dims: [32, 32, 16] }).dims;",
+      "export const isShapeError = (e: unknown): boolean => e instanceof ShapeError;",
+      "export type Trainable = TrainableSegVol;",
       "export async function liver(weights: string, ct: string): Promise<number> {",
       "  const model: SegVol = await SegVol.fromWeights(weights);",
       "  const nii: NiftiVolume = readNifti(ct);",
@@ -92,11 +101,13 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("npm pack", () => {
   it("ships the bundles, declarations, CLI, demo model and licences, and nothing of the repo's development", () => {
-    for (const need of ["bin/segvol.js", "dist/index.js", "dist/cli.js", "dist/types/src/index.d.ts", "weights/demo/model.safetensors", "weights/demo/categories.json", "LICENSE", "README.md", "weights/clip-tokenizer/LICENSE"]) {
+    for (const need of ["bin/segvol.js", "dist/index.js", "dist/cli.js", "dist/engine.js", "dist/train.js", "dist/demo.js", "dist/types/src/index.d.ts", "dist/types/src/exports/engine.d.ts", "weights/demo/model.safetensors", "weights/demo/categories.json", "LICENSE", "README.md", "weights/clip-tokenizer/LICENSE"]) {
       expect(files, need).toContain(need);
     }
     const unwanted = files.filter((f) => /^(test|bench|tools|scripts|docs|src|segvol-demo)\/|\.map$|\.py$|\.pth$|\.tgz$/.test(f));
     expect(unwanted).toEqual([]);
+    // The entries share their modules through chunks (one Tensor class, one device).
+    expect(files.some((f) => /^dist\/chunks\/chunk-[A-Z0-9]+\.js$/.test(f))).toBe(true);
     // The demo model is 8.2 MB of nearly incompressible floats; the rest is small.
     expect(statSync(tarball).size).toBeLessThan(10_000_000);
   });
@@ -108,6 +119,18 @@ describe("npm pack", () => {
     const imp = run(process.execPath, ["--input-type=module", "-e", 'const m = await import("segvol-webgpu"); console.log(typeof m.SegVol, typeof m.readNifti);'], consumer);
     expect(imp.code, imp.out).toBe(0);
     expect(imp.out.trim()).toBe("function function");
+    // Each subpath resolves; a class reached through two entries is one class.
+    const sub = run(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        'const [r, e, t, d] = await Promise.all(["segvol-webgpu", "segvol-webgpu/engine", "segvol-webgpu/train", "segvol-webgpu/demo"].map((m) => import(m))); console.log(typeof e.ops.matmul, typeof t.train, typeof d.generatePhantom, e.ShapeError === r.ShapeError, "ops" in r);',
+      ],
+      consumer,
+    );
+    expect(sub.code, sub.out).toBe(0);
+    expect(sub.out.trim()).toBe("function function function true false");
   });
 
   it("gives a strict TypeScript consumer real types: a correct script type-checks", () => {

@@ -3,6 +3,7 @@
 // The network (src/segvol/network.ts) runs under `noGrad`, its weights bound
 // as constants uploaded on first use.
 import { constant, noGrad } from "../autograd/autograd.js";
+import { ShapeError } from "../kernels/check.js";
 import { initGpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
@@ -122,10 +123,10 @@ export class SegVol {
     const shape = [1, C, D, H, W];
     if (window instanceof Tensor) {
       if (window.size !== C * D * H * W) {
-        throw new Error(`encodeImage: window ${shapeStr(window.shape)} does not match spatial_size ${shapeStr([C, D, H, W])}`);
+        throw new ShapeError(`encodeImage: window ${shapeStr(window.shape)} does not match spatial_size ${shapeStr([C, D, H, W])}`);
       }
     } else if (window.length !== C * D * H * W) {
-      throw new Error(`encodeImage: window has ${window.length} voxels, spatial_size ${shapeStr([C, D, H, W])} needs ${C * D * H * W}`);
+      throw new ShapeError(`encodeImage: window has ${window.length} voxels, spatial_size ${shapeStr([C, D, H, W])} needs ${C * D * H * W}`);
     }
     return noGrad(() => {
       const x = constant(window instanceof Tensor ? window.reshape(shape) : Tensor.from(window, shape));

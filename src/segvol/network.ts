@@ -5,6 +5,7 @@
 // tape) both run this code; they differ only in how parameters are bound.
 import { scoped, type Var } from "../autograd/autograd.js";
 import { add } from "../autograd/ops.js";
+import { ShapeError } from "../kernels/check.js";
 import { Module } from "../nn/module.js";
 import { shapeStr } from "../tensor/tensor.js";
 import type { SegVolConfig } from "./config.js";
@@ -43,7 +44,7 @@ export class SegVolNetwork extends Module {
     const [D, H, W] = this.config.spatial_size;
     const want = [1, this.config.in_channels, D, H, W];
     if (window.shape.length !== 5 || window.shape.some((d, i) => d !== want[i])) {
-      throw new Error(`encodeImage: window ${shapeStr(window.shape)} must be ${shapeStr(want)}`);
+      throw new ShapeError(`encodeImage: window ${shapeStr(window.shape)} must be ${shapeStr(want)}`);
     }
     return this.imageEncoder.forward(window);
   }
@@ -76,7 +77,7 @@ export class SegVolNetwork extends Module {
     if (withText && !texts) throw new Error("decodeBatch: the prompts have text but no text embeddings were given");
     const C = this.config.decoder.transformer_dim;
     if (withText && (texts!.shape.length !== 2 || texts!.shape[0] !== B || texts!.shape[1] !== C)) {
-      throw new Error(`decodeBatch: text embeddings ${shapeStr(texts!.shape)} must be [${B}, ${C}] (one row per prompt)`);
+      throw new ShapeError(`decodeBatch: text embeddings ${shapeStr(texts!.shape)} must be [${B}, ${C}] (one row per prompt)`);
     }
     const textIn = withText ? texts : null;
     return scoped(() => {

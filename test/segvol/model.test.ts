@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertCheckpoint } from "../../src/segvol/convert.js";
 import { constant, noGrad } from "../../src/autograd/autograd.js";
+import { ShapeError } from "../../src/kernels/check.js";
 import { SegVol, type ImageEmbedding, type TextEmbedding, type WindowPrompt } from "../../src/segvol/model.js";
 import { PromptEncoder, type Vec3 } from "../../src/segvol/prompt_encoder.js";
 import { releaseGpu } from "../../src/tensor/device.js";
@@ -163,6 +164,8 @@ describe("config A (no text), converted from a torch.save checkpoint", () => {
     expect(() => model.validatePrompt({ box: [0, 0, 0, 16, 10, 10] })).toThrow(/outside the window 16×48×32/);
     expect(() => model.validatePrompt({ points: { coords: [[1, 2, 3]], labels: [2] } })).toThrow(/label 2/);
     expect(() => model.validatePrompt({ text: "liver" })).toThrow(/no text tower/);
+    expect(() => model.encodeImage(new Float32Array(5))).toThrow(ShapeError);
+    expect(() => model.encodeImage(new Float32Array(5))).toThrow(/encodeImage: window has 5 voxels, spatial_size \[1, 16, 48, 32\] needs 24576/);
   });
 });
 

@@ -1,0 +1,40 @@
+// The differentiable ops on Vars (`import { grad } from "segvol-webgpu/engine"`):
+// the same kernels as `ops`, recording their backward on the tape unless
+// under `noGrad`.
+export {
+  fromHost,
+  scalar,
+  add,
+  sub,
+  mul,
+  div,
+  neg,
+  exp,
+  log,
+  sqrt,
+  abs,
+  square,
+  relu,
+  gelu,
+  quickGelu,
+  geluTanh,
+  sigmoid,
+  threshold,
+  clamp,
+  affine,
+  activation,
+  sum,
+  mean,
+  matmul,
+  linear,
+  reshape,
+  slice,
+  pad,
+  permute,
+  concat,
+  gather,
+  type MatmulVarOptions,
+  type LinearOptions,
+} from "../autograd/ops.js";
+export { attention, layerNorm, softmax } from "../autograd/attention_ops.js";
+export { convTranspose3d, patchEmbed, resize3d } from "../autograd/conv_ops.js";

@@ -1,0 +1,16 @@
+// The engine's ops on tensors (`import { ops } from "segvol-webgpu/engine"`):
+// the forward kernels, by name. Each validates its inputs and throws a
+// ShapeError naming the op and the shapes. Kernel internals (workgroup
+// sizes, tile tables, WGSL snippets) are not part of the API.
+export { unary, binary, add, sub, mul, div, maximum, minimum, relu, gelu, quickGelu, sigmoid, exp, threshold, clamp, affine, type UnaryOp, type BinaryOp } from "../kernels/elementwise.js";
+export { reduce, sum, mean, min, max, type ReduceOp } from "../kernels/reduce.js";
+export { slice, pad, permute, concat, gather, cast } from "../kernels/layout.js";
+export { matmul, type MatmulOptions } from "../kernels/matmul.js";
+export { softmax } from "../kernels/softmax.js";
+export { layerNorm } from "../kernels/layernorm.js";
+export { attention, type AttentionOptions } from "../kernels/attention.js";
+export { conv3d, type Conv3dOptions } from "../kernels/conv3d.js";
+export { convTranspose3d, type ConvTranspose3dOptions } from "../kernels/conv_transpose3d.js";
+export { patchEmbed } from "../kernels/patch_embed.js";
+export { resize3d, type ResizeMode } from "../kernels/resample.js";
+export type { Activation } from "../kernels/activation.js";
