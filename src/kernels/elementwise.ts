@@ -6,8 +6,9 @@
 // UNARY_OPS is the one table of unary maps: each entry's forward and
 // derivative as WGSL expressions, the WGSL functions they call, and whether
 // matmul's epilogue can fuse it (activation.ts: the activations). The unary
-// kernel, its backward kernel, the matmul epilogue and the ops on Vars are
-// all generated from it.
+// kernel, its backward kernel, the matmul epilogue and the ops on Vars
+// (unaryOps) are all generated from it. BINARY_OPS does the same for the
+// binary ops: WGSL expression and gradients (binaryOps).
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { inputSegments, outputChunks, segmentsWgsl, type Segments } from "./binding.js";
@@ -210,15 +211,44 @@ function unaryOpDef(op: UnaryOp): OpDef<[Tensor], UnaryAttrs> {
 /** Every unary map as a differentiable op (attrs: its scalars a, b). */
 export const unaryOps = Object.fromEntries((Object.keys(UNARY_OPS) as UnaryOp[]).map((op) => [op, unaryOpDef(op)])) as Record<UnaryOp, OpDef<[Tensor], UnaryAttrs>>;
 
+type Keep = (wantA: boolean, wantB: boolean) => [boolean, boolean];
+type Grads = (a: Tensor | null, b: Tensor | null, g: Tensor, wants: readonly boolean[]) => [Tensor | null, Tensor | null];
+
+/**
+ * One binary op: its WGSL expression in x and y and, if differentiable,
+ * which inputs its backward keeps (given the wanted gradients) and the
+ * gradients before broadcasting (summed back to each input's shape).
+ */
+export interface BinaryDef {
+  readonly forward: string;
+  readonly keep?: Keep;
+  readonly grads?: Grads;
+}
+
+const keepNone: Keep = () => [false, false];
+
 export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
 
-const BINARY: Record<BinaryOp, string> = {
-  add: "x + y",
-  sub: "x - y",
-  mul: "x * y",
-  div: "x / y",
-  max: "max(x, y)",
-  min: "min(x, y)",
+export const BINARY_OPS: Record<BinaryOp, BinaryDef> = {
+  add: { forward: "x + y", keep: keepNone, grads: (_a, _b, g, [ga, gb]) => [ga ? g : null, gb ? g : null] },
+  sub: { forward: "x - y", keep: keepNone, grads: (_a, _b, g, [ga, gb]) => [ga ? g : null, gb ? unary("neg", g) : null] },
+  // da = g·b needs b, db = g·a needs a.
+  mul: {
+    forward: "x * y",
+    keep: (ga, gb) => [gb, ga || gb],
+    grads: (a, b, g, [ga, gb]) => [ga ? binary("mul", g, b!) : null, gb ? binary("mul", g, a!) : null],
+  },
+  // da = g/b needs b; db = −g·a/b² needs a and b.
+  div: {
+    forward: "x / y",
+    keep: (ga, gb) => [gb, ga || gb],
+    grads: (a, b, g, [ga, gb]) => [
+      ga ? binary("div", g, b!) : null,
+      gb ? unary("neg", binary("div", binary("mul", g, a!), binary("mul", b!, b!))) : null,
+    ],
+  },
+  max: { forward: "max(x, y)" },
+  min: { forward: "min(x, y)" },
 };
 
 /** NumPy broadcast of two shapes; throws naming the op and both shapes. */
@@ -300,7 +330,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   ${index}
   let x = a_at(ia);
   let y = b_at(ib);
-  out[i] = ${BINARY[op]};
+  out[i] = ${BINARY_OPS[op].forward};
 }`;
 }
 
@@ -312,7 +342,7 @@ function padWords(v: readonly number[]): number[] {
 
 /** Binary op with NumPy broadcasting. */
 export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-  if (!(op in BINARY)) fail("binary", `unknown op "${op}"`);
+  if (!Object.hasOwn(BINARY_OPS, op)) fail("binary", `unknown op "${op}"`);
   checkInputs(op, [a, b]);
   const shape = broadcastShape(op, a.shape, b.shape);
   if (shape.length > MAX_RANK) fail(op, `rank ${shape.length} exceeds ${MAX_RANK}`);
@@ -349,34 +379,22 @@ export const minimum = (a: Tensor, b: Tensor) => binary("min", a, b);
 // ---------------------------------------------------------------------------
 // Binary ops as differentiable ops: gradients summed back over broadcast axes.
 
-type BinaryGrads = (a: Tensor | null, b: Tensor | null, g: Tensor, wants: readonly boolean[]) => [Tensor | null, Tensor | null];
-
-function binaryOpDef(op: BinaryOp, save: (wantA: boolean, wantB: boolean) => [boolean, boolean], grads: BinaryGrads): OpDef<[Tensor, Tensor], Record<string, never>> {
+function binaryOpDef(op: BinaryOp): OpDef<[Tensor, Tensor], Record<string, never>> {
+  const { keep, grads } = BINARY_OPS[op];
+  if (!keep || !grads) return defineOp<[Tensor, Tensor]>({ name: op, forward: ([a, b]) => binary(op, a, b) });
   return defineOp<[Tensor, Tensor]>({
     name: op,
     forward: ([a, b]) => binary(op, a, b),
     save: ([a, b], _out, { wants: [ga, gb] }) => {
-      const [keepA, keepB] = save(ga!, gb!);
+      const [keepA, keepB] = keep(ga!, gb!);
       return [keepA ? a : null, keepB ? b : null];
     },
     backward: ([a, b], g, { wants, shapes: [sa, sb] }) => {
-      const [da, db] = grads(a!, b!, g, wants);
+      const [da, db] = grads(a, b, g, wants);
       return [da ? sumTo(da, sa!) : null, db ? sumTo(db, sb!) : null];
     },
   });
 }
 
-const none = () => [false, false] as [boolean, boolean];
-
-/** add, sub, mul, div on Vars (max and min have no gradient here). */
-export const binaryOps = {
-  add: binaryOpDef("add", none, (_a, _b, g, [ga, gb]) => [ga ? g : null, gb ? g : null]),
-  sub: binaryOpDef("sub", none, (_a, _b, g, [ga, gb]) => [ga ? g : null, gb ? unary("neg", g) : null]),
-  // da needs b, db needs a.
-  mul: binaryOpDef("mul", (ga, gb) => [gb, ga || gb], (a, b, g, [ga, gb]) => [ga ? binary("mul", g, b!) : null, gb ? binary("mul", g, a!) : null]),
-  // da = g/b needs b; db = −g·a/b² needs a and b.
-  div: binaryOpDef("div", (ga, gb) => [gb, ga || gb], (a, b, g, [ga, gb]) => [
-    ga ? binary("div", g, b!) : null,
-    gb ? unary("neg", binary("div", binary("mul", g, a!), binary("mul", b!, b!))) : null,
-  ]),
-};
+/** Every binary op as a differentiable op (max and min: no gradient). */
+export const binaryOps = Object.fromEntries((Object.keys(BINARY_OPS) as BinaryOp[]).map((op) => [op, binaryOpDef(op)])) as Record<BinaryOp, OpDef<[Tensor, Tensor], Record<string, never>>>;
