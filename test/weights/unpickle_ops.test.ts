@@ -84,6 +84,7 @@ describe("unpickler: integers", () => {
       expect(e.message).toContain(JSON.stringify(bad));
     }
     refused(proto2(P.text(0x4c, "12LL")), "malformed", /bad integer text "12L"/);
+    refused(proto2(P.text(0x4c, "L5")), "malformed", /bad integer text "L5"/); // the L is a suffix, nothing else
     refused(proto2(P.text(0x70, "a")), "malformed", /bad integer text "a"/); // PUT
     refused(proto2(P.text(0x67, "-")), "malformed", /bad integer text "-"/); // GET
   });

@@ -65,6 +65,27 @@ describe("zip magic", () => {
   });
 });
 
+describe("zip files", () => {
+  it("names a file it cannot open", () => {
+    const p = join(dir, "missing.zip");
+    const e = thrown(() => ZipArchive.open(p));
+    expect(e).toBeInstanceOf(ZipError);
+    expect(e.message).toMatch(new RegExp(`^${p}: cannot open: ENOENT`));
+  });
+
+  it("reads an entry whose data ends exactly at the end of the file (its local header after the directory)", () => {
+    const { bytes, directoryOffset } = buildZip([entry("a", [1, 2, 3])]);
+    const local = bytes.subarray(0, directoryOffset);
+    const tail = Buffer.from(bytes.subarray(directoryOffset)); // directory entry + end record
+    const cdSize = tail.length - 22;
+    tail.writeUInt32LE(tail.length, 42); // the local header now follows the end record
+    tail.writeUInt32LE(0, cdSize + 16); // the directory starts the file
+    const z = ZipArchive.open(write(Buffer.concat([tail, local])));
+    expect([...z.read("a", 3)]).toEqual([1, 2, 3]);
+    z.close();
+  });
+});
+
 describe("zip end records", () => {
   const empty = (): Buffer => zip([]);
 
@@ -379,6 +400,16 @@ describe("zip deflated entries", () => {
     bomb.close();
   });
 
+  it("earns no inflate allowance for stored entries", () => {
+    const entries = [entry("x", values(40, 1), { deflate: true }), entry("y", values(40, 2), { deflate: true }), entry("s", new Uint8Array(4000))];
+    const z = ZipArchive.open(write(zip(entries)), 40); // room for one inflated entry at a time
+    // 2 deflated entries of 40 bytes: 160 bytes may be inflated, i.e. 4 inflations; the stored entry adds none.
+    for (const name of ["x", "y", "x", "y"]) z.readRange(name, 0, 4);
+    expect(z.inflations).toBe(4);
+    expect(thrown(() => z.readRange("x", 0, 4)).message).toMatch(/inflated again and again \(160 bytes so far/);
+    z.close();
+  });
+
   it("keeps two entries that fill the inflate budget exactly", () => {
     const a = values(100, 1);
     const b = values(100, 2);
@@ -408,6 +439,7 @@ describe("torch zip checkpoints, field by field", () => {
     refusedCkpt(zip([entry("a/data.pkl.bak", pkl)]), /found none$/);
     refusedCkpt(zip([entry("data.pkl", pkl)]), /found none$/);
     refusedCkpt(zip([entry("a/data.pkl", pkl), entry("b/data.pkl", pkl)]), /found "a\/data\.pkl", "b\/data\.pkl"$/);
+    refusedCkpt(zip(["a", "b", "c", "d"].map((d) => entry(`${d}/data.pkl`, pkl))), /found "a\/data\.pkl", "b\/data\.pkl", "c\/data\.pkl"$/);
   });
 
   it("reads little-endian storages and refuses big-endian ones", () => {
