@@ -138,7 +138,7 @@ function openSafetensors(path: string): Checkpoint {
 
 /** A dict whose values are all tensors (None allowed: e.g. unset buffers). */
 function isStateDict(v: unknown): v is Map<unknown, unknown> {
-  if (!(v instanceof Map) || v.size === 0) return false;
+  if (!(v instanceof Map)) return false; // an empty dict fails below: no tensors
   let tensors = 0;
   for (const [k, x] of v) {
     if (typeof k !== "string") return false;

@@ -137,7 +137,7 @@ describe("safetensors writer checks", () => {
     refusedWrite([one({ shape: [-1] })], /tensor "a": invalid shape \[-1\]$/);
     refusedWrite([one({ shape: [1.5] })], /tensor "a": invalid shape \[1\.5\]$/);
     refusedWrite([one({ dtype: "I16", data: new Int8Array(2) })], /tensor "a": I16 data given as a Int8Array$/);
-    refusedWrite([one({ shape: [2] })], /tensor "a": 4 bytes of data for F32 shape \[2\] \(needs 8\)$/);
+    refusedWrite([one({ shape: [1, 2] })], /tensor "a": 4 bytes of data for F32 shape \[1, 2\] \(needs 8\)$/);
   });
 
   it("rounds Float32Array data for F16 and BF16, and takes each integer type's own array", () => {
@@ -386,11 +386,18 @@ describe("safetensors header validation", () => {
   });
 
   it("accepts tensors listed in any order, an empty one at the same offset as another included", () => {
-    const header = { c: { dtype: "U8", shape: [0], data_offsets: [8, 8] }, b: ok.b, z: { dtype: "F32", shape: [0], data_offsets: [0, 0] }, a: ok.a };
+    // Sorted by begin, then end: z, a, c, b; in the header's order the empty ones would overlap their neighbours.
+    const header = { a: ok.a, z: { dtype: "F32", shape: [0], data_offsets: [0, 0] }, b: ok.b, c: { dtype: "U8", shape: [0], data_offsets: [8, 8] } };
     const st = SafetensorsFile.open(rawFile("order.st", header, data));
-    expect(st.keys()).toEqual(["c", "b", "z", "a"]);
+    expect(st.keys()).toEqual(["a", "z", "b", "c"]);
     expect(st.readRaw("z").byteLength).toBe(0);
     st.close();
+  });
+
+  it("names a file it cannot open", () => {
+    const p = join(dir, "absent.safetensors");
+    const e = errorOf(() => SafetensorsFile.open(p));
+    expect(e).toMatch(new RegExp(`^safetensors ${p}: cannot open: ENOENT`));
   });
 
   it("closes its file once, however often close() is called", () => {
