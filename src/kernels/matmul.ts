@@ -135,16 +135,13 @@ function operand(kind: "a" | "b", trans: boolean, k4: boolean): Operand {
   return { buf: kind, perI, perK, off: kind === "a" ? "offA" : "offB", dim: kind === "a" ? "p.M" : "p.N", vec: k4 && perK === "1u" };
 }
 
-function wgsl(v: Variant): string {
+/** The accumulator loop: declarations, one unrolled step of 4 k, and one k (the K % 4 tail). */
+function accumulateWgsl(v: Variant, S: Operand, O: Operand): { decl: string[]; body4: string[]; body1: string[] } {
   const { R, C, WG } = v;
-  const A = operand("a", v.transA, v.k4);
-  const B = operand("b", v.transB, v.k4);
-  // Shared operand (rows) and owned operand (cols).
-  const [S, O] = v.swap ? [B, A] : [A, B];
   const groups = R / SHARE;
   const decl: string[] = [];
-  const body4: string[] = []; // one unrolled step of 4 k
-  const body1: string[] = []; // one k (the K % 4 tail)
+  const body4: string[] = [];
+  const body1: string[] = [];
 
   // Base index of row/col i, clamped into range so every load is valid (the
   // results of clamped rows/cols are never stored); vec4 operands in vec4 units.
@@ -190,18 +187,17 @@ function wgsl(v: Variant): string {
       body1.push(`${a} = fma(x${r}, o${c}, ${a});`);
     }
   }
-  const tail = v.k4
-    ? ""
-    : `for (var k = p.K4 * 4u; k < p.K; k = k + 1u) {
-    ${body1.join("\n    ")}
-    ks = ks + sk;
-    ko = ko + ok;
-  }`;
+  return { decl, body4, body1 };
+}
 
-  // Epilogue: row r0+r, col c0+c*WG is output (m, n) by orientation. Plain
-  // stores are unrolled; bias/activation run in a loop over a private copy of
-  // the accumulators, because inlining the activation code R·C times made
-  // lavapipe's shader compile 4x slower.
+/**
+ * The stores: row r0+r, col c0+c*WG is output (m, n) by orientation. Plain
+ * stores are unrolled; bias/activation run in a loop over a private copy of
+ * the accumulators, because inlining the activation code R·C times made
+ * lavapipe's shader compile 4x slower.
+ */
+function storeWgsl(v: Variant, S: Operand, O: Operand): { store: string[]; keep: string[]; em: string; en: string } {
+  const { R, C, WG } = v;
   const store: string[] = [];
   const keep: string[] = [];
   const mn = (row: string, col: string) => (v.swap ? [col, row] : [row, col]);
@@ -214,7 +210,25 @@ function wgsl(v: Variant): string {
       keep.push(`res[${r * C + c}] = acc${r}_${c};`);
     }
   }
-  const [em, en] = mn("row", "col");
+  const [em, en] = mn("row", "col") as [string, string];
+  return { store, keep, em, en };
+}
+
+function wgsl(v: Variant): string {
+  const { R, C, WG } = v;
+  const A = operand("a", v.transA, v.k4);
+  const B = operand("b", v.transB, v.k4);
+  // Shared operand (rows) and owned operand (cols).
+  const [S, O] = v.swap ? [B, A] : [A, B];
+  const { decl, body4, body1 } = accumulateWgsl(v, S, O);
+  const tail = v.k4
+    ? ""
+    : `for (var k = p.K4 * 4u; k < p.K; k = k + 1u) {
+    ${body1.join("\n    ")}
+    ks = ks + sk;
+    ko = ko + ok;
+  }`;
+  const { store, keep, em, en } = storeWgsl(v, S, O);
 
   return /* wgsl */ `${v.sub ? "enable subgroups;\n" : ""}
 struct P {

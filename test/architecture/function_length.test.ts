@@ -17,9 +17,6 @@ const MAX_BODY_LINES = 100;
 const ALLOWED: readonly string[] = [
   // The unpickler's opcode switch: one case per pickle opcode, read best as one table.
   "src/weights/unpickle.ts:unpickle",
-  // Temporary: being rewritten (issue 19: the matmul epilogues come from the
-  // activation table). Remove it from this list when that lands.
-  "src/kernels/matmul.ts:wgsl",
 ];
 
 interface LongFunction {
