@@ -1,0 +1,19 @@
+// What src/dicom throws: one class, its message naming the file (or the
+// server) and what is wrong with it, so that the CLI prints one clear line.
+
+/** A DICOM input that is refused (corrupt, unsupported, inconsistent), or a failed DICOMweb exchange. */
+export class DicomError extends Error {
+  override name = "DicomError";
+  /** The file (or URL) the error is about, when there is one. */
+  readonly source: string | undefined;
+  constructor(message: string, source?: string) {
+    super(source === undefined ? message : `${source}: ${message}`);
+    this.source = source;
+  }
+}
+
+/** The message of anything thrown (dcmjs throws strings as well as Errors), at most 200 characters. */
+export function describeThrown(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
