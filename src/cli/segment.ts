@@ -1,11 +1,12 @@
-// `segvol segment`: a CT volume (NIfTI) and prompts in, masks in the
-// volume's own geometry out. Prompt coordinates are voxel indices (i, j, k)
-// of the file's array, as a viewer shows them.
+// `segvol segment`: a CT volume (NIfTI, a DICOM folder, or a series over
+// DICOMweb: segment_dicom.ts) and prompts in, masks in the volume's own
+// geometry out (NIfTI, or a DICOM-SEG). Prompt coordinates are voxel indices
+// (i, j, k) of the input's array, as a viewer shows them.
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
-import { checkFinite, DEFAULT_MAX_VOXELS, readNifti, writeNifti, type NiftiVolume } from "../io/nifti.js";
+import { checkFinite, DEFAULT_MAX_VOXELS, writeNifti, type NiftiVolume } from "../io/nifti.js";
 import { readCategories, resolveText } from "../segvol/categories.js";
 import { loadConfig } from "../segvol/config.js";
 import { SegVol } from "../segvol/model.js";
@@ -15,13 +16,14 @@ import { examples } from "./help.js";
 import { checkOutputFile, NIFTI_EXTENSIONS } from "./outputs.js";
 import { collect, names, parseBox, parsePoint, parsePositiveInt } from "./parse.js";
 import { progressStream } from "./quiet_stderr.js";
+import { addDicomOptions, checkDicomFlags, isDicomOut, isFolder, readSegmentInput, writeDicomOutputs, type DicomFlags, type SegmentInput } from "./segment_dicom.js";
 
-interface SegmentOpts {
+interface SegmentOpts extends DicomFlags {
   weights: string;
   text?: string[];
   box?: string;
   point?: string[];
-  out: string;
+  out?: string;
   logits?: string;
   json?: boolean;
   allowUnknownText?: boolean;
@@ -78,22 +80,23 @@ export function sidecarPath(out: string): string {
 }
 
 export function registerSegment(program: Command): void {
-  program
+  const cmd = program
     .command("segment")
-    .description("segment a CT volume (.nii/.nii.gz) by text, box and point prompts; writes masks in the input's geometry")
-    .argument("<image>", "input CT volume (.nii or .nii.gz)")
+    .description("segment a CT volume (.nii/.nii.gz, a DICOM folder, or a series over DICOMweb) by text, box and point prompts; writes masks in the input's geometry (NIfTI or DICOM-SEG)")
+    .argument("[image]", "input CT: a NIfTI volume (.nii or .nii.gz) or a folder of DICOM files")
     .requiredOption("--weights <dir>", "weights folder (written by `segvol convert`, or weights/demo)")
     .option("--text <name>", "category to segment (e.g. liver), one of the folder's categories (`segvol info`); repeatable: several give a label map", names("--text"))
     .option("--allow-unknown-text", "let --text name things outside the folder's categories (open vocabulary; the model may answer with another structure)")
     .option("--box <i0,j0,k0,i1,j1,k1>", "box prompt: inclusive corners in voxel indices (i, j, k) of the input file's array")
     .option("--point <i,j,k[,label]>", "point prompt in voxel indices (i, j, k) of the input; label 1 positive (default), 0 negative; repeatable", collect)
-    .requiredOption("--out <mask.nii.gz>", "output mask (uint8), or int16 label map (1, 2, … in --text order) plus a .json sidecar with several --text")
+    .option("--out <mask.nii.gz>", "output mask (uint8), or int16 label map (1, 2, … in --text order) plus a .json sidecar with several --text; .dcm: a DICOM-SEG, one segment per target (DICOM input)")
     .option("--logits <logits.nii.gz>", "also write the float32 logits (one target only)")
     .option("--json", "print a machine-readable summary on stdout")
     .option("--no-zoom-in", "zoom-out stage only (faster, coarser)")
     .option("--overlap <fraction>", "sliding-window overlap of the zoom-in stage, in [0, 1)", "0.5")
     .option("--max-voxels <n>", "refuse input volumes with more voxels (512×512×2048 by default: a bound on what a file can make segment allocate)", String(DEFAULT_MAX_VOXELS))
-    .option("--no-progress", "no progress bar on stderr")
+    .option("--no-progress", "no progress bar on stderr");
+  addDicomOptions(cmd)
     .addHelpText(
       "after",
       examples([
@@ -101,9 +104,11 @@ export function registerSegment(program: Command): void {
         "segvol segment phantoms/imagesTr/phantom_7.nii.gz --weights weights/demo --text liver --out liver.nii.gz",
         "segvol segment ct.nii.gz --weights weights/segvol --text liver --text spleen --out labels.nii.gz --json",
         "segvol segment ct.nii.gz --weights weights/segvol --box 120,200,40,260,330,90 --point 190,260,65 --out organ.nii.gz",
+        "segvol segment dicom/ct-series --weights weights/segvol --text liver --out liver-seg.dcm",
+        "segvol segment --dicomweb http://localhost:8042/dicom-web --study 1.2.3 --weights weights/segvol --text liver --store",
       ]),
     )
-    .action((image: string, o: SegmentOpts) => runSegment(image, o));
+    .action((image: string | undefined, o: SegmentOpts) => runSegment(image, o));
 }
 
 /** A checked request: its targets and the options in their parsed form. */
@@ -111,21 +116,23 @@ interface SegmentRequest {
   targets: Target[];
   overlap: number;
   maxVoxels: number;
-  /** Several targets: --out is an int16 label map with a JSON sidecar. */
+  /** Several targets and a NIfTI --out: an int16 label map with a JSON sidecar. */
   labelMapOut: boolean;
 }
 
-async function runSegment(image: string, o: SegmentOpts): Promise<void> {
+async function runSegment(image: string | undefined, o: SegmentOpts): Promise<void> {
   const started = performance.now();
   const req = checkRequest(image, o);
-  const vol = readNifti(image, { maxVoxels: req.maxVoxels });
+  const input = await readSegmentInput(image, o, req.maxVoxels);
+  const vol = input.vol;
   checkFinite(vol);
   const result = await segmentWithProgress(vol, req, o);
   const voxels = writeMasks(image, o, vol, result, req);
-  const summary = summarize(image, o, vol, result, voxels, started);
+  const seg = await writeDicomOutputs(input, o, result, req.targets, image);
+  const summary = { ...summarize(image ?? `${o.dicomweb} study ${o.study}`, o, vol, result, voxels, started), ...dicomSummary(input, seg) };
   if (req.labelMapOut) {
     const labels = summary.targets.map(({ label, name, voxels: v, ml: m }) => ({ label, name, voxels: v, ml: m }));
-    writeFileAtomic(sidecarPath(o.out), new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
+    writeFileAtomic(sidecarPath(o.out!), new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
   }
   if (o.json) {
     process.stdout.write(JSON.stringify(summary) + "\n");
@@ -133,12 +140,20 @@ async function runSegment(image: string, o: SegmentOpts): Promise<void> {
     for (const t of summary.targets) {
       console.log(`${t.label}: ${t.name}: ${t.voxels} voxels, ${t.ml} mL, ${t.windows} windows, ${t.seconds} s`);
     }
-    console.log(`wrote ${o.out} in ${summary.seconds} s (${result.stats.encodes} window encodes)`);
+    if (seg) console.log(`DICOM-SEG${o.store ? " stored" : ""}: SeriesInstanceUID ${seg.seriesInstanceUid} SOPInstanceUID ${seg.sopInstanceUid} (study ${seg.studyInstanceUid})`);
+    console.log(`${o.out ? `wrote ${o.out}` : "done"} in ${summary.seconds} s (${result.stats.encodes} window encodes)`);
   }
 }
 
+/** The DICOM source series and the new SEG's UIDs, for the summary. */
+function dicomSummary(input: SegmentInput, seg: Awaited<ReturnType<typeof writeDicomOutputs>>) {
+  if (!input.dicom) return {};
+  return { series: input.dicom.seriesInstanceUid, ...(seg ? { seg } : {}) };
+}
+
 /** Everything about the request is checked before the volume is read or the GPU started. */
-function checkRequest(image: string, o: SegmentOpts): SegmentRequest {
+function checkRequest(image: string | undefined, o: SegmentOpts): SegmentRequest {
+  checkDicomFlags(image, o);
   const targets = targetsFromFlags(o);
   const overlap = Number(o.overlap);
   if (o.overlap.trim() === "" || !(overlap >= 0 && overlap < 1)) throw new Error(`--overlap ${o.overlap}: must be in [0, 1)`);
@@ -149,12 +164,14 @@ function checkRequest(image: string, o: SegmentOpts): SegmentRequest {
     const check = { categories: readCategories(o.weights), allowUnknown: o.allowUnknownText, source: o.weights, allowHint: "--allow-unknown-text" };
     for (const t of targets) if (t.text !== undefined) t.text = resolveText(t.text, check);
   }
-  const labelMapOut = targets.length > 1;
-  checkOutputFile(o.out, { flag: "--out", extensions: NIFTI_EXTENSIONS, inputs: [image] });
-  if (labelMapOut) checkOutputFile(sidecarPath(o.out), { flag: "--out's sidecar", extensions: [".json"], inputs: [image] });
+  const inputs = image === undefined ? [] : [image];
+  const labelMapOut = targets.length > 1 && o.out !== undefined && !isDicomOut(o.out);
+  const outExtensions = o.dicomweb !== undefined || isFolder(image) ? [...NIFTI_EXTENSIONS, ".dcm"] : NIFTI_EXTENSIONS;
+  if (o.out !== undefined) checkOutputFile(o.out, { flag: "--out", extensions: outExtensions, inputs });
+  if (labelMapOut) checkOutputFile(sidecarPath(o.out!), { flag: "--out's sidecar", extensions: [".json"], inputs });
   if (o.logits) {
-    checkOutputFile(o.logits, { flag: "--logits", extensions: NIFTI_EXTENSIONS, inputs: [image] });
-    if (resolve(o.logits) === resolve(o.out)) throw new Error("--logits and --out name the same file");
+    checkOutputFile(o.logits, { flag: "--logits", extensions: NIFTI_EXTENSIONS, inputs });
+    if (o.out !== undefined && resolve(o.logits) === resolve(o.out)) throw new Error("--logits and --out name the same file");
     if (labelMapOut) throw new Error("--logits writes one target's logits; give a single --text (or only spatial prompts)");
   }
   return { targets, overlap, maxVoxels, labelMapOut };
@@ -195,12 +212,15 @@ async function segmentWithProgress(vol: NiftiVolume, req: SegmentRequest, o: Seg
  * returns each target's voxel count in the written file: in a label map, a
  * voxel claimed by several targets counts for the one it was given.
  */
-function writeMasks(image: string, o: SegmentOpts, vol: NiftiVolume, result: SegmentResult, req: SegmentRequest): number[] {
+function writeMasks(image: string | undefined, o: SegmentOpts, vol: NiftiVolume, result: SegmentResult, req: SegmentRequest): number[] {
   let voxels: number[];
   if (req.labelMapOut) {
     const map = labelMap(result, vol.data.length);
-    writeNifti(o.out, vol, map, "int16", { inputPath: image });
+    writeNifti(o.out!, vol, map, "int16", { inputPath: image });
     voxels = labelCounts(map, req.targets.length);
+  } else if (o.out === undefined || isDicomOut(o.out)) {
+    // A DICOM-SEG (written by writeDicomOutputs) keeps each target's whole mask: segments may overlap.
+    voxels = result.targets.map((t) => t.voxels);
   } else {
     writeNifti(o.out, vol, result.targets[0]!.mask, "uint8", { inputPath: image });
     voxels = [result.targets[0]!.voxels];
