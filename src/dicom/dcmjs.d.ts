@@ -23,6 +23,11 @@ declare module "dcmjs" {
     stopOnGreaterTag?: boolean;
   }
 
+  interface Logger {
+    getLevel(): number;
+    setLevel(level: number | string, persist?: boolean): void;
+  }
+
   const dcmjs: {
     data: {
       DicomDict: typeof DicomDict;
@@ -32,7 +37,7 @@ declare module "dcmjs" {
         denaturalizeDataset(dataset: NaturalizedDataset): DenaturalizedDataset;
       };
     };
-    log: { getLevel(): number; setLevel(level: number | string, persist?: boolean): void };
+    log: Logger & { getLogger(name: string): Logger };
   };
   export default dcmjs;
 }

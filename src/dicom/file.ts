@@ -45,14 +45,15 @@ export interface ParsedDicom {
   hasPixelData: boolean;
 }
 
-/** Runs `fn` with dcmjs's logger silenced (it warns on the console about VRs and unknown tags). */
+/** Runs `fn` with dcmjs's loggers silenced (it logs about VRs and unknown tags, on its root logger and a "validation" child of its own level). */
 export function quietly<T>(fn: () => T): T {
-  const level = dcmjs.log.getLevel();
-  dcmjs.log.setLevel("silent", false);
+  const loggers = [dcmjs.log, dcmjs.log.getLogger("validation.dcmjs")];
+  const levels = loggers.map((l) => l.getLevel());
+  for (const l of loggers) l.setLevel("silent", false);
   try {
     return fn();
   } finally {
-    dcmjs.log.setLevel(level, false);
+    loggers.forEach((l, n) => l.setLevel(levels[n]!, false));
   }
 }
 
