@@ -14,9 +14,6 @@ import { folderSources, type DicomSource } from "./sources.js";
 
 const BIG_ENDIAN = "1.2.840.10008.1.2.2";
 
-/** The Media Storage SOP Class of a DICOMDIR: a folder's index, not part of any series. */
-const DICOMDIR_CLASS = "1.2.840.10008.1.3.10";
-
 export interface ReadDicomOptions {
   /** Which series to read when the files hold several (SeriesInstanceUID). */
   seriesUid?: string;
@@ -90,7 +87,8 @@ function scan(sources: readonly DicomSource[]): Map<string, Scanned[]> {
   const bySeries = new Map<string, Scanned[]>();
   for (const source of sources) {
     const parsed = parseDicom(source.bytes(), source.name);
-    if (str(parsed.dataset.MediaStorageSOPClassUID) === DICOMDIR_CLASS || (parsed.dataset.DirectoryRecordSequence && !parsed.hasPixelData)) continue;
+    // A DICOMDIR (a folder's index, not part of any series) is skipped.
+    if (parsed.dataset.DirectoryRecordSequence !== undefined && !parsed.hasPixelData) continue;
     const uid = str(parsed.dataset.SeriesInstanceUID);
     if (!uid) throw new DicomError("no SeriesInstanceUID", source.name);
     const list = bySeries.get(uid) ?? [];
