@@ -4,7 +4,6 @@
 // header first (grouping, the choice of series, the geometry checks, the
 // size bound), then the chosen slices' pixels, one file at a time, straight
 // into the volume. Nothing is allocated for voxels before the headers pass.
-import type { NaturalizedDataset } from "dcmjs";
 import { DEFAULT_MAX_VOXELS, type VoxelArray } from "../io/nifti.js";
 import { DicomError } from "./errors.js";
 import { DEFAULT_MAX_FILE_BYTES, parseDicom } from "./file.js";
@@ -13,6 +12,9 @@ import { pixelFormat, VolumeBuilder } from "./pixels.js";
 import { folderSources, type DicomSource } from "./sources.js";
 
 const BIG_ENDIAN = "1.2.840.10008.1.2.2";
+
+/** A dataset keyed by DICOM keyword (PatientID, SeriesDescription, …), as dcmjs "naturalizes" it. */
+export type DicomDataset = Record<string, unknown>;
 
 export interface ReadDicomOptions {
   /** Which series to read when the files hold several (SeriesInstanceUID). */
@@ -55,7 +57,7 @@ export interface DicomSeries {
   /** The source images, k = 0, 1, …. */
   instances: DicomInstance[];
   /** The first slice's header (patient, study and equipment attributes, for a derived object). */
-  header: NaturalizedDataset;
+  header: DicomDataset;
   warnings: string[];
 }
 
@@ -69,14 +71,14 @@ export interface DicomSeriesSummary {
 
 interface Slice extends SliceGeometry {
   source: DicomSource;
-  header: NaturalizedDataset;
+  header: DicomDataset;
   sopClassUid: string;
   sopInstanceUid: string;
 }
 
 interface Scanned {
   source: DicomSource;
-  header: NaturalizedDataset;
+  header: DicomDataset;
   hasPixelData: boolean;
 }
 
@@ -125,7 +127,7 @@ function chooseSeries(bySeries: Map<string, Scanned[]>, where: string, seriesUid
 }
 
 /** A number list attribute (DS/IS, multi-valued) of `n` finite values, or a refusal naming the file. */
-function numbers(h: NaturalizedDataset, key: string, n: number, name: string, what: string): number[] {
+function numbers(h: DicomDataset, key: string, n: number, name: string, what: string): number[] {
   const v = h[key];
   const list = (Array.isArray(v) ? v : v === undefined ? [] : [v]).map(Number);
   if (list.length !== n || list.some((x) => !Number.isFinite(x))) {
