@@ -40,7 +40,7 @@ export interface ParsedDicom {
   name: string;
   transferSyntax: string;
   /** The dataset keyed by keyword; PixelData is absent when only the header was read. */
-  dataset: NaturalizedDataset;
+  dataset: Record<string, unknown>;
   /** Whether the dataset has a Pixel Data element (7FE0,0010). */
   hasPixelData: boolean;
 }

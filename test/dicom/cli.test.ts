@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writePhantom, type Phantom } from "../../src/demo/phantom.js";
 import { readNifti } from "../../src/io/nifti.js";
-import { runSegvol } from "../helpers/cli.js";
+import { runSegvolAsync } from "../helpers/cli_async.js";
 import { dice, readSeg } from "../helpers/dicom_seg.js";
 import { part10, specFromRas, TS, writeSeries, type SeriesSpec } from "../helpers/dicom_series.js";
 
@@ -19,7 +19,7 @@ const DEMO = join(REPO, "weights", "demo");
 let dir: string;
 let phantom: Phantom;
 let built: ReturnType<typeof writeSeries>;
-const segvol = (...args: string[]) => runSegvol(dir, args);
+const segvol = (...args: string[]) => runSegvolAsync(dir, args);
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "segvol-dicom-cli-"));
@@ -28,11 +28,12 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe("segvol segment on a DICOM folder", () => {
-  it("segments the phantom's CT series as its NIfTI: DICOM-SEG frames on the right slices, NIfTI logits in the phantom's RAS geometry", () => {
-    const ref = segvol("segment", "nifti/imagesTr/phantom_4242.nii.gz", "--weights", DEMO, "--text", "liver", "--out", "ref.nii.gz", "--no-progress");
+// Several minute-long segmentations per test on a loaded 2-core machine.
+describe("segvol segment on a DICOM folder", { timeout: 400_000 }, () => {
+  it("segments the phantom's CT series as its NIfTI: DICOM-SEG frames on the right slices, NIfTI logits in the phantom's RAS geometry", async () => {
+    const ref = await segvol("segment", "nifti/imagesTr/phantom_4242.nii.gz", "--weights", DEMO, "--text", "liver", "--out", "ref.nii.gz", "--no-progress");
     expect(ref.code, ref.stderr).toBe(0);
-    const r = segvol("segment", "ct", "--weights", DEMO, "--text", "liver", "--out", "liver.dcm", "--logits", "logits.nii.gz", "--json", "--no-progress");
+    const r = await segvol("segment", "ct", "--weights", DEMO, "--text", "liver", "--out", "liver.dcm", "--logits", "logits.nii.gz", "--json", "--no-progress");
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
@@ -69,7 +70,7 @@ describe("segvol segment on a DICOM folder", () => {
     return b.seriesUid;
   }
 
-  it("refuses broken series with one line and writes nothing", () => {
+  it("refuses broken series with one line and writes nothing", async () => {
     const cases: [string, RegExp][] = [
       [broken("gap", {}, (d, names) => unlinkSync(join(d, names[3]!))), /a gap: 1 slice\(s\) missing/],
       [broken("dup", { edit: (k, ds) => k === 5 && (ds.ImagePositionPatient = [0, 0, 8]) }), /duplicate slice position 8 mm/],
@@ -81,7 +82,7 @@ describe("segvol segment on a DICOM folder", () => {
       [broken("jpeg", { transferSyntax: TS.jpegLossless }), /compressed transfer syntax JPEG Lossless SV1/],
     ];
     for (const [name, message] of cases) {
-      const r = segvol("segment", name, "--weights", DEMO, "--text", "liver", "--out", `${name}.dcm`, "--logits", `${name}.nii.gz`);
+      const r = await segvol("segment", name, "--weights", DEMO, "--text", "liver", "--out", `${name}.dcm`, "--logits", `${name}.nii.gz`);
       expect(r.code, name).toBe(1);
       expect(r.stderr, name).toMatch(message);
       expect(r.stderr.startsWith("segvol: "), name).toBe(true);
@@ -90,18 +91,18 @@ describe("segvol segment on a DICOM folder", () => {
     expect(readdirSync(dir).filter((f) => f.endsWith(".tmp") || f.endsWith(".probe"))).toEqual([]);
   });
 
-  it("a non-image object inside the chosen series is refused, naming it", () => {
+  it("a non-image object inside the chosen series is refused, naming it", async () => {
     const name = broken("nonimage-same", {});
     // An SR in the same series as the images.
     const series = seriesOf.get(name)!;
     writeFileSync(join(dir, name, "sr.dcm"), part10({ SOPClassUID: "1.2.840.10008.5.1.4.1.1.88.22", SOPInstanceUID: "2.25.7", Modality: "SR", SeriesInstanceUID: series }, TS.explicit));
-    const r = segvol("segment", name, "--weights", DEMO, "--text", "liver", "--out", "x.dcm");
+    const r = await segvol("segment", name, "--weights", DEMO, "--text", "liver", "--out", "x.dcm");
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/sr\.dcm: not an image slice \(SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.88\.22, modality SR\)/);
     expect(existsSync(join(dir, "x.dcm"))).toBe(false);
   });
 
-  it("checks the DICOM flags before reading anything", () => {
+  it("checks the DICOM flags before reading anything", async () => {
     const cases: [string[], RegExp][] = [
       [["nifti/imagesTr/phantom_4242.nii.gz", "--out", "a.dcm"], /a DICOM-SEG needs a DICOM input/],
       [["ct", "--out", "ct/inside.dcm"], /is inside the input folder/],
@@ -111,15 +112,15 @@ describe("segvol segment on a DICOM folder", () => {
       [["ct"], /give --out/],
     ];
     for (const [args, message] of cases) {
-      const r = segvol("segment", ...args, "--weights", DEMO, "--text", "liver");
+      const r = await segvol("segment", ...args, "--weights", DEMO, "--text", "liver");
       expect(r.code, args.join(" ")).toBe(1);
       expect(r.stderr, args.join(" ")).toMatch(message);
     }
   });
 
-  it("warns about a series that is not CT, and segments it", () => {
+  it("warns about a series that is not CT, and segments it", async () => {
     broken("mr", { modality: "MR", dims: [32, 32, 8], hu: new Int16Array(32 * 32 * 8).map((_, x) => ((x * 7919) % 400) - 100) });
-    const r = segvol("segment", "mr", "--weights", DEMO, "--text", "liver", "--out", "mr.nii.gz", "--no-zoom-in", "--no-progress");
+    const r = await segvol("segment", "mr", "--weights", DEMO, "--text", "liver", "--out", "mr.nii.gz", "--no-zoom-in", "--no-progress");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/^warning: series .* has modality MR, not CT/);
     expect(existsSync(join(dir, "mr.nii.gz"))).toBe(true);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writePhantom, type Phantom } from "../../src/demo/phantom.js";
 import { DicomWebClient } from "../../src/dicom/dicomweb.js";
 import { readNifti } from "../../src/io/nifti.js";
-import { runSegvol } from "../helpers/cli.js";
+import { runSegvolAsync } from "../helpers/cli_async.js";
 import { dice, readSeg } from "../helpers/dicom_seg.js";
 import { buildSeries, specFromRas, TS } from "../helpers/dicom_series.js";
 import { orthancAvailable, startOrthanc, type Orthanc } from "../helpers/orthanc.js";
@@ -43,9 +43,9 @@ afterAll(async () => {
 describe("segvol segment --dicomweb against Orthanc", () => {
   it("pulls the series, segments it, stores the DICOM-SEG and prints its UIDs; the stored SEG matches the NIfTI result", async () => {
     const o = orthanc!;
-    const ref = runSegvol(dir, ["segment", "nifti/imagesTr/phantom_4242.nii.gz", "--weights", DEMO, "--text", "liver", "--out", "ref.nii.gz", "--no-progress"]);
+    const ref = await runSegvolAsync(dir, ["segment", "nifti/imagesTr/phantom_4242.nii.gz", "--weights", DEMO, "--text", "liver", "--out", "ref.nii.gz", "--no-progress"]);
     expect(ref.code, ref.stderr).toBe(0);
-    const r = runSegvol(dir, ["segment", "--dicomweb", o.dicomweb, "--study", built.studyUid, "--user", o.user, "--password", o.password, "--weights", DEMO, "--text", "liver", "--store", "--json", "--no-progress"]);
+    const r = await runSegvolAsync(dir, ["segment", "--dicomweb", o.dicomweb, "--study", built.studyUid, "--user", o.user, "--password", o.password, "--weights", DEMO, "--text", "liver", "--store", "--json", "--no-progress"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
@@ -76,12 +76,12 @@ describe("segvol segment --dicomweb against Orthanc", () => {
     expect(series.map((s) => s.modality).sort()).toEqual(["CT", "SEG"]);
   }, 300_000);
 
-  it("refuses wrong credentials and an unknown study with one line, before any segmentation", () => {
+  it("refuses wrong credentials and an unknown study with one line, before any segmentation", async () => {
     const o = orthanc!;
-    const bad = runSegvol(dir, ["segment", "--dicomweb", o.dicomweb, "--study", built.studyUid, "--user", o.user, "--password", "wrong", "--weights", DEMO, "--text", "liver", "--store"]);
+    const bad = await runSegvolAsync(dir, ["segment", "--dicomweb", o.dicomweb, "--study", built.studyUid, "--user", o.user, "--password", "wrong", "--weights", DEMO, "--text", "liver", "--store"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^segvol: http:\/\/127\.0\.0\.1:\d+\/dicom-web\/studies\/[\d.]+\/series: GET: HTTP 401 .*\(check --user\/--password or --token\)/);
-    const none = runSegvol(dir, ["segment", "--dicomweb", o.dicomweb, "--study", "2.25.1", "--user", o.user, "--password", o.password, "--weights", DEMO, "--text", "liver", "--out", "none.dcm"]);
+    const none = await runSegvolAsync(dir, ["segment", "--dicomweb", o.dicomweb, "--study", "2.25.1", "--user", o.user, "--password", o.password, "--weights", DEMO, "--text", "liver", "--out", "none.dcm"]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/study 2\.25\.1 holds 0 image series/);
   }, 120_000);
