@@ -7,14 +7,14 @@
 //   cli, demo                         on top: nothing else imports them
 //   train                             training: the model, data, optimisers
 //   segvol                            the model and its volume pipeline
-//   nn, autograd, weights, io, image, node
+//   nn, autograd, weights, io, dicom, image, node
 //   kernels                           WGSL kernels
 //   tensor                            device, tensors, pools, scopes
 
 /** A path pattern for these top-level folders of src/. */
 const folders = (...names) => `^src/(${names.join("|")})/`;
 
-const BELOW_SEGVOL = ["tensor", "kernels", "autograd", "nn", "weights", "io", "image", "node"];
+const BELOW_SEGVOL = ["tensor", "kernels", "autograd", "nn", "weights", "io", "dicom", "image", "node"];
 
 const rules = [
   {

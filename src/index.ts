@@ -3,7 +3,8 @@
 // @webgpu/types (a dependency), so a consumer needs no setup of its own for them.
 //
 // The package root: the model API (load weights, segment volumes, read and
-// write NIfTI, convert a checkpoint) and the errors it throws. The engine
+// write NIfTI, read DICOM series and write DICOM-SEG, talk DICOMweb, convert
+// a checkpoint) and the errors it throws. The engine
 // (tensors, ops, the tape, layers) is `segvol-webgpu/engine`; training is
 // `segvol-webgpu/train`; the phantom demo is `segvol-webgpu/demo`.
 export { initGpu, releaseGpu, GpuUnavailableError, GpuDeviceLostError, type GpuOptions } from "./tensor/device.js";
@@ -31,3 +32,27 @@ export {
   type VoxelArray,
 } from "./io/nifti.js";
 export { readNpy, readNpyF32, writeNpy, NpyError } from "./io/npy.js";
+export {
+  readDicomSeries,
+  listDicomSeries,
+  seriesAsNifti,
+  encodeDicomSeg,
+  writeDicomSeg,
+  DicomWebClient,
+  readDicomWebSeries,
+  checkDicomWebUrl,
+  DicomError,
+  SUPPORTED_TRANSFER_SYNTAXES,
+  SEGMENTATION_STORAGE,
+  type DicomDataset,
+  type DicomInstance,
+  type DicomSeries,
+  type DicomSeriesSummary,
+  type ReadDicomOptions,
+  type DicomSegIds,
+  type DicomSegOptions,
+  type SegSegment,
+  type SegSource,
+  type DicomWebOptions,
+  type DicomWebSeries,
+} from "./dicom/index.js";
