@@ -30,7 +30,7 @@ const f32 = (xs: number[]): Float32Array => Float32Array.from(xs);
 describe("dtype names", () => {
   it("knows exactly the ten safetensors dtypes, by own property only", () => {
     for (const d of ALL) expect(isStDType(d), d).toBe(true);
-    for (const x of ["toString", "constructor", "__proto__", "hasOwnProperty", "f32", "F8", "", 4, null, undefined, {}]) expect(isStDType(x), String(x)).toBe(false);
+    for (const x of ["toString", "constructor", "__proto__", "hasOwnProperty", "f32", "F8", "", 4, null, undefined, {}, ["F32"]]) expect(isStDType(x), String(x)).toBe(false);
     expect(Object.keys(ST_DTYPE_BYTES).sort()).toEqual([...ALL].sort());
   });
 

@@ -80,6 +80,14 @@ describe("describeTruncation", () => {
     expect(report(Buffer.from("not a zip at all, just some text"))).toBe(first(32));
   });
 
+  it("skips a descriptor signature inside the pickle whose size field does not match", () => {
+    const sig = Buffer.concat([Buffer.from([0x50, 0x4b, 0x07, 0x08]), Buffer.alloc(12, 0x11)]);
+    const tricky = Buffer.concat([P.proto(2), P.sized(0x58, 4, sig), P.op(P.POP), stateDictPickle([w("x", "0")]).subarray(2)]);
+    const z = saved(tricky, ["0"]);
+    const cut = z.localOffsets[1]! + 40;
+    expect(report(z.bytes.subarray(0, cut))).toBe(`the file (${cut} bytes) ends inside entry "a/data/0", the storage of tensor "x"`);
+  });
+
   it("finds data.pkl's descriptor past the first MiB of a large pickle", () => {
     const big = Buffer.concat([P.proto(2), P.sized(0x58, 4, Buffer.alloc(1536 * 1024, 0x61)), P.op(P.POP), stateDictPickle([w("x", "0")]).subarray(2)]);
     const z = saved(big, ["0"]);
