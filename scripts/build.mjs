@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { build } from "esbuild";
+import { browserOptions } from "./browser-plugin.mjs";
 
 const common = {
   bundle: true,
@@ -33,6 +34,11 @@ await build({
   splitting: true,
   chunkNames: "chunks/[name]-[hash]",
 });
+
+// The root entry for browsers (package.json "exports" condition `browser`):
+// one self-contained ES module, no Node built-in, no `webgpu` addon (see
+// scripts/browser-plugin.mjs), which a web developer bundles as it is.
+await build({ ...browserOptions, entryPoints: { browser: "src/browser.ts" }, outdir: "dist", sourcemap: true });
 
 // Declarations of files since removed must not linger in the package.
 rmSync("dist/types", { recursive: true, force: true });

@@ -26,8 +26,10 @@ fi
 # Services the tests start on 127.0.0.1 themselves (a free port, a temporary
 # folder each): redis-server for the job queue, Orthanc with its DICOMweb
 # plugin for the PACS tests. Installing them must not start the system-wide
-# services, so service starts are denied while apt runs.
-SERVICE_PACKAGES="redis-server orthanc orthanc-dicomweb"
+# services, so service starts are denied while apt runs. Also Debian's
+# chromium: the browser tests (test/browser) drive it headless with
+# puppeteer-core (WebGPU on SwiftShader with --enable-unsafe-webgpu).
+SERVICE_PACKAGES="redis-server orthanc orthanc-dicomweb chromium"
 missing=""
 for p in $SERVICE_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -7,12 +7,13 @@
 // a checkpoint) and the errors it throws. The engine
 // (tensors, ops, the tape, layers) is `segvol-webgpu/engine`; training is
 // `segvol-webgpu/train`; the phantom demo is `segvol-webgpu/demo`.
-export { initGpu, releaseGpu, GpuUnavailableError, GpuDeviceLostError, type GpuOptions } from "./tensor/device.js";
+export { initGpu, releaseGpu, GpuUnavailableError, GpuDeviceLostError, NO_WEBGPU_HELP, type GpuOptions } from "./tensor/device.js";
 export { ShapeError } from "./kernels/check.js";
 export { SegVol, ImageEmbedding, validateWindowPrompt, type WindowPrompt, type TextEmbedding, type Box6 } from "./segvol/model.js";
+export { urlFiles, pickedFiles, type WeightsFiles, type WeightsSource } from "./segvol/weights_source.js";
 export type { Target, SegmentOptions, SegmentResult, TargetResult, Volume } from "./segvol/pipeline/types.js";
-export { parseConfig, loadConfig, DEFAULT_CONFIG, ConfigError, type SegVolConfig } from "./segvol/config.js";
-export { OFFICIAL_CATEGORIES, UnknownCategoryError, readCategories, normalizeCategory } from "./segvol/categories.js";
+export { parseConfig, parseConfigText, loadConfig, DEFAULT_CONFIG, ConfigError, type SegVolConfig } from "./segvol/config.js";
+export { OFFICIAL_CATEGORIES, UnknownCategoryError, readCategories, normalizeCategory, parseCategories } from "./segvol/categories.js";
 export { ClipTokenizer, TokenizerError } from "./segvol/tokenizer.js";
 export { convertCheckpoint, ConvertError, ConvertMismatchError } from "./segvol/convert.js";
 export { CheckpointError } from "./weights/checkpoint.js";
@@ -23,6 +24,7 @@ export {
   writeNifti,
   checkFinite,
   niftiFromArray,
+  niftiFileBytes,
   NiftiError,
   DEFAULT_MAX_VOXELS,
   type NiftiVolume,
@@ -31,6 +33,7 @@ export {
   type ReadNiftiOptions,
   type VoxelArray,
 } from "./io/nifti.js";
+export { parseNifti, encodeNifti } from "./io/nifti_bytes.js";
 export { readNpy, readNpyF32, writeNpy, NpyError } from "./io/npy.js";
 export {
   readDicomSeries,

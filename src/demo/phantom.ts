@@ -18,8 +18,7 @@
 // smoothly displaced point (a few random low-frequency sinusoids), with size
 // and position jittered per seed. Texture (smooth value noise) and CT noise
 // (Gaussian) are added last; labels are unaffected by noise.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, join, mkdirSync, readdirSync, readFileSync } from "../node/host.node.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { niftiFromArray, writeNifti } from "../io/nifti.js";
 import { Rng } from "../train/rng.js";

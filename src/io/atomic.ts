@@ -6,10 +6,27 @@
 //
 // A writer killed mid-write (kill -9) leaves its temp file behind; the next
 // write to the same folder removes such files (removeStaleTemps).
-import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { hostname } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
-import { createHash, randomBytes } from "node:crypto";
+import {
+  basename,
+  closeSync,
+  createHash,
+  dirname,
+  existsSync,
+  fsyncSync,
+  hostname,
+  join,
+  lstatSync,
+  openSync,
+  randomBytes,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  resolve,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "../node/host.node.js";
 
 export class OutputPathError extends Error {
   override name = "OutputPathError";
@@ -55,13 +72,15 @@ function pidTableTag(): string {
   }
   return createHash("sha256").update(`${hostname()}\0${ns}`).digest("hex").slice(0, 8);
 }
-const PID_TABLE = pidTableTag();
+let pidTable: string | null = null;
+/** This process's pid table tag, computed on first use (a browser bundle loads this module but never writes files). */
+const pidTableOnce = (): string => (pidTable ??= pidTableTag());
 
 // `.<name>.<pid>.<pid table>-<random>.tmp`, beside the destination.
 const TEMP_NAME = /^\..+\.(\d{1,7})\.([0-9a-f]{8})-[0-9a-f]{8}\.tmp$/;
 /** The temp file that process `pid` of this host writes `path` through. */
 export function tempPathFor(path: string, pid = process.pid): string {
-  return join(dirname(resolve(path)), `.${basename(path)}.${pid}.${PID_TABLE}-${randomBytes(4).toString("hex")}.tmp`);
+  return join(dirname(resolve(path)), `.${basename(path)}.${pid}.${pidTableOnce()}-${randomBytes(4).toString("hex")}.tmp`);
 }
 
 /** Whether `pid` is a live process here; EPERM (someone else's process) counts as alive. */
@@ -93,7 +112,7 @@ export function removeStaleTemps(dir: string): void {
   }
   for (const name of names) {
     const m = TEMP_NAME.exec(name);
-    if (!m || m[2] !== PID_TABLE) continue;
+    if (!m || m[2] !== pidTableOnce()) continue;
     const pid = Number(m[1]);
     if (pid <= 0 || pid === process.pid || alive(pid)) continue;
     const file = join(dir, name);

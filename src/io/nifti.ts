@@ -21,9 +21,7 @@
 // checked (dims, datatype, the voxel limit) before anything of the declared
 // size is allocated, and the whole stream is then inflated into one buffer of
 // exactly the declared size, never beyond.
-import { constants as zlibConstants, gunzipSync, gzipSync } from "node:zlib";
-import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
-import { constants as bufferConstants } from "node:buffer";
+import { MAX_BUFFER_LENGTH, closeSync, fstatSync, gunzipSync, gzipSync, openSync, readFileSync, zlibConstants } from "../node/host.node.js";
 import { assertNotInput, writeFileAtomic } from "./atomic.js";
 import { readAt } from "./read_at.js";
 
@@ -422,11 +420,25 @@ function layoutOf(head: Uint8Array, path: string, opts: ReadNiftiOptions): Voxel
     );
   }
   // The gzip path inflates into one buffer of this size plus one byte.
-  if (offset + voxels * itemSize + TRAILING_SLACK + 1 > bufferConstants.MAX_LENGTH) {
+  if (offset + voxels * itemSize + TRAILING_SLACK + 1 > MAX_BUFFER_LENGTH) {
     throw new NiftiError(`readNifti: ${path}: ${dims.join("×")} ${datatype} voxels do not fit in one buffer of this Node.js`);
   }
   return { header, dims, datatype, itemSize, offset, voxels };
 }
+
+/**
+ * The bytes a file whose header starts `head` must hold from its start
+ * (header, extensions, voxels), after the same checks decodeNifti makes;
+ * an inflater reads no further than this plus a slack of trailing bytes.
+ */
+export function niftiDeclaredBytes(head: Uint8Array, path = "<buffer>", opts: ReadNiftiOptions = {}): { needed: number; limit: number } {
+  const l = layoutOf(head, path, opts);
+  const needed = l.offset + l.voxels * l.itemSize;
+  return { needed, limit: needed + TRAILING_SLACK };
+}
+
+/** Bytes of a NIfTI-2 header: an inflater has the whole header once it has this many (or the whole stream). */
+export const NIFTI_HEADER_BYTES = SIZE[2] + 4;
 
 function truncated(path: string, l: VoxelLayout, have: number, what: string): NiftiError {
   return new NiftiError(
@@ -714,31 +726,12 @@ export function writeNifti(
   if (data.length !== n) {
     throw new NiftiError(`writeNifti: ${path}: data has ${data.length} values, the volume ${like.dims.join("×")} has ${n} voxels`);
   }
-  const head = encodeNiftiHeader(outputHeader(h, datatype, opts.descrip ?? "segvol-webgpu"), path);
   let chunks: Uint8Array[];
   if (!gz && datatype === "float32" && data instanceof Float32Array) {
+    const head = encodeNiftiHeader(outputHeader(h, datatype, opts.descrip ?? "segvol-webgpu"), path);
     chunks = [head, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)];
   } else {
-    // Header and voxels in one buffer, which gzip compresses as it is: no
-    // second full-size copy to concatenate them. The header's size (352 or
-    // 544 bytes) keeps the voxels aligned.
-    const size = DATATYPES[CODE_OF[datatype]]![1];
-    const file = new Uint8Array(head.byteLength + n * size);
-    file.set(head);
-    if (datatype === "float32") {
-      new Float32Array(file.buffer, head.byteLength, n).set(data);
-    } else {
-      const [lo, hi] = RANGE[datatype];
-      const arr = datatype === "uint8" ? file.subarray(head.byteLength) : new Int16Array(file.buffer, head.byteLength, n);
-      for (let i = 0; i < n; i++) {
-        const x = data[i]!;
-        // Masks and label maps are integers; anything else is a caller bug, not something to round.
-        if (!Number.isInteger(x) || x < lo || x > hi) {
-          throw new NiftiError(`writeNifti: ${path}: value ${x} at index ${i} is not a ${datatype} (integer in [${lo}, ${hi}])`);
-        }
-        arr[i] = x;
-      }
-    }
+    const file = niftiFileBytes(like, data, datatype, { descrip: opts.descrip, path });
     // Level 1, as nibabel: a float32 logit volume is ~100 MB and level 6
     // costs ~3× the time for a few percent of size. One output chunk that
     // holds even incompressible data, so zlib returns a view of it instead
@@ -746,6 +739,48 @@ export function writeNifti(
     chunks = gz ? [gzipSync(file, { level: 1, chunkSize: file.byteLength + (file.byteLength >> 10) + 1024 })] : [file];
   }
   writeFileAtomic(path, chunks, { inputPath: inputs, what: "writeNifti" });
+}
+
+/**
+ * The bytes of an uncompressed .nii holding `data` (i fastest, one value per
+ * voxel of `like`) as uint8, int16 or float32 with `like`'s geometry: header
+ * and voxels in one buffer, which gzip compresses as it is (no second
+ * full-size copy to concatenate them). The header's size (352 or 544 bytes)
+ * keeps the voxels aligned.
+ */
+export function niftiFileBytes(
+  like: NiftiVolume,
+  data: ArrayLike<number>,
+  datatype: "uint8" | "int16" | "float32",
+  opts: { descrip?: string; path?: string } = {},
+): Uint8Array {
+  const path = opts.path ?? "<buffer>";
+  if (!(datatype in RANGE) && datatype !== "float32") throw new NiftiError(`writeNifti: ${path}: cannot write datatype ${String(datatype)}`);
+  const h = like.header;
+  let n = 1;
+  for (let a = 1; a <= h.dim[0]!; a++) n *= h.dim[a]!;
+  if (data.length !== n) {
+    throw new NiftiError(`writeNifti: ${path}: data has ${data.length} values, the volume ${like.dims.join("×")} has ${n} voxels`);
+  }
+  const head = encodeNiftiHeader(outputHeader(h, datatype, opts.descrip ?? "segvol-webgpu"), path);
+  const size = DATATYPES[CODE_OF[datatype]]![1];
+  const file = new Uint8Array(head.byteLength + n * size);
+  file.set(head);
+  if (datatype === "float32") {
+    new Float32Array(file.buffer, head.byteLength, n).set(data);
+    return file;
+  }
+  const [lo, hi] = RANGE[datatype];
+  const arr = datatype === "uint8" ? file.subarray(head.byteLength) : new Int16Array(file.buffer, head.byteLength, n);
+  for (let i = 0; i < n; i++) {
+    const x = data[i]!;
+    // Masks and label maps are integers; anything else is a caller bug, not something to round.
+    if (!Number.isInteger(x) || x < lo || x > hi) {
+      throw new NiftiError(`writeNifti: ${path}: value ${x} at index ${i} is not a ${datatype} (integer in [${lo}, ${hi}])`);
+    }
+    arr[i] = x;
+  }
+  return file;
 }
 
 /**

@@ -8,8 +8,7 @@
 // collapsing runs of whitespace to one space and lower-casing ("Left  Kidney "
 // names "left kidney"). Nothing else is guessed: "kidney" does not name
 // "left kidney", and "left_kidney" names nothing.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, join, readFileSync } from "../node/host.node.js";
 
 /** The file in a weights folder that lists its categories (a JSON array of names). */
 export const CATEGORIES_FILE = "categories.json";
@@ -63,11 +62,20 @@ function checkList(value: unknown, where: string): string[] {
 }
 
 function readJson(file: string): unknown {
+  return parseJsonText(readFileSync(file, "utf8"), file);
+}
+
+function parseJsonText(text: string, file: string): unknown {
   try {
-    return JSON.parse(readFileSync(file, "utf8"));
+    return JSON.parse(text);
   } catch (e) {
     throw new Error(`${file} is not valid JSON (${(e as Error).message})`);
   }
+}
+
+/** The categories of a categories.json's text (a non-empty list of distinct names); `where` names it in errors. */
+export function parseCategories(text: string, where = CATEGORIES_FILE): string[] {
+  return checkList(parseJsonText(text, where), where);
 }
 
 /**

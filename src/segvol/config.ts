@@ -3,7 +3,7 @@
 // the official one run through the same code. A partial file is merged over
 // DEFAULT_CONFIG (the official SegVol); unknown fields and inconsistent sizes
 // are refused with an error naming the field and where it came from.
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../node/host.node.js";
 
 export interface VitConfig {
   hidden_size: number;
@@ -141,6 +141,11 @@ export function loadConfig(path: string): SegVolConfig {
   } catch (e) {
     throw new ConfigError(`config ${path}: cannot read: ${(e as Error).message}`);
   }
+  return parseConfigText(text, path);
+}
+
+/** Parses the text of a config.json; `path` names it in errors. */
+export function parseConfigText(text: string, path = "config.json"): SegVolConfig {
   let json: unknown;
   try {
     json = JSON.parse(text);

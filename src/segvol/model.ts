@@ -4,12 +4,14 @@
 // as constants uploaded on first use.
 import { constant, noGrad } from "../autograd/autograd.js";
 import { ShapeError } from "../kernels/check.js";
+import { HAS_NODE_BUILTINS } from "../node/host.node.js";
 import { initGpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { resolveText } from "./categories.js";
 import type { SegVolConfig } from "./config.js";
-import { bindFrozen, openWeightsFolder } from "./load.js";
+import { bindFrozen, openWeights, openWeightsFolder } from "./load.js";
+import { isUrlLike, weightsFiles, type WeightsSource } from "./weights_source.js";
 import { SegVolNetwork } from "./network.js";
 import type { Vec3 } from "./prompt_encoder.js";
 import { segvolSegmenter } from "./pipeline/segvol.js";
@@ -100,16 +102,21 @@ export class SegVol {
   ) {}
 
   /**
-   * Loads `dir/config.json`, `dir/model.safetensors` and, for a model with a
-   * text tower, the tokenizer files and the categories (categories.json).
-   * Every file, key and shape is checked before any GPU work starts.
+   * Loads a weights folder written by `segvol convert`: `config.json`,
+   * `model.safetensors` and, for a model with a text tower, the tokenizer
+   * files and the categories (categories.json). `source` is a folder path
+   * (Node), a URL of the folder (absolute, or relative to the page), the
+   * `File`s of the folder a user picked, or any `WeightsFiles`. Every file,
+   * key and shape is checked before any GPU work starts.
    */
-  static async fromWeights(dir: string): Promise<SegVol> {
-    const folder = openWeightsFolder(dir);
+  static async fromWeights(source: WeightsSource): Promise<SegVol> {
+    // A string is a folder path where there are files (Node), else a URL relative to the page.
+    const byPath = typeof source === "string" && !isUrlLike(source) && HAS_NODE_BUILTINS;
+    const folder = byPath ? openWeightsFolder(source) : await openWeights(weightsFiles(source as Exclude<WeightsSource, string> | string));
     await initGpu();
     bindFrozen(folder.network, folder.file);
     await folder.network.prepare();
-    return new SegVol(folder.config, folder.network, folder.tokenizer, folder.categories, dir);
+    return new SegVol(folder.config, folder.network, folder.tokenizer, folder.categories, folder.dir);
   }
 
   get spatialSize(): Vec3 {

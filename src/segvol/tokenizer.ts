@@ -5,8 +5,7 @@
 // one needs none (spec §5). Written here rather than taken from
 // `@huggingface/tokenizers` because it is ~150 lines, has no dependency, and
 // is checked id for id against the reference Rust tokenizer's output.
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, join, readFileSync, statSync } from "../node/host.node.js";
 
 export class TokenizerError extends Error {
   override name = "TokenizerError";

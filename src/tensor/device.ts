@@ -1,13 +1,11 @@
-// The one WebGPU device of the process: acquisition through Dawn (npm
-// package `webgpu`), limits, error reporting, device loss, pipeline cache and
-// command batching. Everything GPU-side in the library goes through `Gpu`.
-import { create, globals } from "webgpu";
+// The one WebGPU device of the process: acquisition (in Node through Dawn,
+// npm package `webgpu`, loaded by dawn.node.ts only when a device is first
+// asked for; in a page or a worker from `navigator.gpu`), limits, error
+// reporting, device loss, pipeline cache and command batching. Everything
+// GPU-side in the library goes through `Gpu`.
 import { BufferPool } from "./pool.js";
 import { awaitGpu } from "./gpu_wait.js";
 import { KernelProfiler, type KernelTime } from "./kernel_profile.js";
-
-// WebGPU constants (GPUBufferUsage, GPUMapMode, …) as globals, as in a browser.
-Object.assign(globalThis, globals);
 
 /** What the adapter is and what it allows; printed by `segvol smoke`. */
 export interface AdapterSummary {
@@ -41,10 +39,17 @@ export const NO_ADAPTER_HELP = [
   "  apt-get install -y libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2",
 ].join("\n");
 
-// The object returned by `create()` must outlive every device made from it:
-// if it is garbage-collected Node aborts. Module scope keeps it for the
-// life of the process.
-let navigatorGpu: GPU | null = null;
+
+/** The error a page sees where the browser exposes no WebGPU (no `navigator.gpu`) or no adapter. */
+export const NO_WEBGPU_HELP = [
+  "This browser exposes no WebGPU (navigator.gpu), which segvol-webgpu needs.",
+  "WebGPU is on by default in Chrome and Edge 113 or later (Windows, macOS, ChromeOS; Android 121+),",
+  "Safari 26 or later, and Firefox 141 or later on Windows. Elsewhere (Chrome on Linux, older Firefox or Safari)",
+  "enable it: Chrome/Chromium --enable-unsafe-webgpu (chrome://flags/#enable-unsafe-webgpu; on Linux also",
+  "--enable-features=Vulkan), Firefox about:config dom.webgpu.enabled, Safari's WebGPU feature flag.",
+  "WebGPU also needs a secure context: https://, or http://localhost / 127.0.0.1, not a file:// page.",
+].join("\n");
+
 let current: Gpu | null = null;
 let pending: Promise<Gpu> | null = null;
 
@@ -118,7 +123,8 @@ export class Gpu {
     this.maxWorkgroupsPerDim = lim.maxComputeWorkgroupsPerDimension;
     this.offsetAlignment = lim.minStorageBufferOffsetAlignment;
     this.uniformAlignment = lim.minUniformBufferOffsetAlignment;
-    this.pacedWaits = opts.pacedWaits ?? true;
+    // Pacing patches Node's setImmediate for dawn.node's polling; a browser has neither.
+    this.pacedWaits = (opts.pacedWaits ?? true) && inNode();
     this.pool = new BufferPool(device);
     device.lost.then((info) => {
       // `destroy()` during release also resolves this promise; only an
@@ -361,19 +367,29 @@ function summarise(adapter: GPUAdapter): AdapterSummary {
   };
 }
 
+/** Whether this is Node (or a runtime that says it is): the device then comes from Dawn. */
+function inNode(): boolean {
+  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return typeof p?.versions?.node === "string";
+}
+
+/** The adapter: Dawn's in Node, the browser's elsewhere; throws GpuUnavailableError saying what is missing. */
+async function requestAdapter(): Promise<GPUAdapter> {
+  if (inNode()) {
+    const dawn = await import("./dawn.node.js");
+    const adapter = await dawn.requestDawnAdapter();
+    if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
+    return adapter;
+  }
+  const gpuApi = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!gpuApi) throw new GpuUnavailableError(NO_WEBGPU_HELP);
+  const adapter = await gpuApi.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new GpuUnavailableError(`navigator.gpu found no adapter (the GPU is blocklisted or disabled).\n${NO_WEBGPU_HELP}`);
+  return adapter;
+}
+
 async function acquire(opts: GpuOptions): Promise<Gpu> {
-  if (!process.env.XDG_RUNTIME_DIR) {
-    // Mesa's Vulkan loader warns (and some setups fail) without it.
-    process.env.XDG_RUNTIME_DIR = "/tmp";
-  }
-  if (!navigatorGpu) {
-    // Dawn rounds timestamp queries to a coarse grid unless told not to
-    // (a browser's guard against timing attacks); kernel profiles time
-    // dispatches of a few microseconds.
-    navigatorGpu = create(["disable-dawn-features=timestamp_quantization"]);
-  }
-  const adapter = await navigatorGpu.requestAdapter({ powerPreference: "high-performance" });
-  if (!adapter) throw new GpuUnavailableError(NO_ADAPTER_HELP);
+  const adapter = await requestAdapter();
   const summary = summarise(adapter);
   const want = (name: string) => adapter.features.has(name);
   const requiredFeatures: GPUFeatureName[] = [];

@@ -1,9 +1,8 @@
 // Element types of stored tensors and conversions between them. Stored data
 // is little-endian; so are all hosts Node supports in practice (x64, arm64),
 // which lets typed arrays view file bytes directly — checked once below.
-import { endianness } from "node:os";
-
-if (endianness() !== "LE") throw new Error("weights: big-endian hosts are not supported (tensor files are little-endian)");
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+if (!littleEndian) throw new Error("weights: big-endian hosts are not supported (tensor files are little-endian)");
 
 /** safetensors dtype names (the subset this library reads and writes). */
 export type StDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";

@@ -1,0 +1,131 @@
+// The web app end to end in real Chromium: built by scripts/web.mjs as
+// `npm run web` builds it, served on 127.0.0.1; open the demo phantom, type
+// "liver", Segment, wait, read the legend's volume, take a screenshot, and
+// check that the overlay's pixels sit on the phantom's liver.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PNG } from "pngjs";
+import type { Browser, Page } from "puppeteer-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
+// @ts-expect-error: a plain .mjs module without declarations
+import { buildWeb, serveDir } from "../../scripts/web.mjs";
+import { launchChromium, openPage, removeDir } from "./harness.js";
+
+const SEED = 4242;
+let dir: string | undefined;
+let server: { server: import("node:http").Server; url: string } | undefined;
+let browser: Browser | undefined;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "segvol-web-"));
+  await buildWeb(dir);
+  server = await serveDir(dir, 0);
+  // NiiVue draws with WebGL2: SwiftShader's, headless.
+  browser = await launchChromium(["--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--window-size=1280,800"]);
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close().catch(() => {});
+  await new Promise<void>((ok) => (server ? server.server.close(() => ok()) : ok()));
+  removeDir(dir);
+});
+
+const text = (page: Page, sel: string) => page.$eval(sel, (e) => e.textContent ?? "");
+
+describe("the web app in Chromium", () => {
+  it("segments the liver of the demo phantom: legend volume, overlay on the liver", async () => {
+    const { page, log } = await openPage(browser!, server!.url);
+    await page.setViewport({ width: 1280, height: 800 });
+    const fail = (what: string) => (e: Error) => {
+      throw new Error(`${what}: ${e.message}\nerror: ${log.join("\n")}`);
+    };
+    await page.waitForFunction('document.body.dataset.ready === "1"', { timeout: 60_000 }).catch(fail("the app did not start"));
+    await page.click("#demo");
+    await page.waitForFunction('document.getElementById("status").textContent.startsWith("phantom_4242")', { timeout: 60_000 }).catch(fail("the phantom did not open"));
+    await page.type("#text", "liver");
+    await page.click("#segment");
+    await page
+      .waitForFunction('document.querySelector("#legend tbody tr") !== null || document.getElementById("error").textContent !== ""', { timeout: 900_000, polling: 500 })
+      .catch(fail("no result"));
+    expect(await text(page, "#error")).toBe("");
+    const row = await page.$$eval("#legend tbody tr td", (tds) => tds.map((t) => t.textContent ?? ""));
+    expect(row[1]).toBe("liver");
+    const voxels = Number(row[2]);
+    const ml = Number(row[3]);
+    const ph = generatePhantom(SEED);
+    const liver = PHANTOM_LABELS.indexOf("liver");
+    const truth = ph.labels.reduce((n, l) => n + (l === liver ? 1 : 0), 0);
+    const voxelMl = (ph.spacing[0] * ph.spacing[1] * ph.spacing[2]) / 1000;
+    expect(voxels / truth).toBeGreaterThan(0.85);
+    expect(voxels / truth).toBeLessThan(1.15);
+    expect(ml).toBeCloseTo(voxels * voxelMl, 0);
+
+    // The axial slice through the liver's centre, then a screenshot of the canvas.
+    await page.click('[data-view="0"]');
+    const centre = centreOf(ph.labels, liver, ph.dims);
+    await page.evaluate((c) => {
+      const app = (globalThis as any).segvolApp;
+      app.nv.scene.crosshairPos = app.nv.vox2frac(c);
+      app.nv.drawScene();
+    }, centre);
+    const canvas = (await page.$("#gl"))!;
+    const shot = await canvas.screenshot({ type: "png" });
+    const out = mkdtempSync(join(tmpdir(), "segvol-app-shot-"));
+    writeFileSync(join(out, "app.png"), shot);
+    const png = PNG.sync.read(Buffer.from(shot));
+    const red: [number, number][] = [];
+    for (let y = 0; y < png.height; y += 2) {
+      for (let x = 0; x < png.width; x += 2) {
+        const o = 4 * (y * png.width + x);
+        if (png.data[o]! > 120 && png.data[o]! > 2 * png.data[o + 1]! && png.data[o]! > 2 * png.data[o + 2]!) red.push([x, y]);
+      }
+    }
+    expect(red.length, `red overlay pixels in ${join(out, "app.png")}`).toBeGreaterThan(200);
+    const dpr = (await page.evaluate("devicePixelRatio")) as number;
+    const voxelsAt = (await page.evaluate(
+      (pts: [number, number][], r: number) => pts.map(([x, y]) => (globalThis as any).segvolApp.voxelAt(x * r, y * r)),
+      red,
+      dpr,
+    )) as ([number, number, number] | null)[];
+    const [ni, nj] = ph.dims;
+    let inside = 0, mapped = 0;
+    for (const v of voxelsAt) {
+      if (!v) continue;
+      mapped++;
+      if (nearLabel(ph.labels, liver, ph.dims, v)) inside++;
+    }
+    expect(mapped).toBeGreaterThan(red.length * 0.9);
+    expect(inside / mapped, `overlay pixels on the liver (of ${mapped}); ${ni}×${nj}`).toBeGreaterThan(0.95);
+    await page.close();
+  }, 1_200_000);
+});
+
+/** The label's centre voxel (rounded mean of its voxels). */
+function centreOf(labels: Uint8Array, l: number, dims: [number, number, number]): [number, number, number] {
+  const [ni, nj] = dims;
+  const s = [0, 0, 0];
+  let n = 0;
+  for (let v = 0; v < labels.length; v++) {
+    if (labels[v] !== l) continue;
+    s[0] += v % ni;
+    s[1] += Math.floor(v / ni) % nj;
+    s[2] += Math.floor(v / (ni * nj));
+    n++;
+  }
+  return s.map((x) => Math.round(x / n)) as [number, number, number];
+}
+
+/** Whether voxel v or one of its in-plane neighbours has label l (a screen pixel can fall on a mask's edge). */
+function nearLabel(labels: Uint8Array, l: number, dims: [number, number, number], v: [number, number, number]): boolean {
+  const [ni, nj, nk] = dims;
+  for (let dj = -1; dj <= 1; dj++) {
+    for (let di = -1; di <= 1; di++) {
+      const i = v[0] + di, j = v[1] + dj, k = v[2];
+      if (i < 0 || j < 0 || k < 0 || i >= ni || j >= nj || k >= nk) continue;
+      if (labels[i + ni * (j + nj * k)] === l) return true;
+    }
+  }
+  return false;
+}
