@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
 // @ts-expect-error: a plain .mjs module without declarations
 import { buildWeb, serveDir } from "../../scripts/web.mjs";
-import { launchChromium, openPage, removeDir } from "./harness.js";
+import { launchChromium, openPage, peakRss, removeDir } from "./harness.js";
 
 const SEED = 4242;
 let dir: string | undefined;
@@ -42,14 +42,25 @@ describe("the web app in Chromium", () => {
       throw new Error(`${what}: ${e.message}\nerror: ${log.join("\n")}`);
     };
     await page.waitForFunction('document.body.dataset.ready === "1"', { timeout: 60_000 }).catch(fail("the app did not start"));
+    // A malformed file: an error in the page, which keeps working.
+    const broken = join(dir!, "broken.nii");
+    writeFileSync(broken, "not a NIfTI file at all");
+    await (await page.$("#file"))!.uploadFile(broken);
+    await page.waitForFunction('document.getElementById("error").textContent !== ""', { timeout: 30_000 }).catch(fail("no error for a malformed file"));
+    expect(await text(page, "#error")).toMatch(/broken\.nii/);
     await page.click("#demo");
     await page.waitForFunction('document.getElementById("status").textContent.startsWith("phantom_4242")', { timeout: 60_000 }).catch(fail("the phantom did not open"));
     await page.type("#text", "liver");
+    const memory = peakRss(browser!.process()!.pid!);
+    const t0 = performance.now();
     await page.click("#segment");
     await page
       .waitForFunction('document.querySelector("#legend tbody tr") !== null || document.getElementById("error").textContent !== ""', { timeout: 900_000, polling: 500 })
       .catch(fail("no result"));
+    const peak = memory.stop();
+    console.log(`app: liver of phantom ${SEED} in ${((performance.now() - t0) / 1000).toFixed(1)} s (${await text(page, "#stage")}); Chromium's peak RSS (all its processes) ${(peak / 2 ** 20).toFixed(0)} MiB`);
     expect(await text(page, "#error")).toBe("");
+    expect(log.filter((l) => l.startsWith("pageerror"))).toEqual([]);
     const row = await page.$$eval("#legend tbody tr td", (tds) => tds.map((t) => t.textContent ?? ""));
     expect(row[1]).toBe("liver");
     const voxels = Number(row[2]);

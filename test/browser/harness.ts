@@ -5,7 +5,7 @@
 // which http://127.0.0.1 is (about:blank and file:// are not); headless
 // Chromium here then offers SwiftShader's Vulkan (4-lane subgroups) with
 // --enable-unsafe-webgpu alone.
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -104,4 +104,50 @@ export function removeDir(dir: string | undefined): void {
 /** Base64 → bytes (the pages return typed arrays as base64). */
 export function fromBase64(b64: string): Uint8Array {
   return new Uint8Array(Buffer.from(b64, "base64"));
+}
+
+/** Resident memory (bytes) of process `pid` and all its descendants, from /proc (Linux); 0 where /proc is missing. */
+export function treeRss(pid: number): number {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  } catch {
+    return 0;
+  }
+  const parent = new Map<number, number>();
+  for (const d of entries) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const tree = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, pp] of parent) if (!tree.has(p) && tree.has(pp)) (tree.add(p), (grew = true));
+  }
+  let total = 0;
+  for (const p of tree) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, "utf8"));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+/** Samples treeRss(pid) every `ms` until stopped; returns the peak. */
+export function peakRss(pid: number, ms = 250): { stop(): number } {
+  let peak = treeRss(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, treeRss(pid))), ms);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, treeRss(pid));
+    },
+  };
 }

@@ -24,7 +24,8 @@ const state = {
 let worker: Worker;
 let overlays: NVImage[] = [];
 
-const nv = new Niivue({ backColor: [0.05, 0.05, 0.05, 1], show3Dcrosshair: true, multiplanarShowRender: SHOW_RENDER.ALWAYS, dragAndDropEnabled: false });
+// A yellow crosshair: red is the first overlay colour.
+const nv = new Niivue({ backColor: [0.05, 0.05, 0.05, 1], crosshairColor: [1, 0.85, 0, 1], show3Dcrosshair: true, multiplanarShowRender: SHOW_RENDER.ALWAYS, dragAndDropEnabled: false });
 
 function showError(e: unknown): void {
   $("error").textContent = e instanceof Error ? e.message : String(e);
