@@ -19,8 +19,7 @@
 //     SegVol's probabilities 0.2 / 0.1 / 0.1 and ranges ±0.1).
 // Every random choice comes from the caller's Rng, drawn in a fixed order
 // whatever the probabilities, so a seed reproduces the windows.
-import { existsSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, join, readdirSync, statSync } from "../node/host.node.js";
 import { readNifti } from "../io/nifti.js";
 import { preprocess } from "../segvol/pipeline/preprocess.js";
 import { indexMap } from "../segvol/pipeline/resize.js";
