@@ -2,13 +2,14 @@
 // `npm run web` builds it, served on 127.0.0.1; open the demo phantom, type
 // "liver", Segment, wait, read the legend's volume, take a screenshot, and
 // check that the overlay's pixels sit on the phantom's liver.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePhantom, PHANTOM_LABELS } from "../../src/demo/phantom.js";
+import { readNifti } from "../../src/io/nifti.js";
 // @ts-expect-error: a plain .mjs module without declarations
 import { buildWeb, serveDir } from "../../scripts/web.mjs";
 import { launchChromium, openPage, peakRss, removeDir } from "./harness.js";
@@ -50,7 +51,9 @@ describe("the web app in Chromium", () => {
     expect(await text(page, "#error")).toMatch(/broken\.nii/);
     await page.click("#demo");
     await page.waitForFunction('document.getElementById("status").textContent.startsWith("phantom_4242")', { timeout: 60_000 }).catch(fail("the phantom did not open"));
+    await checkPointClick(page);
     await page.type("#text", "liver");
+    await checkCancel(page, fail);
     const memory = peakRss(browser!.process()!.pid!);
     const t0 = performance.now();
     await page.click("#segment");
@@ -72,6 +75,7 @@ describe("the web app in Chromium", () => {
     expect(voxels / truth).toBeGreaterThan(0.85);
     expect(voxels / truth).toBeLessThan(1.15);
     expect(ml).toBeCloseTo(voxels * voxelMl, 0);
+    await checkDownload(page, voxels, ph.dims, ph.affine);
 
     // The axial slice through the liver's centre, then a screenshot of the canvas.
     await page.click('[data-view="0"]');
@@ -112,6 +116,51 @@ describe("the web app in Chromium", () => {
     await page.close();
   }, 1_200_000);
 });
+
+/** A click on a slice in "+ point" mode adds a positive point at the voxel under the cursor; Clear removes it. */
+async function checkPointClick(page: Page): Promise<void> {
+  await page.click('input[name="mode"][value="pos"]');
+  const box = (await (await page.$("#gl"))!.boundingBox())!;
+  const [x, y] = [box.x + box.width * 0.25, box.y + box.height * 0.25];
+  const dpr = (await page.evaluate("devicePixelRatio")) as number;
+  const want = await page.evaluate((px: number, py: number) => (globalThis as any).segvolApp.voxelAt(px, py), (x - box.x) * dpr, (y - box.y) * dpr);
+  await page.mouse.click(x, y);
+  await page.waitForFunction('document.querySelectorAll("#clicks li").length === 1', { timeout: 10_000 });
+  expect(want).not.toBeNull();
+  expect(await text(page, "#clicks li")).toBe(`+ point ${(want as number[]).join(", ")}`);
+  await page.click("#clear");
+  expect(await page.$$eval("#clicks li", (l) => l.length)).toBe(0);
+  await page.click('input[name="mode"][value="none"]');
+}
+
+/** Segment, then Cancel as soon as the worker reports: the run stops and Segment is offered again. */
+async function checkCancel(page: Page, fail: (what: string) => (e: Error) => never): Promise<void> {
+  await page.click("#segment");
+  await page.waitForFunction('!document.getElementById("cancel").disabled && /of/.test(document.getElementById("stage").textContent)', { timeout: 120_000 }).catch(fail("no progress"));
+  await page.click("#cancel");
+  expect(await text(page, "#stage")).toBe("cancelled");
+  expect(await page.$eval("#segment", (b) => (b as unknown as { disabled: boolean }).disabled)).toBe(false);
+  expect(await page.$eval("#cancel", (b) => (b as unknown as { disabled: boolean }).disabled)).toBe(true);
+}
+
+/** Download gives the mask as .nii.gz in the phantom's geometry, with the legend's voxel count. */
+async function checkDownload(page: Page, voxels: number, dims: number[], affine: number[][]): Promise<void> {
+  const into = mkdtempSync(join(tmpdir(), "segvol-app-download-"));
+  const cdp = await page.browser().target().createCDPSession();
+  await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: into });
+  await page.click("#download");
+  const file = join(into, `phantom_${SEED}_mask.nii.gz`);
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`no download in ${into}: ${readdirSync(into).join(", ")}`);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  const mask = readNifti(file);
+  expect(mask.dims).toEqual(dims);
+  mask.affine.forEach((row, r) => row.forEach((v, c) => expect(v).toBeCloseTo(affine[r]![c]!, 4)));
+  expect(Array.from(mask.data).filter((v) => v !== 0).length).toBe(voxels);
+  removeDir(into);
+}
 
 /** The label's centre voxel (rounded mean of its voxels). */
 function centreOf(labels: Uint8Array, l: number, dims: [number, number, number]): [number, number, number] {
