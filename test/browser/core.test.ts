@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { decodeNifti, NiftiError, niftiFromArray, readNifti, writeNifti } from "../../src/io/nifti.js";
 import { encodeNifti, parseNifti } from "../../src/io/nifti_bytes.js";
 import { openWeights, openWeightsFolder } from "../../src/segvol/load.js";
-import { urlFiles, type WeightsFiles } from "../../src/segvol/weights_source.js";
+import { pickedFiles, urlFiles, type WeightsFiles } from "../../src/segvol/weights_source.js";
 import { SafetensorsError, SafetensorsFile, SafetensorsReader } from "../../src/weights/safetensors.js";
 // @ts-expect-error: a plain .mjs module without declarations
 import { browserOptions } from "../../scripts/browser-plugin.mjs";
@@ -125,6 +125,16 @@ describe("weights from bytes, files and URLs", () => {
       expect(fromBytes?.code, code).toBe(code);
       expect(fromBytes?.message).toBe(fromPath?.message);
     }
+  });
+
+  it("reads the Files of a picked folder by name, and refuses two files of one name", async () => {
+    const names = ["config.json", "model.safetensors", "categories.json", "vocab.json", "merges.txt", "recipe.json"];
+    const files = names.map((n) => Object.assign(new File([readFileSync(join(DEMO, n))], n), { webkitRelativePath: `demo/${n}` }));
+    const folder = await openWeights(pickedFiles(files));
+    expect(folder.dir).toBe("picked folder demo");
+    expect(folder.categories).toEqual(openWeightsFolder(DEMO).categories);
+    expect(() => pickedFiles([...files, new File(["{}"], "config.json")])).toThrow(/two picked files are named config\.json/);
+    await expect(openWeights(pickedFiles(files.filter((f) => f.name !== "config.json")))).rejects.toThrow(/missing config\.json/);
   });
 
   it("fetches a folder by URL; a file the server lacks is absent, not an error", async () => {
