@@ -33,6 +33,8 @@ export default defineConfig({
       "test/pipeline/categories.test.ts",
       "test/pipeline/input_checks.test.ts",
       "test/segvol/tokenizer*.test.ts",
+      // NIfTI and weights from bytes (src/io/nifti_bytes.ts, safetensors_reader.ts): no GPU, no browser.
+      "test/browser/core.test.ts",
       "test/cli/help.test.ts",
       "test/cli/parse.test.ts",
     ],
