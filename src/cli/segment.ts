@@ -10,7 +10,7 @@ import { checkFinite, DEFAULT_MAX_VOXELS, writeNifti, type NiftiVolume } from ".
 import { readCategories, resolveText } from "../segvol/categories.js";
 import { loadConfig } from "../segvol/config.js";
 import { SegVol } from "../segvol/model.js";
-import type { SegmentResult, Target, Vec3 } from "../segvol/pipeline/types.js";
+import type { SegmentOptions, SegmentResult, Target, Vec3 } from "../segvol/pipeline/types.js";
 import { releaseGpu } from "../tensor/device.js";
 import { examples } from "./help.js";
 import { checkOutputFile, NIFTI_EXTENSIONS } from "./outputs.js";
@@ -18,7 +18,7 @@ import { collect, names, parseBox, parsePoint, parsePositiveInt } from "./parse.
 import { progressStream } from "./quiet_stderr.js";
 import { addDicomOptions, checkDicomFlags, isDicomOut, isFolder, readSegmentInput, writeDicomOutputs, type DicomFlags, type SegmentInput } from "./segment_dicom.js";
 
-interface SegmentOpts extends DicomFlags {
+export interface SegmentOpts extends DicomFlags {
   weights: string;
   text?: string[];
   box?: string;
@@ -83,20 +83,8 @@ export function registerSegment(program: Command): void {
   const cmd = program
     .command("segment")
     .description("segment a CT volume (.nii/.nii.gz, a DICOM folder, or a series over DICOMweb) by text, box and point prompts; writes masks in the input's geometry (NIfTI or DICOM-SEG)")
-    .argument("[image]", "input CT: a NIfTI volume (.nii or .nii.gz) or a folder of DICOM files")
-    .requiredOption("--weights <dir>", "weights folder (written by `segvol convert`, or weights/demo)")
-    .option("--text <name>", "category to segment (e.g. liver), one of the folder's categories (`segvol info`); repeatable: several give a label map", names("--text"))
-    .option("--allow-unknown-text", "let --text name things outside the folder's categories (open vocabulary; the model may answer with another structure)")
-    .option("--box <i0,j0,k0,i1,j1,k1>", "box prompt: inclusive corners in voxel indices (i, j, k) of the input file's array")
-    .option("--point <i,j,k[,label]>", "point prompt in voxel indices (i, j, k) of the input; label 1 positive (default), 0 negative; repeatable", collect)
-    .option("--out <mask.nii.gz>", "output mask (uint8), or int16 label map (1, 2, … in --text order) plus a .json sidecar with several --text; .dcm: a DICOM-SEG, one segment per target (DICOM input)")
-    .option("--logits <logits.nii.gz>", "also write the float32 logits (one target only)")
-    .option("--json", "print a machine-readable summary on stdout")
-    .option("--no-zoom-in", "zoom-out stage only (faster, coarser)")
-    .option("--overlap <fraction>", "sliding-window overlap of the zoom-in stage, in [0, 1)", "0.5")
-    .option("--max-voxels <n>", "refuse input volumes with more voxels (512×512×2048 by default: a bound on what a file can make segment allocate)", String(DEFAULT_MAX_VOXELS))
-    .option("--no-progress", "no progress bar on stderr");
-  addDicomOptions(cmd)
+    .argument("[image]", "input CT: a NIfTI volume (.nii or .nii.gz) or a folder of DICOM files");
+  addDicomOptions(addSegmentOptions(cmd, "segment"))
     .addHelpText(
       "after",
       examples([
@@ -111,8 +99,33 @@ export function registerSegment(program: Command): void {
     .action((image: string | undefined, o: SegmentOpts) => runSegment(image, o));
 }
 
+/**
+ * segment's options (less the DICOM ones: addDicomOptions), in its order.
+ * `"job"` leaves out those of the run rather than of the request (--weights,
+ * --json, --no-progress): the options of one queued segmentation, which
+ * `segvol submit` takes as segment does.
+ */
+export function addSegmentOptions(cmd: Command, which: "segment" | "job"): Command {
+  const run = which === "segment";
+  if (run) cmd.requiredOption("--weights <dir>", "weights folder (written by `segvol convert`, or weights/demo)");
+  cmd
+    .option("--text <name>", "category to segment (e.g. liver), one of the folder's categories (`segvol info`); repeatable: several give a label map", names("--text"))
+    .option("--allow-unknown-text", "let --text name things outside the folder's categories (open vocabulary; the model may answer with another structure)")
+    .option("--box <i0,j0,k0,i1,j1,k1>", "box prompt: inclusive corners in voxel indices (i, j, k) of the input file's array")
+    .option("--point <i,j,k[,label]>", "point prompt in voxel indices (i, j, k) of the input; label 1 positive (default), 0 negative; repeatable", collect)
+    .option("--out <mask.nii.gz>", "output mask (uint8), or int16 label map (1, 2, … in --text order) plus a .json sidecar with several --text; .dcm: a DICOM-SEG, one segment per target (DICOM input)")
+    .option("--logits <logits.nii.gz>", "also write the float32 logits (one target only)");
+  if (run) cmd.option("--json", "print a machine-readable summary on stdout");
+  cmd
+    .option("--no-zoom-in", "zoom-out stage only (faster, coarser)")
+    .option("--overlap <fraction>", "sliding-window overlap of the zoom-in stage, in [0, 1)", "0.5")
+    .option("--max-voxels <n>", "refuse input volumes with more voxels (512×512×2048 by default: a bound on what a file can make segment allocate)", String(DEFAULT_MAX_VOXELS));
+  if (run) cmd.option("--no-progress", "no progress bar on stderr");
+  return cmd;
+}
+
 /** A checked request: its targets and the options in their parsed form. */
-interface SegmentRequest {
+export interface SegmentRequest {
   targets: Target[];
   overlap: number;
   maxVoxels: number;
@@ -130,10 +143,7 @@ async function runSegment(image: string | undefined, o: SegmentOpts): Promise<vo
   const voxels = writeMasks(image, o, vol, result, req);
   const seg = await writeDicomOutputs(input, o, result, req.targets, image);
   const summary = { ...summarize(image ?? `${o.dicomweb} study ${o.study}`, o, vol, result, voxels, started), ...dicomSummary(input, seg) };
-  if (req.labelMapOut) {
-    const labels = summary.targets.map(({ label, name, voxels: v, ml: m }) => ({ label, name, voxels: v, ml: m }));
-    writeFileAtomic(sidecarPath(o.out!), new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
-  }
+  writeSidecar(image, o, req, summary);
   if (o.json) {
     process.stdout.write(JSON.stringify(summary) + "\n");
   } else {
@@ -145,6 +155,13 @@ async function runSegment(image: string | undefined, o: SegmentOpts): Promise<vo
   }
 }
 
+/** A label map's JSON sidecar (label, name, voxels, mL per label), written atomically; nothing for other outputs. */
+export function writeSidecar(image: string | undefined, o: Pick<SegmentOpts, "out">, req: SegmentRequest, summary: SegmentSummary): void {
+  if (!req.labelMapOut) return;
+  const labels = summary.targets.map(({ label, name, voxels: v, ml: m }) => ({ label, name, voxels: v, ml: m }));
+  writeFileAtomic(sidecarPath(o.out!), new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
+}
+
 /** The DICOM source series and the new SEG's UIDs, for the summary. */
 function dicomSummary(input: SegmentInput, seg: Awaited<ReturnType<typeof writeDicomOutputs>>) {
   if (!input.dicom) return {};
@@ -152,18 +169,33 @@ function dicomSummary(input: SegmentInput, seg: Awaited<ReturnType<typeof writeD
 }
 
 /** Everything about the request is checked before the volume is read or the GPU started. */
-function checkRequest(image: string | undefined, o: SegmentOpts): SegmentRequest {
+export function checkRequest(image: string | undefined, o: SegmentOpts): SegmentRequest {
   checkDicomFlags(image, o);
-  const targets = targetsFromFlags(o);
-  const overlap = Number(o.overlap);
-  if (o.overlap.trim() === "" || !(overlap >= 0 && overlap < 1)) throw new Error(`--overlap ${o.overlap}: must be in [0, 1)`);
-  const maxVoxels = parsePositiveInt("--max-voxels", o.maxVoxels);
+  const { targets, overlap, maxVoxels } = checkPromptFlags(o);
   const config = loadConfig(join(o.weights, "config.json"));
   if (targets.some((t) => t.text !== undefined)) {
     if (!config.text) throw new Error(`--text: the model in ${o.weights} has no text tower; use --box or --point`);
     const check = { categories: readCategories(o.weights), allowUnknown: o.allowUnknownText, source: o.weights, allowHint: "--allow-unknown-text" };
     for (const t of targets) if (t.text !== undefined) t.text = resolveText(t.text, check);
   }
+  const labelMapOut = checkOutputFlags(image, o, targets);
+  return { targets, overlap, maxVoxels, labelMapOut };
+}
+
+/** The checks of the prompt and number flags alone (no files, no weights): targets, --overlap, --max-voxels. */
+export function checkPromptFlags(o: Pick<SegmentOpts, "text" | "box" | "point" | "overlap" | "maxVoxels">): { targets: Target[]; overlap: number; maxVoxels: number } {
+  const targets = targetsFromFlags(o);
+  const overlap = Number(o.overlap);
+  if (o.overlap.trim() === "" || !(overlap >= 0 && overlap < 1)) throw new Error(`--overlap ${o.overlap}: must be in [0, 1)`);
+  const maxVoxels = parsePositiveInt("--max-voxels", o.maxVoxels);
+  return { targets, overlap, maxVoxels };
+}
+
+/**
+ * The checks of --out (and its sidecar) and --logits: names, folders that
+ * can be written, never the input. Returns whether --out is a label map.
+ */
+export function checkOutputFlags(image: string | undefined, o: Pick<SegmentOpts, "out" | "logits" | "dicomweb">, targets: readonly Target[]): boolean {
   const inputs = image === undefined ? [] : [image];
   const labelMapOut = targets.length > 1 && o.out !== undefined && !isDicomOut(o.out);
   const outExtensions = o.dicomweb !== undefined || isFolder(image) ? [...NIFTI_EXTENSIONS, ".dcm"] : NIFTI_EXTENSIONS;
@@ -174,7 +206,12 @@ function checkRequest(image: string | undefined, o: SegmentOpts): SegmentRequest
     if (o.out !== undefined && resolve(o.logits) === resolve(o.out)) throw new Error("--logits and --out name the same file");
     if (labelMapOut) throw new Error("--logits writes one target's logits; give a single --text (or only spatial prompts)");
   }
-  return { targets, overlap, maxVoxels, labelMapOut };
+  return labelMapOut;
+}
+
+/** The pipeline's options that the request sets (SegVol.segment's, less onProgress). */
+export function pipelineOptions(req: SegmentRequest, o: Pick<SegmentOpts, "zoomIn" | "allowUnknownText">): Omit<SegmentOptions, "onProgress"> {
+  return { zoomIn: o.zoomIn, overlap: req.overlap, allowUnknownText: o.allowUnknownText };
 }
 
 /** Loads the model and segments, with a progress bar on stderr unless --no-progress; the model and the GPU are released whatever happens. */
@@ -186,9 +223,7 @@ async function segmentWithProgress(vol: NiftiVolume, req: SegmentRequest, o: Seg
   try {
     let barStarted = false;
     result = await model.segment({ dims: vol.dims as Vec3, data: vol.data }, req.targets, {
-      zoomIn: o.zoomIn,
-      overlap: req.overlap,
-      allowUnknownText: o.allowUnknownText,
+      ...pipelineOptions(req, o),
       onProgress: (done, total, stage) => {
         if (!bar) return;
         if (!barStarted) {
@@ -212,7 +247,7 @@ async function segmentWithProgress(vol: NiftiVolume, req: SegmentRequest, o: Seg
  * returns each target's voxel count in the written file: in a label map, a
  * voxel claimed by several targets counts for the one it was given.
  */
-function writeMasks(image: string | undefined, o: SegmentOpts, vol: NiftiVolume, result: SegmentResult, req: SegmentRequest): number[] {
+export function writeMasks(image: string | undefined, o: SegmentOpts, vol: NiftiVolume, result: SegmentResult, req: SegmentRequest): number[] {
   let voxels: number[];
   if (req.labelMapOut) {
     const map = labelMap(result, vol.data.length);
@@ -229,8 +264,11 @@ function writeMasks(image: string | undefined, o: SegmentOpts, vol: NiftiVolume,
   return voxels;
 }
 
+/** What `segment --json` prints (and a queued job leaves as its result), less the DICOM fields. */
+export type SegmentSummary = ReturnType<typeof summarize>;
+
 /** The run's summary (--json prints it): per target its label, voxels, mL, time and windows; the pipeline's stats. */
-function summarize(image: string, o: SegmentOpts, vol: NiftiVolume, result: SegmentResult, voxels: number[], started: number) {
+export function summarize(image: string, o: SegmentOpts, vol: NiftiVolume, result: SegmentResult, voxels: number[], started: number) {
   const ml = voxelMl(vol);
   return {
     image,
