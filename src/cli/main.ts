@@ -12,7 +12,10 @@ import { registerPhantom } from "./phantom.js";
 import { relayStderr, stderrRelayed } from "./quiet_stderr.js";
 import { registerSegment } from "./segment.js";
 import { registerSmoke } from "./smoke.js";
+import { registerStatus } from "./status.js";
+import { registerSubmit } from "./submit.js";
 import { registerTrain } from "./train.js";
+import { registerWorker } from "./worker.js";
 
 async function main(): Promise<void> {
   const program = new Command();
@@ -28,6 +31,9 @@ async function main(): Promise<void> {
   registerInit(program);
   registerGrow(program);
   registerDemo(program);
+  registerWorker(program);
+  registerSubmit(program);
+  registerStatus(program);
 
   try {
     await program.parseAsync(process.argv);
@@ -42,6 +48,7 @@ async function main(): Promise<void> {
 }
 
 // The command runs in a child whose stderr is relayed without Dawn's adapter
-// notices (quiet_stderr.ts explains why it takes a process).
-if (stderrRelayed()) await main();
+// notices (quiet_stderr.ts explains why it takes a process). Not `worker`: a
+// long-lived service must stop when its own process is killed (worker.ts).
+if (stderrRelayed() || process.argv[2] === "worker") await main();
 else relayStderr();
