@@ -41,12 +41,14 @@ export async function connectRedis(url: string, opts: ConnectOptions): Promise<R
     retryStrategy: (times) => (opts.persistent || times <= 10 ? Math.min(times * 100, 2000) : null),
   });
   // Errors while reconnecting are reported by the owner (the worker logs them); an unhandled 'error' would end the process.
-  client.on("error", () => {});
+  let lastError: Error | undefined;
+  client.on("error", (e: Error) => (lastError = e));
   try {
     await client.connect();
   } catch (e) {
     client.disconnect();
-    throw new Error(`cannot reach Redis at ${redactUrl(url)}: ${(e as Error).message}`);
+    // connect() rejects with "Connection is closed"; the socket's error says why.
+    throw new Error(`cannot reach Redis at ${redactUrl(url)}: ${(lastError ?? (e as Error)).message}`);
   }
   return client;
 }

@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll } from "vitest";
 import { writePhantom } from "../../src/demo/phantom.js";
 import { DEFAULT_QUEUE } from "../../src/queue/connection.js";
-import { exited, startRedisServer, StopWaiting, waitFor, type RedisServer } from "../helpers/redis.js";
+import { exited, startRedisServer, stopProcess, StopWaiting, waitFor, type RedisServer } from "../helpers/redis.js";
 
 export const ROOT = resolve(__dirname, "..", "..");
 export const BIN = join(ROOT, "bin", "segvol.js");
@@ -32,9 +32,13 @@ export function segvol(args: string[], cwd = ROOT): { code: number; stdout: stri
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Background commands (segvolAsync) of this test file, stopped after it if still running (useWorkers). */
+const background = new Set<ChildProcess>();
+
 /** `segvol ...args` started in the background; resolves with its outputs when it ends. */
 export function segvolAsync(args: string[], cwd = ROOT): { proc: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
   const proc = spawn(process.execPath, [BIN, ...args], { cwd, env: ENV, stdio: ["ignore", "pipe", "pipe"] });
+  background.add(proc);
   let stdout = "", stderr = "";
   proc.stdout!.setEncoding("utf8").on("data", (s: string) => (stdout += s));
   proc.stderr!.setEncoding("utf8").on("data", (s: string) => (stderr += s));
@@ -84,13 +88,16 @@ export class WorkerProc {
 /**
  * Starts `segvol worker`s for this test file: the returned function spawns
  * one and resolves once it takes jobs. Every worker still running after the
- * file's tests is SIGKILLed. Call where hooks are declared.
+ * file's tests is SIGKILLed, and background commands (segvolAsync) are
+ * stopped. Call where hooks are declared.
  */
 export function useWorkers(): (redis: string, name: string, extra?: string[]) => Promise<WorkerProc> {
   const started: WorkerProc[] = [];
   afterAll(async () => {
     for (const w of started) w.proc.kill("SIGKILL");
     await Promise.all(started.map((w) => w.exited()));
+    // SIGTERM: the CLI passes it on to the child that runs the command.
+    await Promise.all([...background].map((p) => stopProcess(p)));
   });
   return async (redis, name, extra = []) => {
     const w = WorkerProc.spawn(redis, name, extra);

@@ -117,3 +117,13 @@ describe("reading a job's input in a long-lived worker", () => {
     expect(JSON.parse(r.stdout).grownMiB).toBeLessThan(200);
   });
 });
+
+describe("the queue commands without a Redis", () => {
+  it("say which Redis they cannot reach and why, the password hidden; refuse a URL that is not redis://", () => {
+    const down = runSegvol(dir, ["status", "--redis", "redis://:secret@127.0.0.1:1"]);
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim()).toBe("segvol: cannot reach Redis at redis://:***@127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1");
+    const submit = runSegvol(dir, ["submit", "--redis", "http://127.0.0.1:1", "ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "m.nii.gz"]);
+    expect(submit.stderr.trim()).toBe("segvol: --redis http://127.0.0.1:1: expected a redis:// or rediss:// URL");
+  });
+});

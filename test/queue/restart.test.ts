@@ -22,7 +22,7 @@ describe("segment job queue across a Redis restart", () => {
   });
 
   it("the worker reconnects and finishes every job; --wait follows them through", async () => {
-    const worker = await startWorker(redis.url, "R");
+    const worker = await startWorker(redis.url, "R", ["--concurrency", "2"]);
     const manifest = images.map((p, n) => JSON.stringify([p, "--text", "liver", "--out", `out/r${n}.nii.gz`])).join("\n");
     writeFileSync(join(dir, "jobs.jsonl"), manifest + "\n");
     const waiting = segvolAsync(["submit", "--redis", redis.url, "--manifest", join(dir, "jobs.jsonl"), "--wait"], dir);
