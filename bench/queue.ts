@@ -2,7 +2,7 @@
 // needs `npm run build` and redis-server). Not a timed test: it reports.
 //
 // 1. In-process baseline: segment's own steps (checkRequest, readNifti, the
-//    pipeline, writeOutputs) with one model loaded once, as `segvol worker`
+//    pipeline, writeMasks, summarize, writeSidecar) with one model loaded once, as `segvol worker`
 //    runs them, but called directly: seconds per job.
 // 2. The queue: a redis-server on 127.0.0.1, `--workers` `segvol worker`
 //    processes (the built CLI), `--jobs` small phantom jobs submitted as one
@@ -18,7 +18,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Job, Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { checkRequest, pipelineOptions, writeOutputs } from "../src/cli/segment.js";
+import { checkRequest, pipelineOptions, summarize, writeMasks, writeSidecar } from "../src/cli/segment.js";
 import { segmentOptsOf } from "../src/cli/worker.js";
 import { jobFromArgs } from "../src/cli/submit.js";
 import { writePhantom } from "../src/demo/phantom.js";
@@ -60,7 +60,7 @@ async function inProcess(jobs: string[][]): Promise<number[]> {
       const vol = readNifti(args[0]!, { maxVoxels: req.maxVoxels });
       checkFinite(vol);
       const result = await model.segment({ dims: vol.dims as Vec3, data: vol.data }, req.targets, pipelineOptions(req, o));
-      writeOutputs(args[0]!, o, vol, result, req, t0);
+      writeSidecar(args[0]!, o, req, summarize(args[0]!, o, vol, result, writeMasks(args[0]!, o, vol, result, req), t0));
       if (n > 0) seconds.push((performance.now() - t0) / 1000); // the first compiles kernels
     }
   } finally {

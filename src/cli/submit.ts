@@ -30,12 +30,13 @@ interface SubmitOpts extends Partial<JobFlags> {
  * which has the weights.
  */
 export function jobFromFlags(image: string, o: JobFlags, base: string): SegmentJob {
+  if (o.out === undefined) throw new Error("give --out: a queued job writes a NIfTI mask or label map (.nii/.nii.gz)");
   const path = resolve(base, image);
   const out = resolve(base, o.out);
   const logits = o.logits !== undefined ? resolve(base, o.logits) : undefined;
   const { targets } = checkPromptFlags(o);
   if (!existsSync(path)) throw new Error(`${image}: no such file (a worker must find the input under this path)`);
-  if (statSync(path).isDirectory()) throw new Error(`${image}: is a folder; segment reads a NIfTI file (.nii or .nii.gz)`);
+  if (statSync(path).isDirectory()) throw new Error(`${image}: is a folder; a queued job reads a NIfTI file (.nii or .nii.gz); DICOM input is not queued yet`);
   checkOutputFlags(path, { out, logits }, targets);
   const prompts: SegmentJob["prompts"] = {};
   if (o.text) prompts.text = o.text;
@@ -106,7 +107,6 @@ function jobsOf(image: string | undefined, o: SubmitOpts): SegmentJob[] {
     return readManifest(o.manifest);
   }
   if (image === undefined) throw new Error("give IMAGE and segment's flags (at least --out and a prompt), or --manifest FILE.jsonl");
-  if (o.out === undefined) throw new Error("required option '--out <mask.nii.gz>' not specified");
   return [jobFromFlags(image, o as JobFlags, process.cwd())];
 }
 
@@ -146,8 +146,6 @@ export function registerSubmit(program: Command): void {
     .option("--wait", "follow the jobs (stage, window k of n) until each has completed or failed; exit 1 if any failed")
     .option("--json", "machine-readable output: the queued ids, or with --wait one line per finished job");
   addSegmentOptions(cmd, "job");
-  // --out is segment's required option, but a manifest gives each job its own.
-  cmd.options.find((opt) => opt.long === "--out")!.mandatory = false;
   cmd
     .addHelpText(
       "after",

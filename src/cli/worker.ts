@@ -20,7 +20,7 @@ import type { SegmentResult, Vec3 } from "../segvol/pipeline/types.js";
 import { releaseGpu } from "../tensor/device.js";
 import { examples } from "./help.js";
 import { parsePositiveInt } from "./parse.js";
-import { checkRequest, pipelineOptions, writeOutputs, type SegmentOpts, type SegmentSummary } from "./segment.js";
+import { checkRequest, pipelineOptions, summarize, writeMasks, writeSidecar, type SegmentOpts, type SegmentSummary } from "./segment.js";
 
 interface WorkerOpts {
   redis: string;
@@ -83,7 +83,10 @@ export function segmentJobRunner(model: SegVol, weights: string) {
       if (/^segment: /.test((e as Error).message)) throw new JobInputError((e as Error).message);
       throw e;
     }
-    return writeOutputs(image, o, vol, result, req, started);
+    // What segment writes, in its order: the mask or label map and the logits, then a label map's sidecar.
+    const summary = summarize(image, o, vol, result, writeMasks(image, o, vol, result, req), started);
+    writeSidecar(image, o, req, summary);
+    return summary;
   };
 }
 

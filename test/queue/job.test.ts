@@ -40,7 +40,10 @@ describe("a job: one segment call", () => {
       [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--text", "spleen", "--logits", "l.nii.gz", "--out", "m.nii.gz"], /^--logits writes one target's logits/],
       [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "ph/imagesTr/phantom_7.nii.gz"], /refusing to write .* it is the input file/],
       [["missing.nii.gz", "--text", "liver", "--out", "m.nii.gz"], /^missing\.nii\.gz: no such file/],
-      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver"], /required option '--out <mask\.nii\.gz>' not specified/],
+      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver"], /^give --out: a queued job writes a NIfTI mask/],
+      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "seg.dcm"], /^--out .*seg\.dcm: the name must end in \.nii\.gz or \.nii/],
+      [["ph", "--text", "liver", "--out", "m.nii.gz"], /^ph: is a folder; a queued job reads a NIfTI file/],
+      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "m.nii.gz", "--dicomweb", "http://127.0.0.1:1"], /unknown option '--dicomweb'/],
       [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "m.nii.gz", "--weights", "w"], /unknown option '--weights'/],
     ];
     for (const [args, message] of cases) expect(() => jobFromArgs(args, dir), args.join(" ")).toThrow(message);

@@ -8,7 +8,7 @@ import { watch, type FSWatcher } from "node:fs";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { checkRequest, pipelineOptions, writeOutputs, type SegmentOpts } from "../../src/cli/segment.js";
+import { checkRequest, pipelineOptions, summarize, writeMasks, writeSidecar, type SegmentOpts } from "../../src/cli/segment.js";
 import { checkFinite, readNifti } from "../../src/io/nifti.js";
 import { SegVol } from "../../src/segvol/model.js";
 import type { Vec3 } from "../../src/segvol/pipeline/types.js";
@@ -27,7 +27,7 @@ function jobArgs(images: readonly string[]): string[][] {
   });
 }
 
-/** segment's steps (src/cli/segment.ts: checkRequest, readNifti, the pipeline, writeOutputs) for each job, with one model, into ref/. */
+/** segment's steps (src/cli/segment.ts: checkRequest, readNifti, the pipeline, writeMasks, summarize, writeSidecar) for each job, with one model, into ref/. */
 async function singleProcessRun(dir: string, jobs: string[][]): Promise<void> {
   mkdirSync(join(dir, "ref"));
   const model = await SegVol.fromWeights(DEMO);
@@ -49,7 +49,7 @@ async function singleProcessRun(dir: string, jobs: string[][]): Promise<void> {
       const vol = readNifti(path, { maxVoxels: req.maxVoxels });
       checkFinite(vol);
       const result = await model.segment({ dims: vol.dims as Vec3, data: vol.data }, req.targets, pipelineOptions(req, o));
-      writeOutputs(path, o, vol, result, req, performance.now());
+      writeSidecar(path, o, req, summarize(path, o, vol, result, writeMasks(path, o, vol, result, req), performance.now()));
     }
   } finally {
     model.dispose();
