@@ -3,7 +3,19 @@
 // commands meanwhile, which BullMQ requires of its workers
 // (maxRetriesPerRequest: null). The one-shot commands (submit, status) give
 // up after a few seconds with a clear message instead of hanging.
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+
+/**
+ * The ioredis package, loaded when a queue command first connects: the rest
+ * of the CLI runs without it.
+ */
+async function ioredis(): Promise<typeof import("ioredis")> {
+  try {
+    return await import("ioredis");
+  } catch (e) {
+    throw new Error(`the job queue needs the ioredis package (npm install ioredis): ${(e as Error).message}`);
+  }
+}
 
 /** The BullMQ queue's name unless --queue says otherwise. */
 export const DEFAULT_QUEUE = "segvol";
@@ -34,7 +46,8 @@ export interface ConnectOptions {
 /** A connected ioredis client; rejects with a message naming the URL if Redis cannot be reached. */
 export async function connectRedis(url: string, opts: ConnectOptions): Promise<Redis> {
   checkRedisUrl(url);
-  const client = new Redis(url, {
+  const { Redis: Client } = await ioredis();
+  const client = new Client(url, {
     lazyConnect: true,
     maxRetriesPerRequest: null,
     connectionName: opts.name,
