@@ -133,6 +133,15 @@ describe("npm pack", () => {
     expect(sub.out.trim()).toBe("function function function true false");
   });
 
+  it("gives a web developer's bundler (esbuild, platform browser) dist/browser.js, with no Node built-in to polyfill", async () => {
+    expect(files).toContain("dist/browser.js");
+    expect(files).toContain("dist/types/src/browser.d.ts");
+    writeFileSync(join(consumer, "web.js"), 'import { SegVol, parseNifti, encodeNifti } from "segvol-webgpu";\nconsole.log(SegVol, parseNifti, encodeNifti);\n');
+    const { build } = await import("esbuild");
+    const r = await build({ absWorkingDir: consumer, entryPoints: ["web.js"], bundle: true, platform: "browser", format: "esm", write: false, metafile: true, logLevel: "silent" });
+    expect(Object.keys(r.metafile.inputs).sort()).toEqual(["node_modules/segvol-webgpu/dist/browser.js", "web.js"]);
+  });
+
   it("gives a strict TypeScript consumer real types: a correct script type-checks", () => {
     const tsc = join(consumer, "node_modules", "typescript", "bin", "tsc");
     const good = run(process.execPath, [tsc, "-p", "tsconfig.good.json"], consumer);
