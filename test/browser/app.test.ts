@@ -113,6 +113,7 @@ describe("the web app in Chromium", () => {
     }
     expect(mapped).toBeGreaterThan(red.length * 0.9);
     expect(inside / mapped, `overlay pixels on the liver (of ${mapped}); ${ni}×${nj}`).toBeGreaterThan(0.95);
+    removeDir(out); // kept only when a check above fails, for its message
     await page.close();
   }, 1_200_000);
 });
