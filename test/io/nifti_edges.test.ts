@@ -184,7 +184,7 @@ describe("writing", () => {
     expect(parseNiftiHeader(readFileSync(p)).descrip).toBe("mask");
   });
 
-  it("writes uint8 and int16 from a Float32Array as integers, refusing non-integers, writing nothing then", () => {
+  it("writes uint8 and int16 from a Float32Array as integers, refusing non-integers and values out of range, writing nothing then", () => {
     for (const dt of ["uint8", "int16"] as const) {
       const p = join(tmp, `ints_${dt}.nii`);
       writeNifti(p, like(), Float32Array.from([0, 1, 2, 3, 4, 5, 6, 200]), dt);
@@ -194,6 +194,8 @@ describe("writing", () => {
       const q = join(tmp, `frac_${dt}.nii`);
       expect(niftiError(() => writeNifti(q, like(), Float32Array.from([0, 1.5, 0, 0, 0, 0, 0, 0]), dt)).message).toBe(`writeNifti: ${q}: value 1.5 at index 1 is not a ${dt} (integer in [${dt === "uint8" ? "0, 255" : "-32768, 32767"}])`);
       expect(readdirSync(tmp)).not.toContain(`frac_${dt}.nii`);
+      const [lo, hi] = dt === "uint8" ? [0, 255] : [-32768, 32767];
+      for (const x of [lo - 1, hi + 1]) expect(niftiError(() => writeNifti(q, like(), Float32Array.from([x, 0, 0, 0, 0, 0, 0, 0]), dt)).message, `${dt} ${x}`).toContain(`value ${x} at index 0 is not a ${dt}`);
     }
   });
 
