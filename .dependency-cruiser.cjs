@@ -4,7 +4,7 @@
 // together as much as value imports do.
 //
 //   index.ts, exports/                the package's entries (root and subpaths)
-//   cli, demo                         on top: nothing else imports them
+//   cli, demo, queue                  on top: nothing else imports them
 //   train                             training: the model, data, optimisers
 //   segvol                            the model and its volume pipeline
 //   nn, autograd, weights, io, dicom, image, node
@@ -56,11 +56,17 @@ const rules = [
   {
     name: "cli-and-demo-on-top",
     comment:
-      "The command line and the demo are applications of the library: no other folder imports them " +
-      "(cli may run the demo).",
+      "The command line, the demo and the job queue are applications of the library: no other folder " +
+      "imports them (cli may run the demo and the queue).",
     // The package's entry files (src/index.ts and the subpath entries in
     // src/exports/) publish the API, the demo's included: they are no layer.
-    from: { path: "^src/", pathNot: folders("cli", "demo", "exports") + "|^src/[^/]+$" },
+    from: { path: "^src/", pathNot: folders("cli", "demo", "queue", "exports") + "|^src/[^/]+$" },
+    to: { path: folders("cli", "demo", "queue") },
+  },
+  {
+    name: "queue-under-cli",
+    comment: "The job queue is run by the CLI's worker; it takes the segmenting as a function, so it imports neither cli nor demo.",
+    from: { path: folders("queue") },
     to: { path: folders("cli", "demo") },
   },
   {

@@ -29,6 +29,7 @@ await build({
     engine: "src/exports/engine.ts",
     train: "src/exports/train.ts",
     demo: "src/exports/demo.ts",
+    queue: "src/exports/queue.ts",
   },
   outdir: "dist",
   splitting: true,

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import * as demo from "../src/exports/demo.js";
 import * as engine from "../src/exports/engine.js";
+import * as queue from "../src/exports/queue.js";
 import * as train from "../src/exports/train.js";
 import * as root from "../src/index.js";
 
@@ -40,7 +41,8 @@ describe("package entries", () => {
     expect(engine.initGpu).toBe(root.initGpu);
   });
 
-  it("training and the demo have their own entries", () => {
+  it("training, the demo and the job queue have their own entries", () => {
+    expectFunctions(queue, ["parseJob", "submitJobs", "followJobs", "queueStatus", "formatStatus", "startQueueWorker", "connectRedis", "JobInputError"]);
     expectFunctions(train, ["train", "trainStep", "TrainableSegVol", "MsdDataset", "AdamW", "SGD", "diceBceLoss", "initWeights", "Rng"]);
     expectFunctions(demo, ["generatePhantom", "writePhantom", "runDemo"]);
     expect(demo.PHANTOM_LABELS).toContain("left kidney");

@@ -101,7 +101,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("npm pack", () => {
   it("ships the bundles, declarations, CLI, demo model and licences, and nothing of the repo's development", () => {
-    for (const need of ["bin/segvol.js", "dist/index.js", "dist/cli.js", "dist/engine.js", "dist/train.js", "dist/demo.js", "dist/types/src/index.d.ts", "dist/types/src/exports/engine.d.ts", "weights/demo/model.safetensors", "weights/demo/categories.json", "LICENSE", "README.md", "weights/clip-tokenizer/LICENSE"]) {
+    for (const need of ["bin/segvol.js", "dist/index.js", "dist/cli.js", "dist/engine.js", "dist/train.js", "dist/demo.js", "dist/queue.js", "dist/types/src/index.d.ts", "dist/types/src/exports/engine.d.ts", "weights/demo/model.safetensors", "weights/demo/categories.json", "LICENSE", "README.md", "weights/clip-tokenizer/LICENSE"]) {
       expect(files, need).toContain(need);
     }
     const unwanted = files.filter((f) => /^(test|bench|tools|scripts|docs|src|segvol-demo)\/|\.map$|\.py$|\.pth$|\.tgz$/.test(f));
