@@ -6,6 +6,7 @@
 // process; failures are appended to a JSON-lines file as they happen.
 import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { getHeapStatistics } from "node:v8";
 import { caseSeed, mutate, Rng } from "./mutate.js";
 import type { Seed, Target } from "./targets.js";
 
@@ -68,6 +69,13 @@ export interface CampaignSpec {
   slowMs: number;
   /** Peak RSS above which the case that crossed it is a failure. */
   memoryMb: number;
+  /**
+   * ArrayBuffer memory a case may add (external memory after the case less
+   * before it). Linux gives a large typed array zero pages that are not
+   * resident until written, so a header-sized allocation that is refused
+   * before it is filled never shows in the RSS.
+   */
+  allocMb: number;
 }
 
 export interface CampaignOptions extends CampaignSpec {
@@ -129,6 +137,7 @@ export function runCampaign(o: CampaignOptions): void {
       const c = makeCase(o.target, seeds, o.runSeed, i);
       const path = join(o.tmp, `case.${o.target.ext(c.seed)}`);
       let skipped = false;
+      const ext0 = getHeapStatistics().external_memory;
       const t0 = process.cpuUsage();
       let verdict: ReturnType<typeof judge> = null;
       let threw = false;
@@ -140,6 +149,7 @@ export function runCampaign(o: CampaignOptions): void {
       }
       const t = process.cpuUsage(t0);
       const cpuUs = t.user + t.system;
+      const addedMb = (getHeapStatistics().external_memory - ext0) / 2 ** 20;
       const rssKb = peakRssKb();
       hb[HB.maxCpuUs] = Math.max(hb[HB.maxCpuUs]!, cpuUs);
       hb[HB.sumCpuUs]! += cpuUs;
@@ -155,6 +165,8 @@ export function runCampaign(o: CampaignOptions): void {
       if (!memoryReported && rssKb / 1024 > o.memoryMb) {
         memoryReported = true;
         found.push({ ...base, kind: "memory", error: `peak RSS reached ${(rssKb / 1024).toFixed(0)} MB (limit ${o.memoryMb})` });
+      } else if (addedMb > o.allocMb) {
+        found.push({ ...base, kind: "memory", error: `ArrayBuffers grew by ${addedMb.toFixed(0)} MB during the case (limit ${o.allocMb}; allocated, if not resident)` });
       }
       for (const f of found) {
         const input = saveCase(o.outDir, o.target, o.runSeed, c, f);

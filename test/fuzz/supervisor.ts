@@ -27,6 +27,8 @@ export interface FuzzOptions {
   targetsModule?: string;
   runSeed: number;
   iterations: number;
+  /** Cases for some targets (by name) instead of `iterations`: those much slower per case. */
+  casesOf?: Readonly<Record<string, number>>;
   /** Where failing inputs are saved. */
   outDir: string;
   /** CPU milliseconds one case may take before it is a "slow" failure. */
@@ -37,6 +39,8 @@ export interface FuzzOptions {
   memoryMb: number;
   /** Resident memory (MB) at which the child is killed at once. */
   killMb: number;
+  /** ArrayBuffer memory (MB) one case may add, resident or not (default half of memoryMb). */
+  allocMb?: number;
   /** Hangs and deaths of one target after which it is given up. */
   maxRestarts: number;
   /** Cases one child runs before a fresh one takes over (default CASES_PER_CHILD). */
@@ -159,12 +163,13 @@ async function fuzzTarget(target: Target, o: FuzzOptions): Promise<TargetReport>
   try {
     let from = 0;
     let restarts = 0;
-    while (from < o.iterations) {
-      const to = Math.min(o.iterations, from + (o.casesPerChild ?? CASES_PER_CHILD));
+    const iterations = o.casesOf?.[target.name] ?? o.iterations;
+    while (from < iterations) {
+      const to = Math.min(iterations, from + (o.casesPerChild ?? CASES_PER_CHILD));
       const opts: ChildOptions = {
         targetsModule: o.targetsModule ?? join(HERE, "targets.ts"),
         target: target.name, runSeed: o.runSeed, from, to, tmp: work, outDir: o.outDir,
-        heartbeat: join(work, "heartbeat"), failures: failuresPath, slowMs: o.slowMs, memoryMb: o.memoryMb,
+        heartbeat: join(work, "heartbeat"), failures: failuresPath, slowMs: o.slowMs, memoryMb: o.memoryMb, allocMb: o.allocMb ?? o.memoryMb / 2,
       };
       const end = await runChild(opts, o.hangMs, o.killMb);
       const hb = readHeartbeat(opts.heartbeat);
