@@ -6,6 +6,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync, gzipSync } from "node:zlib";
+import { DicomError } from "../../src/dicom/errors.js";
+import { readSeriesFrom } from "../../src/dicom/series.js";
+import type { DicomSource } from "../../src/dicom/sources.js";
 import { checkFinite, decodeNifti, niftiFromArray, NiftiError, writeNifti } from "../../src/io/nifti.js";
 import { encodeNpy, NpyError, readNpyF32 } from "../../src/io/npy.js";
 import { ClipTokenizer, TokenizerError } from "../../src/segvol/tokenizer.js";
@@ -14,6 +17,7 @@ import { shapeNumel, ST_DTYPE_BYTES } from "../../src/weights/dtype.js";
 import { SafetensorsError, SafetensorsFile, writeSafetensors } from "../../src/weights/safetensors.js";
 import { ZipError } from "../../src/weights/torch_zip.js";
 import { PickleError } from "../../src/weights/unpickle.js";
+import { DICOM_MUTATORS, dicomSeeds, type DicomSeed } from "./dicom.js";
 import { mutateJson } from "./json.js";
 import { concat, interestingInts, putInt, type Mutator, type Rng } from "./mutate.js";
 import { ZIP_MUTATORS } from "./zip.js";
@@ -402,7 +406,30 @@ function tokenizerTarget(): Target {
   };
 }
 
-export const TARGETS: readonly Target[] = [nifti, npy, safetensors, checkpoint, tokenizerTarget()];
+// ---------------------------------------------------------------- DICOM
+
+/**
+ * A DICOM file read as a series (readSeriesFrom, what readDicomSeries runs
+ * on a folder's files): every header, the series checks, then the pixels.
+ * The mutated file is read alone, or with the valid neighbours of its seed
+ * series (named as files beside it; they are held in memory).
+ */
+const dicom: Target = {
+  name: "dicom",
+  errors: [DicomError],
+  seeds: () => dicomSeeds(),
+  mutators: () => DICOM_MUTATORS,
+  ext: () => "dcm",
+  run(input, seed, ctx) {
+    const s = seed as DicomSeed;
+    const dir = dirname(ctx.path);
+    const source = (name: string, bytes: Uint8Array): DicomSource => ({ name, bytes: () => bytes });
+    const beside = (n: { name: string; bytes: Uint8Array }) => source(join(dir, n.name), n.bytes);
+    readSeriesFrom([...s.before.map(beside), source(ctx.path, input), ...s.after.map(beside)], dir);
+  },
+};
+
+export const TARGETS: readonly Target[] = [nifti, npy, safetensors, checkpoint, tokenizerTarget(), dicom];
 
 export function targetNamed(name: string): Target {
   const t = TARGETS.find((x) => x.name === name);
