@@ -17,3 +17,9 @@ export function describeThrown(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
+
+/** A value from a file, for a message: at most `max` characters (a corrupt file can hold megabytes where a UID belongs). */
+export function shown(v: unknown, max = 64): string {
+  const text = typeof v === "string" ? v : (JSON.stringify(v) ?? String(v));
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

@@ -3,7 +3,7 @@
 // and the voxel → patient affine. DICOM's patient coordinates are LPS
 // (x to the patient's left, y to the posterior, z to the head); NIfTI's
 // world is RAS, the same axes with x and y negated (rasAffine).
-import { DicomError } from "./errors.js";
+import { DicomError, shown } from "./errors.js";
 
 export type Vec3 = [number, number, number];
 
@@ -57,7 +57,7 @@ function checkUniform(slices: readonly SliceGeometry[], series: string): void {
       throw new DicomError(`series ${series}: mixed pixel spacings: ${a.name} has ${a.pixelSpacing.join("\\")}, ${b.name} ${b.pixelSpacing.join("\\")}`);
     }
     if (b.frameOfReferenceUid !== a.frameOfReferenceUid) {
-      throw new DicomError(`series ${series}: mixed frames of reference: ${a.name} has ${a.frameOfReferenceUid}, ${b.name} ${b.frameOfReferenceUid}`);
+      throw new DicomError(`series ${series}: mixed frames of reference: ${a.name} has ${shown(a.frameOfReferenceUid)}, ${b.name} ${shown(b.frameOfReferenceUid)}`);
     }
   }
   const r = a.orientation.slice(0, 3) as Vec3, c = a.orientation.slice(3) as Vec3;

@@ -4,7 +4,7 @@
 // float32 the first time a value does not fit.
 import type { NaturalizedDataset } from "dcmjs";
 import type { VoxelArray } from "../io/nifti.js";
-import { DicomError } from "./errors.js";
+import { DicomError, shown } from "./errors.js";
 
 /** How one slice stores its pixels, read from its header and checked. */
 export interface PixelFormat {
@@ -25,7 +25,7 @@ export function pixelFormat(ds: NaturalizedDataset, name: string): PixelFormat {
   const spp = num(ds.SamplesPerPixel) ?? 1;
   const photometric = String(ds.PhotometricInterpretation ?? "MONOCHROME2").trim();
   if (spp !== 1 || !/^MONOCHROME[12]$/.test(photometric)) {
-    throw new DicomError(`colour image (SamplesPerPixel ${spp}, ${photometric}): a CT slice is greyscale (MONOCHROME2)`, name);
+    throw new DicomError(`colour image (SamplesPerPixel ${spp}, ${shown(photometric, 32)}): a CT slice is greyscale (MONOCHROME2)`, name);
   }
   const frames = num(ds.NumberOfFrames) ?? 1;
   if (frames !== 1) throw new DicomError(`multi-frame image (${frames} frames): only single-frame slices are read`, name);
@@ -42,7 +42,7 @@ export function pixelFormat(ds: NaturalizedDataset, name: string): PixelFormat {
   const slope = num(ds.RescaleSlope) ?? 1;
   const intercept = num(ds.RescaleIntercept) ?? 0;
   if (!Number.isFinite(slope) || slope === 0 || !Number.isFinite(intercept)) {
-    throw new DicomError(`RescaleSlope ${String(ds.RescaleSlope)} / RescaleIntercept ${String(ds.RescaleIntercept)} are not finite numbers (slope ≠ 0)`, name);
+    throw new DicomError(`RescaleSlope ${shown(ds.RescaleSlope, 32)} / RescaleIntercept ${shown(ds.RescaleIntercept, 32)} are not finite numbers (slope ≠ 0)`, name);
   }
   return { bitsAllocated, bitsStored, signed: rep === 1, slope, intercept };
 }

@@ -5,10 +5,10 @@
 // size bound), then the chosen slices' pixels, one file at a time, straight
 // into the volume. Nothing is allocated for voxels before the headers pass.
 import { DEFAULT_MAX_VOXELS, type VoxelArray } from "../io/nifti.js";
-import { DicomError } from "./errors.js";
+import { DicomError, shown } from "./errors.js";
 import { DEFAULT_MAX_FILE_BYTES, parseDicom } from "./file.js";
 import { planStack, rasAffine, type SliceGeometry, type Vec3 } from "./geometry.js";
-import { pixelFormat, VolumeBuilder } from "./pixels.js";
+import { pixelFormat, VolumeBuilder, type PixelFormat } from "./pixels.js";
 import { folderSources, type DicomSource } from "./sources.js";
 
 const BIG_ENDIAN = "1.2.840.10008.1.2.2";
@@ -71,6 +71,8 @@ export interface DicomSeriesSummary {
 
 interface Slice extends SliceGeometry {
   source: DicomSource;
+  /** The file's size (its dataset inflated): what its Pixel Data can hold at most. */
+  byteLength: number;
   header: DicomDataset;
   sopClassUid: string;
   sopInstanceUid: string;
@@ -80,21 +82,22 @@ interface Scanned {
   source: DicomSource;
   header: DicomDataset;
   hasPixelData: boolean;
+  byteLength: number;
 }
 
 const str = (v: unknown): string => String((Array.isArray(v) ? v[0] : v) ?? "").trim();
 
 /** Every file's header, grouped by SeriesInstanceUID (first-seen order). Unreadable files are refused, naming them. */
-function scan(sources: readonly DicomSource[]): Map<string, Scanned[]> {
+function scan(sources: readonly DicomSource[], maxBytes: number): Map<string, Scanned[]> {
   const bySeries = new Map<string, Scanned[]>();
   for (const source of sources) {
-    const parsed = parseDicom(source.bytes(), source.name);
+    const parsed = parseDicom(source.bytes(), source.name, { maxBytes });
     // A DICOMDIR (a folder's index, not part of any series) is skipped.
     if (parsed.dataset.DirectoryRecordSequence !== undefined && !parsed.hasPixelData) continue;
     const uid = str(parsed.dataset.SeriesInstanceUID);
     if (!uid) throw new DicomError("no SeriesInstanceUID", source.name);
     const list = bySeries.get(uid) ?? [];
-    list.push({ source, header: parsed.dataset, hasPixelData: parsed.hasPixelData });
+    list.push({ source, header: parsed.dataset, hasPixelData: parsed.hasPixelData, byteLength: parsed.byteLength });
     bySeries.set(uid, list);
   }
   return bySeries;
@@ -107,7 +110,8 @@ function summary(uid: string, files: Scanned[]): DicomSeriesSummary {
 
 /** The series in a folder of DICOM files (searched recursively; DICOMDIR and dot-files skipped). */
 export function listDicomSeries(dir: string, opts: Pick<ReadDicomOptions, "maxFileBytes"> = {}): DicomSeriesSummary[] {
-  return [...scan(folderSources(dir, opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES))].map(([uid, files]) => summary(uid, files));
+  const maxBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  return [...scan(folderSources(dir, maxBytes), maxBytes)].map(([uid, files]) => summary(uid, files));
 }
 
 /** The series asked for, or the only one; several without a choice are listed. */
@@ -120,7 +124,8 @@ function chooseSeries(bySeries: Map<string, Scanned[]>, where: string, seriesUid
   }
   const list = [...bySeries].map(([uid, files]) => {
     const s = summary(uid, files);
-    return `  ${uid}  ${s.modality || "?"}  ${s.files} file(s)${s.description ? `  "${s.description}"` : ""}`;
+    const more = files.length > 1 ? ` and ${files.length - 1} more` : "";
+    return `  ${shown(uid)}  ${shown(s.modality, 16) || "?"}  ${s.files} file(s)${s.description ? `  "${shown(s.description)}"` : ""}: ${files[0]!.source.name}${more}`;
   });
   const head = seriesUid === undefined ? `${where} holds ${bySeries.size} series; choose one with --series UID (library: seriesUid)` : `${where} has no series ${seriesUid}`;
   throw new DicomError(`${head}:\n${list.join("\n")}`);
@@ -131,7 +136,7 @@ function numbers(h: DicomDataset, key: string, n: number, name: string, what: st
   const v = h[key];
   const list = (Array.isArray(v) ? v : v === undefined ? [] : [v]).map(Number);
   if (list.length !== n || list.some((x) => !Number.isFinite(x))) {
-    throw new DicomError(`${what}: ${key} ${v === undefined ? "is missing" : `is ${JSON.stringify(v)}, not ${n} numbers`}`, name);
+    throw new DicomError(`${what}: ${key} ${v === undefined ? "is missing" : `is ${shown(v)}, not ${n} numbers`}`, name);
   }
   return list;
 }
@@ -140,12 +145,14 @@ function numbers(h: DicomDataset, key: string, n: number, name: string, what: st
 function toSlice(f: Scanned): Slice {
   const h = f.header, name = f.source.name;
   const sopClassUid = str(h.SOPClassUID);
-  const kind = `not an image slice (SOP class ${sopClassUid || "?"}, modality ${str(h.Modality) || "?"})`;
+  const kind = `not an image slice (SOP class ${shown(sopClassUid) || "?"}, modality ${shown(str(h.Modality), 16) || "?"})`;
   if (!f.hasPixelData) throw new DicomError(`${kind}: it has no Pixel Data; a series to segment holds image slices only`, name);
   const [rows, columns] = numbers(h, "Rows", 1, name, kind).concat(numbers(h, "Columns", 1, name, kind));
+  if (![rows!, columns!].every((d) => Number.isInteger(d) && d >= 1 && d <= 65535)) throw new DicomError(`bad image size: Rows ${rows}, Columns ${columns} (1 to 65535 each)`, name);
   return {
     name,
     source: f.source,
+    byteLength: f.byteLength,
     header: h,
     sopClassUid,
     sopInstanceUid: str(h.SOPInstanceUID),
@@ -158,13 +165,22 @@ function toSlice(f: Scanned): Slice {
   };
 }
 
-/** Refuses a stack larger than the bound before any voxel is allocated. */
-function checkSize(dims: Vec3, maxVoxels: number, series: string): void {
-  if (!dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 65535)) throw new DicomError(`series ${series}: bad image size ${dims.join("×")}`);
+/**
+ * Refuses a stack larger than the bound, or a slice whose file is too small
+ * to hold the pixels its header declares, before any voxel is allocated (a
+ * 300-byte file may claim 16384 × 16384 pixels).
+ */
+function checkSize(dims: Vec3, maxVoxels: number, slices: readonly Slice[], formats: readonly PixelFormat[], series: string): void {
   const voxels = dims[0] * dims[1] * dims[2];
   if (voxels > maxVoxels) {
-    throw new DicomError(`series ${series}: ${dims.join("×")} = ${voxels} voxels is more than the ${maxVoxels} allowed (maxVoxels, --max-voxels)`);
+    throw new DicomError(`series ${series} (${slices[0]!.name}, …): ${dims.join("×")} = ${voxels} voxels is more than the ${maxVoxels} allowed (maxVoxels, --max-voxels)`);
   }
+  slices.forEach((sl, k) => {
+    const need = (dims[0] * dims[1] * formats[k]!.bitsAllocated) / 8;
+    if (sl.byteLength < need) {
+      throw new DicomError(`corrupt pixel data: the file is ${sl.byteLength} bytes, Rows × Columns × BitsAllocated needs ${need} for its Pixel Data`, sl.name);
+    }
+  });
 }
 
 /**
@@ -172,23 +188,23 @@ function checkSize(dims: Vec3, maxVoxels: number, series: string): void {
  * `where` names them in messages. See readDicomSeries.
  */
 export function readSeriesFrom(sources: readonly DicomSource[], where: string, opts: ReadDicomOptions = {}): DicomSeries {
-  const [uid, files] = chooseSeries(scan(sources), where, opts.seriesUid);
-  const stack = planStack(files.map(toSlice), uid);
+  const [uid, files] = chooseSeries(scan(sources, opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES), where, opts.seriesUid);
+  const stack = planStack(files.map(toSlice), shown(uid));
   const first = stack.slices[0]!;
   const dims: Vec3 = [first.columns, first.rows, stack.slices.length];
-  checkSize(dims, opts.maxVoxels ?? DEFAULT_MAX_VOXELS, uid);
   const formats = stack.slices.map((sl) => pixelFormat(sl.header, sl.name));
+  checkSize(dims, opts.maxVoxels ?? DEFAULT_MAX_VOXELS, stack.slices, formats, shown(uid));
   const builder = new VolumeBuilder(dims[0] * dims[1] * dims[2], formats.every((f) => Number.isInteger(f.slope) && Number.isInteger(f.intercept)));
   const plane = dims[0] * dims[1];
   stack.slices.forEach((sl, k) => {
-    const parsed = parseDicom(sl.source.bytes(), sl.name, { pixels: true });
+    const parsed = parseDicom(sl.source.bytes(), sl.name, { pixels: true, maxBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES });
     if (str(parsed.dataset.SOPInstanceUID) !== sl.sopInstanceUid) throw new DicomError("the file changed while the series was read", sl.name);
     builder.putSlice(parsed.dataset, formats[k]!, { count: plane, at: k * plane, bigEndian: parsed.transferSyntax === BIG_ENDIAN }, sl.name);
   });
   const header = first.header;
   const modality = str(header.Modality);
   const warnings: string[] = [];
-  if (modality !== "CT") warnings.push(`series ${uid} has modality ${modality || "(none)"}, not CT: SegVol is trained on CT in Hounsfield units, so expect poor masks`);
+  if (modality !== "CT") warnings.push(`series ${shown(uid)} has modality ${shown(modality, 16) || "(none)"}, not CT: SegVol is trained on CT in Hounsfield units, so expect poor masks`);
   for (const w of warnings) opts.onWarning?.(w);
   return {
     dims,
