@@ -6,7 +6,7 @@
 // followed (they could carry the Authorization header elsewhere), and a
 // response is read no further than maxBytes.
 import { DicomError, describeThrown } from "./errors.js";
-import { boundaryOf, buildMultipart, parseMultipart } from "./multipart.js";
+import { boundaryOf, buildMultipart, MultipartSplitter } from "./multipart.js";
 import { readSeriesFrom, type DicomSeries, type ReadDicomOptions } from "./series.js";
 import { memorySources } from "./sources.js";
 
@@ -98,20 +98,24 @@ export class DicomWebClient {
     return res;
   }
 
-  /** The response body, refusing more than maxBytes. */
-  private async body(res: Response, url: string): Promise<Uint8Array> {
+  /** The response body's chunks as they arrive, refusing more than maxBytes. */
+  private async *chunks(res: Response, url: string): AsyncGenerator<Uint8Array> {
     const declared = Number(res.headers.get("content-length") ?? NaN);
     if (declared > this.maxBytes) throw new DicomError(`response of ${declared} bytes is more than the ${this.maxBytes} allowed`, url);
-    const chunks: Uint8Array[] = [];
     let size = 0;
-    if (res.body) {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        size += chunk.byteLength;
-        if (size > this.maxBytes) throw new DicomError(`response of more than the ${this.maxBytes} bytes allowed`, url);
-        chunks.push(chunk);
-      }
+    if (!res.body) return;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > this.maxBytes) throw new DicomError(`response of more than the ${this.maxBytes} bytes allowed`, url);
+      yield chunk;
     }
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  }
+
+  /** The whole response body (a QIDO-RS or STOW-RS answer: small), refusing more than maxBytes. */
+  private async body(res: Response, url: string): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of this.chunks(res, url)) chunks.push(chunk);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
   /** QIDO-RS: the series of a study. */
@@ -138,8 +142,11 @@ export class DicomWebClient {
     const path = `studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}`;
     const url = this.url(path);
     const res = await this.request("GET", path, { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
-    const boundary = boundaryOf(res.headers.get("content-type") ?? "", url);
-    const parts = parseMultipart(await this.body(res, url), boundary, url);
+    // Split as it arrives: each instance's bytes are copied once, and the
+    // response is never held whole beside its parts.
+    const split = new MultipartSplitter(boundaryOf(res.headers.get("content-type") ?? "", url), url);
+    for await (const chunk of this.chunks(res, url)) split.push(chunk);
+    const parts = split.end();
     if (parts.length === 0) throw new DicomError("the series has no instances", url);
     return parts.map((p, n) => {
       const type = p.headers["content-type"] ?? "application/dicom";

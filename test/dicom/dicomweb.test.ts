@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkDicomWebUrl, DicomWebClient } from "../../src/dicom/dicomweb.js";
 import { DicomError } from "../../src/dicom/errors.js";
-import { buildMultipart, parseMultipart } from "../../src/dicom/multipart.js";
+import { buildMultipart, MultipartSplitter, parseMultipart } from "../../src/dicom/multipart.js";
 
 type Handler = (req: IncomingMessage, body: Buffer, res: ServerResponse) => void;
 let server: Server;
@@ -68,6 +68,35 @@ describe("WADO-RS and STOW-RS", () => {
     const got = await new DicomWebClient(base).retrieveSeries("1.2", "3.4");
     expect(got.map((p) => Array.from(p))).toEqual(parts.map((p) => Array.from(p)));
     expect(seen.at(-1)!.url).toBe("/dicom-web/studies/1.2/series/3.4");
+  });
+
+  it("splits a response as it arrives: any chunking gives the same parts, each in a buffer of its own", async () => {
+    const parts = [part(1), new Uint8Array(200_000).map((_, i) => (i * 7) & 255), part(3), new Uint8Array(0)];
+    const { body, contentType } = buildMultipart(parts);
+    const boundary = /boundary=(\S+)/.exec(contentType)![1]!;
+    const want = parts.map((p) => Buffer.from(p).toString("hex"));
+    // Every cut within the first delimiter, the first part's end and the closing delimiter, then 1-byte chunks throughout a part's end.
+    const firstEnd = Buffer.from(body).indexOf(`\r\n--${boundary}`);
+    for (const cut of [1, 10, 20, 60, 90, firstEnd - 1, firstEnd, firstEnd + 1, firstEnd + 5, firstEnd + 40, body.length - 5, body.length - 1]) {
+      const split = new MultipartSplitter(boundary, "x");
+      split.push(body.subarray(0, cut));
+      split.push(body.subarray(cut));
+      expect(split.end().map((p) => Buffer.from(p.body).toString("hex")), `cut at ${cut}`).toEqual(want);
+    }
+    const bytewise = new MultipartSplitter(boundary, "x");
+    for (let i = 0; i < firstEnd + 200; i++) bytewise.push(body.subarray(i, i + 1));
+    bytewise.push(body.subarray(firstEnd + 200));
+    expect(bytewise.end().map((p) => Buffer.from(p.body).toString("hex"))).toEqual(want);
+
+    // Over HTTP in 1000-byte writes: the large instance's bytes sit in a buffer of their own, not in one holding the whole response.
+    handler = (_q, _b, res) => {
+      res.setHeader("Content-Type", contentType);
+      for (let at = 0; at < body.length; at += 1000) res.write(Buffer.from(body.subarray(at, at + 1000)));
+      res.end();
+    };
+    const got = await new DicomWebClient(base).retrieveSeries("1", "2");
+    expect(got.map((p) => Buffer.from(p).toString("hex"))).toEqual(want);
+    expect(got[1]!.buffer.byteLength).toBe(200_000);
   });
 
   it("refuses a truncated multipart body, a non-DICOM part, a redirect and an oversized response", async () => {
