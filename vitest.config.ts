@@ -8,23 +8,24 @@ const kernel = (name: string) => (name.includes("/") ? `test/${name}.test.ts` : 
 
 /**
  * Kernel goldens rerun at other subgroup sizes. Kernels choose their variant
- * from the adapter's subgroup size (src/kernels/subgroups.ts, matmul.ts,
- * conv_gemm.ts), and lavapipe's subgroups are LP_NATIVE_VECTOR_WIDTH / 32
- * lanes (8 by default), read when the device is created; each project runs
- * in its own process. The default project (8 lanes) runs every subgroup
- * variant. At 4 lanes: the portable softmax, LayerNorm and attention kernels
- * and their backward kernels (what every GPU without exactly 8-lane
- * subgroups runs), matmul without
- * subgroups and the conv GEMM's 4-lane broadcast. At 16 lanes: matmul's and
- * the conv GEMM's broadcasts inside wider subgroups, and the portable softmax
- * chosen for them. (Above 512 bits lavapipe reports 32 or 64 lanes but its
- * shaders still run 16-lane subgroups: test/kernels/subgroup_lanes.test.ts
- * checks both.) Other GPUs ignore the variable and rerun their own variants.
+ * from the device profile (src/kernels/profile.ts), and every golden case
+ * runs over every variant the device offers (test/helpers/variants.ts);
+ * lavapipe's subgroups are LP_NATIVE_VECTOR_WIDTH / 32 lanes (8 by default),
+ * read when the device is created, so each project runs in its own process
+ * and offers other variants. The default project (8 lanes): portable, 4-
+ * and 8-lane broadcasts and one-row-a-workgroup kernels, and the fixed
+ * 8-lane row kernels. At 4 lanes: the fixed 4-lane row kernels (16 rows a
+ * workgroup) and the 4-lane broadcasts as the chooser picks them. At 16
+ * lanes: 16-lane row kernels (4 rows a workgroup), attention sharing over
+ * 16 lanes, and the GEMMs' 8-lane broadcasts inside wider subgroups.
+ * (Above 512 bits lavapipe reports 32 or 64 lanes but its shaders still run
+ * 16-lane subgroups: test/kernels/subgroup_lanes.test.ts checks both.)
+ * Other GPUs ignore the variable and rerun their own variants.
  */
+const KERNEL_FILES = ["layernorm", "softmax", "attention", "matmul", "conv3d", "conv_transpose3d", "patch_embed", "variants", "train/attention_grad", "train/conv_grad"];
 const LANE_PROJECTS = [
-  // train/attention_grad: the attention and LayerNorm backward kernels' goldens.
-  { lanes: 4, files: ["layernorm", "softmax", "attention", "matmul", "conv3d", "conv_transpose3d", "patch_embed", "train/attention_grad"] },
-  { lanes: 16, files: ["softmax", "matmul", "conv3d", "conv_transpose3d", "patch_embed"] },
+  { lanes: 4, files: KERNEL_FILES },
+  { lanes: 16, files: KERNEL_FILES },
 ];
 
 /**
@@ -53,7 +54,8 @@ export default defineConfig({
         test: {
           name: `lanes-${lanes}`,
           include: [LANES_CHECK, ...files.map(kernel)],
-          env: { LP_NATIVE_VECTOR_WIDTH: String(32 * lanes), MESA_SHADER_CACHE_DIR: shaderCache(lanes) },
+          // SEGVOL_LANE_PROJECT: variants without subgroups ran in the default project (test/helpers/variants.ts).
+          env: { LP_NATIVE_VECTOR_WIDTH: String(32 * lanes), MESA_SHADER_CACHE_DIR: shaderCache(lanes), SEGVOL_LANE_PROJECT: "1" },
         },
       })),
     ],

@@ -7,6 +7,7 @@ export { initGpu, gpu, releaseGpu, GpuUnavailableError, GpuDeviceLostError, type
 export { Tensor, type DType } from "../tensor/tensor.js";
 export { scope, scopeAsync, keep } from "../tensor/scope.js";
 export { ShapeError } from "../kernels/check.js";
+export { deviceProfile, setDeviceProfile, readProfile, type DeviceProfile, type VariantOverrides, type SubgroupSizes } from "../kernels/profile.js";
 export * as ops from "./ops.js";
 export { Var, param, constant, detach, noGrad, scoped, backward, zeroGrad, customOp, isRecording, type BackwardFn } from "../autograd/autograd.js";
 export * as grad from "./grad.js";

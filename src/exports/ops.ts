@@ -5,10 +5,12 @@
 export { unary, binary, add, sub, mul, div, maximum, minimum, relu, gelu, quickGelu, sigmoid, exp, threshold, clamp, affine, type UnaryOp, type BinaryOp } from "../kernels/elementwise.js";
 export { reduce, sum, mean, min, max, type ReduceOp } from "../kernels/reduce.js";
 export { slice, pad, permute, concat, gather, cast } from "../kernels/layout.js";
-export { matmul, type MatmulOptions } from "../kernels/matmul.js";
-export { softmax } from "../kernels/softmax.js";
-export { layerNorm } from "../kernels/layernorm.js";
-export { attention, type AttentionOptions } from "../kernels/attention.js";
+export { matmul, chooseMatmulVariant, type MatmulOptions, type MatmulChoice } from "../kernels/matmul.js";
+export { softmax, chooseSoftmaxVariant } from "../kernels/softmax.js";
+export { layerNorm, chooseLayerNormVariant } from "../kernels/layernorm.js";
+export { attention, attentionVariants, chooseAttentionVariant, type AttentionOptions } from "../kernels/attention.js";
+export { gemmVariants, chooseGemmVariant, type GemmVariant } from "../kernels/conv_gemm.js";
+export { rowVariants, type RowVariant, type AttentionVariant } from "../kernels/profile.js";
 export { conv3d, type Conv3dOptions } from "../kernels/conv3d.js";
 export { convTranspose3d, type ConvTranspose3dOptions } from "../kernels/conv_transpose3d.js";
 export { patchEmbed } from "../kernels/patch_embed.js";

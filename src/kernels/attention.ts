@@ -10,7 +10,7 @@
 // gather costing far more than an FMA, so the kernel minimises loads per FMA.
 // An invocation keeps `qpl` queries and their output accumulators in
 // registers (straight-line code generated per head dim); all lanes walk the
-// keys in lockstep. Where the device has subgroups of 8 lanes, the lanes of a
+// keys in lockstep. Where the device has subgroups, the lanes of a
 // subgroup load each k/v row together and broadcast it (subgroupBroadcast),
 // and each broadcast vector feeds qpl queries. One key per online-softmax
 // step keeps the code short: LLVM compile time on lavapipe grows steeply with
@@ -20,15 +20,12 @@ import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, checkRank, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
-import { fixedSubgroups } from "./subgroups.js";
+import { deviceProfile, laneGroups, variantName, variantPipeline, type AttentionVariant, type DeviceProfile } from "./profile.js";
 
 // WGSL text helpers shared by the forward and backward generators: both
 // emit straight-line code per head dim, with registers per owned row, and
-// share row loads across a subgroup where the device has subgroups of SG
-// lanes.
-
-/** The subgroup size the subgroup variants are generated for (lavapipe's). */
-const SG = 8;
+// share row loads across `lanes` lanes of a subgroup where the device has
+// subgroups of at least that many lanes (lanes 0: each lane loads them).
 
 /** Vector width for a head dim: vec4 when every head row starts 16-byte aligned. */
 function width(d: number): 1 | 4 {
@@ -54,12 +51,14 @@ function tree(terms: string[]): string {
 
 /**
  * Emits `let NAME0 .. NAME{n-1}`: one head row of n vectors from `arr` at
- * `base`, which every lane needs. Without subgroups each lane loads it all;
- * with them lane l of the subgroup loads vectors l, l+SG, … and broadcasts
- * them (subgroupBroadcast), SG times fewer per-lane loads.
+ * `base`, which every lane needs. Without subgroups (SG = 0) each lane loads
+ * it all; with them lane l < SG of the subgroup loads vectors l, l+SG, …
+ * and broadcasts them (subgroupBroadcast), SG times fewer per-lane loads.
+ * Lanes from SG on load too (clamped, unused): any subgroup of at least SG
+ * lanes works.
  */
-function sharedLoad(L: (s: string) => void, sg: boolean, name: string, arr: string, base: string, n: number): void {
-  if (!sg) {
+function sharedLoad(L: (s: string) => void, SG: number, name: string, arr: string, base: string, n: number): void {
+  if (SG === 0) {
     for (let c = 0; c < n; c++) L(`    let ${name}${c} = ${arr}[${base} + ${c}u];`);
     return;
   }
@@ -73,6 +72,8 @@ export interface AttentionOptions {
   causal?: boolean;
   /** Score scale; default headDim^-0.5. */
   scale?: number;
+  /** Force a kernel variant (`attentionVariants()` lists this device's); default chooseAttentionVariant. */
+  variant?: AttentionVariant;
 }
 
 /** Masked scores: finite so that (masked − max) never makes NaN. */
@@ -85,8 +86,33 @@ interface Spec {
   wg: number;
   /** Queries per invocation. */
   qpl: number;
-  /** Share k/v loads across a subgroup of SG lanes. */
-  sg: boolean;
+  /** Share k/v loads across this many lanes of a subgroup (0: none). */
+  lanes: number;
+}
+
+/**
+ * The subgroup width of attention (forward and backward): the forced one,
+ * else as many lanes as every subgroup of the device has (8 on lavapipe);
+ * 0 without subgroups. A launch of fewer lanes (wg) shares over wg lanes.
+ */
+export function chooseAttentionVariant(p: DeviceProfile = deviceProfile()): AttentionVariant {
+  if (p.force.attention) return p.force.attention;
+  const groups = laneGroups(p);
+  return { lanes: groups[groups.length - 1] ?? 0 };
+}
+
+/** Every subgroup width attention can run on this device, 0 (no subgroups) included. */
+export function attentionVariants(p: DeviceProfile = deviceProfile()): AttentionVariant[] {
+  return [{ lanes: 0 }, ...laneGroups(p).map((lanes) => ({ lanes }))];
+}
+
+/** The lanes of `v` a launch of `wg` lanes shares loads over; throws unless the device runs `v`. */
+function sharedLanes(op: string, v: AttentionVariant, wg: number, p: DeviceProfile): number {
+  if (v.lanes !== 0 && !laneGroups(p).includes(v.lanes)) {
+    const sizes = p.subgroups ? `${p.subgroups.min}-${p.subgroups.max}` : "none";
+    fail(op, `variant ${variantName(v)} does not run on this device (subgroup sizes ${sizes}; lanes must be a power of two from 4 to the smallest)`);
+  }
+  return Math.min(v.lanes, wg);
 }
 
 
@@ -114,7 +140,7 @@ function attentionWgsl(s: Spec): string {
   L(`  for (var j = 0u; j < kend; j++) {`);
   L(`    let kb = (kbase + j * p.hh) * ${nk}u;`);
   // With subgroups the lanes of a subgroup load each k/v row together (sharedLoad).
-  sharedLoad(L, s.sg, "k", "ks", "kb", nk);
+  sharedLoad(L, s.lanes, "k", "ks", "kb", nk);
   for (const r of rows) {
     const terms: string[] = [];
     for (let c = 0; c < nk; c++) terms.push(dotw(wk, `q${r}_${c}`, `k${c}`));
@@ -126,7 +152,7 @@ function attentionWgsl(s: Spec): string {
     L(`    l${r} = fma(l${r}, a${r}, e${r});`);
   }
   L(`    let vb = (kbase + j * p.hh) * ${nv}u;`);
-  sharedLoad(L, s.sg, "v", "vs", "vb", nv);
+  sharedLoad(L, s.lanes, "v", "vs", "vb", nv);
   for (let c = 0; c < nv; c++) {
     for (const r of rows) L(`    o${r}_${c} = fma(${vt(wv)}(e${r}), v${c}, o${r}_${c} * a${r});`);
   }
@@ -139,7 +165,8 @@ function attentionWgsl(s: Spec): string {
     L(`  }`);
   }
 
-  return /* wgsl */ `${s.sg ? "enable subgroups;" : ""}
+  const sg = s.lanes > 0;
+  return /* wgsl */ `${sg ? "enable subgroups;" : ""}
 struct P { b: u32, nq: u32, nk: u32, hh: u32, scale_log2: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<${vt(wv)}>;
@@ -147,7 +174,7 @@ struct P { b: u32, nq: u32, nk: u32, hh: u32, scale_log2: f32 }
 @group(0) @binding(3) var<storage, read> ks: array<${vt(wk)}>;
 @group(0) @binding(4) var<storage, read> vs: array<${vt(wv)}>;
 @compute @workgroup_size(${s.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${s.sg ? ", @builtin(subgroup_invocation_id) sl: u32" : ""}) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${sg ? ", @builtin(subgroup_invocation_id) sl: u32" : ""}) {
   let h = wid.y;
   let b = wid.z;
   // Lanes own queries qstart + lid + r*wg. Lanes past Nq compute on a
@@ -232,11 +259,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const out = Tensor.empty([B, Nq, Fv]);
   if (out.size === 0) return out;
   if (out.byteLength > g.maxBindingBytes) fail(op, `output [${B}, ${Nq}, ${Fv}] exceeds one storage binding`);
-  const spec: Spec = { dk, dv, causal: !!opts.causal, ...launchShape(Nq), sg: fixedSubgroups(SG) };
-  const pipe = g.pipeline(`attention:${dk}:${dv}:${spec.causal}:${spec.wg}:${spec.qpl}:${spec.sg}`, () => attentionWgsl(spec));
+  const shape = launchShape(Nq);
+  const lanes = sharedLanes(op, opts.variant ?? chooseAttentionVariant(deviceProfile(g)), shape.wg, deviceProfile(g));
+  const pipe = variantPipeline("attention", { dk, dv, causal: !!opts.causal, ...shape, lanes } satisfies Spec, attentionWgsl);
   const params = new Params().u32(B).u32(Nq).u32(Nk).u32(H).f32(scale * Math.LOG2E);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
-  const groups = Math.ceil(Nq / (spec.wg * spec.qpl));
+  const groups = Math.ceil(Nq / (shape.wg * shape.qpl));
   if (groups > g.maxWorkgroupsPerDim || H > g.maxWorkgroupsPerDim || B > g.maxWorkgroupsPerDim) {
     fail(op, `too many workgroups for ${shapes}`);
   }
@@ -260,7 +288,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 // p = exp2(s − lse₂), as in the forward. Both kernels follow the forward's
 // lavapipe design: straight-line code per head dim with registers per owned
 // row, all lanes walking the other side's rows in lockstep, and, where the
-// device has subgroups of 8, each row loaded once per subgroup and shared by
+// device has subgroups, each row loaded once per subgroup and shared by
 // subgroupBroadcast. Lanes past the end work on a clamped row and skip the
 // store, so loops stay workgroup-uniform.
 
@@ -271,17 +299,18 @@ interface BackwardSpec {
   wg: number;
   /** Owned rows (queries in pass 1, keys in pass 2) per invocation. */
   rpl: number;
-  sg: boolean;
+  /** Share loads across this many lanes of a subgroup (0: none). */
+  lanes: number;
 }
 
 function header(s: BackwardSpec, outs: string[], ins: string[]): string {
   const all = [...outs.map((o) => `var<storage, read_write> ${o}`), ...ins.map((i) => `var<storage, read> ${i}`)];
-  return `${s.sg ? "enable subgroups;" : ""}
+  return `${s.lanes > 0 ? "enable subgroups;" : ""}
 struct P { b: u32, nq: u32, nk: u32, hh: u32, scale_log2: f32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 ${all.map((d, i) => `@group(0) @binding(${i + 1}) ${d};`).join("\n")}
 @compute @workgroup_size(${s.wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${s.sg ? ", @builtin(subgroup_invocation_id) sl: u32" : ""}) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${s.lanes > 0 ? ", @builtin(subgroup_invocation_id) sl: u32" : ""}) {
   let h = wid.y;
   let b = wid.z;`;
 }
@@ -319,7 +348,7 @@ function queryPassWgsl(s: BackwardSpec): string {
   // Walk 1: logsumexp (log2 units) of each query's scores.
   L(`  for (var j = 0u; j < kend; j++) {`);
   L(`    let kb = (kbase + j * p.hh) * ${nk}u;`);
-  sharedLoad(L, s.sg, "k", "ks", "kb", nk);
+  sharedLoad(L, s.lanes, "k", "ks", "kb", nk);
   for (const r of rows) {
     L(`    let s${r} = ${score(r)};`);
     L(`    let mn${r} = max(m${r}, s${r});`);
@@ -335,8 +364,8 @@ function queryPassWgsl(s: BackwardSpec): string {
   L(`  for (var j = 0u; j < kend; j++) {`);
   L(`    let kb = (kbase + j * p.hh) * ${nk}u;`);
   L(`    let vb = (kbase + j * p.hh) * ${nv}u;`);
-  sharedLoad(L, s.sg, "k", "ks", "kb", nk);
-  sharedLoad(L, s.sg, "v", "vs", "vb", nv);
+  sharedLoad(L, s.lanes, "k", "ks", "kb", nk);
+  sharedLoad(L, s.lanes, "v", "vs", "vb", nv);
   for (const r of rows) {
     const dp: string[] = [];
     for (let c = 0; c < nv; c++) dp.push(dotw(wv, `g${r}_${c}`, `v${c}`));
@@ -386,8 +415,8 @@ function keyPassWgsl(s: BackwardSpec): string {
   L(`  for (var i = qbegin; i < p.nq; i++) {`);
   L(`    let qrow = qbase + i * p.hh;`);
   L(`    let st = stats[qrow];`);
-  sharedLoad(L, s.sg, "q", "qs", `qrow * ${nk}u`, nk);
-  sharedLoad(L, s.sg, "g", "gs", `qrow * ${nv}u`, nv);
+  sharedLoad(L, s.lanes, "q", "qs", `qrow * ${nk}u`, nk);
+  sharedLoad(L, s.lanes, "g", "gs", `qrow * ${nv}u`, nv);
   for (const r of rows) {
     const terms: string[] = [];
     for (let c = 0; c < nk; c++) terms.push(dotw(wk, `k${r}_${c}`, `q${c}`));
@@ -452,21 +481,23 @@ export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, 
     for (const t of [dq, dkT, dvT]) if (t.size > 0) t.write(new Float32Array(t.size));
     return { dq, dk: dkT, dv: dvT };
   }
-  const sg = fixedSubgroups(SG);
+  const variant = opts.variant ?? chooseAttentionVariant(deviceProfile(g));
   const causal = !!opts.causal;
   const params = new Params().u32(B).u32(Nq).u32(Nk).u32(H).f32(scale * Math.LOG2E).f32(scale).bytes();
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
   const stats = Tensor.empty([B, Nq, H, 2]);
   try {
-    const sq: BackwardSpec = { dk, dv, causal, sg, ...backwardLaunchShape(Nq) };
+    const lq = backwardLaunchShape(Nq);
+    const sq: BackwardSpec = { dk, dv, causal, ...lq, lanes: sharedLanes(op, variant, lq.wg, deviceProfile(g)) };
     const gq = Math.ceil(Nq / (sq.wg * sq.rpl));
     if (gq > g.maxWorkgroupsPerDim) fail(op, `too many query workgroups for ${shapes}`);
-    const p1 = g.pipeline(`attention_bwd_q:${dk}:${dv}:${causal}:${sq.wg}:${sq.rpl}:${sg}`, () => queryPassWgsl(sq));
+    const p1 = variantPipeline("attention_bwd_q", sq, queryPassWgsl);
     g.dispatch(p1, [bind(dq), bind(stats), bind(q), bind(k), bind(v), bind(out), bind(dOut)], params, [gq, H, B]);
-    const sk: BackwardSpec = { dk, dv, causal, sg, ...backwardLaunchShape(Nk) };
+    const lk = backwardLaunchShape(Nk);
+    const sk: BackwardSpec = { dk, dv, causal, ...lk, lanes: sharedLanes(op, variant, lk.wg, deviceProfile(g)) };
     const gk = Math.ceil(Nk / (sk.wg * sk.rpl));
     if (gk > g.maxWorkgroupsPerDim) fail(op, `too many key workgroups for ${shapes}`);
-    const p2 = g.pipeline(`attention_bwd_kv:${dk}:${dv}:${causal}:${sk.wg}:${sk.rpl}:${sg}`, () => keyPassWgsl(sk));
+    const p2 = variantPipeline("attention_bwd_kv", sk, keyPassWgsl);
     g.dispatch(p2, [bind(dkT), bind(dvT), bind(q), bind(k), bind(v), bind(dOut), bind(stats)], params, [gk, H, B]);
   } catch (e) {
     dq.dispose();

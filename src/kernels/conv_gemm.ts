@@ -18,6 +18,7 @@ import { reduce } from "./reduce.js";
 import { inputSegments, outputChunks, segmentsWgsl } from "./binding.js";
 import { fail } from "./check.js";
 import { Params } from "./params.js";
+import { deviceProfile, laneGroups, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 
 /** Invocations per workgroup, laid out along n. */
 const WG = 64;
@@ -49,31 +50,41 @@ export interface Dims {
   K: number;
 }
 
-interface Variant {
+/**
+ * The GEMM's variant: TM = 4·tmq rows per workgroup, tmq A vectors per k
+ * step; with `subgroups`, lanes 0..tmq-1 of each subgroup load them and
+ * broadcast (so tmq may be at most the device's smallest subgroup).
+ */
+export interface GemmVariant {
   subgroups: boolean;
-  /** A vectors per k step: TM = 4·TMQ rows per workgroup. */
   tmq: number;
 }
 
-let forced: "uniform" | null = null;
-
-/**
- * Tests only: "uniform" runs the subgroup-free kernels (what adapters
- * without `subgroups` get); null restores the automatic choice.
- */
-export function forceGemmVariant(v: "uniform" | null): void {
-  forced = v;
+/** Throws unless the device runs `v`. */
+function checkGemmVariant(v: GemmVariant, p: DeviceProfile): void {
+  const ok = Number.isInteger(v.tmq) && v.tmq >= 1 && v.tmq <= 16 && (!v.subgroups || laneGroups(p).includes(v.tmq));
+  if (!ok) fail("gemm", `variant ${variantName(v)} does not run on this device (tmq 1-16; with subgroups a power of two from 4 to the smallest subgroup, ${p.subgroups?.min ?? "none"})`);
 }
 
-/** Subgroups when the adapter guarantees at least 4 lanes; broadcasts need lanes 0..TMQ-1. */
-function variant(): Variant {
-  if (forced === "uniform") return { subgroups: false, tmq: 4 };
-  const minSize = gpu().subgroupMinSize;
-  if (minSize >= 4) return { subgroups: true, tmq: Math.min(8, minSize) };
-  return { subgroups: false, tmq: 4 };
+/** The forced variant, else subgroups when every subgroup has at least 4 lanes (tmq = min(8, lanes)), else uniform loads. */
+export function chooseGemmVariant(p: DeviceProfile = deviceProfile()): GemmVariant {
+  if (p.force.gemm) return p.force.gemm;
+  const groups = laneGroups(p, 8);
+  const tmq = groups[groups.length - 1];
+  return tmq !== undefined ? { subgroups: true, tmq } : { subgroups: false, tmq: 4 };
 }
 
-function wgsl(k: GemmKernel, v: Variant, dims: Dims): string {
+/** Every variant the chooser can return on this device: uniform loads, and subgroups at each lane group up to 8. */
+export function gemmVariants(p: DeviceProfile = deviceProfile()): GemmVariant[] {
+  return [{ subgroups: false, tmq: 4 }, ...laneGroups(p, 8).map((tmq) => ({ subgroups: true, tmq }))];
+}
+
+/** The compile-time shape of one GEMM pipeline: the op's kernel (its key names its loaders' WGSL), the sizes, the variant. */
+interface GemmSpec extends GemmVariant, Dims {
+  kernel: string;
+}
+
+function wgsl(k: GemmKernel, v: GemmVariant, dims: Dims): string {
   const tm = 4 * v.tmq;
   let step = "let bv = load_b(k, n);\n";
   if (v.subgroups) step += `    let av = load_a(k, m0 + 4u * (sl % ${v.tmq}u));\n`;
@@ -174,9 +185,11 @@ export function dispatchGemm(
   inputs: GPUBufferBinding[],
 ): void {
   const g = gpu();
-  const v = variant();
+  const v = chooseGemmVariant(deviceProfile(g));
+  checkGemmVariant(v, deviceProfile(g));
   const tm = 4 * v.tmq;
-  const pipe = g.pipeline(`gemm:${v.subgroups ? "sg" : "u"}${v.tmq}:${dims.M}x${dims.N}x${dims.K}:${kernel.key}`, () => wgsl(kernel, v, dims));
+  const spec: GemmSpec = { kernel: kernel.key, M: dims.M, N: dims.N, K: dims.K, subgroups: v.subgroups, tmq: v.tmq };
+  const pipe = variantPipeline("gemm", spec, (s) => wgsl(kernel, s, s));
   const blocks = Math.ceil(dims.N / (4 * WG));
   const gx = Math.min(blocks, g.maxWorkgroupsPerDim);
   const gz = Math.ceil(blocks / gx);

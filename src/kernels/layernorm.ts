@@ -2,7 +2,7 @@
 // y = (x − mean) / sqrt(var + eps) · weight + bias, biased variance, f32.
 //
 // Two paths, chosen by the normalised size N:
-//  - rows (N ≤ 1024 with subgroups of 8, else N ≤ 2048): one subgroup (or
+//  - rows (N ≤ 128·lanes with subgroups, else N ≤ 2048): one subgroup (or
 //    one 64-lane workgroup) per row; each lane keeps its slice of the row in
 //    registers (straight-line code for this N), so x is loaded once and
 //    mean/variance are exact two-pass sums over the registers.
@@ -15,7 +15,7 @@ import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
-import { fixedSubgroups } from "./subgroups.js";
+import { checkRowVariant, chooseRowVariant, deviceProfile, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 
 /** Workgroup size of the row kernels (the backward kernels share it with CHAN). */
 export const WG = 64;
@@ -109,19 +109,33 @@ ${writes}
 }`;
 }
 
-/** Lanes of the subgroup row kernel: one workgroup is exactly one subgroup. */
-const SG = 8;
-/** Rows (subgroups) per workgroup in the subgroup row kernel. */
-const SG_ROWS = 8;
-/** Registers (vectors) per lane in the subgroup row kernel: rows up to 8·32 vectors. */
+/** Registers (vectors) per lane in the subgroup row kernels: rows up to lanes·32 vectors. */
 const SG_REGS = 32;
 
+/** A subgroup row kernel's compile-time shape: rows of n elements read as vectors of w, and its RowVariant. */
+interface RowSgSpec extends RowVariant {
+  n: number;
+  w: number;
+}
+
+/** The variant LayerNorm (forward and backward rows) runs on this device: the forced one, else the device's row variant. */
+export function chooseLayerNormVariant(p: DeviceProfile = deviceProfile()): RowVariant {
+  return p.force.layerNorm ?? chooseRowVariant(p);
+}
+
+/** Whether rows of nvec vectors fit the subgroup row kernel of `v`. */
+function sgRowsFit(v: RowVariant, nvec: number): boolean {
+  return v.lanes > 0 && Math.ceil(nvec / v.lanes) <= SG_REGS;
+}
+
 /**
- * Row kernel with one subgroup per row, 8 rows per workgroup: sums are
- * subgroupAdd, so there is no workgroup barrier. Back to back on 2048×768
- * (loaded machine): 22–40 ms against 136 ms for the 64-lane barrier kernel.
+ * Row kernel with one subgroup of s.lanes lanes per row, s.rows rows per
+ * workgroup: sums are subgroupAdd, so there is no workgroup barrier. Back
+ * to back on 2048×768 (loaded machine, 8 lanes): 22–40 ms against 136 ms
+ * for the 64-lane barrier kernel.
  */
-function rowSgWgsl(n: number, w: number): string {
+function rowSgWgsl(s: RowSgSpec): string {
+  const { n, w, lanes: SG, rows: SG_ROWS } = s;
   const nvec = n / w;
   const regs = Math.ceil(nvec / SG);
   const T = vtype(w);
@@ -233,7 +247,7 @@ function bind(t: Tensor): GPUBufferBinding {
  * LayerNorm over the trailing dims of x that equal weight.shape (weight and
  * bias share that shape). eps defaults to 1e-5 (PyTorch's default).
  */
-export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, variant?: RowVariant): Tensor {
   const op = "layerNorm";
   checkInputs(op, [x, weight, bias]);
   const shapes = `x ${shapeStr(x.shape)}, weight ${shapeStr(weight.shape)}, bias ${shapeStr(bias.shape)}`;
@@ -253,14 +267,17 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   if (out.size === 0) return out;
   const w = n % 4 === 0 ? 4 : 1;
   const nvec = n / w;
-  if (Math.ceil(nvec / SG) <= SG_REGS && fixedSubgroups(SG)) {
-    const pipe = g.pipeline(`layernorm:rowsg:${n}:${w}:${SG_ROWS}`, () => rowSgWgsl(n, w));
+  const prof = deviceProfile(g);
+  const v = variant ?? chooseLayerNormVariant(prof);
+  checkRowVariant(op, prof, v);
+  if (sgRowsFit(v, nvec)) {
+    const pipe = variantPipeline("layernorm:rowsg", { n, w, lanes: v.lanes, rows: v.rows }, rowSgWgsl);
     const params = new Params().u32(rows).f32(eps);
-    g.dispatch(pipe, [bind(out), bind(x), bind(weight), bind(bias)], params.bytes(), g.grid(Math.ceil(rows / SG_ROWS)));
+    g.dispatch(pipe, [bind(out), bind(x), bind(weight), bind(bias)], params.bytes(), g.grid(Math.ceil(rows / v.rows)));
     return out;
   }
   if (Math.ceil(nvec / WG) <= ROW_REGS) {
-    const pipe = g.pipeline(`layernorm:row:${n}:${w}`, () => rowWgsl(n, w));
+    const pipe = variantPipeline("layernorm:row", { n, w }, (s) => rowWgsl(s.n, s.w));
     const params = new Params().u32(rows).f32(eps);
     g.dispatch(pipe, [bind(out), bind(x), bind(weight), bind(bias)], params.bytes(), g.grid(rows));
     return out;
@@ -271,11 +288,11 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const partial = Tensor.empty([rows, parts, 4]);
   const stats = Tensor.empty([rows, 2]);
   try {
-    const p1 = g.pipeline(`layernorm:partial:${w}`, () => partialWgsl(w));
+    const p1 = variantPipeline("layernorm:partial", { w }, (s) => partialWgsl(s.w));
     g.dispatch(p1, [bind(partial), bind(x)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
-    const p2 = g.pipeline("layernorm:stats", () => STATS_WGSL);
+    const p2 = variantPipeline("layernorm:stats", {}, () => STATS_WGSL);
     g.dispatch(p2, [bind(stats), bind(partial)], new Params().u32(parts).f32(eps).bytes(), [rows, 1, 1]);
-    const p3 = g.pipeline(`layernorm:apply:${w}`, () => applyWgsl(w));
+    const p3 = variantPipeline("layernorm:apply", { w }, (s) => applyWgsl(s.w));
     const total = rows * nvec;
     g.dispatch(
       p3,
@@ -301,7 +318,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
 // μ and r are recomputed from x (cheaper than saving them: one more read of x).
 //
 // Two paths, as in the forward:
-//  - rows (short rows): one subgroup of 8 lanes (or one 64-lane workgroup)
+//  - rows (short rows): one subgroup (or one 64-lane workgroup)
 //    per row keeps the row's x and dy in registers; μ, r and the two means
 //    are exact sums over registers; the kernel writes dx and (μ, r).
 //  - blocks (long rows, e.g. 192·16·32·32): Chan partials of x per chunk →
@@ -311,8 +328,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
 // chunk, merged by a second pass): no atomics, and enough invocations to
 // keep both cores busy when there are many short rows.
 
-/** Largest row (in vectors) for the subgroup row kernel (32 registers a lane) and the 64-lane one (8 a lane). */
-const SG_MAX_VECS = SG * 32;
+/** Largest row (in vectors) for the 64-lane row kernel (8 registers a lane). */
 const WG_MAX_VECS = WG * 8;
 /** Rows per partial in the dweight/dbias column sums. */
 const COL_ROWS = 32;
@@ -320,10 +336,13 @@ const COL_ROWS = 32;
 
 
 /**
- * Row kernel for rows of n elements: sg = one subgroup per row (8 rows per
- * workgroup, subgroupAdd), else one 64-lane workgroup per row (tree sums).
+ * Row kernel for rows of n elements: lanes > 0 = one subgroup per row
+ * (`rows` rows per workgroup, subgroupAdd), else one 64-lane workgroup per
+ * row (tree sums).
  */
-function rowBackwardWgsl(n: number, w: number, sg: boolean): string {
+function rowBackwardWgsl(s: RowSgSpec): string {
+  const { n, w, lanes: SG, rows: SG_ROWS } = s;
+  const sg = SG > 0;
   const nvec = n / w;
   const lanes = sg ? SG : WG;
   const regs = Math.ceil(nvec / lanes);
@@ -547,7 +566,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * dy (shape of x): dx (shape of x), dweight and dbias (shape of weight).
  * The bias itself is not needed.
  */
-export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1e-5): { dx: Tensor; dweight: Tensor; dbias: Tensor } {
+export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1e-5, variant?: RowVariant): { dx: Tensor; dweight: Tensor; dbias: Tensor } {
   const op = "layerNormBackward";
   checkInputs(op, [x, weight, dy]);
   const shapes = `x ${shapeStr(x.shape)}, weight ${shapeStr(weight.shape)}, dy ${shapeStr(dy.shape)}`;
@@ -582,26 +601,30 @@ export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1
   };
   try {
     const stats = tmp([rows, 2]);
-    const sg = nvec <= SG_MAX_VECS && fixedSubgroups(SG);
+    const prof = deviceProfile(g);
+    const v = variant ?? chooseLayerNormVariant(prof);
+    checkRowVariant(op, prof, v);
+    const sg = sgRowsFit(v, nvec);
     if (sg || nvec <= WG_MAX_VECS) {
-      const pipe = g.pipeline(`layernorm_bwd:row:${n}:${w}:${sg}`, () => rowBackwardWgsl(n, w, sg));
-      const groups = sg ? Math.ceil(rows / SG_ROWS) : rows;
+      const spec: RowSgSpec = sg ? { n, w, lanes: v.lanes, rows: v.rows } : { n, w, lanes: 0, rows: 1 };
+      const pipe = variantPipeline("layernorm_bwd:row", spec, rowBackwardWgsl);
+      const groups = sg ? Math.ceil(rows / v.rows) : rows;
       g.dispatch(pipe, [bind(dx), bind(stats), bind(x), bind(weight), bind(dy)], new Params().u32(rows).f32(eps).bytes(), g.grid(groups));
     } else {
       const parts = Math.ceil(nvec / (WG * CHUNK_VECS));
       if (rows > g.maxWorkgroupsPerDim || parts > g.maxWorkgroupsPerDim) fail(op, `too many rows or chunks: ${shapes}`);
       const moments = tmp([rows, parts, 4]);
-      const p1 = g.pipeline(`layernorm_bwd:moments:${w}`, () => blockMomentsWgsl(w));
+      const p1 = variantPipeline("layernorm_bwd:moments", { w }, (s) => blockMomentsWgsl(s.w));
       g.dispatch(p1, [bind(moments), bind(x)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
-      const p2 = g.pipeline("layernorm_bwd:stats", () => BLOCK_STATS_WGSL);
+      const p2 = variantPipeline("layernorm_bwd:stats", {}, () => BLOCK_STATS_WGSL);
       g.dispatch(p2, [bind(stats), bind(moments)], new Params().u32(parts).f32(eps).bytes(), [rows, 1, 1]);
       const sums = tmp([rows, parts, 2]);
-      const p3 = g.pipeline(`layernorm_bwd:sums:${w}`, () => blockSumsWgsl(w));
+      const p3 = variantPipeline("layernorm_bwd:sums", { w }, (s) => blockSumsWgsl(s.w));
       g.dispatch(p3, [bind(sums), bind(x), bind(weight), bind(dy), bind(stats)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
       const means = tmp([rows, 2]);
-      const p4 = g.pipeline("layernorm_bwd:means", () => BLOCK_MEANS_WGSL);
+      const p4 = variantPipeline("layernorm_bwd:means", {}, () => BLOCK_MEANS_WGSL);
       g.dispatch(p4, [bind(means), bind(sums)], new Params().u32(parts).f32(n).bytes(), [rows, 1, 1]);
-      const p5 = g.pipeline(`layernorm_bwd:dx:${w}`, () => blockDxWgsl(w));
+      const p5 = variantPipeline("layernorm_bwd:dx", { w }, (s) => blockDxWgsl(s.w));
       const total = rows * nvec;
       g.dispatch(
         p5,
@@ -613,9 +636,9 @@ export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1
     // dweight, dbias: column sums over rows in chunks of COL_ROWS.
     const chunks = Math.ceil(rows / COL_ROWS);
     const part = tmp([chunks, 2, n]);
-    const c1 = g.pipeline(`layernorm_bwd:colpart:${w}`, () => colPartialWgsl(w));
+    const c1 = variantPipeline("layernorm_bwd:colpart", { w }, (s) => colPartialWgsl(s.w));
     g.dispatch(c1, [bind(part), bind(x), bind(dy), bind(stats)], new Params().u32(rows).u32(nvec).u32(chunks).bytes(), g.grid(Math.ceil((chunks * nvec) / 256)));
-    const c2 = g.pipeline(`layernorm_bwd:colmerge:${w}`, () => colMergeWgsl(w));
+    const c2 = variantPipeline("layernorm_bwd:colmerge", { w }, (s) => colMergeWgsl(s.w));
     g.dispatch(c2, [bind(dweight), bind(dbias), bind(part)], new Params().u32(nvec).u32(chunks).bytes(), g.grid(Math.ceil(nvec / 256)));
   } catch (e) {
     dx.dispose();

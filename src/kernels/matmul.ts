@@ -12,13 +12,14 @@
 // So the kernel minimises loads per FMA:
 //  - every invocation owns C output columns (strided by the workgroup size)
 //    and loads those columns' operand itself;
-//  - all invocations of a workgroup share the same R output rows: lane i of
-//    each subgroup loads rows i, i+8, … and `subgroupBroadcast` hands every
-//    row value to all lanes, so one load feeds 8 lanes.
-//  Per k step a lane does R/8 + C loads for R·C FMAs (R=32, C=4: 8 for 128,
-//  against 2 per FMA for a naive kernel). Without `subgroups` (or with
-//  subgroups narrower than 8) each lane loads its R row values itself:
-//  slower, but portable.
+//  - all invocations of a workgroup share the same R output rows: lane i <
+//    share of each subgroup loads rows i, i+share, … and `subgroupBroadcast`
+//    hands every row value to all lanes, so one load feeds `share` lanes
+//    (8 on lavapipe, 4 on 4-lane devices: the largest of 4 or 8 that every
+//    subgroup of the device holds; any subgroup size works).
+//  Per k step a lane does R/share + C loads for R·C FMAs (R=32, C=4, share
+//  8: 8 for 128, against 2 per FMA for a naive kernel). Without `subgroups`
+//  each lane loads its R row values itself: slower, but portable.
 //  - The tile is "rows shared, columns owned"; when the output has few
 //    columns and many rows the kernel runs on the transposed problem
 //    (outᵀ = op(b)ᵀ · op(a)ᵀ) so that the owned axis is the long one.
@@ -30,6 +31,7 @@ import { ACTIVATIONS, ACTIVATION_WGSL, activationSwitchWgsl, checkActivation, ty
 import { checkInputs, fail } from "./check.js";
 import { unaryBackward } from "./elementwise.js";
 import { defineOp } from "./op.js";
+import { deviceProfile, laneGroups, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 import { Params } from "./params.js";
 import { reduce, sumTo } from "./reduce.js";
 
@@ -41,18 +43,24 @@ export interface MatmulOptions {
   /** [N], added before the activation. */
   bias?: Tensor;
   act?: Activation;
+  /** Force knobs of the kernel variant (the others are chosen); not part of the op's numbers, only of its speed. */
+  variant?: Partial<MatmulChoice>;
 }
 
-/** Kernel shape knobs: exposed for tuning and for tests of the portable path, not part of the op's contract. */
-export interface MatmulTuning {
-  /** Output rows shared by a workgroup (a multiple of 8); "auto": 32 for large outputs, else 16. */
-  rows: number | "auto";
-  /** Output columns owned by each invocation; "auto": 1-4, with wg, by the tile cost (chooseTile). */
-  cols: number | "auto";
-  /** Invocations per workgroup (a multiple of 8); "auto": 8-64 by the tile cost. */
-  wg: number | "auto";
-  /** "auto": broadcast rows through subgroups when the adapter allows it; false: never. */
-  subgroups: "auto" | false;
+/**
+ * What matmul's variant chooses (the rest of its compile-time shape follows
+ * from the call: transA, transB, K % 4). `share` lanes of each subgroup load
+ * the shared rows and hand them to the others with subgroupBroadcast (0: no
+ * subgroups, every lane loads its rows); R shared rows per workgroup, C
+ * owned columns per invocation, WG invocations per workgroup; `swap` runs
+ * the transposed problem (rows = the output's N axis).
+ */
+export interface MatmulChoice {
+  share: number;
+  R: number;
+  C: number;
+  WG: number;
+  swap: boolean;
 }
 
 // Measured on lavapipe (2048x768x768, CPU time): R32 C4 ≈ 1.25x R16 C4 and
@@ -60,36 +68,32 @@ export interface MatmulTuning {
 // small outputs (where R32 also pads more) use R16 or R8. Columns and
 // workgroup size follow the output's shape (chooseTile): a fixed 64×4 span
 // computed 256 columns for a 12-column output.
-const DEFAULT_TUNING: MatmulTuning = { rows: "auto", cols: "auto", wg: "auto", subgroups: "auto" };
-/** Outputs with at least this many elements (per batch) use 32-row tiles under rows: "auto". */
+/** Outputs with at least this many elements (per batch) use 32-row tiles unless R is fixed. */
 const BIG_OUTPUT = 65536;
-let tuning: MatmulTuning = { ...DEFAULT_TUNING };
-
-/** Overrides kernel knobs (merged into the defaults); returns the previous setting. */
-export function setMatmulTuning(t: Partial<MatmulTuning>): MatmulTuning {
-  const prev = tuning;
-  const next = { ...DEFAULT_TUNING, ...t };
-  if (next.rows !== "auto" && (!Number.isInteger(next.rows) || next.rows < 8 || next.rows % 8 !== 0)) {
-    throw new Error(`setMatmulTuning: rows ${next.rows} must be "auto" or a positive multiple of 8`);
-  }
-  if (next.cols !== "auto" && (!Number.isInteger(next.cols) || next.cols < 1)) throw new Error(`setMatmulTuning: cols ${next.cols} must be "auto" or a positive integer`);
-  // A multiple of 8, so every subgroup has the lanes 0..7 that load the shared rows.
-  if (next.wg !== "auto" && (!Number.isInteger(next.wg) || next.wg < 8 || next.wg > 256 || next.wg % 8 !== 0)) {
-    throw new Error(`setMatmulTuning: wg ${next.wg} must be "auto" or a multiple of 8 in 8..256`);
-  }
-  tuning = next;
-  return prev;
-}
 
 /** Batch axes the uniform block can describe. */
 const MAX_BATCH_RANK = 8;
 
-/** Width of the row-sharing group: lanes 0..7 of a subgroup load the shared rows. */
-const SHARE = 8;
+/** The widest row-sharing group the chooser takes: lanes 0..7 of a subgroup load the shared rows. */
+const MAX_SHARE = 8;
 
-/** Whether the adapter's subgroups are wide enough for the broadcast kernel. */
-function subgroupsUsable(): boolean {
-  return gpu().subgroupMinSize >= SHARE;
+/** The row-sharing width for a device: the largest lane group (4 or 8) every subgroup holds; 0 without subgroups. */
+export function chooseShare(p: DeviceProfile): number {
+  const groups = laneGroups(p, MAX_SHARE);
+  return groups[groups.length - 1] ?? 0;
+}
+
+/** Throws unless the fixed knobs make a kernel this device runs. */
+function checkChoice(p: DeviceProfile, f: Partial<MatmulChoice>): void {
+  const bad = (what: string) => fail("matmul", `variant ${variantName(f)}: ${what}`);
+  const share = f.share ?? chooseShare(p);
+  if (share !== 0 && !laneGroups(p).includes(share)) bad(`share ${share} must be 0 or a power of two from 4 to the device's smallest subgroup (${p.subgroups?.min ?? "none"})`);
+  if (f.R !== undefined && (!Number.isInteger(f.R) || f.R < 1 || (share > 0 && f.R % share !== 0))) bad(`R ${f.R} must be a positive multiple of share ${share}`);
+  if (f.C !== undefined && (!Number.isInteger(f.C) || f.C < 1)) bad(`C ${f.C} must be a positive integer`);
+  const maxWg = p.limits.maxInvocationsPerWorkgroup;
+  if (f.WG !== undefined && (!Number.isInteger(f.WG) || f.WG < 1 || f.WG > maxWg || (share > 0 && f.WG % share !== 0))) {
+    bad(`WG ${f.WG} must be a multiple of share ${share} in 1..${maxWg}`);
+  }
 }
 
 /**
@@ -99,19 +103,10 @@ function subgroupsUsable(): boolean {
  * `k4`: K is a multiple of 4, so operands contiguous along K are read as
  * vec4 (fewer index computations and bounds checks) and there is no K tail.
  */
-interface Variant {
+interface Variant extends MatmulChoice {
   transA: boolean;
   transB: boolean;
-  swap: boolean;
-  sub: boolean;
   k4: boolean;
-  R: number;
-  C: number;
-  WG: number;
-}
-
-function variantKey(v: Variant): string {
-  return `matmul:${+v.transA}${+v.transB}${+v.swap}${+v.sub}${+v.k4}:${v.R}x${v.C}x${v.WG}`;
 }
 
 /** How the kernel reads one operand as a (row-or-col index i, k) matrix. */
@@ -137,8 +132,9 @@ function operand(kind: "a" | "b", trans: boolean, k4: boolean): Operand {
 
 /** The accumulator loop: declarations, one unrolled step of 4 k, and one k (the K % 4 tail). */
 function accumulateWgsl(v: Variant, S: Operand, O: Operand): { decl: string[]; body4: string[]; body1: string[] } {
-  const { R, C, WG } = v;
-  const groups = R / SHARE;
+  const { R, C, WG, share: SHARE } = v;
+  const sub = SHARE > 0;
+  const groups = sub ? R / SHARE : 0;
   const decl: string[] = [];
   const body4: string[] = [];
   const body1: string[] = [];
@@ -151,7 +147,7 @@ function accumulateWgsl(v: Variant, S: Operand, O: Operand): { decl: string[]; b
   const load4 = (X: Operand, b: string, kx: string, step: string) =>
     X.vec ? `${X.buf}[${b} + k4]` : `vec4<f32>(${X.buf}[${b} + ${kx}], ${X.buf}[${b} + ${kx} + ${step}], ${X.buf}[${b} + ${kx} + 2u * ${step}], ${X.buf}[${b} + ${kx} + 3u * ${step}])`;
 
-  if (v.sub) {
+  if (sub) {
     for (let j = 0; j < groups; j++) decl.push(base(S, `sb${j}`, `r0 + lane + ${SHARE * j}u`));
   } else {
     for (let r = 0; r < R; r++) decl.push(base(S, `sb${r}`, `r0 + ${r}u`));
@@ -166,14 +162,14 @@ function accumulateWgsl(v: Variant, S: Operand, O: Operand): { decl: string[]; b
     body1.push(`let o${c} = ${O.buf}[ob${c} + ko];`);
   }
   // Shared values, then the FMAs row by row (each row's vec4 is live only briefly).
-  if (v.sub) {
+  if (sub) {
     for (let j = 0; j < groups; j++) {
       body4.push(`let sv${j} = ${load4(S, `sb${j}`, "ks", "sk")};`);
       body1.push(`let sv${j} = ${S.buf}[sb${j} + ks];`);
     }
   }
   for (let r = 0; r < R; r++) {
-    if (v.sub) {
+    if (sub) {
       const src = `sv${Math.floor(r / SHARE)}`;
       body4.push(`let x${r} = subgroupBroadcast(${src}, ${r % SHARE}u);`);
       body1.push(`let x${r} = subgroupBroadcast(${src}, ${r % SHARE}u);`);
@@ -216,6 +212,7 @@ function storeWgsl(v: Variant, S: Operand, O: Operand): { store: string[]; keep:
 
 function wgsl(v: Variant): string {
   const { R, C, WG } = v;
+  const sub = v.share > 0;
   const A = operand("a", v.transA, v.k4);
   const B = operand("b", v.transB, v.k4);
   // Shared operand (rows) and owned operand (cols).
@@ -230,7 +227,7 @@ function wgsl(v: Variant): string {
   }`;
   const { store, keep, em, en } = storeWgsl(v, S, O);
 
-  return /* wgsl */ `${v.sub ? "enable subgroups;\n" : ""}
+  return /* wgsl */ `${sub ? "enable subgroups;\n" : ""}
 struct P {
   M: u32, N: u32, K: u32, K4: u32,
   tilesR: u32, tiles: u32, batchBase: u32, nb: u32,
@@ -250,14 +247,14 @@ fn epilogue(acc: f32, n: u32) -> f32 {
 }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>${v.sub ? ", @builtin(subgroup_invocation_id) sgid: u32" : ""}) {
+        @builtin(local_invocation_id) lid: vec3<u32>${sub ? ", @builtin(subgroup_invocation_id) sgid: u32" : ""}) {
   let tile = wid.x + wid.y * nwg.x;
   if (tile >= p.tiles) { return; }
   // Consecutive workgroups share a column tile (the owned operand, the big
   // one for Linear weights, stays in cache) and walk down the rows.
   let r0 = (tile % p.tilesR) * ${R}u;
   let c0 = (tile / p.tilesR) * ${WG * C}u + lid.x;
-  ${v.sub ? `let lane = sgid % ${SHARE}u;` : ""}
+  ${sub ? `let lane = sgid % ${v.share}u;` : ""}
   // Batch offsets: decompose the output batch index over the broadcast shape.
   let batch = p.batchBase + wid.z;
   var rem = batch;
@@ -296,46 +293,59 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`;
 }
 
-/** A tile: orientation, shared rows, owned columns per invocation, invocations per workgroup. */
-export interface MatmulTile {
-  swap: boolean;
-  R: number;
-  C: number;
-  WG: number;
+/** Candidates for one knob: the fixed value, else those of `auto` that `ok` allows (else `fallback`). */
+function knob<T>(fixed: T | undefined, auto: T[], ok: (x: T) => boolean, fallback: T): T[] {
+  if (fixed !== undefined) return [fixed];
+  const c = auto.filter(ok);
+  return c.length > 0 ? c : [fallback];
 }
 
 /**
- * The tile of an M×N×K product under `t` (its fixed knobs kept, its "auto"
- * ones searched), by a cost model of the kernel: every invocation of every
- * tile runs the whole K loop, padded rows and columns included (their loads
- * are clamped, not skipped), and a k-step costs each invocation its loads
- * (R/8 + C with the subgroup broadcast, R + C without; a load costs about
- * four FMAs on lavapipe) and R·C FMAs. Candidates are tried from the
- * largest tile down and a smaller one is taken only when it is clearly
- * cheaper, so that shapes that fill a big tile share its pipeline.
+ * The variant of an M×N×K product with `share` lanes sharing rows (0: no
+ * subgroups), the knobs of `f` fixed and the others searched, by a cost
+ * model of the kernel: every invocation of every tile runs the whole K
+ * loop, padded rows and columns included (their loads are clamped, not
+ * skipped), and a k-step costs each invocation its loads (R/share + C with
+ * the subgroup broadcast, R + C without; a load costs about four FMAs on
+ * lavapipe) and R·C FMAs. Candidates are tried from the largest tile down
+ * and a smaller one is taken only when it is clearly cheaper, so that
+ * shapes that fill a big tile share its pipeline.
  */
-export function chooseTile(M: number, N: number, K: number, sub: boolean, t: MatmulTuning = tuning): MatmulTile {
+export function chooseTile(M: number, N: number, K: number, share: number, f: Partial<MatmulChoice> = {}): MatmulChoice {
   const big = M * N >= BIG_OUTPUT;
-  const Rs = t.rows !== "auto" ? [t.rows] : big ? [32, 16] : [16, 8];
-  const WGs = t.wg !== "auto" ? [t.wg] : [64, 32, 16, 8];
-  const Cs = t.cols !== "auto" ? [t.cols] : [4, 3, 2, 1];
+  const fits = (x: number) => share === 0 || x % share === 0;
+  const Rs = knob(f.R, big ? [32, 16] : [16, 8], fits, Math.max(share, 8));
+  const WGs = knob(f.WG, [64, 32, 16, 8], fits, Math.max(share, 8));
+  const Cs = knob(f.C, [4, 3, 2, 1], () => true, 1);
+  const swaps = knob(f.swap, [false, true], () => true, false);
   const steps = Math.ceil(Math.max(K, 1) / 4);
-  let best: (MatmulTile & { cost: number }) | null = null;
+  let best: (MatmulChoice & { cost: number }) | null = null;
   for (const R of Rs) {
     for (const WG of WGs) {
       for (const C of Cs) {
-        for (const swap of [false, true]) {
+        for (const swap of swaps) {
           const [rows, cols] = swap ? [N, M] : [M, N];
           const tiles = Math.ceil(rows / R) * Math.ceil(cols / (WG * C));
-          const loads = sub ? R / SHARE + C : R + C;
+          const loads = share > 0 ? R / share + C : R + C;
           const cost = tiles * WG * (steps * (4 * loads + R * C) + R * C);
-          if (!best || cost < 0.95 * best.cost) best = { swap, R, C, WG, cost };
+          if (!best || cost < 0.95 * best.cost) best = { share, R, C, WG, swap, cost };
         }
       }
     }
   }
-  const { swap, R, C, WG } = best!;
-  return { swap, R, C, WG };
+  const { R, C, WG, swap } = best!;
+  return { share, R, C, WG, swap };
+}
+
+/**
+ * The variant matmul runs for an M×N×K product: the knobs fixed by
+ * `fixed` (the call's `variant`) or by the profile's `force.matmul`, the
+ * others chosen (share by chooseShare, the tile by chooseTile).
+ */
+export function chooseMatmulVariant(M: number, N: number, K: number, fixed: Partial<MatmulChoice> = {}, p: DeviceProfile = deviceProfile()): MatmulChoice {
+  const f = { ...p.force.matmul, ...fixed };
+  checkChoice(p, f);
+  return chooseTile(M, N, K, f.share ?? chooseShare(p), f);
 }
 
 /** NumPy broadcast of two batch shapes; throws naming both operands. */
@@ -417,10 +427,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const out = Tensor.empty(outShape);
   if (out.size === 0) return out;
 
-  const sub = tuning.subgroups === "auto" && subgroupsUsable();
-  const { swap, R, C, WG } = chooseTile(M, N, K, sub, tuning);
-  const v: Variant = { transA, transB, swap, sub, k4: K % 4 === 0, R, C, WG };
-  const pipe = g.pipeline(variantKey(v), () => wgsl(v));
+  const choice = chooseMatmulVariant(M, N, K, opts.variant, deviceProfile(g));
+  const { swap, R, C, WG } = choice;
+  const pipe = variantPipeline("matmul", { transA, transB, k4: K % 4 === 0, ...choice } satisfies Variant, wgsl);
 
   const [rowsDim, colsDim] = swap ? [N, M] : [M, N];
   const tilesR = Math.ceil(rowsDim / R);

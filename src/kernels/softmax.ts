@@ -1,5 +1,5 @@
 // Softmax along one axis. The tensor is viewed as [outer, L, inner]; one
-// subgroup (or, without subgroups of 8, one 64-lane workgroup) owns an
+// subgroup (or, without subgroups, one 64-lane workgroup) owns an
 // (outer, inner) row of L elements spaced `inner` apart.
 // Lanes keep an online (max, sum of exp) pair over their strided elements,
 // the pairs are merged in workgroup memory, then the row is written in a
@@ -10,7 +10,7 @@ import { ROWS_WGSL, axisRows, treeReduceWgsl, wholeBinding } from "./axis_rows.j
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
-import { fixedSubgroups } from "./subgroups.js";
+import { checkRowVariant, chooseRowVariant, deviceProfile, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 
 const WG = 64;
 
@@ -44,25 +44,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`;
 
-/** Subgroup variant: lanes per row (one subgroup) and rows per workgroup. */
-const SG = 8;
-const SG_ROWS = 8;
-
-// One subgroup per row, no workgroup barrier (on lavapipe a barrier splits
-// the shader into coroutines). Subgroups are consecutive SG-lane slices of
-// the workgroup there, so lid / SG names the row within the workgroup.
-const SOFTMAX_SG_WGSL = /* wgsl */ `enable subgroups;
+// One subgroup of v.lanes lanes per row, v.rows rows per workgroup, no
+// workgroup barrier (on lavapipe a barrier splits the shader into
+// coroutines). With several rows a workgroup, subgroups are consecutive
+// lanes-slices of it (as on lavapipe), so lid / lanes names the row.
+function softmaxSgWgsl(v: RowVariant): string {
+  const { lanes, rows } = v;
+  return /* wgsl */ `enable subgroups;
 ${ROWS_WGSL}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> xs: array<f32>;
-@compute @workgroup_size(${SG * SG_ROWS})
+@compute @workgroup_size(${lanes * rows})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
-  let row = (wid.x + wid.y * nwg.x) * ${SG_ROWS}u + lid / ${SG}u;
+  let row = (wid.x + wid.y * nwg.x) * ${rows}u + lid / ${lanes}u;
   let base = row_base(min(row, p.rows - 1u));
   var m = -3.4e38;
   var s = 0.0;
-  for (var l = sl; l < p.len; l += ${SG}u) {
+  for (var l = sl; l < p.len; l += ${lanes}u) {
     let v = xs[base + l * p.inner];
     let mn = max(m, v);
     s = s * exp(m - mn) + exp(v - mn);
@@ -71,24 +70,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let mx = subgroupMax(m);
   let inv = 1.0 / subgroupAdd(s * exp(m - mx));
   if (row >= p.rows) { return; }
-  for (var l = sl; l < p.len; l += ${SG}u) {
+  for (var l = sl; l < p.len; l += ${lanes}u) {
     let i = base + l * p.inner;
     out[i] = exp(xs[i] - mx) * inv;
   }
 }`;
+}
 
-/** Softmax along `axis` (default the last). */
-export function softmax(x: Tensor, axis = -1): Tensor {
+/** The variant softmax runs on this device: the forced one, else the device's row variant (profile.ts). */
+export function chooseSoftmaxVariant(p: DeviceProfile = deviceProfile()): RowVariant {
+  return p.force.softmax ?? chooseRowVariant(p);
+}
+
+/**
+ * Softmax along `axis` (default the last). `variant` forces a kernel variant
+ * (`rowVariants(deviceProfile())` lists those this device runs).
+ */
+export function softmax(x: Tensor, axis = -1, variant?: RowVariant): Tensor {
   const op = "softmax";
   checkInputs(op, [x]);
   const { len, inner, rows } = axisRows(op, x, axis);
   const g = gpu();
   const out = Tensor.empty(x.shape);
   if (out.size === 0) return out;
-  const sg = fixedSubgroups(SG);
-  const pipe = sg ? g.pipeline("softmax:sg", () => SOFTMAX_SG_WGSL) : g.pipeline("softmax", () => SOFTMAX_WGSL);
+  const prof = deviceProfile(g);
+  const v = variant ?? chooseSoftmaxVariant(prof);
+  checkRowVariant(op, prof, v);
+  const pipe = variantPipeline("softmax", v, (v) => (v.lanes > 0 ? softmaxSgWgsl(v) : SOFTMAX_WGSL));
   const params = new Params().u32(rows).u32(len).u32(inner);
-  g.dispatch(pipe, [wholeBinding(out), wholeBinding(x)], params.bytes(), g.grid(sg ? Math.ceil(rows / SG_ROWS) : rows));
+  g.dispatch(pipe, [wholeBinding(out), wholeBinding(x)], params.bytes(), g.grid(v.lanes > 0 ? Math.ceil(rows / v.rows) : rows));
   return out;
 }
 
@@ -141,8 +151,8 @@ export function softmaxBackward(y: Tensor, dy: Tensor, axis = -1): Tensor {
   const g = gpu();
   const dx = Tensor.empty(y.shape);
   if (dx.size === 0) return dx;
-  const w = inner === 1 && len % 4 === 0 ? 4 : 1;
-  const pipe = g.pipeline(`softmax_bwd:${w}`, () => softmaxBackwardWgsl(w));
+  const w: 1 | 4 = inner === 1 && len % 4 === 0 ? 4 : 1;
+  const pipe = variantPipeline("softmax_bwd", { w }, (s) => softmaxBackwardWgsl(s.w));
   const params = new Params().u32(rows).u32(len / w).u32(inner);
   g.dispatch(pipe, [wholeBinding(dx), wholeBinding(y), wholeBinding(dy)], params.bytes(), g.grid(rows));
   return dx;

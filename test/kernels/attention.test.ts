@@ -3,29 +3,34 @@
 // Nq = 1, head dims 20/64/96/48/5 (vec4 and scalar paths), Nq ≫ Nk and
 // Nq ≪ Nk, the 2-queries-per-lane launch (Nq > 64), dv ≠ dk and an explicit
 // scale, and scores beyond f32 exp's range (> 89, all < -104) on the 8- and
-// 32-lane launches, causal and with 2 queries per lane. Every case runs on the subgroup variant (8-lane subgroups, the
-// default project) and on the per-lane-load variant (the lanes-4 project of
-// vitest.config.ts). Tolerance: max |err| ≤ 1e-3 · max |expected|.
+// 32-lane launches, causal and with 2 queries per lane. Every case runs over
+// every variant this device runs (attentionVariants: per-lane loads, and k/v
+// rows shared across 4, 8, … lanes of a subgroup, up to its smallest size).
+// Tolerance: max |err| ≤ 1e-3 · max |expected|.
 import { describe, expect, it } from "vitest";
-import { attention } from "../../src/kernels/attention.js";
+import { attention, attentionVariants } from "../../src/kernels/attention.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { forEachVariant, testProfile } from "../helpers/variants.js";
 
 useGpu();
+const profile = await testProfile();
 const cases = loadFixture("kernels/attention");
 const t = (a: { data: Float32Array | Int32Array; shape: number[] }) => Tensor.from(a.data as Float32Array, a.shape);
 
 describe("attention vs PyTorch", () => {
-  for (const c of cases) {
-    // Each head dim compiles its own pipeline: seconds of LLVM time on lavapipe.
-    it(c.name, { timeout: 300_000 }, async () => {
-      const opts = { numHeads: c.params.numHeads as number, causal: c.params.causal as boolean, scale: c.params.scale as number | undefined };
-      const y = attention(t(c.inputs.q!), t(c.inputs.k!), t(c.inputs.v!), opts);
-      expect(y.shape).toEqual(c.outputs.y!.shape);
-      expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-3);
-    });
-  }
+  forEachVariant(attentionVariants(profile), (variant) => {
+    for (const c of cases) {
+      // Each head dim compiles its own pipeline: seconds of LLVM time on lavapipe.
+      it(c.name, { timeout: 300_000 }, async () => {
+        const opts = { numHeads: c.params.numHeads as number, causal: c.params.causal as boolean, scale: c.params.scale as number | undefined, variant };
+        const y = attention(t(c.inputs.q!), t(c.inputs.k!), t(c.inputs.v!), opts);
+        expect(y.shape).toEqual(c.outputs.y!.shape);
+        expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-3);
+      });
+    }
+  });
 
   it("has scores beyond f32 exp's range: a score > 89, and a query whose scores are all < -104", () => {
     let large = false;

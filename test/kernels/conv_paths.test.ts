@@ -1,19 +1,23 @@
 // The less common paths of conv3d / convTranspose3d / patchEmbed against a
 // plain-TS float64 reference: inputs split over several bindings and outputs
-// written in chunks (maxBindingBytes lowered to 64 KiB), and the GEMM variant
-// that adapters without `subgroups` run. Tolerance 1e-4 (K ≤ 135).
-import { afterEach, describe, expect, it } from "vitest";
+// written in chunks (maxBindingBytes lowered to 64 KiB), over every GEMM
+// variant the device runs (uniform loads, as without `subgroups`, and each
+// subgroup broadcast width). Tolerance 1e-4 (K ≤ 135).
+import { afterEach, expect, it } from "vitest";
 import { conv3d } from "../../src/kernels/conv3d.js";
-import { forceGemmVariant } from "../../src/kernels/conv_gemm.js";
+import { gemmVariants, type GemmVariant } from "../../src/kernels/conv_gemm.js";
+import { setDeviceProfile } from "../../src/kernels/profile.js";
 import { convTranspose3d } from "../../src/kernels/conv_transpose3d.js";
 import { patchEmbed } from "../../src/kernels/patch_embed.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor, numel } from "../../src/tensor/tensor.js";
 import { relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { forEachVariant, testProfile } from "../helpers/variants.js";
 
 useGpu({ maxBindingBytes: 1 << 16 });
-afterEach(() => forceGemmVariant(null));
+const profile = await testProfile({ maxBindingBytes: 1 << 16 });
+afterEach(() => void setDeviceProfile(profile));
 
 type S5 = [number, number, number, number, number];
 
@@ -80,53 +84,51 @@ function refPatchEmbed(x: Float32Array, xs: S5, w: Float32Array, hidden: number,
 
 const up = (a: Float32Array, shape: readonly number[]) => Tensor.from(a, shape);
 
-for (const mode of ["auto", "uniform"] as const) {
-  describe(`convolutions with 64 KiB bindings (GEMM variant ${mode})`, () => {
-    const setMode = () => forceGemmVariant(mode === "uniform" ? "uniform" : null);
+forEachVariant(gemmVariants(profile), (gemm: GemmVariant) => {
+  const setMode = () => void setDeviceProfile({ force: { gemm } });
 
-    it("convTranspose3d k2s2: segmented input, chunked output", async () => {
-      setMode();
-      const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [5, 3, 2, 2, 2];
-      const x = rand(xs, 1), w = rand(ws, 2), b = rand([3], 3);
-      const y = convTranspose3d(up(x, xs), up(w, ws), up(b, [3]));
-      const ref = refConvT(x, xs, w, ws, b, 2);
-      expect(y.byteLength).toBeGreaterThan(4 * gpu().maxBindingBytes);
-      expect(y.shape).toEqual(ref.shape);
-      expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
-    });
-
-    it("convTranspose3d k3s2 (direct path): segmented input, chunked output", async () => {
-      setMode();
-      const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [5, 2, 3, 3, 3];
-      const x = rand(xs, 4), w = rand(ws, 5), b = rand([2], 6);
-      const y = convTranspose3d(up(x, xs), up(w, ws), up(b, [2]), { stride: 2 });
-      const ref = refConvT(x, xs, w, ws, b, 2);
-      expect(y.shape).toEqual(ref.shape);
-      expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
-    });
-
-    it("conv3d k3 p1: segmented input, chunked output", async () => {
-      setMode();
-      const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [6, 5, 3, 3, 3];
-      const x = rand(xs, 7), w = rand(ws, 8), b = rand([6], 9);
-      const y = conv3d(up(x, xs), up(w, ws), up(b, [6]), { padding: 1 });
-      const ref = refConv3d(x, xs, w, ws, b, 1, 1);
-      expect(y.byteLength).toBeGreaterThan(gpu().maxBindingBytes);
-      expect(y.shape).toEqual(ref.shape);
-      expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
-    });
-
-    it("patchEmbed: segmented input, chunked output", async () => {
-      setMode();
-      const xs: S5 = [1, 2, 8, 48, 32], hidden = 48;
-      const p: [number, number, number] = [2, 4, 4];
-      const K = 2 * 4 * 4 * 2;
-      const x = rand(xs, 10), w = rand([hidden, K], 11), b = rand([hidden], 12);
-      const y = patchEmbed(up(x, xs), up(w, [hidden, K]), up(b, [hidden]), p);
-      const ref = refPatchEmbed(x, xs, w, hidden, b, p);
-      expect(y.byteLength).toBeGreaterThan(gpu().maxBindingBytes);
-      expect(y.shape).toEqual(ref.shape);
-      expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
-    });
+  it("convTranspose3d k2s2: segmented input, chunked output", async () => {
+    setMode();
+    const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [5, 3, 2, 2, 2];
+    const x = rand(xs, 1), w = rand(ws, 2), b = rand([3], 3);
+    const y = convTranspose3d(up(x, xs), up(w, ws), up(b, [3]));
+    const ref = refConvT(x, xs, w, ws, b, 2);
+    expect(y.byteLength).toBeGreaterThan(4 * gpu().maxBindingBytes);
+    expect(y.shape).toEqual(ref.shape);
+    expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
   });
-}
+
+  it("convTranspose3d k3s2 (direct path): segmented input, chunked output", async () => {
+    setMode();
+    const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [5, 2, 3, 3, 3];
+    const x = rand(xs, 4), w = rand(ws, 5), b = rand([2], 6);
+    const y = convTranspose3d(up(x, xs), up(w, ws), up(b, [2]), { stride: 2 });
+    const ref = refConvT(x, xs, w, ws, b, 2);
+    expect(y.shape).toEqual(ref.shape);
+    expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("conv3d k3 p1: segmented input, chunked output", async () => {
+    setMode();
+    const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [6, 5, 3, 3, 3];
+    const x = rand(xs, 7), w = rand(ws, 8), b = rand([6], 9);
+    const y = conv3d(up(x, xs), up(w, ws), up(b, [6]), { padding: 1 });
+    const ref = refConv3d(x, xs, w, ws, b, 1, 1);
+    expect(y.byteLength).toBeGreaterThan(gpu().maxBindingBytes);
+    expect(y.shape).toEqual(ref.shape);
+    expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("patchEmbed: segmented input, chunked output", async () => {
+    setMode();
+    const xs: S5 = [1, 2, 8, 48, 32], hidden = 48;
+    const p: [number, number, number] = [2, 4, 4];
+    const K = 2 * 4 * 4 * 2;
+    const x = rand(xs, 10), w = rand([hidden, K], 11), b = rand([hidden], 12);
+    const y = patchEmbed(up(x, xs), up(w, [hidden, K]), up(b, [hidden]), p);
+    const ref = refPatchEmbed(x, xs, w, hidden, b, p);
+    expect(y.byteLength).toBeGreaterThan(gpu().maxBindingBytes);
+    expect(y.shape).toEqual(ref.shape);
+    expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
+  });
+});

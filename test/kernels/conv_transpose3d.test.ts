@@ -2,11 +2,14 @@
 // Tolerance: max |err| ≤ 1e-4 · max |expected| at small K (Cin), 1e-3 at K ≥ 768.
 import { describe, expect, it } from "vitest";
 import { convTranspose3d } from "../../src/kernels/conv_transpose3d.js";
+import { gemmVariants } from "../../src/kernels/conv_gemm.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureArray } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { forEachVariant, testProfile, underForce } from "../helpers/variants.js";
 
 useGpu();
+const profile = await testProfile();
 const cases = loadFixture("kernels/conv").filter((c) => c.name.startsWith("convT_"));
 const up = (a: FixtureArray) => Tensor.from(a.data as Float32Array, a.shape);
 
@@ -16,17 +19,20 @@ describe("convTranspose3d vs PyTorch", () => {
     expect(direct.length).toBeGreaterThanOrEqual(2);
     expect(cases.length - direct.length).toBeGreaterThanOrEqual(2);
   });
-  for (const c of cases) {
-    it(c.name, async () => {
-      const x = up(c.inputs.x!);
-      const w = up(c.inputs.w!);
-      const bias = c.inputs.bias ? up(c.inputs.bias) : undefined;
-      const y = convTranspose3d(x, w, bias, { stride: c.params.stride as [number, number, number] });
-      expect(y.shape).toEqual(c.outputs.y!.shape);
-      const tol = x.shape[1]! >= 768 ? 1e-3 : 1e-4;
-      expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(tol);
-    });
-  }
+  // Every case over every GEMM variant this device runs (forced through the profile).
+  forEachVariant(gemmVariants(profile), (gemm) => {
+    for (const c of cases) {
+      it(c.name, () => underForce({ gemm }, async () => {
+        const x = up(c.inputs.x!);
+        const w = up(c.inputs.w!);
+        const bias = c.inputs.bias ? up(c.inputs.bias) : undefined;
+        const y = convTranspose3d(x, w, bias, { stride: c.params.stride as [number, number, number] });
+        expect(y.shape).toEqual(c.outputs.y!.shape);
+        const tol = x.shape[1]! >= 768 ? 1e-3 : 1e-4;
+        expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(tol);
+      }));
+    }
+  });
 
   it("defaults the stride to the kernel size", async () => {
     const c = cases.find((k) => k.name === "convT_k132")!;

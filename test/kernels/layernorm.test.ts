@@ -1,28 +1,34 @@
 // LayerNorm against PyTorch goldens (tools/fixtures/gen_layernorm.py): the row
 // kernels (vec4 and scalar) and the two-stage whole-block path, on ordinary
 // and near-constant data (variance about eps, where eps must sit inside the
-// sqrt). Every case runs on the subgroup row kernel (8-lane subgroups, the
-// default project) and on the 64-lane barrier kernel (the lanes-4 project of
-// vitest.config.ts). Tolerance: max |err| ≤ 1e-4 · max |expected| (f32,
+// sqrt). Every case runs over every row variant this device runs
+// (rowVariants: the 64-lane barrier kernel, one row per workgroup at each
+// subgroup width, the fixed-size kernel of several rows a workgroup; rows
+// longer than 32 vectors a lane take the barrier or block path). Tolerance: max |err| ≤ 1e-4 · max |expected| (f32,
 // float64 reference).
 import { describe, expect, it } from "vitest";
 import { layerNorm } from "../../src/kernels/layernorm.js";
+import { rowVariants } from "../../src/kernels/profile.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { forEachVariant, testProfile } from "../helpers/variants.js";
 
 useGpu();
+const profile = await testProfile();
 const cases = loadFixture("kernels/layernorm");
 const t = (a: { data: Float32Array | Int32Array; shape: number[] }) => Tensor.from(a.data as Float32Array, a.shape);
 
 describe("layerNorm vs PyTorch", () => {
-  for (const c of cases) {
-    it(c.name, async () => {
-      const y = layerNorm(t(c.inputs.x!), t(c.inputs.weight!), t(c.inputs.bias!), c.params.eps as number);
-      expect(y.shape).toEqual(c.outputs.y!.shape);
-      expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
-    });
-  }
+  forEachVariant(rowVariants(profile), (variant) => {
+    for (const c of cases) {
+      it(c.name, async () => {
+        const y = layerNorm(t(c.inputs.x!), t(c.inputs.weight!), t(c.inputs.bias!), c.params.eps as number, variant);
+        expect(y.shape).toEqual(c.outputs.y!.shape);
+        expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
+      });
+    }
+  });
 
   it("has near-constant rows (variance < 2·eps) on the row path (N ≤ 1024) and the two-stage path (N > 2048)", () => {
     const nearConstant = (c: (typeof cases)[number]) => {

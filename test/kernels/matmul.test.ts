@@ -1,19 +1,33 @@
-// matmul against PyTorch goldens (tools/fixtures/gen_matmul.py), on the
-// default path (subgroup broadcast where the adapter has it) and on the
-// portable path (no subgroups) with a small tile, plus the boundary errors.
+// matmul against PyTorch goldens (tools/fixtures/gen_matmul.py), every case
+// over every variant the code can choose on this device: each row-sharing
+// width (0: no subgroups; 4 and 8 where every subgroup has that many lanes)
+// with the chooser's tile and with fixed tiles that between them take each
+// R, C, WG and orientation the chooser can return; plus the boundary errors.
 // Tolerance: max |err| ≤ 1e-4 · max |expected| for K < 768, 1e-3 for K ≥ 768.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Activation } from "../../src/kernels/activation.js";
-import { chooseTile, matmul, setMatmulTuning, type MatmulTuning } from "../../src/kernels/matmul.js";
+import { chooseTile, matmul, type MatmulChoice } from "../../src/kernels/matmul.js";
+import { laneGroups } from "../../src/kernels/profile.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { forEachVariant, testProfile } from "../helpers/variants.js";
 
 useGpu();
 const cases = loadFixture("kernels/matmul");
+const profile = await testProfile();
+/** Row-sharing widths the chooser can return on this device (chooseShare takes at most 8). */
+const shares = [0, ...laneGroups(profile, 8)];
+/**
+ * Tiles: the chooser's own ({}), and three fixed ones that, with it and the
+ * 32-row tests below, take every R (8, 16, 32), C (1-4), WG (8-64) and
+ * orientation the chooser can return.
+ */
+const tiles: Partial<MatmulChoice>[] = [{}, { R: 8, C: 3, WG: 32, swap: false }, { R: 16, C: 1, WG: 8, swap: true }, { R: 32, C: 2, WG: 16, swap: false }];
+const variants = shares.flatMap((share) => tiles.map((t) => ({ share, ...t })));
 
-async function runCase(c: FixtureCase): Promise<void> {
+async function runCase(c: FixtureCase, variant: Partial<MatmulChoice>): Promise<void> {
   const a = Tensor.from(c.inputs.a!.data as Float32Array, c.inputs.a!.shape);
   const b = Tensor.from(c.inputs.b!.data as Float32Array, c.inputs.b!.shape);
   const bias = c.inputs.bias ? Tensor.from(c.inputs.bias.data as Float32Array, c.inputs.bias.shape) : undefined;
@@ -22,6 +36,7 @@ async function runCase(c: FixtureCase): Promise<void> {
     transB: c.params.transB as boolean,
     bias,
     act: c.params.act as Activation,
+    variant,
   });
   expect(y.shape).toEqual(c.outputs.y!.shape);
   const tol = (c.params.K as number) >= 768 ? 1e-3 : 1e-4;
@@ -29,28 +44,10 @@ async function runCase(c: FixtureCase): Promise<void> {
   for (const t of [a, b, y, bias]) t?.dispose();
 }
 
-function withTuning(t: Partial<MatmulTuning>, name: string): void {
-  describe(name, () => {
-    let prev: MatmulTuning | undefined;
-    afterEach(() => {
-      if (prev) setMatmulTuning(prev);
-    });
-    for (const c of cases) {
-      it(c.name, async () => {
-        prev = setMatmulTuning(t);
-        await runCase(c);
-      });
-    }
-  });
-}
-
 describe("matmul vs PyTorch", () => {
-  withTuning({}, "default kernel");
-  // A small tile puts several tiles on every fixture shape, and no subgroups
-  // exercises the path for adapters without them.
-  withTuning({ rows: 8, cols: 2, wg: 16, subgroups: false }, "portable kernel, small tile");
-  // Three broadcast groups per tile and an odd column count.
-  withTuning({ rows: 24, cols: 3, wg: 32 }, "subgroup kernel, 24x3 tile");
+  forEachVariant(variants, (v) => {
+    for (const c of cases) it(c.name, () => runCase(c, v));
+  });
 });
 
 /** Deterministic values in [-1, 1). */
@@ -79,14 +76,15 @@ function reference(a: Float32Array, bAt: (bi: number, k: number, n: number) => n
   return out;
 }
 
-// Outputs of ≥ 65536 elements take the 32-row tile; the fixtures are smaller.
-describe("matmul with 32-row tiles vs a float64 reference", () => {
+// Outputs of ≥ 65536 elements take the 32-row tile (R32 C4 WG64 for the
+// first); the fixtures are smaller. Each row-sharing width.
+describe("matmul with 32-row tiles vs a float64 reference", () => forEachVariant(shares.map((share) => ({ share })), (variant) => {
   it("[300, 40] · [260, 40]ᵀ + bias, relu (owned axis = M)", async () => {
     const [M, K, N] = [300, 40, 260];
     const a = values(M * K, 1);
     const w = values(N * K, 2);
     const bias = values(N, 3);
-    const y = matmul(Tensor.from(a, [M, K]), Tensor.from(w, [N, K]), { transB: true, bias: Tensor.from(bias, [N]), act: "relu" });
+    const y = matmul(Tensor.from(a, [M, K]), Tensor.from(w, [N, K]), { transB: true, bias: Tensor.from(bias, [N]), act: "relu", variant });
     expect(y.shape).toEqual([M, N]);
     const ref = reference(a, (_, k, n) => w[n * K + k]!, 1, M, K, N, bias);
     expect(relError(await y.readFloat32(), ref)).toBeLessThanOrEqual(1e-4);
@@ -96,30 +94,30 @@ describe("matmul with 32-row tiles vs a float64 reference", () => {
     const [B, M, K, N] = [2, 260, 21, 300];
     const a = values(B * M * K, 4);
     const b = values(K * N, 5);
-    const y = matmul(Tensor.from(a, [B, M, K]), Tensor.from(b, [K, N]));
+    const y = matmul(Tensor.from(a, [B, M, K]), Tensor.from(b, [K, N]), { variant });
     expect(y.shape).toEqual([B, M, N]);
     const ref = reference(a, (_, k, n) => b[k * N + n]!, B, M, K, N);
     expect(relError(await y.readFloat32(), ref)).toBeLessThanOrEqual(1e-4);
   });
-});
+}));
 
 // The tile follows the output's shape (chooseTile): narrow outputs take
 // narrow tiles, which compile to pipelines the fixtures above may not reach.
 describe("matmul tiles for narrow outputs", () => {
   it("chooses tiles that cover a narrow output without padding it to a 64×4 span", () => {
     // A 1×12 output over K = 32768 (a hypernetwork input gradient): at most twice the useful outputs.
-    for (const sub of [true, false]) {
-      const t = chooseTile(1, 12, 32768, sub);
+    for (const share of [8, 4, 0]) {
+      const t = chooseTile(1, 12, 32768, share);
       const [rows, cols] = t.swap ? [12, 1] : [1, 12];
       expect(Math.ceil(rows / t.R) * t.R * Math.ceil(cols / (t.WG * t.C)) * t.WG * t.C).toBeLessThanOrEqual(16 * 8);
     }
     // A 96-wide output is covered exactly.
-    const w = chooseTile(96, 96, 512, true);
+    const w = chooseTile(96, 96, 512, 8);
     expect(w.WG * w.C).toBe(96);
     // A big square product keeps the big tile.
-    expect(chooseTile(2048, 768, 768, true)).toEqual({ swap: false, R: 32, C: 4, WG: 64 });
+    expect(chooseTile(2048, 768, 768, 8)).toEqual({ share: 8, swap: false, R: 32, C: 4, WG: 64 });
     // Fixed knobs are kept.
-    expect(chooseTile(1, 12, 32768, true, { rows: 8, cols: 2, wg: 16, subgroups: "auto" })).toMatchObject({ R: 8, C: 2, WG: 16 });
+    expect(chooseTile(1, 12, 32768, 8, { R: 8, C: 2, WG: 16 })).toMatchObject({ share: 8, R: 8, C: 2, WG: 16 });
   });
 
   it("[3, 1, 4100] · [3, 12, 4100]ᵀ and [3, 12, 4096]ᵀ · [3, 12, 5] (long K, few outputs) match float64", async () => {

@@ -3,25 +3,31 @@
 // Tolerance: max |err| ≤ 1e-3 · max |expected| at K = p1·p2·p3·C ≥ 768, 1e-4 below.
 import { describe, expect, it } from "vitest";
 import { patchEmbed } from "../../src/kernels/patch_embed.js";
+import { gemmVariants } from "../../src/kernels/conv_gemm.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureArray } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { forEachVariant, testProfile, underForce } from "../helpers/variants.js";
 
 useGpu();
+const profile = await testProfile();
 const cases = loadFixture("kernels/conv").filter((c) => c.name.startsWith("patch_embed_"));
 const up = (a: FixtureArray) => Tensor.from(a.data as Float32Array, a.shape);
 
 describe("patchEmbed vs PyTorch", () => {
   it("has its golden cases", () => expect(cases.length).toBeGreaterThanOrEqual(3));
-  for (const c of cases) {
-    it(c.name, async () => {
-      const w = up(c.inputs.w!);
-      const y = patchEmbed(up(c.inputs.x!), w, up(c.inputs.bias!), c.params.patch as [number, number, number]);
-      expect(y.shape).toEqual(c.outputs.y!.shape);
-      const tol = w.shape[1]! >= 768 ? 1e-3 : 1e-4;
-      expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(tol);
-    });
-  }
+  // Every case over every GEMM variant this device runs (forced through the profile).
+  forEachVariant(gemmVariants(profile), (gemm) => {
+    for (const c of cases) {
+      it(c.name, () => underForce({ gemm }, async () => {
+        const w = up(c.inputs.w!);
+        const y = patchEmbed(up(c.inputs.x!), w, up(c.inputs.bias!), c.params.patch as [number, number, number]);
+        expect(y.shape).toEqual(c.outputs.y!.shape);
+        const tol = w.shape[1]! >= 768 ? 1e-3 : 1e-4;
+        expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(tol);
+      }));
+    }
+  });
 
   it("rejects non-divisible volumes, a wrong patch length, a bad bias and a wrong rank", () => {
     const x = Tensor.zeros([1, 2, 4, 6, 10]);

@@ -7,7 +7,8 @@
 // the attention backward on the GPU forward itself, and boundary errors.
 import { describe, expect, it } from "vitest";
 import type { AttentionOptions } from "../../src/kernels/attention.js";
-import { attention as attentionK, attentionBackward } from "../../src/kernels/attention.js";
+import { attention as attentionK, attentionBackward, attentionVariants } from "../../src/kernels/attention.js";
+import { rowVariants, variantName, type VariantOverrides } from "../../src/kernels/profile.js";
 import { layerNormBackward } from "../../src/kernels/layernorm.js";
 import { softmaxBackward } from "../../src/kernels/softmax.js";
 import { param, type Var } from "../../src/autograd/autograd.js";
@@ -17,9 +18,18 @@ import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 import { expectGradients } from "../helpers/grads.js";
+import { tested, testProfile, underForce } from "../helpers/variants.js";
 
 useGpu();
 const cases = loadFixture("grad/attention");
+const profile = await testProfile();
+
+/** The variants a case's op runs over, forced through the profile (the tape calls the kernels). */
+function forcings(op: unknown): VariantOverrides[] {
+  if (op === "attention") return tested(attentionVariants(profile)).map((attention) => ({ attention }));
+  if (op === "layernorm") return tested(rowVariants(profile)).map((layerNorm) => ({ layerNorm }));
+  return tested(rowVariants(profile)).map((softmax) => ({ softmax }));
+}
 
 function run(c: FixtureCase, v: Record<string, Var>): Var {
   const p = c.params;
@@ -50,13 +60,16 @@ async function check(c: FixtureCase): Promise<void> {
 
 describe("attention / layerNorm / softmax gradients vs PyTorch", () => {
   for (const c of cases) {
-    it(c.name, async () => {
-      const before = gpu().pool.stats().buffers;
-      await check(c);
-      await gpu().sync();
-      // Everything the tape saved or made has gone back to the pool.
-      expect(gpu().pool.stats().buffers).toBe(before);
-    });
+    for (const force of forcings(c.params.op)) {
+      const [[op, v]] = Object.entries(force) as [[string, object]];
+      it(`${c.name} (${op} variant ${variantName(v)})`, () => underForce(force, async () => {
+        const before = gpu().pool.stats().buffers;
+        await check(c);
+        await gpu().sync();
+        // Everything the tape saved or made has gone back to the pool.
+        expect(gpu().pool.stats().buffers).toBe(before);
+      }));
+    }
   }
 });
 

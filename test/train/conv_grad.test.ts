@@ -4,7 +4,8 @@
 // max |err| ≤ 1e-4 · max |expected| (1e-3 where a gradient element sums ≥ 768 terms).
 import { describe, expect, it } from "vitest";
 import { convTranspose3dBackward, convTranspose3dWeightGrad } from "../../src/kernels/conv_transpose3d.js";
-import { gemmSplits, type GemmKernel } from "../../src/kernels/conv_gemm.js";
+import { gemmSplits, gemmVariants, type GemmKernel } from "../../src/kernels/conv_gemm.js";
+import { variantName } from "../../src/kernels/profile.js";
 import { patchEmbedBackward } from "../../src/kernels/patch_embed.js";
 import { resize3dBackward } from "../../src/kernels/resample.js";
 import { backward, constant, param } from "../../src/autograd/autograd.js";
@@ -13,19 +14,25 @@ import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { tested, testProfile, underForce } from "../helpers/variants.js";
 import { checkCase, hashInput, tolerance } from "./conv_grad_common.js";
 
 useGpu();
 const cases = loadFixture("grad/conv");
+const profile = await testProfile();
 
 describe("conv / patch embedding / resize gradients vs PyTorch", () => {
   for (const c of cases) {
-    it(c.name, async () => {
-      const before = gpu().pool.stats().buffers;
-      await checkCase(c);
-      // Inputs, gradients, saved tensors and intermediates are all freed.
-      expect(gpu().pool.stats().buffers).toBe(before);
-    });
+    // The convolutions' GEMMs run over every GEMM variant of this device (resize has none).
+    const variants = c.params.op === "resize3d" ? [null] : tested(gemmVariants(profile));
+    for (const gemm of variants) {
+      it(gemm ? `${c.name} (gemm variant ${variantName(gemm)})` : c.name, () => underForce(gemm ? { gemm } : {}, async () => {
+        const before = gpu().pool.stats().buffers;
+        await checkCase(c);
+        // Inputs, gradients, saved tensors and intermediates are all freed.
+        expect(gpu().pool.stats().buffers).toBe(before);
+      }));
+    }
   }
 });
 

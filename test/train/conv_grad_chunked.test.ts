@@ -3,17 +3,19 @@
 // passes written in chunks; and the GEMM variant that adapters without
 // `subgroups` run. Same goldens and tolerances as conv_grad.test.ts.
 import { afterEach, describe, expect, it } from "vitest";
-import { forceGemmVariant } from "../../src/kernels/conv_gemm.js";
+import { setDeviceProfile } from "../../src/kernels/profile.js";
 import { resize3dBackward } from "../../src/kernels/resample.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor, numel } from "../../src/tensor/tensor.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { testProfile } from "../helpers/variants.js";
 import { refAxis, type RefMode } from "../kernels/reference.js";
 import { checkCase } from "./conv_grad_common.js";
 
 useGpu({ maxBindingBytes: 1 << 16 });
-afterEach(() => forceGemmVariant(null));
+const profile = await testProfile({ maxBindingBytes: 1 << 16 });
+afterEach(() => void setDeviceProfile(profile));
 
 const cases = loadFixture("grad/conv");
 const big = ["convT_k2s2_big", "patch_1x2x8x48x32_p4x16x16", "trilinear_x4_a0", "trilinear_x4_a1"];
@@ -35,7 +37,7 @@ describe("gradients with 64 KiB bindings", () => {
 describe("gradients on the subgroup-free GEMM", () => {
   for (const name of ["convT_k2s2_big", "patch_1x2x8x48x32_p4x16x16"]) {
     it(name, async () => {
-      forceGemmVariant("uniform");
+      setDeviceProfile({ force: { gemm: { subgroups: false, tmq: 4 } } });
       await checkCase(cases.find((k) => k.name === name)!);
     });
   }
