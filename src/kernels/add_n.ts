@@ -12,6 +12,7 @@ import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { outputChunks } from "./binding.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { Params } from "./params.js";
+import { variantPipeline } from "./profile.js";
 
 const WG = 256;
 const MAX_INPUTS = 8;
@@ -49,7 +50,7 @@ export function addN(xs: readonly Tensor[]): Tensor {
     const part: Tensor[] = acc ? [acc, ...rest.slice(0, per - 1)] : rest.slice(0, per);
     rest = rest.slice(acc ? per - 1 : per);
     const out = Tensor.empty(shape);
-    const pipe = g.pipeline(`add_n:${part.length}`, () => addNWgsl(part.length));
+    const pipe = variantPipeline("add_n", { inputs: part.length }, (s) => addNWgsl(s.inputs));
     for (const c of outputChunks(out)) {
       const inputs = part.map((x) => ({ buffer: x.buffer, offset: c.binding.offset, size: c.binding.size }));
       g.dispatch(pipe, [c.binding, ...inputs], new Params().u32(c.count).u32(0).u32(0).u32(0).bytes(), g.grid(Math.ceil(c.count / WG)));

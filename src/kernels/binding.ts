@@ -58,20 +58,30 @@ function ceil4(n: number): number {
   return Math.ceil(n / 4) * 4;
 }
 
-/** A tensor bound as one or more segments for random-access reads. */
-export interface Segments {
-  bindings: GPUBufferBinding[];
-  /** log2 of the elements per segment (only meaningful when segments > 1). */
+/** What a segmented input's WGSL depends on: its number of segments and their size (a value of kernel variants). */
+export interface SegmentLayout {
+  count: number;
+  /** log2 of the elements per segment (only meaningful when count > 1). */
   shift: number;
+}
+
+/** A tensor bound as one or more segments for random-access reads. */
+export interface Segments extends SegmentLayout {
+  bindings: GPUBufferBinding[];
   /** Cache-key fragment describing the segmentation. */
   key: string;
+}
+
+/** The layout of segments, without their bindings. */
+export function layoutOf(seg: SegmentLayout): SegmentLayout {
+  return { count: seg.count, shift: seg.shift };
 }
 
 export function inputSegments(op: string, t: Tensor): Segments {
   const g = gpu();
   const esize = BYTES_PER_ELEMENT[t.dtype];
   if (t.byteLength <= g.maxBindingBytes) {
-    return { bindings: [{ buffer: t.buffer, offset: 0, size: Math.max(4, ceil4(t.byteLength)) }], shift: 0, key: "s1" };
+    return { bindings: [{ buffer: t.buffer, offset: 0, size: Math.max(4, ceil4(t.byteLength)) }], count: 1, shift: 0, key: "s1" };
   }
   const shift = Math.floor(Math.log2(g.maxBindingBytes / esize));
   const per = 2 ** shift;
@@ -86,15 +96,15 @@ export function inputSegments(op: string, t: Tensor): Segments {
     const count = Math.min(per, t.size - s * per);
     bindings.push({ buffer: t.buffer, offset: s * per * esize, size: ceil4(count * esize) });
   }
-  return { bindings, shift, key: `s${n}x${shift}` };
+  return { bindings, count: n, shift, key: `s${n}x${shift}` };
 }
 
 /**
  * WGSL declarations for a segmented input: bindings `first..first+n-1` named
  * `NAME0..`, plus `fn NAME_at(i: u32) -> T`.
  */
-export function segmentsWgsl(name: string, first: number, seg: Segments, type = "f32"): string {
-  const n = seg.bindings.length;
+export function segmentsWgsl(name: string, first: number, seg: SegmentLayout, type = "f32"): string {
+  const n = seg.count;
   let code = "";
   for (let s = 0; s < n; s++) code += `@group(0) @binding(${first + s}) var<storage, read> ${name}${s}: array<${type}>;\n`;
   if (n === 1) {

@@ -12,6 +12,7 @@ import { gpu } from "../tensor/device.js";
 import { Tensor } from "../tensor/tensor.js";
 import { elementwiseMainWgsl, multiBatches, switchWgsl, tableFields, tableParams, tableWgsl } from "./multi_tensor.js";
 import { Params } from "./params.js";
+import { variantPipeline } from "./profile.js";
 import { LANES_WGSL, vec4Chunks } from "./vec4.js";
 
 const WG = 256;
@@ -110,12 +111,12 @@ export function l2Norm(tensors: readonly Tensor[]): Tensor {
   let base = 0;
   for (const b of multiBatches(chunks, g.maxStorageBindings - 1, (c) => Math.ceil(c.count / BLOCK))) {
     const size = b.items.length;
-    const pipe = g.pipeline(`train:clip:partials:${size}`, () => partialsWgsl(size));
+    const pipe = variantPipeline("train:clip:partials", { size }, (s) => partialsWgsl(s.size));
     const params = tableParams(new Params().u32(b.workgroups).u32(base).u32(0).u32(0), b.items.map((c) => c.count), b.starts);
     g.dispatch(pipe, [{ buffer: partials.buffer, offset: 0, size: Math.max(4, total * 4) }, ...b.items.map((c) => c.bindings[0]!)], params.bytes(), g.grid(b.workgroups));
     base += b.workgroups;
   }
-  const pTotal = g.pipeline("train:clip:total", () => TOTAL_WGSL);
+  const pTotal = variantPipeline("train:clip:total", {}, () => TOTAL_WGSL);
   g.dispatch(pTotal, [{ buffer: norm.buffer, offset: 0, size: 4 }, { buffer: partials.buffer, offset: 0, size: total * 4 }], new Params().u32(total).u32(0).u32(0).u32(0).bytes(), [1, 1, 1]);
   partials.dispose();
   return norm;
@@ -127,7 +128,7 @@ export function scaleToNorm(tensors: readonly Tensor[], norm: Tensor, maxNorm: n
   const chunks = tensors.flatMap((t) => (t.size === 0 ? [] : vec4Chunks([t])));
   for (const b of multiBatches(chunks, g.maxStorageBindings - 1, (c) => Math.ceil(c.count / 4 / WG))) {
     const size = b.items.length;
-    const pipe = g.pipeline(`train:clip:scale:${size}`, () => scaleWgsl(size));
+    const pipe = variantPipeline("train:clip:scale", { size }, (s) => scaleWgsl(s.size));
     const params = tableParams(new Params().u32(b.workgroups).f32(maxNorm).u32(0).u32(0), b.items.map((c) => c.count), b.starts);
     g.dispatch(pipe, [{ buffer: norm.buffer, offset: 0, size: 4 }, ...b.items.map((c) => c.bindings[0]!)], params.bytes(), g.grid(b.workgroups));
   }

@@ -17,6 +17,7 @@ import { dispatchGemm, source, type GemmKernel } from "./conv_gemm.js";
 import { permute } from "./layout.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { variantPipeline } from "./profile.js";
 import { reduce } from "./reduce.js";
 
 export type Triple = [number, number, number];
@@ -151,7 +152,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   out[t] = acc;
 }`;
-  const pipe = g.pipeline(`convT-direct:${kd}${kh}${kw}:${s.join("")}:${xs.key}:${ws.key}:${bias ? "b" : "nb"}`, code);
+  // The sources' keys name their declarations (vec4 or segment layout); the rest is here.
+  const pipe = variantPipeline("convT-direct", { kd, kh, kw, s: s.join(","), x: xs.key, w: ws.key, bias: !!bias }, code);
   const extra = [...xs.bindings, ...ws.bindings, ...(bias ? [{ buffer: bias.buffer, offset: 0, size: bias.byteLength }] : [])];
   for (const ch of outputChunks(out)) {
     const pr = new Params().u32(ch.count).u32(ch.start).u32(Cin).u32(Cout).u32(D).u32(H).u32(W).u32(Do).u32(Ho).u32(Wo);

@@ -11,7 +11,8 @@
 // binary ops: WGSL expression and gradients (binaryOps).
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { inputSegments, outputChunks, segmentsWgsl, type Segments } from "./binding.js";
+import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
+import { variantPipeline } from "./profile.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp, type OpDef } from "./op.js";
 import { Params } from "./params.js";
@@ -125,17 +126,28 @@ export const UNARY_WGSL = Object.values(UNARY_OPS as Record<string, UnaryDef>).m
 
 const WG = 256;
 
+/** A unary kernel: the op, forward or backward (g · f'(v)), and its inputs' segment layouts (g: backward only). */
+interface UnarySpec {
+  op: string;
+  backward: boolean;
+  x: SegmentLayout;
+  g: SegmentLayout | null;
+}
+
 /**
- * The unary kernel: out[i] = `expr`, of v = x[i]; with `sg`, the backward
- * kernel, reading the upstream gradient g[i] as well (two loads per output).
+ * The unary kernel: out[i] = f(v), of v = x[i]; backward, out[i] =
+ * g[i] · f'(v), reading the upstream gradient as well (two loads per output).
  */
-function unaryWgsl(expr: string, sx: Segments, sg?: Segments): string {
+function unaryWgsl(s: UnarySpec): string {
+  const def = unaryDef(s.op)!;
+  const expr = s.backward ? `g_at(p.base + i) * (${def.derivative!})` : def.forward;
+  const { x: sx, g: sg } = s;
   return /* wgsl */ `
 struct P { n: u32, base: u32, a: f32, b: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${segmentsWgsl("x", 2, sx)}
-${sg ? segmentsWgsl("g", 2 + sx.bindings.length, sg) : ""}
+${sg ? segmentsWgsl("g", 2 + sx.count, sg) : ""}
 ${UNARY_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -146,14 +158,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
 }
 
-/** Runs the unary kernel (`key` names the pipeline) over x, and g when given. */
-function runUnary(name: string, key: string, expr: string, x: Tensor, g: Tensor | null, a: number, b: number): Tensor {
+/** Runs the unary kernel of `op` over x (forward), or over x and g (backward). */
+function runUnary(name: string, op: string, x: Tensor, g: Tensor | null, a: number, b: number): Tensor {
   const gp = gpu();
   const out = Tensor.empty(x.shape);
   if (out.size === 0) return out;
   const sx = inputSegments(name, x);
   const sg = g ? inputSegments(name, g) : undefined;
-  const pipe = gp.pipeline(sg ? `${key}:${sx.key}:${sg.key}` : `${key}:${sx.key}`, () => unaryWgsl(expr, sx, sg));
+  const spec: UnarySpec = { op, backward: g !== null, x: layoutOf(sx), g: sg ? layoutOf(sg) : null };
+  const pipe = variantPipeline("unary", spec, unaryWgsl);
   for (const c of outputChunks(out)) {
     const params = new Params().u32(c.count).u32(c.start).f32(a).f32(b);
     gp.dispatch(pipe, [c.binding, ...sx.bindings, ...(sg?.bindings ?? [])], params.bytes(), gp.grid(Math.ceil(c.count / WG)));
@@ -165,7 +178,7 @@ function runUnary(name: string, key: string, expr: string, x: Tensor, g: Tensor 
 export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   if (!unaryDef(op)) fail("unary", `unknown op "${op}"`);
   checkInputs(op, [x]);
-  return runUnary(op, `unary:${op}`, UNARY_OPS[op].forward, x, null, a, b);
+  return runUnary(op, op, x, null, a, b);
 }
 
 export const relu = (x: Tensor) => unary("relu", x);
@@ -186,7 +199,7 @@ export function unaryBackward(op: DiffUnaryOp, x: Tensor, g: Tensor, a = 0, b = 
   if (!derivative) fail("unaryBackward", `no derivative for op "${op}"`);
   checkInputs(name, [x, g]);
   if (!sameShape(x.shape, g.shape)) fail(name, `input ${shapeStr(x.shape)} and gradient ${shapeStr(g.shape)} differ in shape`);
-  return runUnary(name, `unary_bwd:${op}`, `g_at(p.base + i) * (${derivative})`, x, g, a, b);
+  return runUnary(name, op, x, g, a, b);
 }
 
 /** The scalars of a unary op (as in `unary`). */
@@ -305,9 +318,17 @@ export function collapseBroadcast(shape: readonly number[], sa: readonly number[
   return out;
 }
 
-/** `rank` 0 is the direct path (both inputs have the output's shape); else the merged broadcast rank, unrolled. */
-function binaryWgsl(op: BinaryOp, rank: number, sa: ReturnType<typeof inputSegments>, sb: ReturnType<typeof inputSegments>): string {
-  const nA = sa.bindings.length;
+/** A binary kernel: the op, the merged broadcast rank, unrolled (0: the direct path, both inputs of the output's shape), its inputs' segment layouts. */
+interface BinarySpec {
+  op: BinaryOp;
+  rank: number;
+  a: SegmentLayout;
+  b: SegmentLayout;
+}
+
+function binaryWgsl(s: BinarySpec): string {
+  const { op, rank, a: sa, b: sb } = s;
+  const nA = sa.count;
   const steps: string[] = [];
   for (let d = rank - 1; d >= 0; d--) {
     const [q, r] = [Math.floor(d / 4), d % 4];
@@ -354,7 +375,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const g = gpu();
   const sa = inputSegments(op, a);
   const sb = inputSegments(op, b);
-  const pipe = g.pipeline(`binary:${op}:${rank === 0 ? "direct" : `b${rank}`}:${sa.key}:${sb.key}`, () => binaryWgsl(op, rank, sa, sb));
+  const pipe = variantPipeline("binary", { op, rank, a: layoutOf(sa), b: layoutOf(sb) } satisfies BinarySpec, binaryWgsl);
   const out = Tensor.empty(shape);
   const strideA = padWords(merged.sa);
   const strideB = padWords(merged.sb);

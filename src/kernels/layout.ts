@@ -4,7 +4,8 @@
 // inputs are read through segments.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr, type DType } from "../tensor/tensor.js";
-import { inputSegments, outputChunks, segmentsWgsl, type Segments } from "./binding.js";
+import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
+import { variantPipeline } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
@@ -14,10 +15,14 @@ const MAX_RANK = 8;
 const LAYOUT_DTYPES: readonly DType[] = ["f32", "f16", "i32", "u32"];
 
 /** `enable f16;` when a kernel touches f16 data, with a clear error where the device lacks it. */
-function f16Header(op: string, dtypes: readonly DType[]): string {
-  if (!dtypes.includes("f16")) return "";
-  if (!gpu().hasF16) fail(op, "f16 tensors need the shader-f16 feature, which this device does not have");
-  return "enable f16;\n";
+/** The WGSL header for kernels over these dtypes. */
+function enableFor(dtypes: readonly DType[]): string {
+  return dtypes.includes("f16") ? "enable f16;\n" : "";
+}
+
+/** Checks that the device runs f16 where a dtype is f16. */
+function checkF16(op: string, dtypes: readonly DType[]): void {
+  if (dtypes.includes("f16") && !gpu().hasF16) fail(op, "f16 tensors need the shader-f16 feature, which this device does not have");
 }
 
 function padTo(v: readonly number[], fill: number): number[] {
@@ -62,7 +67,7 @@ interface Gather {
 /** Output elements per invocation: one multi-index decomposition serves a run along the last axis. */
 const RUN = 16;
 
-function stridedWgsl(dtype: DType, seg: Segments, header: string, rank: number): string {
+function stridedWgsl(dtype: DType, seg: SegmentLayout, header: string, rank: number): string {
   const L = rank - 1;
   const at = (arr: string, d: number) => `p.${arr}[${d >> 2}][${d & 3}]`;
   // Decomposition unrolled per axis (rank is part of the pipeline key).
@@ -147,7 +152,7 @@ function mergeAxes(gsp: Gather): Gather {
 
 function runStrided(op: string, x: Tensor, spec: Gather): Tensor {
   const g = gpu();
-  const header = f16Header(op, [x.dtype]);
+  checkF16(op, [x.dtype]);
   const out = Tensor.empty(spec.outShape, x.dtype);
   if (out.size === 0) return out;
   if (x.size === 0) {
@@ -164,7 +169,7 @@ function runStrided(op: string, x: Tensor, spec: Gather): Tensor {
   );
   const rank = gsp.outShape.length;
   const seg = inputSegments(op, x);
-  const pipe = g.pipeline(`strided:${x.dtype}:${rank}:${seg.key}`, () => stridedWgsl(x.dtype, seg, header, rank));
+  const pipe = variantPipeline("strided", { dtype: x.dtype, rank, x: layoutOf(seg) }, (s) => stridedWgsl(s.dtype, s.x, enableFor([s.dtype]), s.rank));
   for (const c of outputChunks(out)) {
     const params = new Params().u32(c.count).u32(c.start).u32(rank).u32(valueBits(gsp.value, x.dtype));
     for (const v of padTo(gsp.outShape, 1)) params.u32(v);
@@ -228,7 +233,7 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
 // cache line. (Lanes adjacent along L instead, as in the strided kernel,
 // make every load a cache miss: 10× slower on a 400 MiB volume.) No
 // workgroup memory or barriers, which lavapipe executes slowly.
-function transposeWgsl(dtype: DType, seg: Segments, header: string, rank: number, B: number): string {
+function transposeWgsl(dtype: DType, seg: SegmentLayout, header: string, rank: number, B: number): string {
   const L = rank - 1;
   const at = (arr: string, d: number) => `p.${arr}[${d >> 2}][${d & 3}]`;
   // Mixed-radix decomposition, B fastest; axis 0 may be restricted to [lo0, lo0 + count0).
@@ -272,7 +277,7 @@ ${decompose}  if (rem != 0u) { return; }
 /** Runs the transpose kernel over merged axes `gsp`; `outShape` is the caller's (unmerged) shape. */
 function runTranspose(x: Tensor, outShape: readonly number[], gsp: Gather, B: number): Tensor {
   const g = gpu();
-  const header = f16Header("permute", [x.dtype]);
+  checkF16("permute", [x.dtype]);
   const out = Tensor.empty(outShape, x.dtype);
   const shape = gsp.outShape;
   const rank = shape.length;
@@ -281,7 +286,7 @@ function runTranspose(x: Tensor, outShape: readonly number[], gsp: Gather, B: nu
   const grid = shape.map((d, a) => (a === L ? Math.ceil(d / RUN) : d));
   const otherInvocations = grid.slice(1).reduce((m, v) => m * v, 1);
   const seg = inputSegments("permute", x);
-  const pipe = g.pipeline(`transpose:${x.dtype}:${rank}:${B}:${seg.key}`, () => transposeWgsl(x.dtype, seg, header, rank, B));
+  const pipe = variantPipeline("transpose", { dtype: x.dtype, rank, B, x: layoutOf(seg) }, (s) => transposeWgsl(s.dtype, s.x, enableFor([s.dtype]), s.rank, s.B));
   for (const c of outputChunks(out)) {
     // Only the invocations whose outermost output coordinate meets this chunk.
     const unit = L === 0 ? RUN : 1;
@@ -323,7 +328,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
 // outer·outRow + offset_k·inner + (j mod len_k·inner), which grows with j, so
 // the input elements landing in one output chunk are a contiguous range.
 
-function concatWgsl(dtype: DType, seg: Segments, header: string): string {
+function concatWgsl(dtype: DType, seg: SegmentLayout, header: string): string {
   return /* wgsl */ `${header}
 struct P { lo: u32, n: u32, rowIn: u32, rowOut: u32, offset: u32, base: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -369,7 +374,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const out = Tensor.empty(outShape, first.dtype);
   if (out.size === 0) return out;
   const g = gpu();
-  const header = f16Header("concat", [first.dtype]);
+  checkF16("concat", [first.dtype]);
   const inner = numel(first.shape.slice(ax + 1));
   const rowOut = outShape[ax]! * inner;
   const chunks = outputChunks(out);
@@ -380,7 +385,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
     offset += x.shape[ax]!;
     if (x.size === 0) continue;
     const seg = inputSegments("concat", x);
-    const pipe = g.pipeline(`concat:${x.dtype}:${seg.key}`, () => concatWgsl(x.dtype, seg, header));
+    const pipe = variantPipeline("concat", { dtype: x.dtype, x: layoutOf(seg) }, (s) => concatWgsl(s.dtype, s.x, enableFor([s.dtype])));
     const dest = (j: number) => Math.floor(j / rowIn) * rowOut + off + (j % rowIn);
     for (const c of chunks) {
       const lo = lowerBound(x.size, c.start, dest);
@@ -396,13 +401,13 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
 // ---------------------------------------------------------------------------
 // Gather (embedding lookup): out[r, c] = table[clamp(ids[r]), c].
 
-function gatherWgsl(st: Segments, si: Segments): string {
+function gatherWgsl(st: SegmentLayout, si: SegmentLayout): string {
   return /* wgsl */ `
 struct P { n: u32, base: u32, dim: u32, vocab: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${segmentsWgsl("table", 2, st)}
-${segmentsWgsl("ids", 2 + st.bindings.length, si, "i32")}
+${segmentsWgsl("ids", 2 + st.count, si, "i32")}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
@@ -445,7 +450,7 @@ export function gather(table: Tensor, ids: Tensor | Int32Array | readonly number
     const g = gpu();
     const st = inputSegments("gather", table);
     const si = inputSegments("gather", idsT);
-    const pipe = g.pipeline(`gather:${st.key}:${si.key}`, () => gatherWgsl(st, si));
+    const pipe = variantPipeline("gather", { table: layoutOf(st), ids: layoutOf(si) }, (s) => gatherWgsl(s.table, s.ids));
     for (const c of outputChunks(out)) {
       const params = new Params().u32(c.count).u32(c.start).u32(dim).u32(vocab);
       g.dispatch(pipe, [c.binding, ...st.bindings, ...si.bindings], params.bytes(), g.grid(Math.ceil(c.count / WG)));
@@ -458,7 +463,7 @@ export function gather(table: Tensor, ids: Tensor | Int32Array | readonly number
 // ---------------------------------------------------------------------------
 // Cast between f32, f16 and (to float) i32/u32. f32 → f16 rounds to nearest.
 
-function castWgsl(from: DType, to: DType, seg: Segments, header: string): string {
+function castWgsl(from: DType, to: DType, seg: SegmentLayout, header: string): string {
   return /* wgsl */ `${header}
 struct P { n: u32, base: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -476,12 +481,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 export function cast(x: Tensor, dtype: "f32" | "f16"): Tensor {
   checkInputs("cast", [x], LAYOUT_DTYPES);
   if (dtype !== "f32" && dtype !== "f16") fail("cast", `target dtype must be f32 or f16, got ${String(dtype)} for ${shapeStr(x.shape)}`);
-  const header = f16Header("cast", [x.dtype, dtype]);
+  checkF16("cast", [x.dtype, dtype]);
   const out = Tensor.empty(x.shape, dtype);
   if (out.size === 0) return out;
   const g = gpu();
   const seg = inputSegments("cast", x);
-  const pipe = g.pipeline(`cast:${x.dtype}:${dtype}:${seg.key}`, () => castWgsl(x.dtype, dtype, seg, header));
+  const pipe = variantPipeline("cast", { from: x.dtype, to: dtype, x: layoutOf(seg) }, (s) => castWgsl(s.from, s.to, s.x, enableFor([s.from, s.to])));
   for (const c of outputChunks(out)) {
     const params = new Params().u32(c.count).u32(c.start);
     g.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), g.grid(Math.ceil(c.count / WG)));
@@ -499,13 +504,13 @@ export function cast(x: Tensor, dtype: "f32" | "f16"): Tensor {
 // n ids, independent of the vocabulary size V (the table is cleared with a
 // buffer clear): fine for token counts like CLIP's 77, not for millions of ids.
 
-function gatherBackwardWgsl(sg: ReturnType<typeof inputSegments>, si: ReturnType<typeof inputSegments>): string {
+function gatherBackwardWgsl(sg: SegmentLayout, si: SegmentLayout): string {
   return /* wgsl */ `
 struct P { nIds: u32, dim: u32, vocab: u32, base: u32, count: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${segmentsWgsl("g", 2, sg)}
-${segmentsWgsl("ids", 2 + sg.bindings.length, si, "i32")}
+${segmentsWgsl("ids", 2 + sg.count, si, "i32")}
 // Ids are clamped exactly as the forward gather clamps them.
 fn id_at(r: u32) -> u32 { return u32(clamp(ids_at(r), 0, i32(p.vocab) - 1)); }
 @compute @workgroup_size(${WG})
@@ -547,7 +552,7 @@ export function gatherBackward(g: Tensor, ids: Tensor, vocab: number): Tensor {
   const gp = gpu();
   const sg = inputSegments(op, g);
   const si = inputSegments(op, ids);
-  const pipe = gp.pipeline(`gather_bwd:${sg.key}:${si.key}`, () => gatherBackwardWgsl(sg, si));
+  const pipe = variantPipeline("gather_bwd", { g: layoutOf(sg), ids: layoutOf(si) }, (s) => gatherBackwardWgsl(s.g, s.ids));
   for (const c of outputChunks(out)) {
     const params = new Params().u32(n).u32(dim).u32(vocab).u32(c.start).u32(c.count);
     gp.dispatch(pipe, [c.binding, ...sg.bindings, ...si.bindings], params.bytes(), gp.grid(Math.ceil((n * dim) / WG)));

@@ -16,7 +16,8 @@
 // The gradient is returned rather than accumulated, so the op can sit in an
 // autograd tape as a custom node (backward: grad × upstream scalar).
 // Inputs of any size are read through segments; the gradient is written per chunk.
-import { inputSegments, outputChunks, segmentsWgsl, type Segments } from "./binding.js";
+import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
+import { variantPipeline } from "./profile.js";
 import { checkInputs, fail } from "./check.js";
 import { Params } from "./params.js";
 import { gpu } from "../tensor/device.js";
@@ -51,13 +52,13 @@ fn log1p_small(z: f32) -> f32 {
 fn label_target(y: f32) -> f32 { return select(y, 0.0, y == -1.0); }
 `;
 
-function partialsWgsl(sx: Segments, sy: Segments): string {
+function partialsWgsl(sx: SegmentLayout, sy: SegmentLayout): string {
   return /* wgsl */ `
 struct P { m: u32, nblk: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> partials: array<vec4<f32>>;
 ${segmentsWgsl("x", 2, sx)}
-${segmentsWgsl("y", 2 + sx.bindings.length, sy)}
+${segmentsWgsl("y", 2 + sx.count, sy)}
 ${MATH_WGSL}
 var<workgroup> sh: array<vec4<f32>, ${WG}>;
 @compute @workgroup_size(${WG})
@@ -124,14 +125,14 @@ fn main(@builtin(local_invocation_index) t: u32) {
   }
 }`;
 
-function gradWgsl(sx: Segments, sy: Segments): string {
+function gradWgsl(sx: SegmentLayout, sy: SegmentLayout): string {
   return /* wgsl */ `
 struct P { n: u32, base: u32, m: u32, pad: u32, inv_b: f32, inv_n: f32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> stats: array<vec4<f32>>;
 ${segmentsWgsl("x", 3, sx)}
-${segmentsWgsl("y", 3 + sx.bindings.length, sy)}
+${segmentsWgsl("y", 3 + sx.count, sy)}
 ${MATH_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -189,13 +190,14 @@ export function diceBceLoss(logits: Tensor, labels: Tensor, opts: SegLossOptions
   const inv = bceWeight / (B * M);
 
   const partials = Tensor.empty([B * nblk, 4]);
-  const pPart = g.pipeline(`train:loss:partials:${sx.key}:${sy.key}`, () => partialsWgsl(sx, sy));
+  const layouts = { x: layoutOf(sx), y: layoutOf(sy) };
+  const pPart = variantPipeline("train:loss:partials", layouts, (s) => partialsWgsl(s.x, s.y));
   g.dispatch(pPart, [{ buffer: partials.buffer }, ...sx.bindings, ...sy.bindings], new Params().u32(M).u32(nblk).u32(0).u32(0).bytes(), [nblk, B, 1]);
 
   const loss = Tensor.empty([]);
   const terms = Tensor.empty([2]);
   const stats = Tensor.empty([B, 4]);
-  const pSum = g.pipeline("train:loss:summary", () => SUMMARY_WGSL);
+  const pSum = variantPipeline("train:loss:summary", {}, () => SUMMARY_WGSL);
   g.dispatch(
     pSum,
     [{ buffer: loss.buffer }, { buffer: terms.buffer }, { buffer: stats.buffer }, { buffer: partials.buffer }],
@@ -204,7 +206,7 @@ export function diceBceLoss(logits: Tensor, labels: Tensor, opts: SegLossOptions
   );
 
   const grad = Tensor.empty(logits.shape);
-  const pGrad = g.pipeline(`train:loss:grad:${sx.key}:${sy.key}`, () => gradWgsl(sx, sy));
+  const pGrad = variantPipeline("train:loss:grad", layouts, (s) => gradWgsl(s.x, s.y));
   for (const c of outputChunks(grad)) {
     const params = new Params().u32(c.count).u32(c.start).u32(M).u32(0).f32(1 / B).f32(inv).u32(0).u32(0);
     g.dispatch(pGrad, [c.binding, { buffer: stats.buffer }, ...sx.bindings, ...sy.bindings], params.bytes(), g.grid(Math.ceil(c.count / WG)));

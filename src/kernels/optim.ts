@@ -10,6 +10,7 @@ import { gpu } from "../tensor/device.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { elementwiseMainWgsl, multiBatches, tableFields, tableParams, tableWgsl } from "./multi_tensor.js";
 import { Params } from "./params.js";
+import { variantPipeline } from "./profile.js";
 import { LANES_WGSL, vec4Chunks, type Vec4Chunk } from "./vec4.js";
 
 const WG = 64;
@@ -72,7 +73,7 @@ export function adamwUpdate(chunks: readonly Vec4Chunk[], h: AdamWHyper): void {
   const { bc1, bc2 } = h;
   for (const b of multiBatches(chunks, g.maxStorageBindings / 4, (c) => Math.ceil(c.count / 4 / WG))) {
     const size = b.items.length;
-    const pipe = g.pipeline(`train:adamw:${size}`, () => adamwWgsl(size));
+    const pipe = variantPipeline("train:adamw", { size }, (s) => adamwWgsl(s.size));
     const params = new Params()
       .u32(b.workgroups)
       .f32(1 - h.lr * h.weightDecay)
@@ -131,7 +132,7 @@ export interface SgdHyper {
 export function sgdUpdate(tensors: readonly Tensor[], h: SgdHyper): void {
   const g = gpu();
   const withMomentum = h.momentum !== 0;
-  const pipe = g.pipeline(`train:sgd:${withMomentum}`, () => sgdWgsl(withMomentum));
+  const pipe = variantPipeline("train:sgd", { withMomentum }, (s) => sgdWgsl(s.withMomentum));
   for (const c of vec4Chunks(tensors)) {
     const params = new Params()
       .u32(c.count)

@@ -13,7 +13,8 @@
 // Inputs of any size are read through segments; outputs written per chunk.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
-import { inputSegments, outputChunks, segmentsWgsl, type Segments } from "./binding.js";
+import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
+import { variantPipeline } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
@@ -37,7 +38,7 @@ function finish(op: ReduceOp, v: string): string {
   return op === "mean" ? `${v} * p.scale` : v;
 }
 
-function threadWgsl(op: ReduceOp, seg: Segments): string {
+function threadWgsl(op: ReduceOp, seg: SegmentLayout): string {
   return /* wgsl */ `${PARAMS_WGSL}
 ${segmentsWgsl("x", 2, seg)}
 fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[op]}; }
@@ -56,7 +57,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
 }
 
-function groupWgsl(op: ReduceOp, seg: Segments): string {
+function groupWgsl(op: ReduceOp, seg: SegmentLayout): string {
   return /* wgsl */ `${PARAMS_WGSL}
 ${segmentsWgsl("x", 2, seg)}
 fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[op]}; }
@@ -89,7 +90,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 function reduceRows(op: ReduceOp, x: Tensor, out: Tensor, n: number, inner: number, mode: "thread" | "group", scale: number): void {
   const g = gpu();
   const seg = inputSegments(`reduce(${op})`, x);
-  const pipe = g.pipeline(`reduce:${mode}:${op}:${seg.key}`, () => (mode === "thread" ? threadWgsl(op, seg) : groupWgsl(op, seg)));
+  const pipe = variantPipeline("reduce", { mode, op, x: layoutOf(seg) }, (s) => (s.mode === "thread" ? threadWgsl(s.op, s.x) : groupWgsl(s.op, s.x)));
   for (const c of outputChunks(out)) {
     const params = new Params().u32(n).u32(inner).u32(x.size).u32(c.start).u32(c.count).f32(INIT[op]).f32(scale).u32(0);
     const groups = mode === "thread" ? Math.ceil(c.count / WG) : c.count;
@@ -155,7 +156,7 @@ const MAX_RANK = 8;
 
 // The index map is unrolled for the (merged) rank, a WGSL constant: dynamic
 // indexing into the uniform arrays made lavapipe's loop several times slower.
-function expandWgsl(seg: ReturnType<typeof inputSegments>, rank: number): string {
+function expandWgsl(seg: SegmentLayout, rank: number): string {
   let index = "";
   for (let d = rank - 1; d >= 0; d--) {
     const at = (arr: string) => `p.${arr}[${d >> 2}][${d & 3}]`;
@@ -220,7 +221,7 @@ export function expandTo(g: Tensor, shape: readonly number[], scale = 1): Tensor
   const gp = gpu();
   const seg = inputSegments(op, g);
   const m = mergeAxes(shape, strides);
-  const pipe = gp.pipeline(`expand:${m.shape.length}:${seg.key}`, () => expandWgsl(seg, m.shape.length));
+  const pipe = variantPipeline("expand", { rank: m.shape.length, g: layoutOf(seg) }, (s) => expandWgsl(s.g, s.rank));
   for (const c of outputChunks(out)) {
     const params = new Params().u32(c.count).u32(c.start).u32(m.shape.length).f32(scale);
     for (const d of padTo(m.shape, 1)) params.u32(d);

@@ -17,7 +17,8 @@
 // bit for bit and linear weights to f32 rounding.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
-import { inputSegments, outputChunks, segmentsWgsl, type Segments } from "./binding.js";
+import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
+import { variantPipeline } from "./profile.js";
 import { checkInputs, checkRank, fail } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
@@ -142,7 +143,7 @@ function storeLoop(vec: boolean, value: (w: string) => string, rowValue: (m: str
   }`;
 }
 
-function linearWgsl(seg: Segments, alignCorners: boolean, vec: boolean): string {
+function linearWgsl(seg: SegmentLayout, alignCorners: boolean, vec: boolean): string {
   const src = (v: string, s: string) => (alignCorners ? `${s} * f32(${v})` : `max(${s} * (f32(${v}) + 0.5) - 0.5, 0.0)`);
   return /* wgsl */ `
 ${paramsWgsl(vec)}
@@ -196,7 +197,7 @@ ${PROLOGUE_WGSL}
 }`;
 }
 
-function nearestWgsl(seg: Segments, exact: boolean, vec: boolean): string {
+function nearestWgsl(seg: SegmentLayout, exact: boolean, vec: boolean): string {
   const src = (v: string, s: string) => (exact ? `u32(floor((f32(${v}) + 0.5) * ${s}))` : `u32(floor(f32(${v}) * ${s}))`);
   return /* wgsl */ `
 ${paramsWgsl(vec)}
@@ -246,9 +247,8 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
   const g = gpu();
   const seg = inputSegments(op, x);
   const vec = outW % 4 === 0;
-  const key = `resize3d:${mode}:${alignCorners}:${vec}:${seg.key}`;
-  const pipe = g.pipeline(key, () =>
-    mode === "trilinear" ? linearWgsl(seg, alignCorners, vec) : nearestWgsl(seg, mode === "nearest-exact", vec),
+  const pipe = variantPipeline("resize3d", { mode, alignCorners, vec, x: layoutOf(seg) }, (s) =>
+    s.mode === "trilinear" ? linearWgsl(s.x, s.alignCorners, s.vec) : nearestWgsl(s.x, s.mode === "nearest-exact", s.vec),
   );
   const table = new Uint32Array(groups.length * 4);
   groups.forEach((r, i) => table.set([r.first, r.count, r.i0, r.i1], i * 4));
@@ -332,7 +332,7 @@ fn taps(o: u32) -> Taps {
 // and the tap weights are computed once per output. Source indices are
 // monotone in o, so the two accumulators a0 (input cur) and a1 (cur + 1)
 // suffice: once the walk's i0 passes cur, input cur is complete.
-function passWgsl(mode: ResizeMode, alignCorners: boolean, seg: Segments): string {
+function passWgsl(mode: ResizeMode, alignCorners: boolean, seg: SegmentLayout): string {
   return /* wgsl */ `
 struct P { base: u32, count: u32, aLo: u32, threads: u32, inner: u32, Lout: u32, Lin: u32, segLen: u32, nseg: u32, scale: f32 }
 struct Taps { i0: u32, i1: u32, w0: f32, w1: f32 }
@@ -459,7 +459,7 @@ function runPass(op: string, g: Tensor, lead: number, dims: readonly number[], p
   const scale = axisScale(Lin, pass.outSize, mode, alignCorners);
   const table = Tensor.from(rangeTable(Lin, pass.outSize, scale, mode, alignCorners), [Lin, 2], "u32");
   const seg = inputSegments(op, g);
-  const pipe = gp.pipeline(`resize3dBackward:${mode}:${alignCorners}:${seg.key}`, () => passWgsl(mode, alignCorners, seg));
+  const pipe = variantPipeline("resize3dBackward", { mode, alignCorners, g: layoutOf(seg) }, (s) => passWgsl(s.mode, s.alignCorners, s.g));
   const lineLen = Lin * inner;
   for (const c of outputChunks(out)) {
     // Lines (outer index a) that this chunk touches; segments split lines when there are too few of them.
