@@ -10,7 +10,7 @@ import * as train from "../src/exports/train.js";
 import * as root from "../src/index.js";
 
 /** Kernel-internal names that the API must not publish (workgroup sizes, tile tables, tuning switches, WGSL). */
-const INTERNAL = ["WG", "CHAN", "chooseTile", "setMatmulTuning", "ACTIVATION_WGSL", "checkActivation", "fail", "checkInputs", "sumTo", "live", "view", "wants"];
+const INTERNAL = ["WG", "CHAN", "chooseTile", "variantPipeline", "ACTIVATION_WGSL", "checkActivation", "fail", "checkInputs", "sumTo", "live", "view", "wants"];
 
 function expectFunctions(mod: Record<string, unknown>, names: readonly string[]): void {
   for (const name of names) expect(typeof mod[name], name).toBe("function");
