@@ -62,7 +62,8 @@ describe("attention / layerNorm / softmax gradients vs PyTorch", () => {
   for (const c of cases) {
     for (const force of forcings(c.params.op)) {
       const [[op, v]] = Object.entries(force) as [[string, object]];
-      it(`${c.name} (${op} variant ${variantName(v)})`, () => underForce(force, async () => {
+      // Each variant compiles its own forward and backward pipelines per head dim: minutes of LLVM time on a loaded lavapipe.
+      it(`${c.name} (${op} variant ${variantName(v)})`, { timeout: 600_000 }, () => underForce(force, async () => {
         const before = gpu().pool.stats().buffers;
         await check(c);
         await gpu().sync();
