@@ -162,8 +162,8 @@ export function writeSidecar(image: string | undefined, o: Pick<SegmentOpts, "ou
   writeFileAtomic(sidecarPath(o.out!), new TextEncoder().encode(JSON.stringify({ labels }, null, 1) + "\n"), { inputPath: image });
 }
 
-/** The DICOM source series and the new SEG's UIDs, for the summary. */
-function dicomSummary(input: SegmentInput, seg: Awaited<ReturnType<typeof writeDicomOutputs>>) {
+/** The DICOM source series and the new SEG's UIDs, for the summary (segment's and a queued job's). */
+export function dicomSummary(input: SegmentInput, seg: Awaited<ReturnType<typeof writeDicomOutputs>>) {
   if (!input.dicom) return {};
   return { series: input.dicom.seriesInstanceUid, ...(seg ? { seg } : {}) };
 }

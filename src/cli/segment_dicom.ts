@@ -28,8 +28,7 @@ export interface DicomFlags {
 
 /** The DICOM options of `segment`. Passwords and tokens may also come from the environment, to keep them off the command line. */
 export function addDicomOptions(cmd: Command): Command {
-  return cmd
-    .option("--series <uid>", "SeriesInstanceUID to read when the DICOM folder (or the --study) holds several")
+  return addSeriesOption(cmd)
     .option("--dicomweb <url>", "DICOMweb service to pull the series from (e.g. http://localhost:8042/dicom-web), instead of <image>")
     .option("--study <uid>", "with --dicomweb: the StudyInstanceUID")
     .option("--store", "with --dicomweb: store the DICOM-SEG in the study (STOW-RS) and print its UIDs")
@@ -37,6 +36,11 @@ export function addDicomOptions(cmd: Command): Command {
     .option("--password <password>", "with --user: HTTP basic password")
     .option("--token <token>", "with --dicomweb: bearer token (or $SEGVOL_DICOMWEB_TOKEN)")
     .option("--insecure", "with --dicomweb: allow plain http to a host other than this machine");
+}
+
+/** --series, segment's and a queued job's. */
+export function addSeriesOption(cmd: Command): Command {
+  return cmd.option("--series <uid>", "SeriesInstanceUID to read when the DICOM folder (or the --study) holds several");
 }
 
 /** Whether --out names a DICOM-SEG. */

@@ -1,19 +1,31 @@
 // `segvol submit`: queues segment calls for `segvol worker`s (BullMQ on
 // Redis). One job is one `segvol segment` call, and submit takes segment's
 // own flags (their definitions and checks are segment's: addSegmentOptions,
-// checkPromptFlags, checkOutputFlags), less those of the run: --weights is
-// the worker's. `--manifest FILE.jsonl` queues many, each line the arguments
+// checkPromptFlags, checkDicomFlags, checkOutputFlags), less those of the
+// run: --weights is the worker's. A DICOM folder (--series) is queued; a
+// DICOMweb study is not (DICOMWEB_REFUSAL). `--manifest FILE.jsonl` queues many, each line the arguments
 // of one call; `--wait` follows them to the end.
-import { Command } from "commander";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { Command, Option } from "commander";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DEFAULT_QUEUE, redactUrl } from "../queue/connection.js";
 import { JOB_VERSION, type SegmentJob } from "../queue/job.js";
 import { followJobs, submitJobs, type JobEvent } from "../queue/submit.js";
 import { examples } from "./help.js";
 import { addSegmentOptions, checkOutputFlags, checkPromptFlags, type SegmentOpts } from "./segment.js";
+import { addSeriesOption, checkDicomFlags, isFolder } from "./segment_dicom.js";
 
 type JobFlags = Omit<SegmentOpts, "weights" | "json" | "progress">;
+
+/** Why a DICOMweb study is not queued. */
+export const DICOMWEB_REFUSAL =
+  "--dicomweb: a DICOMweb study is not queued: a job travels through Redis as plain data, and the service's credentials would travel with it; " +
+  "copy the series into a folder on the shared volume and queue the folder, or run `segvol segment --dicomweb` on one machine";
+
+/** The DICOM flags a job takes: --series (a folder's series); --dicomweb only to be refused with the reason (DICOMWEB_REFUSAL). */
+function addJobDicomOptions(cmd: Command): Command {
+  return addSeriesOption(cmd).addOption(new Option("--dicomweb <url>").hideHelp());
+}
 
 interface SubmitOpts extends Partial<JobFlags> {
   redis: string;
@@ -30,14 +42,16 @@ interface SubmitOpts extends Partial<JobFlags> {
  * which has the weights.
  */
 export function jobFromFlags(image: string, o: JobFlags, base: string): SegmentJob {
-  if (o.out === undefined) throw new Error("give --out: a queued job writes a NIfTI mask or label map (.nii/.nii.gz)");
+  if (o.dicomweb !== undefined) throw new Error(DICOMWEB_REFUSAL);
+  if (o.out === undefined) throw new Error("give --out: a queued job writes a NIfTI mask or label map (.nii/.nii.gz), or from a DICOM folder a DICOM-SEG (.dcm)");
   const path = resolve(base, image);
   const out = resolve(base, o.out);
   const logits = o.logits !== undefined ? resolve(base, o.logits) : undefined;
   const { targets } = checkPromptFlags(o);
   if (!existsSync(path)) throw new Error(`${image}: no such file (a worker must find the input under this path)`);
-  if (statSync(path).isDirectory()) throw new Error(`${image}: is a folder; a queued job reads a NIfTI file (.nii or .nii.gz); DICOM input is not queued yet`);
+  checkDicomFlags(path, { out, ...(o.series !== undefined ? { series: o.series } : {}) });
   checkOutputFlags(path, { out, logits }, targets);
+  const input: SegmentJob["input"] = isFolder(path) ? { kind: "dicom", path, ...(o.series !== undefined ? { series: o.series } : {}) } : { kind: "nifti", path };
   const prompts: SegmentJob["prompts"] = {};
   if (o.text) prompts.text = o.text;
   if (o.box !== undefined) prompts.box = o.box;
@@ -45,7 +59,7 @@ export function jobFromFlags(image: string, o: JobFlags, base: string): SegmentJ
   if (o.allowUnknownText) prompts.allowUnknownText = true;
   return {
     v: JOB_VERSION,
-    input: { kind: "nifti", path },
+    input,
     prompts,
     outputs: { out, ...(logits !== undefined ? { logits } : {}) },
     options: { zoomIn: o.zoomIn, overlap: o.overlap, maxVoxels: o.maxVoxels },
@@ -55,7 +69,7 @@ export function jobFromFlags(image: string, o: JobFlags, base: string): SegmentJ
 /** A parser of one segment call's arguments (IMAGE and segment's job flags), as the command line's. */
 function jobParser(): Command {
   const cmd = new Command("segment").argument("<image>").exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
-  return addSegmentOptions(cmd, "job");
+  return addJobDicomOptions(addSegmentOptions(cmd, "job"));
 }
 
 /** The arguments of one segment call (a manifest line) → its job. */
@@ -139,19 +153,20 @@ export function registerSubmit(program: Command): void {
   const cmd = program
     .command("submit")
     .description("queue segment calls on Redis for `segvol worker`s: one job = one `segvol segment` call, with segment's flags (less --weights: the worker's)")
-    .argument("[image]", "input CT volume (.nii or .nii.gz), as segment takes it; its path must reach the workers (a shared volume)")
+    .argument("[image]", "input CT: a NIfTI volume (.nii or .nii.gz) or a folder of DICOM files, as segment takes it; its path must reach the workers (a shared volume)")
     .requiredOption("--redis <url>", "the Redis the workers take jobs from (redis://host:port)")
     .option("--queue <name>", "the BullMQ queue", DEFAULT_QUEUE)
     .option("--manifest <file.jsonl>", "queue many jobs: each line a JSON array of one segment call's arguments (paths relative to the manifest's folder)")
     .option("--wait", "follow the jobs (stage, window k of n) until each has completed or failed; exit 1 if any failed")
     .option("--json", "machine-readable output: the queued ids, or with --wait one line per finished job");
-  addSegmentOptions(cmd, "job");
+  addJobDicomOptions(addSegmentOptions(cmd, "job"));
   cmd
     .addHelpText(
       "after",
       examples([
         "segvol submit --redis redis://queue-host:6379 /shared/ct/case1.nii.gz --text liver --text spleen --out /shared/out/case1.nii.gz",
         "segvol submit --redis redis://queue-host:6379 /shared/ct/case2.nii.gz --box 120,200,40,260,330,90 --out /shared/out/case2.nii.gz --wait",
+        "segvol submit --redis redis://queue-host:6379 /shared/dicom/case3 --series 1.2.3.4 --text liver --out /shared/out/case3-liver.dcm",
         "segvol submit --redis redis://queue-host:6379 --manifest /shared/jobs.jsonl --wait --json",
       ]),
     )

@@ -1,8 +1,8 @@
 // `segvol worker`: runs queued segment calls (src/queue) with one model kept
 // loaded, so that the GPU's compiled kernels and weights stay warm across
 // jobs. A job is turned back into segment's flags and run through segment's
-// own checks (checkRequest), pipeline options and writers (writeOutputs,
-// atomic), so that a job writes exactly what `segvol segment` would.
+// own checks (checkRequest), readers (a DICOM folder: segment_dicom.ts),
+// pipeline options and writers (writeMasks, writeDicomOutputs; atomic), so that a job writes exactly what `segvol segment` would.
 //
 // The worker runs in the CLI's own process, not in the child that other
 // commands run in (quiet_stderr.ts): SIGKILL must stop the worker itself
@@ -12,6 +12,7 @@ import type { Command } from "commander";
 import { hostname } from "node:os";
 import { generatePhantom } from "../demo/phantom.js";
 import { DEFAULT_QUEUE } from "../queue/connection.js";
+import { checkFinite } from "../io/nifti.js";
 import { readJobInput } from "../queue/inputs.js";
 import { JobInputError, type JobProgress, type SegmentJob } from "../queue/job.js";
 import { startQueueWorker } from "../queue/worker.js";
@@ -20,7 +21,8 @@ import type { SegmentResult, Vec3 } from "../segvol/pipeline/types.js";
 import { releaseGpu } from "../tensor/device.js";
 import { examples } from "./help.js";
 import { parsePositiveInt } from "./parse.js";
-import { checkRequest, pipelineOptions, summarize, writeMasks, writeSidecar, type SegmentOpts, type SegmentSummary } from "./segment.js";
+import { checkRequest, dicomSummary, pipelineOptions, summarize, writeMasks, writeSidecar, type SegmentOpts, type SegmentSummary } from "./segment.js";
+import { readSegmentInput, writeDicomOutputs, type SegmentInput } from "./segment_dicom.js";
 
 interface WorkerOpts {
   redis: string;
@@ -39,6 +41,7 @@ export function segmentOptsOf(job: SegmentJob, weights: string): SegmentOpts {
   if (job.prompts.box !== undefined) o.box = job.prompts.box;
   if (job.prompts.point) o.point = job.prompts.point;
   if (job.prompts.allowUnknownText) o.allowUnknownText = true;
+  if (job.input.kind === "dicom" && job.input.series !== undefined) o.series = job.input.series;
   return o;
 }
 
@@ -61,6 +64,21 @@ async function asInputError<T>(fn: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The job's image: a NIfTI through the queue's reader (no leak on a corrupt
+ * .nii.gz), a DICOM folder through segment's own (readSegmentInput, then
+ * checkFinite, as segment); a bad series fails the job with its DicomError's message.
+ */
+async function readInput(job: SegmentJob, o: SegmentOpts, maxVoxels: number): Promise<SegmentInput> {
+  if (job.input.kind === "nifti") return { vol: await readJobInput(job.input, maxVoxels), dicom: null, client: null };
+  const folder = job.input.path;
+  return asInputError(async () => {
+    const input = await readSegmentInput(folder, o, maxVoxels);
+    checkFinite(input.vol);
+    return input;
+  });
+}
+
 /** One job, as `segvol segment` runs it, on the loaded model. */
 export function segmentJobRunner(model: SegVol, weights: string) {
   const gpu = serializer();
@@ -69,7 +87,8 @@ export function segmentJobRunner(model: SegVol, weights: string) {
     const image = job.input.path;
     const o = segmentOptsOf(job, weights);
     const req = await asInputError(() => checkRequest(image, o));
-    const vol = await readJobInput(job.input, req.maxVoxels);
+    const input = await readInput(job, o, req.maxVoxels);
+    const vol = input.vol;
     let result: SegmentResult;
     try {
       result = await gpu(() =>
@@ -83,8 +102,10 @@ export function segmentJobRunner(model: SegVol, weights: string) {
       if (/^segment: /.test((e as Error).message)) throw new JobInputError((e as Error).message);
       throw e;
     }
-    // What segment writes, in its order: the mask or label map and the logits, then a label map's sidecar.
-    const summary = summarize(image, o, vol, result, writeMasks(image, o, vol, result, req), started);
+    // What segment writes, in its order: the mask or label map and the logits, a DICOM-SEG, then a label map's sidecar.
+    const voxels = writeMasks(image, o, vol, result, req);
+    const seg = await writeDicomOutputs(input, o, result, req.targets, image);
+    const summary = { ...summarize(image, o, vol, result, voxels, started), ...dicomSummary(input, seg) };
     writeSidecar(image, o, req, summary);
     return summary;
   };

@@ -8,8 +8,9 @@
 // inflates cleanly goes to readNifti. A corrupt one fails the job with
 // readNifti's own message.
 //
-// New input kinds (DICOM series, DICOMweb studies) get their reader here, in
-// readJobInput's switch.
+// A DICOM folder is read by the worker through segment's own DICOM path
+// (src/cli/segment_dicom.ts: readSegmentInput), which the queue may not
+// import; readJobInput reads the NIfTI kind.
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
@@ -77,7 +78,7 @@ export async function readNiftiInput(path: string, maxVoxels: number): Promise<N
 }
 
 /** The job's image, read and checked; a bad input throws JobInputError (the job fails, and is not retried). */
-export async function readJobInput(input: JobInput, maxVoxels: number): Promise<NiftiVolume> {
+export async function readJobInput(input: Extract<JobInput, { kind: "nifti" }>, maxVoxels: number): Promise<NiftiVolume> {
   switch (input.kind) {
     case "nifti":
       return readNiftiInput(input.path, maxVoxels);

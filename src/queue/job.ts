@@ -12,16 +12,19 @@
 export const JOB_VERSION = 1;
 
 /**
- * Where a job's image comes from. Only a NIfTI file for now. The extension
- * point for DICOM input (a series folder, a DICOMweb study) is here: add a
- * kind to this union and to INPUT_KINDS, and a reader for it in
- * src/queue/inputs.ts; submit and the worker need nothing else.
+ * Where a job's image comes from: a NIfTI file, or a folder of DICOM files
+ * (`series`: the SeriesInstanceUID to read when it holds several, segment's
+ * --series). A new kind goes in this union and INPUT_KINDS, with its reader
+ * (src/queue/inputs.ts for a NIfTI, the worker's segment_dicom path for
+ * DICOM). A DICOMweb study is not a job input: its credentials would travel
+ * through Redis.
  */
-export type JobInput = { kind: "nifti"; path: string };
+export type JobInput = { kind: "nifti"; path: string } | { kind: "dicom"; path: string; series?: string };
 
-/** The input kinds, with the field that holds each one's location. */
-export const INPUT_KINDS: Readonly<Record<JobInput["kind"], { field: "path"; what: string }>> = {
-  nifti: { field: "path", what: "a NIfTI file (.nii or .nii.gz)" },
+/** The input kinds, with the field that holds each one's location and the optional fields each takes. */
+export const INPUT_KINDS: Readonly<Record<JobInput["kind"], { field: "path"; optional: readonly "series"[]; what: string }>> = {
+  nifti: { field: "path", optional: [], what: "a NIfTI file (.nii or .nii.gz)" },
+  dicom: { field: "path", optional: ["series"], what: "a folder of DICOM files, with its series' UID when it holds several" },
 };
 
 /** One segment call's prompts, as segment's flags give them (unparsed: the worker parses them as segment does). */
@@ -113,9 +116,14 @@ function parseInput(value: unknown): JobInput {
     throw new JobInputError(`job: input.kind ${JSON.stringify(o.kind)}: this worker reads ${kinds.map((k) => `"${k}" (${INPUT_KINDS[k as JobInput["kind"]].what})`).join(", ")}`);
   }
   const kind = o.kind as JobInput["kind"];
-  const field = INPUT_KINDS[kind].field;
-  onlyKeys(o, "input", ["kind", field]);
-  return { kind, [field]: absolutePath(o, field, "input")! };
+  const { field, optional } = INPUT_KINDS[kind];
+  onlyKeys(o, "input", ["kind", field, ...optional]);
+  const input: Record<string, string> = { kind, [field]: absolutePath(o, field, "input")! };
+  for (const key of optional) {
+    const v = string(o, key, "input", true);
+    if (v !== undefined) input[key] = v;
+  }
+  return input as unknown as JobInput;
 }
 
 function parsePrompts(value: unknown): JobPrompts {
@@ -161,7 +169,7 @@ export function parseJob(data: unknown): SegmentJob {
   return { v: JOB_VERSION, input: parseInput(o.input), prompts: parsePrompts(o.prompts), outputs: parseOutputs(o.outputs), options: parseOptions(o.options) };
 }
 
-/** The job's input, as a person reads it (a path, later a study). */
+/** The job's input, as a person reads it: a path, and a DICOM folder's series. */
 export function describeInput(input: JobInput): string {
-  return input.path;
+  return input.kind === "dicom" && input.series !== undefined ? `${input.path} (series ${input.series})` : input.path;
 }

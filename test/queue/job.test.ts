@@ -41,12 +41,19 @@ describe("a job: one segment call", () => {
       [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "ph/imagesTr/phantom_7.nii.gz"], /refusing to write .* it is the input file/],
       [["missing.nii.gz", "--text", "liver", "--out", "m.nii.gz"], /^missing\.nii\.gz: no such file/],
       [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver"], /^give --out: a queued job writes a NIfTI mask/],
-      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "seg.dcm"], /^--out .*seg\.dcm: the name must end in \.nii\.gz or \.nii/],
-      [["ph", "--text", "liver", "--out", "m.nii.gz"], /^ph: is a folder; a queued job reads a NIfTI file/],
-      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "m.nii.gz", "--dicomweb", "http://127.0.0.1:1"], /unknown option '--dicomweb'/],
+      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "seg.dcm"], /^--out .*seg\.dcm: a DICOM-SEG needs a DICOM input/],
+      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--series", "1.2.3", "--out", "m.nii.gz"], /^--series goes with a DICOM folder/],
+      [["ph", "--text", "liver", "--out", "ph/seg.dcm"], /^--out .*seg\.dcm: is inside the input folder/],
+      [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "m.nii.gz", "--dicomweb", "http://127.0.0.1:1"], /^--dicomweb: a DICOMweb study is not queued: .*credentials would travel with it/],
+      [["--dicomweb", "http://127.0.0.1:1", "ph/imagesTr/phantom_7.nii.gz", "--study", "1.2", "--text", "liver", "--out", "m.nii.gz"], /unknown option '--study'/],
       [["ph/imagesTr/phantom_7.nii.gz", "--text", "liver", "--out", "m.nii.gz", "--weights", "w"], /unknown option '--weights'/],
     ];
     for (const [args, message] of cases) expect(() => jobFromArgs(args, dir), args.join(" ")).toThrow(message);
+    // A folder is a DICOM job (the worker reads the series), with its --series and a .dcm --out.
+    const dicom = jobFromArgs(["ph", "--series", "1.2.3", "--text", "liver", "--out", "seg.dcm"], dir);
+    expect(dicom.input).toEqual({ kind: "dicom", path: join(dir, "ph"), series: "1.2.3" });
+    expect(parseJob(JSON.parse(JSON.stringify(dicom)))).toEqual(dicom);
+    expect(segmentOptsOf(dicom, "W").series).toBe("1.2.3");
     // The same flags, the same words as `segvol segment` (which also needs --weights).
     const seg = runSegvol(dir, ["segment", "ph/imagesTr/phantom_7.nii.gz", "--weights", "w", "--box", "1,2,3", "--out", "m.nii.gz"]);
     expect(seg.stderr.trim()).toBe("segvol: --box 1,2,3: expected 6 comma-separated integers");
@@ -66,7 +73,10 @@ describe("a job: one segment call", () => {
     const cases: [unknown, RegExp][] = [
       [null, /the job must be an object/],
       [{ ...good, v: 2 }, /schema version 2: this worker reads version 1/],
-      [{ ...good, input: { kind: "dicom", folder: "/x" } }, /input\.kind "dicom": this worker reads "nifti"/],
+      [{ ...good, input: { kind: "dicomweb", study: "1.2" } }, /input\.kind "dicomweb": this worker reads "nifti" \(.*\), "dicom" \(a folder of DICOM files/],
+      [{ ...good, input: { kind: "dicom", folder: "/x" } }, /input has unknown field folder/],
+      [{ ...good, input: { kind: "nifti", path: "/x.nii.gz", series: "1.2" } }, /input has unknown field series/],
+      [{ ...good, input: { kind: "dicom", path: "/x", series: 3 } }, /input\.series must be a non-empty string/],
       [{ ...good, input: { kind: "nifti", path: "rel.nii.gz" } }, /input\.path rel\.nii\.gz: must be an absolute path/],
       [{ ...good, outputs: { out: "/a.nii.gz", mask: "/b" } }, /outputs has unknown field mask/],
       [{ ...good, prompts: { text: "liver" } }, /prompts\.text must be a list of non-empty strings/],
