@@ -113,10 +113,22 @@ export class KernelProfiler {
 }
 
 /**
- * The kernel family of a pipeline key: its first two `:`-separated fields
- * (`binary:add:…` → `binary:add`, `layernorm:row:…` → `layernorm:row`,
- * `add_n:4` → `add_n:4`), which name the op and its variant.
+ * The kernel family of a pipeline key, which names the op. A variant's key
+ * (the kernel's name, then its variant as JSON) gives the name, with the
+ * variant's `op` where it has one (`binary:{"op":"add",…}` → `binary:add`,
+ * `softmax:{"lanes":8,…}` → `softmax`); other keys give their first two
+ * `:`-separated fields (`add_n:4` → `add_n:4`).
  */
 export function kernelFamily(key: string): string {
+  const colon = key.indexOf(":");
+  if (colon >= 0 && key[colon + 1] === "{") {
+    const name = key.slice(0, colon);
+    try {
+      const op = (JSON.parse(key.slice(colon + 1)) as { op?: unknown }).op;
+      return typeof op === "string" ? `${name}:${op}` : name;
+    } catch {
+      return name;
+    }
+  }
   return key.split(":").slice(0, 2).join(":");
 }

@@ -36,7 +36,8 @@ it("counts each dispatch under its pipeline key, times a 512³ matmul above a 64
 
   expect(profile.reduce((s, k) => s + k.calls, 0)).toBe(73);
   const gemm = profile.filter((k) => k.kernel.startsWith("matmul:"));
-  const add = profile.filter((k) => k.kernel.startsWith("binary:add"));
+  // Keys are the kernel's name and its variant as JSON (src/kernels/profile.ts variantPipeline).
+  const add = profile.filter((k) => k.kernel.startsWith("binary:") && JSON.parse(k.kernel.slice("binary:".length)).op === "add");
   expect(gemm.map((k) => k.calls)).toEqual([3]);
   expect(add.map((k) => k.calls)).toEqual([70]);
   // One grid each: the split by grid sums to the kernel's calls and time.
@@ -69,7 +70,9 @@ it("refuses a second start and a stop without a start", async () => {
   await g.stopKernelProfile();
 });
 
-it("names kernel families by the key's first two fields", () => {
+it("names kernel families: a variant key by its kernel and op, another key by its first two fields", () => {
+  expect(kernelFamily('binary:{"op":"add","rank":2,"a":"c","b":"c"}')).toBe("binary:add");
+  expect(kernelFamily('softmax:{"lanes":8,"rows":8}')).toBe("softmax");
   expect(kernelFamily("binary:add:1:a:b")).toBe("binary:add");
   expect(kernelFamily("layernorm_bwd:row:96:64:1")).toBe("layernorm_bwd:row");
   expect(kernelFamily("add_n:4")).toBe("add_n:4");
