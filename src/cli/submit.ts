@@ -164,10 +164,10 @@ export function registerSubmit(program: Command): void {
     .addHelpText(
       "after",
       examples([
-        "segvol submit --redis redis://queue-host:6379 /shared/ct/case1.nii.gz --text liver --text spleen --out /shared/out/case1.nii.gz",
-        "segvol submit --redis redis://queue-host:6379 /shared/ct/case2.nii.gz --box 120,200,40,260,330,90 --out /shared/out/case2.nii.gz --wait",
-        "segvol submit --redis redis://queue-host:6379 /shared/dicom/case3 --series 1.2.3.4 --text liver --out /shared/out/case3-liver.dcm",
-        "segvol submit --redis redis://queue-host:6379 --manifest /shared/jobs.jsonl --wait --json",
+        "segvol submit --redis redis://queue-host:6379 /srv/segvol/ct/case1.nii.gz --text liver --text spleen --out /srv/segvol/out/case1.nii.gz",
+        "segvol submit --redis redis://queue-host:6379 /srv/segvol/ct/case2.nii.gz --box 120,200,40,260,330,90 --out /srv/segvol/out/case2.nii.gz --wait",
+        "segvol submit --redis redis://queue-host:6379 /srv/segvol/dicom/case3 --series 1.2.3.4 --text liver --out /srv/segvol/out/case3-liver.dcm",
+        "segvol submit --redis redis://queue-host:6379 --manifest /srv/segvol/jobs.jsonl --wait --json",
       ]),
     )
     .action((image: string | undefined, o: SubmitOpts) => runSubmit(image, o));
