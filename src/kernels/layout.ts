@@ -9,21 +9,11 @@ import { variantPipeline } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { checkF16, enableF16 } from "./precision.js";
 
 const WG = 256;
 const MAX_RANK = 8;
 const LAYOUT_DTYPES: readonly DType[] = ["f32", "f16", "i32", "u32"];
-
-/** `enable f16;` when a kernel touches f16 data, with a clear error where the device lacks it. */
-/** The WGSL header for kernels over these dtypes. */
-function enableFor(dtypes: readonly DType[]): string {
-  return dtypes.includes("f16") ? "enable f16;\n" : "";
-}
-
-/** Checks that the device runs f16 where a dtype is f16. */
-function checkF16(op: string, dtypes: readonly DType[]): void {
-  if (dtypes.includes("f16") && !gpu().hasF16) fail(op, "f16 tensors need the shader-f16 feature, which this device does not have");
-}
 
 function padTo(v: readonly number[], fill: number): number[] {
   const out = [...v];
@@ -169,7 +159,7 @@ function runStrided(op: string, x: Tensor, spec: Gather): Tensor {
   );
   const rank = gsp.outShape.length;
   const seg = inputSegments(op, x);
-  const pipe = variantPipeline("strided", { dtype: x.dtype, rank, x: layoutOf(seg) }, (s) => stridedWgsl(s.dtype, s.x, enableFor([s.dtype]), s.rank));
+  const pipe = variantPipeline("strided", { dtype: x.dtype, rank, x: layoutOf(seg) }, (s) => stridedWgsl(s.dtype, s.x, enableF16([s.dtype]), s.rank));
   for (const c of outputChunks(out)) {
     const params = new Params().u32(c.count).u32(c.start).u32(rank).u32(valueBits(gsp.value, x.dtype));
     for (const v of padTo(gsp.outShape, 1)) params.u32(v);
@@ -286,7 +276,7 @@ function runTranspose(x: Tensor, outShape: readonly number[], gsp: Gather, B: nu
   const grid = shape.map((d, a) => (a === L ? Math.ceil(d / RUN) : d));
   const otherInvocations = grid.slice(1).reduce((m, v) => m * v, 1);
   const seg = inputSegments("permute", x);
-  const pipe = variantPipeline("transpose", { dtype: x.dtype, rank, B, x: layoutOf(seg) }, (s) => transposeWgsl(s.dtype, s.x, enableFor([s.dtype]), s.rank, s.B));
+  const pipe = variantPipeline("transpose", { dtype: x.dtype, rank, B, x: layoutOf(seg) }, (s) => transposeWgsl(s.dtype, s.x, enableF16([s.dtype]), s.rank, s.B));
   for (const c of outputChunks(out)) {
     // Only the invocations whose outermost output coordinate meets this chunk.
     const unit = L === 0 ? RUN : 1;
@@ -385,7 +375,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
     offset += x.shape[ax]!;
     if (x.size === 0) continue;
     const seg = inputSegments("concat", x);
-    const pipe = variantPipeline("concat", { dtype: x.dtype, x: layoutOf(seg) }, (s) => concatWgsl(s.dtype, s.x, enableFor([s.dtype])));
+    const pipe = variantPipeline("concat", { dtype: x.dtype, x: layoutOf(seg) }, (s) => concatWgsl(s.dtype, s.x, enableF16([s.dtype])));
     const dest = (j: number) => Math.floor(j / rowIn) * rowOut + off + (j % rowIn);
     for (const c of chunks) {
       const lo = lowerBound(x.size, c.start, dest);
@@ -486,7 +476,7 @@ export function cast(x: Tensor, dtype: "f32" | "f16"): Tensor {
   if (out.size === 0) return out;
   const g = gpu();
   const seg = inputSegments("cast", x);
-  const pipe = variantPipeline("cast", { from: x.dtype, to: dtype, x: layoutOf(seg) }, (s) => castWgsl(s.from, s.to, s.x, enableFor([s.from, s.to])));
+  const pipe = variantPipeline("cast", { from: x.dtype, to: dtype, x: layoutOf(seg) }, (s) => castWgsl(s.from, s.to, s.x, enableF16([s.from, s.to])));
   for (const c of outputChunks(out)) {
     const params = new Params().u32(c.count).u32(c.start);
     g.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), g.grid(Math.ceil(c.count / WG)));
