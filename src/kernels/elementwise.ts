@@ -9,6 +9,10 @@
 // kernel, its backward kernel, the matmul epilogue and the ops on Vars
 // (unaryOps) are all generated from it. BINARY_OPS does the same for the
 // binary ops: WGSL expression and gradients (binaryOps).
+//
+// Forward kernels run in f32 or f16 storage (precision.ts): values are
+// loaded into f32, the expression is evaluated in f32 and the result is
+// rounded once when stored. Backward kernels are f32 only.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
@@ -16,6 +20,7 @@ import { variantPipeline } from "./profile.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp, type OpDef } from "./op.js";
 import { Params } from "./params.js";
+import { enableF16, precisionOf, type Precision } from "./precision.js";
 import { sumTo } from "./reduce.js";
 
 /**
@@ -126,10 +131,11 @@ export const UNARY_WGSL = Object.values(UNARY_OPS as Record<string, UnaryDef>).m
 
 const WG = 256;
 
-/** A unary kernel: the op, forward or backward (g · f'(v)), and its inputs' segment layouts (g: backward only). */
+/** A unary kernel: the op, forward or backward (g · f'(v)), its storage precision (f32 when backward) and its inputs' segment layouts (g: backward only). */
 interface UnarySpec {
   op: string;
   backward: boolean;
+  dtype: Precision;
   x: SegmentLayout;
   g: SegmentLayout | null;
 }
@@ -141,31 +147,31 @@ interface UnarySpec {
 function unaryWgsl(s: UnarySpec): string {
   const def = unaryDef(s.op)!;
   const expr = s.backward ? `g_at(p.base + i) * (${def.derivative!})` : def.forward;
-  const { x: sx, g: sg } = s;
-  return /* wgsl */ `
+  const { x: sx, g: sg, dtype: T } = s;
+  return /* wgsl */ `${enableF16(T)}
 struct P { n: u32, base: u32, a: f32, b: f32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${segmentsWgsl("x", 2, sx)}
+@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
+${segmentsWgsl("x", 2, sx, T)}
 ${sg ? segmentsWgsl("g", 2 + sx.count, sg) : ""}
 ${UNARY_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
   if (i >= p.n) { return; }
-  let v = x_at(p.base + i);
-  out[i] = ${expr};
+  let v = f32(x_at(p.base + i));
+  out[i] = ${T}(${expr});
 }`;
 }
 
 /** Runs the unary kernel of `op` over x (forward), or over x and g (backward). */
-function runUnary(name: string, op: string, x: Tensor, g: Tensor | null, a: number, b: number): Tensor {
+function runUnary(name: string, op: string, dtype: Precision, x: Tensor, g: Tensor | null, a: number, b: number): Tensor {
   const gp = gpu();
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.empty(x.shape, dtype);
   if (out.size === 0) return out;
   const sx = inputSegments(name, x);
   const sg = g ? inputSegments(name, g) : undefined;
-  const spec: UnarySpec = { op, backward: g !== null, x: layoutOf(sx), g: sg ? layoutOf(sg) : null };
+  const spec: UnarySpec = { op, backward: g !== null, dtype, x: layoutOf(sx), g: sg ? layoutOf(sg) : null };
   const pipe = variantPipeline("unary", spec, unaryWgsl);
   for (const c of outputChunks(out)) {
     const params = new Params().u32(c.count).u32(c.start).f32(a).f32(b);
@@ -174,11 +180,10 @@ function runUnary(name: string, op: string, x: Tensor, g: Tensor | null, a: numb
   return out;
 }
 
-/** Applies a unary op; `a`, `b` are the op's scalars (threshold: a; clamp: a..b; affine: v*a+b). */
+/** Applies a unary op to an f32 or f16 tensor (the result has its dtype); `a`, `b` are the op's scalars (threshold: a; clamp: a..b; affine: v*a+b). */
 export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   if (!unaryDef(op)) fail("unary", `unknown op "${op}"`);
-  checkInputs(op, [x]);
-  return runUnary(op, op, x, null, a, b);
+  return runUnary(op, op, precisionOf(op, [x]), x, null, a, b);
 }
 
 export const relu = (x: Tensor) => unary("relu", x);
@@ -192,14 +197,14 @@ export const clamp = (x: Tensor, lo: number, hi: number) => unary("clamp", x, lo
 /** x * scale + shift. */
 export const affine = (x: Tensor, scale: number, shift: number) => unary("affine", x, scale, shift);
 
-/** dx = g · f'(x) for the unary op `op` with scalars a, b (as in `unary`). */
+/** dx = g · f'(x) for the unary op `op` with scalars a, b (as in `unary`); f32 only. */
 export function unaryBackward(op: DiffUnaryOp, x: Tensor, g: Tensor, a = 0, b = 0): Tensor {
   const name = `${op}_backward`;
   const derivative = unaryDef(op)?.derivative;
   if (!derivative) fail("unaryBackward", `no derivative for op "${op}"`);
   checkInputs(name, [x, g]);
   if (!sameShape(x.shape, g.shape)) fail(name, `input ${shapeStr(x.shape)} and gradient ${shapeStr(g.shape)} differ in shape`);
-  return runUnary(name, op, x, g, a, b);
+  return runUnary(name, op, "f32", x, g, a, b);
 }
 
 /** The scalars of a unary op (as in `unary`). */
@@ -318,16 +323,17 @@ export function collapseBroadcast(shape: readonly number[], sa: readonly number[
   return out;
 }
 
-/** A binary kernel: the op, the merged broadcast rank, unrolled (0: the direct path, both inputs of the output's shape), its inputs' segment layouts. */
+/** A binary kernel: the op, the merged broadcast rank, unrolled (0: the direct path, both inputs of the output's shape), the storage precision, its inputs' segment layouts. */
 interface BinarySpec {
   op: BinaryOp;
   rank: number;
+  dtype: Precision;
   a: SegmentLayout;
   b: SegmentLayout;
 }
 
 function binaryWgsl(s: BinarySpec): string {
-  const { op, rank, a: sa, b: sb } = s;
+  const { op, rank, dtype: T, a: sa, b: sb } = s;
   const nA = sa.count;
   const steps: string[] = [];
   for (let d = rank - 1; d >= 0; d--) {
@@ -337,21 +343,21 @@ function binaryWgsl(s: BinarySpec): string {
     steps.push(`ia = ia + c${d} * p.sa[${q}][${r}]; ib = ib + c${d} * p.sb[${q}][${r}];`);
   }
   const index = rank === 0 ? "let ia = g; let ib = g;" : `var rem = g; var ia = 0u; var ib = 0u;\n  ${steps.join("\n  ")}`;
-  return /* wgsl */ `
+  return /* wgsl */ `${enableF16(T)}
 struct P { n: u32, base: u32, rank: u32, pad: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${segmentsWgsl("a", 2, sa)}
-${segmentsWgsl("b", 2 + nA, sb)}
+@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
+${segmentsWgsl("a", 2, sa, T)}
+${segmentsWgsl("b", 2 + nA, sb, T)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
   if (i >= p.n) { return; }
   let g = p.base + i;
   ${index}
-  let x = a_at(ia);
-  let y = b_at(ib);
-  out[i] = ${BINARY_OPS[op].forward};
+  let x = f32(a_at(ia));
+  let y = f32(b_at(ib));
+  out[i] = ${T}(${BINARY_OPS[op].forward});
 }`;
 }
 
@@ -361,10 +367,10 @@ function padWords(v: readonly number[]): number[] {
   return out;
 }
 
-/** Binary op with NumPy broadcasting. */
+/** Binary op with NumPy broadcasting, on two f32 or two f16 tensors (the result has their dtype). */
 export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   if (!Object.hasOwn(BINARY_OPS, op)) fail("binary", `unknown op "${op}"`);
-  checkInputs(op, [a, b]);
+  const dtype = precisionOf(op, [a, b]);
   const shape = broadcastShape(op, a.shape, b.shape);
   if (shape.length > MAX_RANK) fail(op, `rank ${shape.length} exceeds ${MAX_RANK}`);
   const direct = sameShape(a.shape, shape) && sameShape(b.shape, shape);
@@ -375,8 +381,8 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const g = gpu();
   const sa = inputSegments(op, a);
   const sb = inputSegments(op, b);
-  const pipe = variantPipeline("binary", { op, rank, a: layoutOf(sa), b: layoutOf(sb) } satisfies BinarySpec, binaryWgsl);
-  const out = Tensor.empty(shape);
+  const pipe = variantPipeline("binary", { op, rank, dtype, a: layoutOf(sa), b: layoutOf(sb) } satisfies BinarySpec, binaryWgsl);
+  const out = Tensor.empty(shape, dtype);
   const strideA = padWords(merged.sa);
   const strideB = padWords(merged.sb);
   const dims = padWords(merged.shape);

@@ -15,6 +15,10 @@
 // `(in-1)/(out-1)` with align_corners; nearest: floor(dst*scale); exact:
 // floor((dst+0.5)*scale); both clamped to in-1) so nearest results match
 // bit for bit and linear weights to f32 rounding.
+//
+// The forward reads and writes f32 or f16 (precision.ts): source values are
+// loaded into f32, blended in f32 and rounded once when stored, so nearest
+// modes copy f16 values exactly. The backward is f32 only.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
@@ -22,6 +26,7 @@ import { variantPipeline } from "./profile.js";
 import { checkInputs, checkRank, fail } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { enableF16, precisionOf, type Precision } from "./precision.js";
 
 export type ResizeMode = "trilinear" | "nearest" | "nearest-exact";
 
@@ -79,7 +84,7 @@ function rowGroups(inSize: number, outSize: number, scale: number, mode: ResizeM
   return groups;
 }
 
-const paramsWgsl = (vec: boolean) => /* wgsl */ `
+const paramsWgsl = (vec: boolean, T: Precision) => /* wgsl */ `${enableF16(T)}
 struct P {
   base: u32, count: u32, planeLo: u32, planes: u32,
   groups: u32, nseg: u32, wseg: u32, inD: u32,
@@ -87,7 +92,7 @@ struct P {
   outW: u32, scaleD: f32, scaleW: f32, scaleH: f32,
 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<${vec ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${vec ? `vec4<${T}>` : T}>;
 @group(0) @binding(2) var<storage, read> rg: array<vec4<u32>>;
 `;
 
@@ -119,13 +124,13 @@ const PROLOGUE_WGSL = /* wgsl */ `
 // The output loop over W. `value(w)` sets f0 (and f1) for column w through
 // the walk `colW`, whose state is private (per invocation). With vec, W is a
 // multiple of 4 and each row store writes four outputs at once (stores cost
-// as much as loads on lavapipe).
-function storeLoop(vec: boolean, value: (w: string) => string, rowValue: (m: string) => string): string {
+// as much as loads on lavapipe). Values are f32 until the store rounds them to T.
+function storeLoop(vec: boolean, T: Precision, value: (w: string) => string, rowValue: (m: string) => string): string {
   if (!vec) {
     return `for (var w = ws; w < we; w++) {
     ${value("w")}
     for (var m = 0u; m < g.y; m++) {
-      if (live[m]) { out[orow[m] + w] = ${rowValue("m")}; }
+      if (live[m]) { out[orow[m] + w] = ${T}(${rowValue("m")}); }
     }
   }`;
   }
@@ -138,16 +143,16 @@ function storeLoop(vec: boolean, value: (w: string) => string, rowValue: (m: str
       ${value("w + k")} q0[k] = f0; q1[k] = f1;
     }
     for (var m = 0u; m < g.y; m++) {
-      if (live[m]) { out[(orow[m] + w) / 4u] = ${rowValue("m").replaceAll("f0", "q0").replaceAll("f1", "q1")}; }
+      if (live[m]) { out[(orow[m] + w) / 4u] = vec4<${T}>(${rowValue("m").replaceAll("f0", "q0").replaceAll("f1", "q1")}); }
     }
   }`;
 }
 
-function linearWgsl(seg: SegmentLayout, alignCorners: boolean, vec: boolean): string {
+function linearWgsl(seg: SegmentLayout, alignCorners: boolean, vec: boolean, T: Precision): string {
   const src = (v: string, s: string) => (alignCorners ? `${s} * f32(${v})` : `max(${s} * (f32(${v}) + 0.5) - 0.5, 0.0)`);
   return /* wgsl */ `
-${paramsWgsl(vec)}
-${segmentsWgsl("x", 3, seg)}
+${paramsWgsl(vec, T)}
+${segmentsWgsl("x", 3, seg, T)}
 var<private> cur: i32 = -2;
 // Source values at columns c (va) and c+1 (vb) of the rows (d0,h0), (d0,h1), (d1,h0), (d1,h1).
 var<private> va: array<f32, 4>;
@@ -166,7 +171,7 @@ fn colW(w: u32) -> vec2<f32> {
     var first = 0u;
     if (i32(c) == cur + 1) { va = vb; first = 4u; }
     for (var j = first; j < 8u; j++) {
-      let v = x_at(rows[j & 3u] + select(c, c1, j >= 4u));
+      let v = f32(x_at(rows[j & 3u] + select(c, c1, j >= 4u)));
       if (j < 4u) { va[j] = v; } else { vb[j - 4u] = v; }
     }
     cur = i32(c);
@@ -193,21 +198,21 @@ ${PROLOGUE_WGSL}
   rows[2] = ((inPlane + d1) * p.inH + g.z) * p.inW;
   rows[3] = ((inPlane + d1) * p.inH + g.w) * p.inW;
   var f0: f32; var f1: f32;
-  ${storeLoop(vec, (w) => `{ let f = colW(${w}); f0 = f.x; f1 = f.y; }`, (m) => `f0 + lh[${m}] * (f1 - f0)`)}
+  ${storeLoop(vec, T, (w) => `{ let f = colW(${w}); f0 = f.x; f1 = f.y; }`, (m) => `f0 + lh[${m}] * (f1 - f0)`)}
 }`;
 }
 
-function nearestWgsl(seg: SegmentLayout, exact: boolean, vec: boolean): string {
+function nearestWgsl(seg: SegmentLayout, exact: boolean, vec: boolean, T: Precision): string {
   const src = (v: string, s: string) => (exact ? `u32(floor((f32(${v}) + 0.5) * ${s}))` : `u32(floor(f32(${v}) * ${s}))`);
   return /* wgsl */ `
-${paramsWgsl(vec)}
-${segmentsWgsl("x", 3, seg)}
+${paramsWgsl(vec, T)}
+${segmentsWgsl("x", 3, seg, T)}
 var<private> cur: u32 = 0xffffffffu;
 var<private> v: f32;
 var<private> row: u32;
 fn colW(w: u32) -> f32 {
   let c = min(${src("w", "p.scaleW")}, p.inW - 1u);
-  if (c != cur) { v = x_at(row + c); cur = c; }
+  if (c != cur) { v = f32(x_at(row + c)); cur = c; }
   return v;
 }
 @compute @workgroup_size(${WG})
@@ -217,15 +222,15 @@ ${PROLOGUE_WGSL}
   row = ((inPlane + sd) * p.inH + g.z) * p.inW;
   // Every row of a nearest group has the same source row: one load, many stores.
   var f0: f32; var f1: f32;
-  ${storeLoop(vec, (w) => `f0 = colW(${w});`, () => `f0`)}
+  ${storeLoop(vec, T, (w) => `f0 = colW(${w});`, () => `f0`)}
 }`;
 }
 
-/** Resizes the three trailing spatial axes of a [D,H,W] or [B,C,D,H,W] f32 tensor. */
+/** Resizes the three trailing spatial axes of a [D,H,W] or [B,C,D,H,W] f32 or f16 tensor (the result has its dtype). */
 export function resize3d(x: Tensor, size: readonly [number, number, number], mode: ResizeMode, alignCorners = false): Tensor {
   const op = `resize3d(${mode})`;
   if (!MODES.includes(mode)) fail("resize3d", `unknown mode "${String(mode)}" (expected ${MODES.join(", ")})`);
-  checkInputs(op, [x]);
+  const dtype = precisionOf(op, [x]);
   checkRank(op, x, [3, 5]);
   if (!Array.isArray(size) || size.length !== 3 || size.some((s) => !Number.isInteger(s) || s < 1)) {
     fail(op, `size must be three positive integers, got [${String(size)}] for input ${shapeStr(x.shape)}`);
@@ -236,7 +241,7 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
   const [outD, outH, outW] = size;
   const outShape = [...x.shape.slice(0, -3), outD, outH, outW];
   const bcount = x.shape.slice(0, -3).reduce((a, b) => a * b, 1);
-  const out = Tensor.empty(outShape);
+  const out = Tensor.empty(outShape, dtype);
   if (out.size === 0) return out;
 
   const scaleD = axisScale(inD, outD, mode, alignCorners);
@@ -247,8 +252,8 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
   const g = gpu();
   const seg = inputSegments(op, x);
   const vec = outW % 4 === 0;
-  const pipe = variantPipeline("resize3d", { mode, alignCorners, vec, x: layoutOf(seg) }, (s) =>
-    s.mode === "trilinear" ? linearWgsl(s.x, s.alignCorners, s.vec) : nearestWgsl(s.x, s.mode === "nearest-exact", s.vec),
+  const pipe = variantPipeline("resize3d", { mode, alignCorners, vec, dtype, x: layoutOf(seg) }, (s) =>
+    s.mode === "trilinear" ? linearWgsl(s.x, s.alignCorners, s.vec, s.dtype) : nearestWgsl(s.x, s.mode === "nearest-exact", s.vec, s.dtype),
   );
   const table = new Uint32Array(groups.length * 4);
   groups.forEach((r, i) => table.set([r.first, r.count, r.i0, r.i1], i * 4));
@@ -484,7 +489,7 @@ function runPass(op: string, g: Tensor, lead: number, dims: readonly number[], p
 /**
  * dL/dx of y = resize3d(x, size, mode, alignCorners) given dy = dL/dy
  * ([…lead, outD, outH, outW]); `inputShape` is x's shape ([D, H, W] or
- * [B, C, D, H, W], same leading axes as dy).
+ * [B, C, D, H, W], same leading axes as dy); f32 only.
  */
 export function resize3dBackward(dy: Tensor, inputShape: readonly number[], mode: ResizeMode, alignCorners = false): Tensor {
   const op = `resize3dBackward(${mode})`;

@@ -1,13 +1,15 @@
-// Binding several same-sized f32 tensors for an in-place elementwise kernel
-// that reads and writes them four values at a time (one vec4 load instead of
-// four scalar loads: lavapipe pays per load). Tensors larger than one storage
-// binding are processed in chunks; every tensor is bound at the same window.
-// Window sizes are rounded up to 16 bytes (storage buffers come in 256-byte
-// size classes, so the rounded window stays inside the buffer); kernels mask
-// the lanes past the tensor's end with `lanes(n, i)` and write them back
-// unchanged.
+// Binding several same-sized tensors (f32 or f16, mixed) for an elementwise
+// kernel that reads and writes them four values at a time (one vec4 load
+// instead of four scalar loads: lavapipe pays per load). Tensors larger than
+// one storage binding are processed in chunks; every tensor is bound at the
+// same element window. Windows are sized for the widest element (so every
+// tensor's window fits one binding) and start on a multiple of 256 bytes of
+// the narrowest (so every tensor's offset is aligned). Window sizes are
+// rounded up to a whole vec4 (storage buffers come in 256-byte size classes,
+// so the rounded window stays inside the buffer); kernels mask the lanes past
+// the tensor's end with `lanes(n, i)` and write them back unchanged.
 import { outputChunks } from "./binding.js";
-import type { Tensor } from "../tensor/tensor.js";
+import { BYTES_PER_ELEMENT, type Tensor } from "../tensor/tensor.js";
 
 export interface Vec4Chunk {
   /** First element of the chunk (a multiple of 4). */
@@ -18,15 +20,19 @@ export interface Vec4Chunk {
   bindings: GPUBufferBinding[];
 }
 
-/** Chunks covering `tensors[0]`, each binding every tensor over the same element window. */
+/** Chunks covering same-sized tensors, each binding every tensor over the same element window. */
 export function vec4Chunks(tensors: readonly Tensor[]): Vec4Chunk[] {
-  const first = tensors[0]!;
-  return outputChunks(first, 4).map((c) => ({
+  const sizes = tensors.map((t) => BYTES_PER_ELEMENT[t.dtype]);
+  const widest = tensors[sizes.indexOf(Math.max(...sizes))]!;
+  // Whole vec4s, and 256 bytes of the narrowest element (64 f32, 128 f16).
+  const multiple = Math.max(4, 256 / Math.min(...sizes));
+  return outputChunks(widest, multiple).map((c) => ({
     start: c.start,
     count: c.count,
-    bindings: tensors.map((t) => {
-      const offset = c.start * 4;
-      const size = Math.min(Math.ceil((c.count * 4) / 16) * 16, t.buffer.size - offset);
+    bindings: tensors.map((t, j) => {
+      const vec = 4 * sizes[j]!;
+      const offset = c.start * sizes[j]!;
+      const size = Math.min(Math.ceil((c.count * sizes[j]!) / vec) * vec, t.buffer.size - offset);
       return { buffer: t.buffer, offset, size };
     }),
   }));
