@@ -20,7 +20,7 @@ import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { checkInputs, checkRank, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
-import { deviceProfile, laneGroups, variantName, variantPipeline, type AttentionVariant, type DeviceProfile } from "./profile.js";
+import { deviceProfile, laneGroups, tunedVariant, variantName, variantPipeline, type AttentionVariant, type DeviceProfile } from "./profile.js";
 
 // WGSL text helpers shared by the forward and backward generators: both
 // emit straight-line code per head dim, with registers per owned row, and
@@ -95,10 +95,31 @@ interface Spec {
  * else as many lanes as every subgroup of the device has (8 on lavapipe);
  * 0 without subgroups. A launch of fewer lanes (wg) shares over wg lanes.
  */
-export function chooseAttentionVariant(p: DeviceProfile = deviceProfile()): AttentionVariant {
+export function chooseAttentionVariant(p: DeviceProfile = deviceProfile(), dims?: AttentionTuneDims): AttentionVariant {
   if (p.force.attention) return p.force.attention;
+  const tuned = dims && tunedVariant<AttentionVariant>(p, "attention", attentionTuneKey(dims));
+  if (tuned) return tuned;
   const groups = laneGroups(p);
   return { lanes: groups[groups.length - 1] ?? 0 };
+}
+
+/** What attention's tuned variant depends on: the sequence lengths and the head dims (which shape its code). */
+export interface AttentionTuneDims {
+  Nq: number;
+  Nk: number;
+  dk: number;
+  dv: number;
+}
+
+/** The dimensions attention's tuned table is keyed by (each bucketed by tunedKey). */
+export function attentionTuneKey(d: AttentionTuneDims): number[] {
+  return [d.Nq, d.Nk, d.dk, d.dv];
+}
+
+/** The variants the tuner times for attention: every width this device runs, the heuristic's first. */
+export function attentionCandidates(p: DeviceProfile = deviceProfile()): AttentionVariant[] {
+  const first = chooseAttentionVariant({ ...p, force: {}, tuned: {} });
+  return [first, ...attentionVariants(p).filter((v) => v.lanes !== first.lanes)];
 }
 
 /** Every subgroup width attention can run on this device, 0 (no subgroups) included. */
@@ -260,7 +281,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (out.size === 0) return out;
   if (out.byteLength > g.maxBindingBytes) fail(op, `output [${B}, ${Nq}, ${Fv}] exceeds one storage binding`);
   const shape = launchShape(Nq);
-  const lanes = sharedLanes(op, opts.variant ?? chooseAttentionVariant(deviceProfile(g)), shape.wg, deviceProfile(g));
+  const lanes = sharedLanes(op, opts.variant ?? chooseAttentionVariant(deviceProfile(g), { Nq, Nk, dk, dv }), shape.wg, deviceProfile(g));
   const pipe = variantPipeline("attention", { dk, dv, causal: !!opts.causal, ...shape, lanes } satisfies Spec, attentionWgsl);
   const params = new Params().u32(B).u32(Nq).u32(Nk).u32(H).f32(scale * Math.LOG2E);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });

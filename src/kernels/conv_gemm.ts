@@ -18,7 +18,7 @@ import { reduce } from "./reduce.js";
 import { inputSegments, outputChunks, segmentsWgsl } from "./binding.js";
 import { fail } from "./check.js";
 import { Params } from "./params.js";
-import { deviceProfile, laneGroups, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
+import { deviceProfile, laneGroups, tunedVariant, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 
 /** Invocations per workgroup, laid out along n. */
 const WG = 64;
@@ -66,9 +66,15 @@ function checkGemmVariant(v: GemmVariant, p: DeviceProfile): void {
   if (!ok) fail("gemm", `variant ${variantName(v)} does not run on this device (tmq 1-16; with subgroups a power of two from 4 to the smallest subgroup, ${p.subgroups?.min ?? "none"})`);
 }
 
-/** The forced variant, else subgroups when every subgroup has at least 4 lanes (tmq = min(8, lanes)), else uniform loads. */
-export function chooseGemmVariant(p: DeviceProfile = deviceProfile()): GemmVariant {
+/**
+ * The forced variant, else the tuned winner of the GEMM's bucket (given
+ * its dims), else subgroups when every subgroup has at least 4 lanes
+ * (tmq = min(8, lanes)), else uniform loads.
+ */
+export function chooseGemmVariant(p: DeviceProfile = deviceProfile(), dims?: Dims): GemmVariant {
   if (p.force.gemm) return p.force.gemm;
+  const tuned = dims && tunedVariant<GemmVariant>(p, "gemm", [dims.M, dims.N, dims.K]);
+  if (tuned) return tuned;
   const groups = laneGroups(p, 8);
   const tmq = groups[groups.length - 1];
   return tmq !== undefined ? { subgroups: true, tmq } : { subgroups: false, tmq: 4 };
@@ -77,6 +83,12 @@ export function chooseGemmVariant(p: DeviceProfile = deviceProfile()): GemmVaria
 /** Every variant the chooser can return on this device: uniform loads, and subgroups at each lane group up to 8. */
 export function gemmVariants(p: DeviceProfile = deviceProfile()): GemmVariant[] {
   return [{ subgroups: false, tmq: 4 }, ...laneGroups(p, 8).map((tmq) => ({ subgroups: true, tmq }))];
+}
+
+/** The variants the tuner times for a GEMM: every one this device runs, the heuristic's first. */
+export function gemmCandidates(p: DeviceProfile = deviceProfile()): GemmVariant[] {
+  const first = chooseGemmVariant({ ...p, force: {}, tuned: {} });
+  return [first, ...gemmVariants(p).filter((v) => JSON.stringify(v) !== JSON.stringify(first))];
 }
 
 /** The compile-time shape of one GEMM pipeline: the op's kernel (its key names its loaders' WGSL), the sizes, the variant. */
@@ -185,7 +197,7 @@ export function dispatchGemm(
   inputs: GPUBufferBinding[],
 ): void {
   const g = gpu();
-  const v = chooseGemmVariant(deviceProfile(g));
+  const v = chooseGemmVariant(deviceProfile(g), dims);
   checkGemmVariant(v, deviceProfile(g));
   const tm = 4 * v.tmq;
   const spec: GemmSpec = { kernel: kernel.key, M: dims.M, N: dims.N, K: dims.K, subgroups: v.subgroups, tmq: v.tmq };

@@ -31,7 +31,7 @@ import { ACTIVATIONS, ACTIVATION_WGSL, activationSwitchWgsl, checkActivation, ty
 import { checkInputs, fail } from "./check.js";
 import { unaryBackward } from "./elementwise.js";
 import { defineOp } from "./op.js";
-import { deviceProfile, laneGroups, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
+import { deviceProfile, laneGroups, tunedVariant, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 import { Params } from "./params.js";
 import { reduce, sumTo } from "./reduce.js";
 
@@ -300,6 +300,11 @@ function knob<T>(fixed: T | undefined, auto: T[], ok: (x: T) => boolean, fallbac
   return c.length > 0 ? c : [fallback];
 }
 
+/** The shared row counts chooseTile searches for an M×N output: 32-row tiles only for big ones. */
+function rowCounts(M: number, N: number): number[] {
+  return M * N >= BIG_OUTPUT ? [32, 16] : [16, 8];
+}
+
 /**
  * The variant of an M×N×K product with `share` lanes sharing rows (0: no
  * subgroups), the knobs of `f` fixed and the others searched, by a cost
@@ -312,9 +317,8 @@ function knob<T>(fixed: T | undefined, auto: T[], ok: (x: T) => boolean, fallbac
  * shapes that fill a big tile share its pipeline.
  */
 export function chooseTile(M: number, N: number, K: number, share: number, f: Partial<MatmulChoice> = {}): MatmulChoice {
-  const big = M * N >= BIG_OUTPUT;
   const fits = (x: number) => share === 0 || x % share === 0;
-  const Rs = knob(f.R, big ? [32, 16] : [16, 8], fits, Math.max(share, 8));
+  const Rs = knob(f.R, rowCounts(M, N), fits, Math.max(share, 8));
   const WGs = knob(f.WG, [64, 32, 16, 8], fits, Math.max(share, 8));
   const Cs = knob(f.C, [4, 3, 2, 1], () => true, 1);
   const swaps = knob(f.swap, [false, true], () => true, false);
@@ -340,12 +344,30 @@ export function chooseTile(M: number, N: number, K: number, share: number, f: Pa
 /**
  * The variant matmul runs for an M×N×K product: the knobs fixed by
  * `fixed` (the call's `variant`) or by the profile's `force.matmul`, the
- * others chosen (share by chooseShare, the tile by chooseTile).
+ * others chosen: the tuned winner of the shape's bucket when nothing is
+ * fixed, else share by chooseShare and the tile by chooseTile.
  */
 export function chooseMatmulVariant(M: number, N: number, K: number, fixed: Partial<MatmulChoice> = {}, p: DeviceProfile = deviceProfile()): MatmulChoice {
   const f = { ...p.force.matmul, ...fixed };
   checkChoice(p, f);
-  return chooseTile(M, N, K, f.share ?? chooseShare(p), f);
+  const tuned = Object.keys(f).length === 0 ? tunedVariant<MatmulChoice>(p, "matmul", [M, N, K]) : undefined;
+  return tuned ?? chooseTile(M, N, K, f.share ?? chooseShare(p), f);
+}
+
+/**
+ * The variants the tuner times for an M×N×K product on this device: the
+ * heuristic's choice first, then its tile at every other row-sharing width
+ * (0 included), at the other row count chooseTile considers for the
+ * output, and in the other orientation. A handful, not chooseTile's whole
+ * search: each pipeline takes seconds to compile on lavapipe.
+ */
+export function matmulCandidates(M: number, N: number, K: number, p: DeviceProfile = deviceProfile()): MatmulChoice[] {
+  const share = chooseShare(p);
+  const heuristic = chooseTile(M, N, K, share);
+  const out = [heuristic, ...[...laneGroups(p, MAX_SHARE), 0].map((s) => chooseTile(M, N, K, s))];
+  for (const R of rowCounts(M, N).filter((r) => share === 0 || r % share === 0)) out.push(chooseTile(M, N, K, share, { R }));
+  out.push(chooseTile(M, N, K, share, { swap: !heuristic.swap }));
+  return out.filter((c, i) => out.findIndex((o) => JSON.stringify(o) === JSON.stringify(c)) === i);
 }
 
 /** NumPy broadcast of two batch shapes; throws naming both operands. */

@@ -55,6 +55,39 @@ export interface DeviceProfile {
     maxWorkgroupsPerDim: number;
   };
   force: VariantOverrides;
+  /**
+   * Winners of the tuner (src/tune), by `tunedKey(op, dims)`: consulted by
+   * the op's chooser before its fixed heuristic, after any forced variant.
+   * Each entry was checked against the op's candidates on this device when
+   * it was stored.
+   */
+  tuned: TunedChoices;
+}
+
+/** The ops whose variants the tuner times: their choosers read `DeviceProfile.tuned`. */
+export type TunedOp = "matmul" | "attention" | "gemm";
+
+/** Tuned winners, by `tunedKey`. */
+export type TunedChoices = Readonly<Record<string, object>>;
+
+/**
+ * The shape bucket of a size: the next power of two at or above it (1 for
+ * 0 and 1). Calls whose every dimension falls in the same bucket share a
+ * tuned variant: a variant's speed changes with the padding and the
+ * workgroup count, which change little within a power of two.
+ */
+export function sizeBucket(n: number): number {
+  return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
+}
+
+/** The tuned table's key of `op` at the call dimensions `dims` (each bucketed): `matmul:2048x1024x1024`. */
+export function tunedKey(op: TunedOp, dims: readonly number[]): string {
+  return `${op}:${dims.map(sizeBucket).join("x")}`;
+}
+
+/** The tuned variant of `op` for a call of `dims` on this profile, if one was stored. */
+export function tunedVariant<V extends object>(p: DeviceProfile, op: TunedOp, dims: readonly number[]): V | undefined {
+  return p.tuned[tunedKey(op, dims)] as V | undefined;
 }
 
 const profiles = new WeakMap<Gpu, DeviceProfile>();
@@ -74,6 +107,7 @@ export function readProfile(g: Gpu): DeviceProfile {
       maxWorkgroupsPerDim: g.maxWorkgroupsPerDim,
     },
     force: {},
+    tuned: {},
   };
 }
 

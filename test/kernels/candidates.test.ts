@@ -1,0 +1,149 @@
+// The candidates the tuner times (matmulCandidates, attentionCandidates,
+// gemmCandidates) and the choosers' tuned-table hook. On hand-built
+// profiles at every subgroup size: each list starts with the heuristic's
+// choice, holds only variants the device runs, and repeats none; a tuned
+// entry is taken for its bucket only, and a forced variant wins over it.
+// On the test device: every matmul candidate against the PyTorch goldens
+// (the attention and GEMM candidates are their ops' variant lists, whose
+// goldens run every entry: attention.test.ts, conv3d.test.ts …), and on a
+// big output (the 32-row tiles) against a float64 product computed here.
+// Tolerance: max |err| ≤ 1e-4 · max |expected| (1e-3 for K ≥ 768), as matmul.test.ts.
+import { describe, expect, it } from "vitest";
+import type { Activation } from "../../src/kernels/activation.js";
+import { attentionCandidates, attentionVariants, chooseAttentionVariant } from "../../src/kernels/attention.js";
+import { chooseGemmVariant, gemmCandidates, gemmVariants } from "../../src/kernels/conv_gemm.js";
+import { chooseMatmulVariant, matmul, matmulCandidates, type MatmulChoice } from "../../src/kernels/matmul.js";
+import { sizeBucket, tunedKey, variantName, type DeviceProfile } from "../../src/kernels/profile.js";
+import { Tensor } from "../../src/tensor/tensor.js";
+import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
+import { useGpu } from "../helpers/gpu.js";
+import { rnd } from "../helpers/random.js";
+import { testProfile, tested } from "../helpers/variants.js";
+
+useGpu();
+const device = await testProfile();
+
+const SIZES: DeviceProfile["subgroups"][] = [null, { min: 4, max: 4 }, { min: 8, max: 8 }, { min: 16, max: 16 }, { min: 32, max: 32 }, { min: 64, max: 64 }, { min: 8, max: 32 }];
+const profile = (subgroups: DeviceProfile["subgroups"], tuned: DeviceProfile["tuned"] = {}): DeviceProfile => ({ ...device, subgroups, force: {}, tuned });
+const names = (vs: object[]) => vs.map(variantName);
+const SHAPES: [number, number, number][] = [[1, 1, 1], [7, 13, 5], [2048, 2304, 768], [8, 768, 2048], [300, 9, 3], [16384, 96, 12]];
+
+describe("candidate lists", () => {
+  it("matmul: the heuristic's choice first, each a variant the device runs, none twice", () => {
+    for (const sizes of SIZES) {
+      const p = profile(sizes);
+      for (const [M, N, K] of SHAPES) {
+        const c = matmulCandidates(M, N, K, p);
+        expect(c[0]).toEqual(chooseMatmulVariant(M, N, K, {}, p));
+        expect(new Set(names(c)).size).toBe(c.length);
+        expect(c.length).toBeGreaterThan(1);
+        // Fixing every knob runs the chooser's checks: they throw for a variant the device cannot run.
+        for (const v of c) expect(chooseMatmulVariant(M, N, K, v, p)).toEqual(v);
+        if (!sizes) expect(c.every((v) => v.share === 0)).toBe(true);
+      }
+    }
+  });
+
+  it("attention and the GEMM: the heuristic's choice first, then the rest of the device's variants", () => {
+    for (const sizes of SIZES) {
+      const p = profile(sizes);
+      const a = attentionCandidates(p);
+      expect(a[0]).toEqual(chooseAttentionVariant(p));
+      expect(names(a).sort()).toEqual(names(attentionVariants(p)).sort());
+      const g = gemmCandidates(p);
+      expect(g[0]).toEqual(chooseGemmVariant(p));
+      expect(names(g).sort()).toEqual(names(gemmVariants(p)).sort());
+    }
+  });
+
+  it("a profile's tuned or forced variants do not change the candidates", () => {
+    const p = profile({ min: 8, max: 8 });
+    const tuned = profile({ min: 8, max: 8 }, { [tunedKey("attention", [64, 64, 64, 64])]: { lanes: 0 }, [tunedKey("gemm", [64, 64, 64])]: { subgroups: false, tmq: 4 } });
+    expect(attentionCandidates({ ...tuned, force: { attention: { lanes: 4 } } })).toEqual(attentionCandidates(p));
+    expect(gemmCandidates({ ...tuned, force: { gemm: { subgroups: true, tmq: 4 } } })).toEqual(gemmCandidates(p));
+  });
+});
+
+describe("the choosers' tuned table", () => {
+  const p8 = profile({ min: 8, max: 8 });
+  const mm: MatmulChoice = { share: 4, R: 8, C: 1, WG: 8, swap: true };
+
+  it("buckets sizes by the next power of two", () => {
+    expect([0, 1, 2, 3, 4, 5, 768, 1024, 1025, 2304].map(sizeBucket)).toEqual([1, 1, 2, 4, 4, 8, 1024, 1024, 2048, 4096]);
+    expect(tunedKey("matmul", [2048, 2304, 768])).toBe("matmul:2048x4096x1024");
+  });
+
+  it("takes the tuned variant for every shape of its bucket, the heuristic for others", () => {
+    const p = { ...p8, tuned: { [tunedKey("matmul", [2048, 2304, 768])]: mm } };
+    expect(chooseMatmulVariant(2048, 2304, 768, {}, p)).toEqual(mm);
+    expect(chooseMatmulVariant(1025, 4096, 513, {}, p)).toEqual(mm);
+    expect(chooseMatmulVariant(2048, 2304, 1025, {}, p)).toEqual(chooseMatmulVariant(2048, 2304, 1025, {}, p8));
+    const a = { ...p8, tuned: { [tunedKey("attention", [2048, 2048, 64, 64])]: { lanes: 4 } } };
+    expect(chooseAttentionVariant(a, { Nq: 2000, Nk: 1500, dk: 64, dv: 64 })).toEqual({ lanes: 4 });
+    expect(chooseAttentionVariant(a, { Nq: 2000, Nk: 1500, dk: 32, dv: 32 })).toEqual(chooseAttentionVariant(p8));
+    expect(chooseAttentionVariant(a)).toEqual(chooseAttentionVariant(p8));
+    const g = { ...p8, tuned: { [tunedKey("gemm", [1536, 2048, 768])]: { subgroups: false, tmq: 4 } } };
+    expect(chooseGemmVariant(g, { M: 1536, N: 2048, K: 768 })).toEqual({ subgroups: false, tmq: 4 });
+    expect(chooseGemmVariant(g, { M: 768, N: 2048, K: 768 })).toEqual(chooseGemmVariant(p8));
+  });
+
+  it("a forced variant (the profile's or the call's) wins over the tuned one", () => {
+    const key = tunedKey("matmul", [64, 64, 64]);
+    const p = { ...p8, tuned: { [key]: mm } };
+    expect(chooseMatmulVariant(64, 64, 64, { R: 16 }, p).R).toBe(16);
+    expect(chooseMatmulVariant(64, 64, 64, {}, { ...p, force: { matmul: { share: 0 } } }).share).toBe(0);
+    const a = { ...p8, tuned: { [tunedKey("attention", [64, 64, 64, 64])]: { lanes: 0 } }, force: { attention: { lanes: 4 } } };
+    expect(chooseAttentionVariant(a, { Nq: 64, Nk: 64, dk: 64, dv: 64 })).toEqual({ lanes: 4 });
+    const g = { ...p8, tuned: { [tunedKey("gemm", [64, 64, 64])]: { subgroups: false, tmq: 4 } }, force: { gemm: { subgroups: true, tmq: 4 } } };
+    expect(chooseGemmVariant(g, { M: 64, N: 64, K: 64 })).toEqual({ subgroups: true, tmq: 4 });
+  });
+});
+
+/** M, N, K of a golden case, read off its operands' shapes as matmul does. */
+function dims(c: FixtureCase): [number, number, number] {
+  const [ar, ac] = c.inputs.a!.shape.slice(-2) as [number, number];
+  const [br, bc] = c.inputs.b!.shape.slice(-2) as [number, number];
+  return [c.params.transA ? ac : ar, c.params.transB ? br : bc, c.params.transA ? ar : ac];
+}
+
+/** Cases that between them take both transposes, a K tail and K % 4 = 0, a batch, K ≥ 768 and an epilogue. */
+const PICKED = ["7x13x5", "7x13x5_transA_transB", "33x20x70_K4_transB", "37x768x13_linear", "batch_heads_transB", "19x24x21_bias_gelu"];
+const cases = loadFixture("kernels/matmul").filter((c) => PICKED.includes(c.name));
+
+describe("every matmul candidate vs PyTorch", () => {
+  it("has the picked cases", () => expect(cases.map((c) => c.name).sort()).toEqual([...PICKED].sort()));
+  for (const c of cases) {
+    it(c.name, { timeout: 600_000 }, async () => {
+      const a = Tensor.from(c.inputs.a!.data as Float32Array, c.inputs.a!.shape);
+      const b = Tensor.from(c.inputs.b!.data as Float32Array, c.inputs.b!.shape);
+      const bias = c.inputs.bias ? Tensor.from(c.inputs.bias.data as Float32Array, c.inputs.bias.shape) : undefined;
+      const [M, N, K] = dims(c);
+      for (const variant of tested(matmulCandidates(M, N, K, device))) {
+        const y = matmul(a, b, { transA: c.params.transA as boolean, transB: c.params.transB as boolean, bias, act: c.params.act as Activation, variant });
+        const err = relError(await y.readFloat32(), c.outputs.y!.data);
+        expect(err, variantName(variant)).toBeLessThanOrEqual(K >= 768 ? 1e-3 : 1e-4);
+        y.dispose();
+      }
+      for (const t of [a, b, bias]) t?.dispose();
+    });
+  }
+});
+
+it("every matmul candidate of a big output (257×260×21, 32-row tiles among them) vs a float64 product", { timeout: 600_000 }, async () => {
+  const [M, N, K] = [257, 260, 21];
+  const av = rnd(M * K, 1);
+  const bv = rnd(N * K, 2);
+  const want = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) want[m * N + n]! += av[m * K + k]! * bv[n * K + k]!;
+  const a = Tensor.from(av, [M, K]);
+  const b = Tensor.from(bv, [N, K]);
+  const candidates = tested(matmulCandidates(M, N, K, device));
+  expect(matmulCandidates(M, N, K, device).some((v) => v.R === 32)).toBe(true);
+  for (const variant of candidates) {
+    const y = matmul(a, b, { transB: true, variant });
+    expect(relError(await y.readFloat32(), want), variantName(variant)).toBeLessThanOrEqual(1e-4);
+    y.dispose();
+  }
+  a.dispose();
+  b.dispose();
+});
