@@ -8,10 +8,14 @@ import { configDefaults, defineConfig } from "vitest/config";
  * process) are left out. MUTATE_EXCLUDE (comma-separated test files) leaves
  * out more: a test that fails for reasons outside the mutated module (another
  * module mid-change) would otherwise stop the run's initial test run.
+ * MUTATE_INCLUDE (comma-separated test files or globs) runs only those, for a
+ * run of one module: the initial test run then skips the other modules' tests.
  */
+const only = process.env.MUTATE_INCLUDE?.split(",").filter(Boolean) ?? [];
+
 export default defineConfig({
   test: {
-    include: [
+    include: only.length > 0 ? only : [
       "test/io/*.test.ts",
       "test/weights/checkpoint.test.ts",
       "test/weights/hostile_checkpoint.test.ts",
@@ -32,6 +36,7 @@ export default defineConfig({
       "test/pipeline/stored_type.test.ts",
       "test/pipeline/categories.test.ts",
       "test/pipeline/input_checks.test.ts",
+      "test/pipeline/prompts.test.ts",
       "test/segvol/tokenizer*.test.ts",
       // NIfTI and weights from bytes (src/io/nifti_bytes.ts, safetensors_reader.ts): no GPU, no browser.
       "test/browser/core.test.ts",
