@@ -35,32 +35,6 @@ async function decodeChecked(model: WindowSegmenter, emb: unknown, prompt: Param
   return out;
 }
 
-/** Bounding box (inclusive) of logits > 0 inside the crop box of a full-size array; null when empty. */
-function cropMaskBox(logits: Float32Array, fullShape: Vec3, start: Vec3, shape: Vec3): { lo: Vec3; hi: Vec3 } | null {
-  const [, H, W] = fullShape;
-  const lo: Vec3 = [Infinity, Infinity, Infinity], hi: Vec3 = [-1, -1, -1];
-  for (let d = 0; d < shape[0]; d++) {
-    for (let h = 0; h < shape[1]; h++) {
-      const row = ((d + start[0]) * H + h + start[1]) * W + start[2];
-      let first = -1, last = -1;
-      for (let w = 0; w < shape[2]; w++) {
-        if (logits[row + w]! > 0) {
-          if (first < 0) first = w;
-          last = w;
-        }
-      }
-      if (first < 0) continue;
-      if (d < lo[0]) lo[0] = d;
-      hi[0] = Math.max(hi[0], d);
-      if (h < lo[1]) lo[1] = h;
-      hi[1] = Math.max(hi[1], h);
-      if (first < lo[2]) lo[2] = first;
-      hi[2] = Math.max(hi[2], last);
-    }
-  }
-  return hi[0] < 0 ? null : { lo, hi };
-}
-
 interface TargetState {
   target: CroppedTarget;
   prompts: PromptPlan;
@@ -191,9 +165,10 @@ function planZoomIn(run: Run, overlap: number): Map<string, CachedWindow> {
   const { fullShape, cropBox, shape } = pre;
   const cache = new Map<string, CachedWindow>();
   for (const s of states) {
-    const box = cropMaskBox(s.logits, fullShape, cropBox.start, shape);
+    // The mask's box over the whole crop: a "window" at the crop's corner whose valid part is all of it.
+    const box = maskBoxInWindow(s.logits, fullShape, cropBox.start, [0, 0, 0], { start: [0, 0, 0], end: shape });
     if (!box) continue; // no foreground: the zoom-out result stands
-    s.plan = planWindows(roiFromBox(box.lo, box.hi, shape, window), window, overlap);
+    s.plan = planWindows(roiFromBox([box[0], box[1], box[2]], [box[3], box[4], box[5]], shape, window), window, overlap);
     const r = s.plan.roi;
     s.sums = new Float32Array((r.end[0] - r.start[0]) * (r.end[1] - r.start[1]) * (r.end[2] - r.start[2]));
     for (const start of s.plan.windowStarts) {
