@@ -38,6 +38,7 @@ export default defineConfig({
       "test/pipeline/input_checks.test.ts",
       "test/pipeline/prompts.test.ts",
       "test/pipeline/segment_run.test.ts",
+      "test/pipeline/percentile.test.ts",
       "test/segvol/tokenizer*.test.ts",
       // NIfTI and weights from bytes (src/io/nifti_bytes.ts, safetensors_reader.ts): no GPU, no browser.
       "test/browser/core.test.ts",

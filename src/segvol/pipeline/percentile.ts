@@ -4,12 +4,19 @@
 // selection linear on CT data, where many voxels share a value. Integer
 // volumes (int16 CT) are counted in a histogram instead: no copy at all.
 
+/**
+ * The median of three values: the quickselect's pivot, taken from the first,
+ * middle and last of a range so that sorted and reverse-sorted runs (common
+ * in a volume read row by row) still halve the range at each step.
+ */
+export function medianOfThree(x: number, y: number, z: number): number {
+  return x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+}
+
 /** Puts the k-th smallest value of a[lo..hi] at index k (a is reordered). */
 function select(a: Float32Array, k: number, lo: number, hi: number): void {
   while (hi - lo > 16) {
-    const mid = lo + ((hi - lo) >> 1);
-    const x = a[lo]!, y = a[mid]!, z = a[hi]!;
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    const pivot = medianOfThree(a[lo]!, a[lo + ((hi - lo) >> 1)]!, a[hi]!);
     // Dutch-flag partition: [lo, lt) < pivot, [lt, i) == pivot, (gt, hi] > pivot.
     let lt = lo, i = lo, gt = hi;
     while (i <= gt) {
