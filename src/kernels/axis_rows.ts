@@ -28,9 +28,14 @@ export function axisRows(op: string, x: Tensor, axis: number, what = "x"): AxisR
   return { len, inner, rows: x.size / Math.max(1, len) };
 }
 
-/** A whole-tensor binding (at least 16 bytes, for vec4 views of tiny tensors). */
+/**
+ * A whole-tensor binding, its size rounded up to 16 bytes (at least 16): a
+ * storage binding's size must be a multiple of 4 (an odd count of f16 is
+ * not), and a vec4 view of a tiny tensor needs one whole vector. Pooled
+ * buffers are multiples of 256 bytes, so the rounding stays inside them.
+ */
 export function wholeBinding(t: Tensor): GPUBufferBinding {
-  return { buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) };
+  return { buffer: t.buffer, offset: 0, size: Math.max(16, Math.ceil(t.byteLength / 16) * 16) };
 }
 
 /** WGSL: the uniform block `p` (rows, len, inner) and `row_base(r)`, the index of row r's first element. */

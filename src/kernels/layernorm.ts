@@ -1,5 +1,8 @@
 // LayerNorm over the trailing dims whose shape equals weight.shape:
-// y = (x − mean) / sqrt(var + eps) · weight + bias, biased variance, f32.
+// y = (x − mean) / sqrt(var + eps) · weight + bias, biased variance.
+// Forward at either precision (precision.ts): x, weight, bias and y are all
+// f32 or all f16; f16 is loaded into f32 registers, the statistics and the
+// affine map are f32, and y is rounded once when stored. Backward is f32.
 //
 // Two paths, chosen by the normalised size N:
 //  - rows (N ≤ 128·lanes with subgroups, else N ≤ 2048): one subgroup (or
@@ -12,9 +15,11 @@
 //    (mean, rstd); stage 3 normalises elementwise.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
+import { wholeBinding } from "./axis_rows.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { enableF16, precisionOf, type Precision } from "./precision.js";
 import { checkRowVariant, chooseRowVariant, deviceProfile, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 
 /** Workgroup size of the row kernels (the backward kernels share it with CHAN). */
@@ -64,59 +69,81 @@ function vtype(w: number): string {
   return w === 4 ? "vec4<f32>" : "f32";
 }
 
+/** The storage type of a w-wide vector at precision T (vtype(w) is its register type). */
+function stype(w: number, T: Precision): string {
+  return w === 4 ? `vec4<${T}>` : T;
+}
+
 function hsum(w: number, e: string): string {
   return w === 4 ? `dot(${e}, vec4<f32>(1.0))` : e;
 }
 
-/** Row kernel for rows of exactly `n` elements (n/w vectors). */
-function rowWgsl(n: number, w: number): string {
+/** A forward row kernel's compile-time shape: rows of n elements read as vectors of w, stored at precision T. */
+interface RowSpec {
+  n: number;
+  w: number;
+  T: Precision;
+}
+
+/**
+ * The body shared by the forward row kernels: lane `lane` of `lanes` holds
+ * vectors lane, lane + lanes, … of the row in registers (f32), `sum` adds a
+ * value over the row's lanes; two-pass mean and variance over the
+ * registers, then y stored at T.
+ */
+function rowBody(s: RowSpec, lanes: number, lane: string, sum: (e: string) => string): string {
+  const { n, w, T } = s;
   const nvec = n / w;
-  const regs = Math.ceil(nvec / WG);
-  const T = vtype(w);
+  const regs = Math.ceil(nvec / lanes);
+  const F = vtype(w);
+  const R = Array.from({ length: regs }, (_, r) => r);
   const L: string[] = [];
-  for (let r = 0; r < regs; r++) {
-    const idx = `lid + ${r * WG}u`;
+  for (const r of R) {
     // Lanes past the row's end hold zeros and are excluded from the sums.
-    L.push(`  let i${r} = ${idx};`);
+    L.push(`  let i${r} = ${lane} + ${r * lanes}u;`);
     L.push(`  let ok${r} = i${r} < ${nvec}u;`);
-    L.push(`  let x${r} = select(${T}(0.0), xs[base + min(i${r}, ${nvec - 1}u)], ok${r});`);
+    L.push(`  let x${r} = select(${F}(0.0), ${F}(xs[base + min(i${r}, ${nvec - 1}u)]), ok${r});`);
   }
-  const sumX = Array.from({ length: regs }, (_, r) => hsum(w, `x${r}`)).join(" + ");
-  const sumD = Array.from({ length: regs }, (_, r) => `select(0.0, ${hsum(w, `(x${r} - mean) * (x${r} - mean)`)}, ok${r})`).join(" + ");
-  const writes = Array.from(
-    { length: regs },
-    (_, r) => `  if (ok${r}) { out[base + i${r}] = (x${r} - mean) * rstd * ws[i${r}] + bs[i${r}]; }`,
-  ).join("\n");
-  return /* wgsl */ `
-struct P { rows: u32, eps: f32 }
+  L.push(`  let mean = ${sum(R.map((r) => hsum(w, `x${r}`)).join(" + "))} / ${n}.0;`);
+  L.push(`  let var_ = ${sum(R.map((r) => `select(0.0, ${hsum(w, `(x${r} - mean) * (x${r} - mean)`)}, ok${r})`).join(" + "))} / ${n}.0;`);
+  L.push(`  let rstd = inverseSqrt(var_ + p.eps);`);
+  L.push(`  if (row >= p.rows) { return; }`);
+  for (const r of R) {
+    L.push(`  if (ok${r}) { out[base + i${r}] = ${stype(w, T)}((x${r} - mean) * rstd * ${F}(ws[i${r}]) + ${F}(bs[i${r}])); }`);
+  }
+  return L.join("\n");
+}
+
+/** The forward row kernels' uniform block and bindings: y, x, weight, bias at T. */
+function rowBindings(s: RowSpec): string {
+  const S = stype(s.w, s.T);
+  return /* wgsl */ `struct P { rows: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
-@group(0) @binding(2) var<storage, read> xs: array<${T}>;
-@group(0) @binding(3) var<storage, read> ws: array<${T}>;
-@group(0) @binding(4) var<storage, read> bs: array<${T}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${S}>;
+@group(0) @binding(2) var<storage, read> xs: array<${S}>;
+@group(0) @binding(3) var<storage, read> ws: array<${S}>;
+@group(0) @binding(4) var<storage, read> bs: array<${S}>;`;
+}
+
+/** Row kernel, one 64-lane workgroup per row of exactly `n` elements (n/w vectors), tree sums. */
+function rowWgsl(s: RowSpec): string {
+  return /* wgsl */ `${enableF16(s.T)}
+${rowBindings(s)}
 ${TREE_SUM}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.y * nwg.x;
   // Uniform per workgroup, so the barriers below stay in uniform control flow.
-  let base = min(row, p.rows - 1u) * ${nvec}u;
-${L.join("\n")}
-  let mean = wg_sum(${sumX}, lid) / ${n}.0;
-  let var_ = wg_sum(${sumD}, lid) / ${n}.0;
-  let rstd = inverseSqrt(var_ + p.eps);
-  if (row >= p.rows) { return; }
-${writes}
+  let base = min(row, p.rows - 1u) * ${s.n / s.w}u;
+${rowBody(s, WG, "lid", (e) => `wg_sum(${e}, lid)`)}
 }`;
 }
 
 /** Registers (vectors) per lane in the subgroup row kernels: rows up to lanes·32 vectors. */
 const SG_REGS = 32;
 
-/** A subgroup row kernel's compile-time shape: rows of n elements read as vectors of w, and its RowVariant. */
-interface RowSgSpec extends RowVariant {
-  n: number;
-  w: number;
-}
+/** A subgroup forward row kernel's compile-time shape: its RowSpec and RowVariant. */
+interface RowSgSpec extends RowSpec, RowVariant {}
 
 /** The variant LayerNorm (forward and backward rows) runs on this device: the forced one, else the device's row variant. */
 export function chooseLayerNormVariant(p: DeviceProfile = deviceProfile()): RowVariant {
@@ -135,52 +162,26 @@ function sgRowsFit(v: RowVariant, nvec: number): boolean {
  * for the 64-lane barrier kernel.
  */
 function rowSgWgsl(s: RowSgSpec): string {
-  const { n, w, lanes: SG, rows: SG_ROWS } = s;
-  const nvec = n / w;
-  const regs = Math.ceil(nvec / SG);
-  const T = vtype(w);
-  const L: string[] = [];
-  for (let r = 0; r < regs; r++) {
-    L.push(`  let i${r} = sl + ${r * SG}u;`);
-    L.push(`  let ok${r} = i${r} < ${nvec}u;`);
-    L.push(`  let x${r} = select(${T}(0.0), xs[base + min(i${r}, ${nvec - 1}u)], ok${r});`);
-  }
-  const sumX = Array.from({ length: regs }, (_, r) => hsum(w, `x${r}`)).join(" + ");
-  const sumD = Array.from({ length: regs }, (_, r) => `select(0.0, ${hsum(w, `(x${r} - mean) * (x${r} - mean)`)}, ok${r})`).join(" + ");
-  const writes = Array.from(
-    { length: regs },
-    (_, r) => `  if (ok${r}) { out[base + i${r}] = (x${r} - mean) * rstd * ws[i${r}] + bs[i${r}]; }`,
-  ).join("\n");
-  return /* wgsl */ `enable subgroups;
-struct P { rows: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
-@group(0) @binding(2) var<storage, read> xs: array<${T}>;
-@group(0) @binding(3) var<storage, read> ws: array<${T}>;
-@group(0) @binding(4) var<storage, read> bs: array<${T}>;
+  const { lanes: SG, rows: SG_ROWS } = s;
+  return /* wgsl */ `${enableF16(s.T)}enable subgroups;
+${rowBindings(s)}
 @compute @workgroup_size(${SG * SG_ROWS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32, @builtin(local_invocation_index) lid: u32) {
   // Subgroups are consecutive SG-lane slices of the workgroup (lavapipe runs
   // a workgroup as SIMD chunks of SG lanes), so lid / SG names this subgroup.
   let row = (wid.x + wid.y * nwg.x) * ${SG_ROWS}u + lid / ${SG}u;
-  let base = min(row, p.rows - 1u) * ${nvec}u;
-${L.join("\n")}
-  let mean = subgroupAdd(${sumX}) / ${n}.0;
-  let var_ = subgroupAdd(${sumD}) / ${n}.0;
-  let rstd = inverseSqrt(var_ + p.eps);
-  if (row >= p.rows) { return; }
-${writes}
+  let base = min(row, p.rows - 1u) * ${s.n / s.w}u;
+${rowBody(s, SG, "sl", (e) => `subgroupAdd(${e})`)}
 }`;
 }
 
-/** Stage 1: (count, mean, M2) of one chunk of one row. */
-function partialWgsl(w: number): string {
-  const T = vtype(w);
-  return /* wgsl */ `
+/** Stage 1: (count, mean, M2) of one chunk of one row, x at T; the partials are f32. */
+function partialWgsl(w: number, T: Precision): string {
+  return /* wgsl */ `${enableF16(T)}
 struct P { nvec: u32, parts: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> part: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> xs: array<${T}>;
+@group(0) @binding(2) var<storage, read> xs: array<${stype(w, T)}>;
 ${CHAN}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -190,7 +191,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let hi = min(p.nvec, lo + ${WG * CHUNK_VECS}u);
   var acc = vec3<f32>(0.0);
   for (var i = lo + lid; i < hi; i += ${WG}u) {
-    let v = xs[row * p.nvec + i];
+    let v = ${vtype(w)}(xs[row * p.nvec + i]);
     // Welford on a ${w}-element batch: its own mean and M2, then a Chan merge.
     let m = ${hsum(w, "v")} / ${w}.0;
     let d = v - m;
@@ -217,16 +218,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (lid == 0u) { stats[row] = vec2<f32>(r.y, inverseSqrt(r.z / r.x + p.eps)); }
 }`;
 
-/** Stage 3: elementwise normalise with per-row stats and per-element affine. */
-function applyWgsl(w: number): string {
-  const T = vtype(w);
-  return /* wgsl */ `
+/** Stage 3: elementwise normalise with per-row stats and per-element affine, at T. */
+function applyWgsl(w: number, T: Precision): string {
+  const F = vtype(w);
+  const S = stype(w, T);
+  return /* wgsl */ `${enableF16(T)}
 struct P { total: u32, nvec: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
-@group(0) @binding(2) var<storage, read> xs: array<${T}>;
-@group(0) @binding(3) var<storage, read> ws: array<${T}>;
-@group(0) @binding(4) var<storage, read> bs: array<${T}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${S}>;
+@group(0) @binding(2) var<storage, read> xs: array<${S}>;
+@group(0) @binding(3) var<storage, read> ws: array<${S}>;
+@group(0) @binding(4) var<storage, read> bs: array<${S}>;
 @group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -235,12 +237,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let row = i / p.nvec;
   let c = i - row * p.nvec;
   let s = stats[row];
-  out[i] = (xs[i] - s.x) * s.y * ws[c] + bs[c];
+  out[i] = ${S}((${F}(xs[i]) - s.x) * s.y * ${F}(ws[c]) + ${F}(bs[c]));
 }`;
-}
-
-function bind(t: Tensor): GPUBufferBinding {
-  return { buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) };
 }
 
 /**
@@ -249,7 +247,7 @@ function bind(t: Tensor): GPUBufferBinding {
  */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, variant?: RowVariant): Tensor {
   const op = "layerNorm";
-  checkInputs(op, [x, weight, bias]);
+  const T = precisionOf(op, [x, weight, bias]);
   const shapes = `x ${shapeStr(x.shape)}, weight ${shapeStr(weight.shape)}, bias ${shapeStr(bias.shape)}`;
   if (!sameShape(weight.shape, bias.shape)) fail(op, `weight and bias shapes differ: ${shapes}`);
   const k = weight.rank;
@@ -263,7 +261,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, v
   if (x.byteLength > g.maxBindingBytes) {
     fail(op, `x ${shapeStr(x.shape)} (${x.byteLength} bytes) exceeds one storage binding (${g.maxBindingBytes} bytes)`);
   }
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.empty(x.shape, T);
   if (out.size === 0) return out;
   const w = n % 4 === 0 ? 4 : 1;
   const nvec = n / w;
@@ -271,15 +269,15 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, v
   const v = variant ?? chooseLayerNormVariant(prof);
   checkRowVariant(op, prof, v);
   if (sgRowsFit(v, nvec)) {
-    const pipe = variantPipeline("layernorm:rowsg", { n, w, lanes: v.lanes, rows: v.rows }, rowSgWgsl);
+    const pipe = variantPipeline("layernorm:rowsg", { n, w, T, lanes: v.lanes, rows: v.rows }, rowSgWgsl);
     const params = new Params().u32(rows).f32(eps);
-    g.dispatch(pipe, [bind(out), bind(x), bind(weight), bind(bias)], params.bytes(), g.grid(Math.ceil(rows / v.rows)));
+    g.dispatch(pipe, [wholeBinding(out), wholeBinding(x), wholeBinding(weight), wholeBinding(bias)], params.bytes(), g.grid(Math.ceil(rows / v.rows)));
     return out;
   }
   if (Math.ceil(nvec / WG) <= ROW_REGS) {
-    const pipe = variantPipeline("layernorm:row", { n, w }, (s) => rowWgsl(s.n, s.w));
+    const pipe = variantPipeline("layernorm:row", { n, w, T }, rowWgsl);
     const params = new Params().u32(rows).f32(eps);
-    g.dispatch(pipe, [bind(out), bind(x), bind(weight), bind(bias)], params.bytes(), g.grid(rows));
+    g.dispatch(pipe, [wholeBinding(out), wholeBinding(x), wholeBinding(weight), wholeBinding(bias)], params.bytes(), g.grid(rows));
     return out;
   }
   // Whole-block path: partials, stats, apply.
@@ -288,15 +286,15 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, v
   const partial = Tensor.empty([rows, parts, 4]);
   const stats = Tensor.empty([rows, 2]);
   try {
-    const p1 = variantPipeline("layernorm:partial", { w }, (s) => partialWgsl(s.w));
-    g.dispatch(p1, [bind(partial), bind(x)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
+    const p1 = variantPipeline("layernorm:partial", { w, T }, (s) => partialWgsl(s.w, s.T));
+    g.dispatch(p1, [wholeBinding(partial), wholeBinding(x)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
     const p2 = variantPipeline("layernorm:stats", {}, () => STATS_WGSL);
-    g.dispatch(p2, [bind(stats), bind(partial)], new Params().u32(parts).f32(eps).bytes(), [rows, 1, 1]);
-    const p3 = variantPipeline("layernorm:apply", { w }, (s) => applyWgsl(s.w));
+    g.dispatch(p2, [wholeBinding(stats), wholeBinding(partial)], new Params().u32(parts).f32(eps).bytes(), [rows, 1, 1]);
+    const p3 = variantPipeline("layernorm:apply", { w, T }, (s) => applyWgsl(s.w, s.T));
     const total = rows * nvec;
     g.dispatch(
       p3,
-      [bind(out), bind(x), bind(weight), bind(bias), bind(stats)],
+      [wholeBinding(out), wholeBinding(x), wholeBinding(weight), wholeBinding(bias), wholeBinding(stats)],
       new Params().u32(total).u32(nvec).bytes(),
       g.grid(Math.ceil(total / 256)),
     );
@@ -328,6 +326,12 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, v
 // chunk, merged by a second pass): no atomics, and enough invocations to
 // keep both cores busy when there are many short rows.
 
+/** The backward row kernel's compile-time shape: rows of n elements read as vectors of w (f32), and its RowVariant (lanes 0: 64-lane workgroups). */
+interface RowBackwardSpec extends RowVariant {
+  n: number;
+  w: number;
+}
+
 /** Largest row (in vectors) for the 64-lane row kernel (8 registers a lane). */
 const WG_MAX_VECS = WG * 8;
 /** Rows per partial in the dweight/dbias column sums. */
@@ -340,7 +344,7 @@ const COL_ROWS = 32;
  * (`rows` rows per workgroup, subgroupAdd), else one 64-lane workgroup per
  * row (tree sums).
  */
-function rowBackwardWgsl(s: RowSgSpec): string {
+function rowBackwardWgsl(s: RowBackwardSpec): string {
   const { n, w, lanes: SG, rows: SG_ROWS } = s;
   const sg = SG > 0;
   const nvec = n / w;
@@ -606,29 +610,29 @@ export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1
     checkRowVariant(op, prof, v);
     const sg = sgRowsFit(v, nvec);
     if (sg || nvec <= WG_MAX_VECS) {
-      const spec: RowSgSpec = sg ? { n, w, lanes: v.lanes, rows: v.rows } : { n, w, lanes: 0, rows: 1 };
+      const spec: RowBackwardSpec = sg ? { n, w, lanes: v.lanes, rows: v.rows } : { n, w, lanes: 0, rows: 1 };
       const pipe = variantPipeline("layernorm_bwd:row", spec, rowBackwardWgsl);
       const groups = sg ? Math.ceil(rows / v.rows) : rows;
-      g.dispatch(pipe, [bind(dx), bind(stats), bind(x), bind(weight), bind(dy)], new Params().u32(rows).f32(eps).bytes(), g.grid(groups));
+      g.dispatch(pipe, [wholeBinding(dx), wholeBinding(stats), wholeBinding(x), wholeBinding(weight), wholeBinding(dy)], new Params().u32(rows).f32(eps).bytes(), g.grid(groups));
     } else {
       const parts = Math.ceil(nvec / (WG * CHUNK_VECS));
       if (rows > g.maxWorkgroupsPerDim || parts > g.maxWorkgroupsPerDim) fail(op, `too many rows or chunks: ${shapes}`);
       const moments = tmp([rows, parts, 4]);
       const p1 = variantPipeline("layernorm_bwd:moments", { w }, (s) => blockMomentsWgsl(s.w));
-      g.dispatch(p1, [bind(moments), bind(x)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
+      g.dispatch(p1, [wholeBinding(moments), wholeBinding(x)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
       const p2 = variantPipeline("layernorm_bwd:stats", {}, () => BLOCK_STATS_WGSL);
-      g.dispatch(p2, [bind(stats), bind(moments)], new Params().u32(parts).f32(eps).bytes(), [rows, 1, 1]);
+      g.dispatch(p2, [wholeBinding(stats), wholeBinding(moments)], new Params().u32(parts).f32(eps).bytes(), [rows, 1, 1]);
       const sums = tmp([rows, parts, 2]);
       const p3 = variantPipeline("layernorm_bwd:sums", { w }, (s) => blockSumsWgsl(s.w));
-      g.dispatch(p3, [bind(sums), bind(x), bind(weight), bind(dy), bind(stats)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
+      g.dispatch(p3, [wholeBinding(sums), wholeBinding(x), wholeBinding(weight), wholeBinding(dy), wholeBinding(stats)], new Params().u32(nvec).u32(parts).bytes(), [parts, rows, 1]);
       const means = tmp([rows, 2]);
       const p4 = variantPipeline("layernorm_bwd:means", {}, () => BLOCK_MEANS_WGSL);
-      g.dispatch(p4, [bind(means), bind(sums)], new Params().u32(parts).f32(n).bytes(), [rows, 1, 1]);
+      g.dispatch(p4, [wholeBinding(means), wholeBinding(sums)], new Params().u32(parts).f32(n).bytes(), [rows, 1, 1]);
       const p5 = variantPipeline("layernorm_bwd:dx", { w }, (s) => blockDxWgsl(s.w));
       const total = rows * nvec;
       g.dispatch(
         p5,
-        [bind(dx), bind(x), bind(weight), bind(dy), bind(stats), bind(means)],
+        [wholeBinding(dx), wholeBinding(x), wholeBinding(weight), wholeBinding(dy), wholeBinding(stats), wholeBinding(means)],
         new Params().u32(total).u32(nvec).bytes(),
         g.grid(Math.ceil(total / 256)),
       );
@@ -637,9 +641,9 @@ export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1
     const chunks = Math.ceil(rows / COL_ROWS);
     const part = tmp([chunks, 2, n]);
     const c1 = variantPipeline("layernorm_bwd:colpart", { w }, (s) => colPartialWgsl(s.w));
-    g.dispatch(c1, [bind(part), bind(x), bind(dy), bind(stats)], new Params().u32(rows).u32(nvec).u32(chunks).bytes(), g.grid(Math.ceil((chunks * nvec) / 256)));
+    g.dispatch(c1, [wholeBinding(part), wholeBinding(x), wholeBinding(dy), wholeBinding(stats)], new Params().u32(rows).u32(nvec).u32(chunks).bytes(), g.grid(Math.ceil((chunks * nvec) / 256)));
     const c2 = variantPipeline("layernorm_bwd:colmerge", { w }, (s) => colMergeWgsl(s.w));
-    g.dispatch(c2, [bind(dweight), bind(dbias), bind(part)], new Params().u32(nvec).u32(chunks).bytes(), g.grid(Math.ceil(nvec / 256)));
+    g.dispatch(c2, [wholeBinding(dweight), wholeBinding(dbias), wholeBinding(part)], new Params().u32(nvec).u32(chunks).bytes(), g.grid(Math.ceil(nvec / 256)));
   } catch (e) {
     dx.dispose();
     dweight.dispose();

@@ -11,6 +11,10 @@
 // partial per block of the flat input, a second one reduces the partials
 // (keeping f32 sums short and pairwise-ish, and both passes parallel).
 // Inputs of any size are read through segments; outputs written per chunk.
+// Either precision (precision.ts): x and the result both f32 or both f16;
+// f16 is read into f32, every sum and comparison is f32, and the all-reduce's
+// partials stay f32, so the result is rounded to f16 once, when stored. The
+// backward (expandTo, sumTo) is f32.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
@@ -18,6 +22,7 @@ import { variantPipeline } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { enableF16, precisionOf, type Precision } from "./precision.js";
 
 export type ReduceOp = "sum" | "mean" | "min" | "max";
 
@@ -28,20 +33,36 @@ const WG = 256;
 /** Partials of the first all-reduce pass (one workgroup each). */
 const MAX_PARTIALS = 1024;
 
-const PARAMS_WGSL = /* wgsl */ `
-struct P { n: u32, inner: u32, total: u32, base: u32, count: u32, init: f32, scale: f32, pad: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-`;
-
-function finish(op: ReduceOp, v: string): string {
-  return op === "mean" ? `${v} * p.scale` : v;
+/**
+ * A reduction kernel's compile-time shape: its mode and op, the input's
+ * segments, and the dtypes it reads and writes (the precision; f32 out of
+ * an f16 input for the all-reduce's partials).
+ */
+interface ReduceSpec {
+  mode: "thread" | "group";
+  op: ReduceOp;
+  x: SegmentLayout;
+  src: Precision;
+  dst: Precision;
 }
 
-function threadWgsl(op: ReduceOp, seg: SegmentLayout): string {
-  return /* wgsl */ `${PARAMS_WGSL}
-${segmentsWgsl("x", 2, seg)}
-fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[op]}; }
+/** The uniform block, the output at s.dst, the input's segments at s.src, and the op's f32 combine. */
+function headerWgsl(s: ReduceSpec): string {
+  return /* wgsl */ `${enableF16([s.src, s.dst])}
+struct P { n: u32, inner: u32, total: u32, base: u32, count: u32, init: f32, scale: f32, pad: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> out: array<${s.dst}>;
+${segmentsWgsl("x", 2, s.x, s.src)}
+fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[s.op]}; }`;
+}
+
+/** The stored result of an f32 accumulator `v`: scaled for a mean, rounded once to the output's dtype. */
+function finish(s: ReduceSpec, v: string): string {
+  return `${s.dst}(${s.op === "mean" ? `${v} * p.scale` : v})`;
+}
+
+function threadWgsl(s: ReduceSpec): string {
+  return /* wgsl */ `${headerWgsl(s)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${WG}u;
@@ -50,17 +71,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var idx = (o / p.inner) * p.n * p.inner + o % p.inner;
   var acc = p.init;
   for (var k = 0u; k < p.n; k++) {
-    acc = combine(acc, x_at(idx));
+    acc = combine(acc, f32(x_at(idx)));
     idx += p.inner;
   }
-  out[i] = ${finish(op, "acc")};
+  out[i] = ${finish(s, "acc")};
 }`;
 }
 
-function groupWgsl(op: ReduceOp, seg: SegmentLayout): string {
-  return /* wgsl */ `${PARAMS_WGSL}
-${segmentsWgsl("x", 2, seg)}
-fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[op]}; }
+function groupWgsl(s: ReduceSpec): string {
+  return /* wgsl */ `${headerWgsl(s)}
 var<workgroup> sh: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -73,7 +92,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
       let idx = start + k * p.inner;
       // The all-reduce views the flat input as rows of n; the last row is short.
       if (idx >= p.total) { break; }
-      acc = combine(acc, x_at(idx));
+      acc = combine(acc, f32(x_at(idx)));
     }
   }
   sh[t] = acc;
@@ -82,7 +101,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     if (t < s) { sh[t] = combine(sh[t], sh[t + s]); }
     workgroupBarrier();
   }
-  if (t == 0u && i < p.count) { out[i] = ${finish(op, "sh[0]")}; }
+  if (t == 0u && i < p.count) { out[i] = ${finish(s, "sh[0]")}; }
 }`;
 }
 
@@ -90,7 +109,8 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
 function reduceRows(op: ReduceOp, x: Tensor, out: Tensor, n: number, inner: number, mode: "thread" | "group", scale: number): void {
   const g = gpu();
   const seg = inputSegments(`reduce(${op})`, x);
-  const pipe = variantPipeline("reduce", { mode, op, x: layoutOf(seg) }, (s) => (s.mode === "thread" ? threadWgsl(s.op, s.x) : groupWgsl(s.op, s.x)));
+  const spec: ReduceSpec = { mode, op, x: layoutOf(seg), src: x.dtype as Precision, dst: out.dtype as Precision };
+  const pipe = variantPipeline("reduce", spec, (s) => (s.mode === "thread" ? threadWgsl(s) : groupWgsl(s)));
   for (const c of outputChunks(out)) {
     const params = new Params().u32(n).u32(inner).u32(x.size).u32(c.start).u32(c.count).f32(INIT[op]).f32(scale).u32(0);
     const groups = mode === "thread" ? Math.ceil(c.count / WG) : c.count;
@@ -105,13 +125,14 @@ function reduceRows(op: ReduceOp, x: Tensor, out: Tensor, n: number, inner: numb
 export function reduce(op: ReduceOp, x: Tensor, axis?: number, keepDims = false): Tensor {
   if (!OPS.includes(op)) fail("reduce", `unknown op "${String(op)}" (expected ${OPS.join(", ")})`);
   const name = `reduce(${op})`;
-  checkInputs(name, [x]);
+  const T = precisionOf(name, [x]);
   if (axis === undefined) {
     const shape = keepDims ? x.shape.map(() => 1) : [];
     if (x.size === 0 && (op === "min" || op === "max")) fail(name, `empty input ${shapeStr(x.shape)} has no ${op}`);
-    const out = Tensor.empty(shape);
+    const out = Tensor.empty(shape, T);
     if (x.size === 0) {
-      out.write(new Float32Array([op === "sum" ? 0 : NaN]));
+      // An empty sum is 0, an empty mean NaN (0x7e00 as f16 bits).
+      out.write(T === "f16" ? new Uint16Array([op === "sum" ? 0 : 0x7e00]) : new Float32Array([op === "sum" ? 0 : NaN]));
       return out;
     }
     // Pass 1: one partial per block of the flat input.
@@ -121,6 +142,7 @@ export function reduce(op: ReduceOp, x: Tensor, axis?: number, keepDims = false)
       reduceRows(op, x, out, x.size, 1, "group", 1 / x.size);
       return out;
     }
+    // f32 partials: an f16 input's result is rounded once, by the second pass.
     const partial = Tensor.empty([parts]);
     reduceRows(op === "mean" ? "sum" : op, x, partial, block, 1, "group", 1);
     reduceRows(op, partial, out, parts, 1, "group", 1 / x.size);
@@ -132,7 +154,7 @@ export function reduce(op: ReduceOp, x: Tensor, axis?: number, keepDims = false)
   if (n === 0 && (op === "min" || op === "max")) fail(name, `axis ${axis} of ${shapeStr(x.shape)} is empty; ${op} is undefined`);
   const inner = numel(x.shape.slice(ax + 1));
   const shape = keepDims ? x.shape.map((d, a) => (a === ax ? 1 : d)) : x.shape.filter((_, a) => a !== ax);
-  const out = Tensor.empty(shape);
+  const out = Tensor.empty(shape, T);
   if (out.size === 0) return out;
   // Few outputs with long rows: a workgroup per output keeps both cores busy.
   const mode = n >= 4 * WG && out.size < 8192 ? "group" : "thread";

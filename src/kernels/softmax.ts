@@ -4,20 +4,36 @@
 // Lanes keep an online (max, sum of exp) pair over their strided elements,
 // the pairs are merged in workgroup memory, then the row is written in a
 // second pass: two loads and one store per element, stable for any input.
+// Forward at either precision (precision.ts): x and y f32, or both f16 read
+// into f32 registers (the max and the sum of exp are f32) and rounded once
+// when y is stored. Backward is f32.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
 import { ROWS_WGSL, axisRows, treeReduceWgsl, wholeBinding } from "./axis_rows.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { enableF16, precisionOf, type Precision } from "./precision.js";
 import { checkRowVariant, chooseRowVariant, deviceProfile, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 
 const WG = 64;
 
-const SOFTMAX_WGSL = /* wgsl */ `
-${ROWS_WGSL}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> xs: array<f32>;
+/** A softmax kernel's compile-time shape: its row variant and the precision of x and y. */
+interface SoftmaxSpec extends RowVariant {
+  T: Precision;
+}
+
+/** The uniform block, row_base and the bindings y, x at T. */
+function softmaxBindings(T: Precision): string {
+  return `${ROWS_WGSL}
+@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
+@group(0) @binding(2) var<storage, read> xs: array<${T}>;`;
+}
+
+/** The portable kernel: one 64-lane workgroup per row, the lanes' (max, sum) pairs merged in workgroup memory. */
+function softmaxWgsl(T: Precision): string {
+  return /* wgsl */ `${enableF16(T)}
+${softmaxBindings(T)}
 var<workgroup> red: array<vec2<f32>, ${WG}>;
 // Merge two (max, sum of exp(x − max)) pairs.
 fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
@@ -31,7 +47,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // Lanes with no element hold (-3.4e38, 0): merging them changes nothing.
   var acc = vec2<f32>(-3.4e38, 0.0);
   for (var l = lid; l < p.len; l += ${WG}u) {
-    acc = merge(acc, vec2<f32>(xs[base + l * p.inner], 1.0));
+    acc = merge(acc, vec2<f32>(f32(xs[base + l * p.inner]), 1.0));
   }
   red[lid] = acc;
   ${treeReduceWgsl(WG, (a, b) => `merge(${a}, ${b})`)}
@@ -40,20 +56,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let inv = 1.0 / tot.y;
   for (var l = lid; l < p.len; l += ${WG}u) {
     let i = base + l * p.inner;
-    out[i] = exp(xs[i] - tot.x) * inv;
+    out[i] = ${T}(exp(f32(xs[i]) - tot.x) * inv);
   }
 }`;
+}
 
 // One subgroup of v.lanes lanes per row, v.rows rows per workgroup, no
 // workgroup barrier (on lavapipe a barrier splits the shader into
 // coroutines). With several rows a workgroup, subgroups are consecutive
 // lanes-slices of it (as on lavapipe), so lid / lanes names the row.
-function softmaxSgWgsl(v: RowVariant): string {
-  const { lanes, rows } = v;
-  return /* wgsl */ `enable subgroups;
-${ROWS_WGSL}
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> xs: array<f32>;
+function softmaxSgWgsl(v: SoftmaxSpec): string {
+  const { lanes, rows, T } = v;
+  return /* wgsl */ `${enableF16(T)}enable subgroups;
+${softmaxBindings(T)}
 @compute @workgroup_size(${lanes * rows})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
@@ -62,7 +77,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var m = -3.4e38;
   var s = 0.0;
   for (var l = sl; l < p.len; l += ${lanes}u) {
-    let v = xs[base + l * p.inner];
+    let v = f32(xs[base + l * p.inner]);
     let mn = max(m, v);
     s = s * exp(m - mn) + exp(v - mn);
     m = mn;
@@ -72,7 +87,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (row >= p.rows) { return; }
   for (var l = sl; l < p.len; l += ${lanes}u) {
     let i = base + l * p.inner;
-    out[i] = exp(xs[i] - mx) * inv;
+    out[i] = ${T}(exp(f32(xs[i]) - mx) * inv);
   }
 }`;
 }
@@ -88,15 +103,16 @@ export function chooseSoftmaxVariant(p: DeviceProfile = deviceProfile()): RowVar
  */
 export function softmax(x: Tensor, axis = -1, variant?: RowVariant): Tensor {
   const op = "softmax";
-  checkInputs(op, [x]);
+  const T = precisionOf(op, [x]);
   const { len, inner, rows } = axisRows(op, x, axis);
   const g = gpu();
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.empty(x.shape, T);
   if (out.size === 0) return out;
   const prof = deviceProfile(g);
   const v = variant ?? chooseSoftmaxVariant(prof);
   checkRowVariant(op, prof, v);
-  const pipe = variantPipeline("softmax", v, (v) => (v.lanes > 0 ? softmaxSgWgsl(v) : SOFTMAX_WGSL));
+  const spec: SoftmaxSpec = { lanes: v.lanes, rows: v.rows, T };
+  const pipe = variantPipeline("softmax", spec, (s) => (s.lanes > 0 ? softmaxSgWgsl(s) : softmaxWgsl(s.T)));
   const params = new Params().u32(rows).u32(len).u32(inner);
   g.dispatch(pipe, [wholeBinding(out), wholeBinding(x)], params.bytes(), g.grid(v.lanes > 0 ? Math.ceil(rows / v.rows) : rows));
   return out;

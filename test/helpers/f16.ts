@@ -1,6 +1,16 @@
 // Host model of f16 storage (IEEE binary16, round to nearest even) for the
 // f16 kernel tests: what an f32 value becomes when a kernel stores it as f16.
 // Node 20 has neither Math.f16round nor Float16Array.
+//
+// Running a kernel golden at f16 (src/kernels/precision.ts): the fixture's
+// f32 input is uploaded and rounded to f16 on the device (cast rounds to
+// nearest even, as PyTorch's .half() does for the `*_f16in` references),
+// and an f16 result is read back through a cast to f32, which is exact.
+import type { TestContext } from "vitest";
+import { cast } from "../../src/kernels/layout.js";
+import { gpu } from "../../src/tensor/device.js";
+import { Tensor } from "../../src/tensor/tensor.js";
+import type { FixtureArray } from "./fixtures.js";
 
 /** f16's unit roundoff: rounding to nearest changes a normal value by at most 2^-11 of itself. */
 export const F16_UNIT = 2 ** -11;
@@ -27,4 +37,44 @@ export function roundF16(x: number): number {
 /** Every element rounded to f16, as f32 values (an f16 tensor's contents, read back through cast). */
 export function roundF16All(x: ArrayLike<number>): Float32Array {
   return Float32Array.from(x, roundF16);
+}
+
+/** The precisions each golden runs at. */
+export const PRECISIONS = ["f32", "f16"] as const;
+export type TestPrecision = (typeof PRECISIONS)[number];
+
+/**
+ * Tolerance of an f16 kernel against a float64 reference computed on the
+ * f16-rounded inputs, as max |err| / max |expected|: the kernel computes in
+ * f32 (within the f32 goldens' 1e-4) and rounds each result once to f16,
+ * an error of at most half a unit in the last place, 2^-11 · |y| (unit
+ * roundoff; subnormals only round results below 2^-14, far below the
+ * outputs' scale here).
+ */
+export const F16_TOL = F16_UNIT + 1e-4;
+
+/** A fixture array as a tensor of dtype `p` (rounded on the device for f16). */
+export function fixtureTensor(a: FixtureArray, p: TestPrecision): Tensor {
+  const x = Tensor.from(a.data as Float32Array, a.shape);
+  if (p === "f32") return x;
+  const h = cast(x, "f16");
+  x.dispose();
+  return h;
+}
+
+/** Reads a tensor of dtype `p` back as f32, checking its dtype. */
+export async function readAs(t: Tensor, p: TestPrecision): Promise<Float32Array> {
+  if (t.dtype !== p) throw new Error(`expected a ${p} result, got ${t.dtype}`);
+  if (p === "f32") return t.readFloat32();
+  const f = cast(t, "f32");
+  try {
+    return await f.readFloat32();
+  } finally {
+    f.dispose();
+  }
+}
+
+/** Skips an f16 case visibly where the adapter lacks shader-f16. */
+export function skipWithoutF16(ctx: TestContext, p: TestPrecision): void {
+  ctx.skip(p === "f16" && !gpu().hasF16, "the adapter lacks shader-f16");
 }

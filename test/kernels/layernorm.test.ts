@@ -4,12 +4,20 @@
 // sqrt). Every case runs over every row variant this device runs
 // (rowVariants: the 64-lane barrier kernel, one row per workgroup at each
 // subgroup width, the fixed-size kernel of several rows a workgroup; rows
-// longer than 32 vectors a lane take the barrier or block path). Tolerance: max |err| ≤ 1e-4 · max |expected| (f32,
-// float64 reference).
+// longer than 32 vectors a lane take the barrier or block path), at f32 and
+// f16. Tolerance: max |err| ≤ 1e-4 · max |expected| at f32 (float64
+// reference y); at f16, F16_TOL (2^-11 + 1e-4, derived in test/helpers/f16.ts)
+// against y_f16in, the float64 reference on the f16-rounded inputs. Cases
+// that f16 statistics would fail: mean 100 over spread 2 (rows and two-stage;
+// the sums pass f16's 65504 or its spacing of 32 there), near-constant rows
+// and blocks (squared deviations of 1e-5, below f16's normal range).
 import { describe, expect, it } from "vitest";
-import { layerNorm } from "../../src/kernels/layernorm.js";
+import { ShapeError } from "../../src/kernels/check.js";
+import { cast } from "../../src/kernels/layout.js";
+import { layerNorm, layerNormBackward } from "../../src/kernels/layernorm.js";
 import { rowVariants } from "../../src/kernels/profile.js";
 import { Tensor } from "../../src/tensor/tensor.js";
+import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16 } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 import { forEachVariant, testProfile } from "../helpers/variants.js";
@@ -17,17 +25,42 @@ import { forEachVariant, testProfile } from "../helpers/variants.js";
 useGpu();
 const profile = await testProfile();
 const cases = loadFixture("kernels/layernorm");
-const t = (a: { data: Float32Array | Int32Array; shape: number[] }) => Tensor.from(a.data as Float32Array, a.shape);
 
 describe("layerNorm vs PyTorch", () => {
   forEachVariant(rowVariants(profile), (variant) => {
-    for (const c of cases) {
-      it(c.name, async () => {
-        const y = layerNorm(t(c.inputs.x!), t(c.inputs.weight!), t(c.inputs.bias!), c.params.eps as number, variant);
-        expect(y.shape).toEqual(c.outputs.y!.shape);
-        expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
+    for (const p of PRECISIONS) {
+      describe(p, () => {
+        for (const c of cases) {
+          it(c.name, async (ctx) => {
+            skipWithoutF16(ctx, p);
+            const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
+            const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
+            expect(y.shape).toEqual(c.outputs.y!.shape);
+            const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+            expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
+          });
+        }
       });
     }
+  });
+
+  it("has a case whose mean is large against its spread on the row path and on the two-stage path", () => {
+    const offset = (c: (typeof cases)[number]) => {
+      const x = Array.from(c.inputs.x!.data);
+      const mean = x.reduce((s, v) => s + v, 0) / x.length;
+      return mean > 20 * Math.sqrt(x.reduce((s, v) => s + (v - mean) ** 2, 0) / x.length);
+    };
+    expect(cases.some((c) => c.inputs.weight!.data.length <= 1024 && offset(c))).toBe(true);
+    expect(cases.some((c) => c.inputs.weight!.data.length > 2048 && offset(c))).toBe(true);
+  });
+
+  it("refuses mixed precisions, and f16 in the backward (f32 only), with a ShapeError", (ctx) => {
+    skipWithoutF16(ctx, "f16");
+    const x = cast(Tensor.zeros([2, 8]), "f16");
+    expect(() => layerNorm(x, Tensor.zeros([8]), Tensor.zeros([8]))).toThrow(/layerNorm: inputs mix f16 and f32: cast them to one precision first/);
+    const w = cast(Tensor.zeros([8]), "f16");
+    expect(() => layerNormBackward(x, w, x)).toThrow(ShapeError);
+    expect(() => layerNormBackward(x, w, x)).toThrow(/layerNormBackward: expected dtype f32, got f16/);
   });
 
   it("has near-constant rows (variance < 2·eps) on the row path (N ≤ 1024) and the two-stage path (N > 2048)", () => {

@@ -1,8 +1,15 @@
-// Reductions against PyTorch goldens (float64 reference, tools/fixtures/gen_reduce.py).
-// Tolerance: max |err| ≤ 1e-4 · max |expected| (sum/mean); min/max exact.
+// Reductions against PyTorch goldens (float64 reference, tools/fixtures/gen_reduce.py),
+// each at f32 and f16. Tolerance: sum/mean max |err| ≤ 1e-4 · max |expected|
+// at f32 (against y); at f16, F16_TOL (2^-11 + 1e-4, derived in
+// test/helpers/f16.ts) against y_f16in, the float64 reduction of the
+// f16-rounded input. min/max are exact at both. The offset and columns cases
+// fail if sums are kept in f16 (gen_reduce.py says why).
 import { describe, expect, it } from "vitest";
-import { reduce, type ReduceOp } from "../../src/kernels/reduce.js";
+import { ShapeError } from "../../src/kernels/check.js";
+import { cast } from "../../src/kernels/layout.js";
+import { expandTo, reduce, type ReduceOp } from "../../src/kernels/reduce.js";
 import { Tensor } from "../../src/tensor/tensor.js";
+import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16 } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 
@@ -10,18 +17,37 @@ useGpu();
 const cases = loadFixture("kernels/reduce");
 
 describe("reduce vs PyTorch", () => {
-  for (const c of cases) {
-    it(c.name, async () => {
-      const x = Tensor.from(c.inputs.x!.data as Float32Array, c.inputs.x!.shape);
-      const op = c.params.op as ReduceOp;
-      const axis = c.params.axis === null ? undefined : (c.params.axis as number);
-      const y = reduce(op, x, axis, c.params.keep as boolean);
-      expect(y.shape).toEqual(c.outputs.y!.shape);
-      const got = await y.readFloat32();
-      if (op === "min" || op === "max") expect(Array.from(got)).toEqual(Array.from(c.outputs.y!.data));
-      else expect(relError(got, c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
+  for (const p of PRECISIONS) {
+    describe(p, () => {
+      for (const c of cases) {
+        it(c.name, async (ctx) => {
+          skipWithoutF16(ctx, p);
+          const op = c.params.op as ReduceOp;
+          const axis = c.params.axis === null ? undefined : (c.params.axis as number);
+          const y = reduce(op, fixtureTensor(c.inputs.x!, p), axis, c.params.keep as boolean);
+          expect(y.shape).toEqual(c.outputs.y!.shape);
+          const got = await readAs(y, p);
+          const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+          if (op === "min" || op === "max") expect(Array.from(got)).toEqual(Array.from(want.data));
+          else expect(relError(got, want.data)).toBeLessThanOrEqual(tol);
+        });
+      }
     });
   }
+
+  it("gives an empty f16 sum 0 and an empty f16 mean NaN", async (ctx) => {
+    skipWithoutF16(ctx, "f16");
+    const x = cast(Tensor.zeros([0, 3]), "f16");
+    expect(Array.from(await readAs(reduce("sum", x), "f16"))).toEqual([0]);
+    expect(Array.from(await readAs(reduce("mean", x), "f16"))).toEqual([NaN]);
+  });
+
+  it("refuses f16 in the backward (f32 only) with a ShapeError", (ctx) => {
+    skipWithoutF16(ctx, "f16");
+    const g = cast(Tensor.zeros([3]), "f16");
+    expect(() => expandTo(g, [2, 3])).toThrow(ShapeError);
+    expect(() => expandTo(g, [2, 3])).toThrow(/expand: expected dtype f32, got f16/);
+  });
 
   it("keepDims without an axis gives all-ones shape; empty sum is 0", async () => {
     const x = Tensor.from(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
@@ -36,6 +62,6 @@ describe("reduce vs PyTorch", () => {
     expect(() => reduce("sum", x, 2)).toThrow(/reduce\(sum\): axis 2 is out of range for rank 2/);
     expect(() => reduce("prod" as ReduceOp, x)).toThrow(/reduce: unknown op "prod"/);
     expect(() => reduce("max", Tensor.zeros([0, 4]), 0)).toThrow(/reduce\(max\): axis 0 of \[0, 4\] is empty/);
-    expect(() => reduce("min", Tensor.from(new Int32Array(2), [2], "i32"))).toThrow(/reduce\(min\): expected dtype f32, got i32/);
+    expect(() => reduce("min", Tensor.from(new Int32Array(2), [2], "i32"))).toThrow(/reduce\(min\): expected dtype f32 or f16, got i32/);
   });
 });

@@ -3,11 +3,17 @@
 // subtracted. Every case runs over every variant this device runs
 // (rowVariants: the 64-lane barrier kernel, one row per workgroup at each
 // subgroup width, and the fixed-size kernel of several rows a workgroup).
-// Tolerance: max |err| ≤ 1e-4 · max |expected| (f32 exp, float64 reference).
+// Each runs at f32 and f16. Tolerance: max |err| ≤ 1e-4 · max |expected| at
+// f32 (f32 exp, float64 reference y); at f16, F16_TOL (2^-11 + 1e-4, derived
+// in test/helpers/f16.ts) against y_f16in, the float64 reference on the
+// f16-rounded input. flat_long_2x4096 fails if the sum of exp is kept in f16.
 import { describe, expect, it } from "vitest";
+import { ShapeError } from "../../src/kernels/check.js";
+import { cast } from "../../src/kernels/layout.js";
 import { rowVariants } from "../../src/kernels/profile.js";
-import { softmax } from "../../src/kernels/softmax.js";
+import { softmax, softmaxBackward } from "../../src/kernels/softmax.js";
 import { Tensor } from "../../src/tensor/tensor.js";
+import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16 } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 import { forEachVariant, testProfile } from "../helpers/variants.js";
@@ -18,14 +24,26 @@ const profile = await testProfile();
 
 describe("softmax vs PyTorch", () => {
   forEachVariant(rowVariants(profile), (variant) => {
-    for (const c of cases) {
-      it(c.name, async () => {
-        const x = Tensor.from(c.inputs.x!.data as Float32Array, c.inputs.x!.shape);
-        const y = softmax(x, c.params.axis as number, variant);
-        expect(y.shape).toEqual(c.outputs.y!.shape);
-        expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
+    for (const p of PRECISIONS) {
+      describe(p, () => {
+        for (const c of cases) {
+          it(c.name, async (ctx) => {
+            skipWithoutF16(ctx, p);
+            const y = softmax(fixtureTensor(c.inputs.x!, p), c.params.axis as number, variant);
+            expect(y.shape).toEqual(c.outputs.y!.shape);
+            const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+            expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
+          });
+        }
       });
     }
+  });
+
+  it("refuses f16 in the backward (f32 only) with a ShapeError", (ctx) => {
+    skipWithoutF16(ctx, "f16");
+    const y = cast(Tensor.zeros([2, 8]), "f16");
+    expect(() => softmaxBackward(y, y)).toThrow(ShapeError);
+    expect(() => softmaxBackward(y, y)).toThrow(/softmaxBackward: expected dtype f32, got f16/);
   });
 
   it("has cases beyond f32 exp's range: logits > 89, and a case whose logits are all < -104", () => {
