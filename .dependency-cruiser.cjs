@@ -8,13 +8,14 @@
 //   train                             training: the model, data, optimisers
 //   segvol                            the model and its volume pipeline
 //   nn, autograd, weights, io, dicom, image, node
+//   tune                              the autotuner: times the kernels' variants, caches winners
 //   kernels                           WGSL kernels
 //   tensor                            device, tensors, pools, scopes
 
 /** A path pattern for these top-level folders of src/. */
 const folders = (...names) => `^src/(${names.join("|")})/`;
 
-const BELOW_SEGVOL = ["tensor", "kernels", "autograd", "nn", "weights", "io", "dicom", "image", "node"];
+const BELOW_SEGVOL = ["tensor", "kernels", "tune", "autograd", "nn", "weights", "io", "dicom", "image", "node"];
 
 const rules = [
   {
@@ -28,6 +29,12 @@ const rules = [
     comment: "tensor is the bottom layer: device, tensors, pools and scopes.",
     from: { path: folders("tensor") },
     to: { path: "^src/", pathNot: folders("tensor") },
+  },
+  {
+    name: "tune-imports-only-tensor-kernels-io-node",
+    comment: "The autotuner times the kernels' variants and caches the winners (files through io and node): it knows no layer above the kernels.",
+    from: { path: folders("tune") },
+    to: { path: "^src/", pathNot: folders("tune", "tensor", "kernels", "io", "node") },
   },
   {
     name: "autograd-imports-only-tensor-kernels",

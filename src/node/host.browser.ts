@@ -43,6 +43,7 @@ export const gunzipSync = nodeOnly<Host["gunzipSync"]>("zlib.gunzipSync");
 export const gzipSync = nodeOnly<Host["gzipSync"]>("zlib.gzipSync");
 export const zlibConstants = {} as Host["zlibConstants"];
 export const hostname = nodeOnly<Host["hostname"]>("os.hostname");
+export const homedir = nodeOnly<Host["homedir"]>("os.homedir");
 export const createHash = nodeOnly<Host["createHash"]>("crypto.createHash");
 export const randomBytes = nodeOnly<Host["randomBytes"]>("crypto.randomBytes");
 /** The largest ArrayBuffer to attempt in a page (V8 allows up to 2^32 bytes on 64-bit). */

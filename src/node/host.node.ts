@@ -26,7 +26,7 @@ export {
 } from "node:fs";
 export { basename, dirname, join, resolve } from "node:path";
 export { constants as zlibConstants, gunzipSync, gzipSync } from "node:zlib";
-export { hostname } from "node:os";
+export { homedir, hostname } from "node:os";
 export { createHash, randomBytes } from "node:crypto";
 
 /** The largest Buffer this Node.js allocates. */

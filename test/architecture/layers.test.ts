@@ -1,5 +1,6 @@
 // The layering of src/ (.dependency-cruiser.cjs holds the rules): kernels
-// import only tensor, nothing below segvol imports it, nn and segvol never
+// import only tensor, the tuner only tensor, kernels, io and node, nothing
+// below segvol imports it, nn and segvol never
 // import train, cli and demo sit on top, no cycles between folders. Runs
 // dependency-cruiser's CLI, as `npx depcruise src` does, and prints each
 // violation as "rule: from → to".
@@ -84,6 +85,7 @@ describe("src/ layering", () => {
       "src/weights/format.ts": 'import { t } from "../tensor/tensor.js";\nexport const f = t;\n',
       "src/kernels/matmul.ts": 'import type { Model } from "../segvol/model.js";\nexport type K = Model;\n',
       "src/autograd/tape.ts": 'import "../nn/layers.js";\n',
+      "src/tune/tuner.ts": 'import "../autograd/tape.js";\n',
       "src/nn/layers.ts": 'import "../kernels/matmul.js";\nimport "../train/loss.js";\n',
       "src/segvol/model.ts": "export interface Model { x: number }\n",
       "src/segvol/pipeline/segment.ts": 'import "../../train/loss.js";\n',
@@ -101,6 +103,7 @@ describe("src/ layering", () => {
         "kernels-import-only-tensor: src/kernels/matmul.ts → src/segvol/model.ts",
         "nothing-below-segvol-imports-segvol: src/kernels/matmul.ts → src/segvol/model.ts",
         "autograd-imports-only-tensor-kernels: src/autograd/tape.ts → src/nn/layers.ts",
+        "tune-imports-only-tensor-kernels-io-node: src/tune/tuner.ts → src/autograd/tape.ts",
         "nn-imports-only-tensor-kernels-autograd-weights: src/nn/layers.ts → src/train/loss.ts",
         "model-never-imports-train: src/nn/layers.ts → src/train/loss.ts",
         "model-never-imports-train: src/segvol/pipeline/segment.ts → src/train/loss.ts",

@@ -1,0 +1,136 @@
+// The shapes the tuner times, as data, and the jobs that time them: each
+// allocates its inputs once and runs its op with one candidate forced.
+import { attention, attentionCandidates, attentionTuneKey } from "../kernels/attention.js";
+import { conv3d } from "../kernels/conv3d.js";
+import { gemmCandidates, type GemmVariant } from "../kernels/conv_gemm.js";
+import { matmul, matmulCandidates, type MatmulChoice } from "../kernels/matmul.js";
+import { deviceProfile, setDeviceProfile, type AttentionVariant } from "../kernels/profile.js";
+import { Tensor } from "../tensor/tensor.js";
+import { tune, type TuneJob, type TuneOptions, type TuneResult } from "./tuner.js";
+
+/** A Linear-style product: x [M, K] · wᵀ (w [N, K]). */
+export interface MatmulShape {
+  op: "matmul";
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** Self or cross attention of one batch: Nq queries over Nk keys, H heads of dk (q, k) and dv (v) features. */
+export interface AttentionShape {
+  op: "attention";
+  Nq: number;
+  Nk: number;
+  H: number;
+  dk: number;
+  dv: number;
+}
+
+/** A convolution GEMM: C[M, N] = Σ_k A(k, m) · B(k, n). */
+export interface GemmShape {
+  op: "gemm";
+  M: number;
+  N: number;
+  K: number;
+}
+
+export type TuneShape = MatmulShape | AttentionShape | GemmShape;
+
+/** The shape as `op a×b×c…` (its dimensions in the order the op's chooser buckets them). */
+export function shapeTitle(s: TuneShape): string {
+  return `${s.op} ${tuneDims(s).join("×")}`;
+}
+
+/** The dimensions the op's chooser buckets (see tunedKey). */
+export function tuneDims(s: TuneShape): number[] {
+  return s.op === "attention" ? attentionTuneKey(s) : [s.M, s.N, s.K];
+}
+
+/** Inputs made on first use (a job list holds no memory until each job runs) and freed by `dispose`. */
+function lazyInputs(shapes: number[][]): { get(): Tensor[]; dispose(): void } {
+  let inputs: Tensor[] | null = null;
+  return {
+    get: () => (inputs ??= shapes.map((shape) => Tensor.zeros(shape))),
+    dispose: () => {
+      inputs?.forEach((t) => t.dispose());
+      inputs = null;
+    },
+  };
+}
+
+function matmulJob(s: MatmulShape): TuneJob<MatmulChoice> {
+  const inputs = lazyInputs([[s.M, s.K], [s.N, s.K]]);
+  return {
+    op: "matmul",
+    dims: tuneDims(s),
+    title: shapeTitle(s),
+    candidates: matmulCandidates(s.M, s.N, s.K),
+    flops: 2 * s.M * s.N * s.K,
+    run: (variant) => {
+      const [x, w] = inputs.get() as [Tensor, Tensor];
+      matmul(x, w, { transB: true, variant }).dispose();
+    },
+    dispose: inputs.dispose,
+  };
+}
+
+function attentionJob(s: AttentionShape): TuneJob<AttentionVariant> {
+  const inputs = lazyInputs([[1, s.Nq, s.H * s.dk], [1, s.Nk, s.H * s.dk], [1, s.Nk, s.H * s.dv]]);
+  return {
+    op: "attention",
+    dims: tuneDims(s),
+    title: shapeTitle(s),
+    candidates: attentionCandidates(),
+    flops: 2 * s.H * s.Nq * s.Nk * (s.dk + s.dv),
+    run: (variant) => {
+      const [q, k, v] = inputs.get() as [Tensor, Tensor, Tensor];
+      attention(q, k, v, { numHeads: s.H, variant }).dispose();
+    },
+    dispose: inputs.dispose,
+  };
+}
+
+/**
+ * A GEMM is timed through a pointwise conv3d of the same M, N and K (x
+ * [1, K, 1, 1, N], w [M, K, 1, 1, 1]): the GEMM core and its variants are
+ * the same for every conv op; only the loaders' index arithmetic differs.
+ * The conv ops take no variant argument, so the candidate is forced in the
+ * profile for the call.
+ */
+function gemmJob(s: GemmShape): TuneJob<GemmVariant> {
+  const inputs = lazyInputs([[1, s.K, 1, 1, s.N], [s.M, s.K, 1, 1, 1]]);
+  return {
+    op: "gemm",
+    dims: tuneDims(s),
+    title: shapeTitle(s),
+    candidates: gemmCandidates(),
+    flops: 2 * s.M * s.N * s.K,
+    run: (gemm) => {
+      const prev = setDeviceProfile({ force: { ...deviceProfile().force, gemm } });
+      try {
+        const [x, w] = inputs.get() as [Tensor, Tensor];
+        conv3d(x, w).dispose();
+      } finally {
+        setDeviceProfile({ force: prev.force });
+      }
+    },
+    dispose: inputs.dispose,
+  };
+}
+
+/** The job timing `shape` (its inputs are made when it first runs and freed by its dispose, which `tune` calls). */
+export function tuneJob(shape: TuneShape): TuneJob {
+  switch (shape.op) {
+    case "matmul":
+      return matmulJob(shape) as TuneJob;
+    case "attention":
+      return attentionJob(shape) as TuneJob;
+    case "gemm":
+      return gemmJob(shape) as TuneJob;
+  }
+}
+
+/** Tunes `shapes`: one job each, timed and freed in turn (see `tune`). */
+export function tuneShapes(shapes: readonly TuneShape[], opts: TuneOptions = {}): Promise<TuneResult[]> {
+  return tune(shapes.map(tuneJob), opts);
+}
