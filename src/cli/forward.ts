@@ -8,6 +8,7 @@ import { loadConfig } from "../segvol/config.js";
 import { SegVol, validateWindowPrompt, type WindowPrompt } from "../segvol/model.js";
 import { ClipTokenizer } from "../segvol/tokenizer.js";
 import { releaseGpu } from "../tensor/device.js";
+import { loadTunedChoices } from "../tune/cache.js";
 import { examples } from "./help.js";
 import { checkOutputFile } from "./outputs.js";
 import { collect, parseBox, parsePoint } from "./parse.js";
@@ -63,6 +64,7 @@ export function registerForward(program: Command): void {
       if (!okShape) throw new Error(`${o.image}: shape [${npy.shape.join(", ")}] is not the window [${D}, ${H}, ${W}] (or [1, 1, ${D}, ${H}, ${W}])`);
       if (npy.dtype !== "f32") throw new Error(`${o.image}: dtype ${npy.dtype}, expected float32`);
       const model = await SegVol.fromWeights(o.weights);
+      await loadTunedChoices(); // winners of an earlier `segvol tune`, if any
       try {
         const logits = await model.forward(npy.data as Float32Array, prompt);
         writeNpy(o.out, logits, [1, 1, D, H, W]);

@@ -15,6 +15,7 @@ import { registerSmoke } from "./smoke.js";
 import { registerStatus } from "./status.js";
 import { registerSubmit } from "./submit.js";
 import { registerTrain } from "./train.js";
+import { registerTune } from "./tune.js";
 import { registerWorker } from "./worker.js";
 
 async function main(): Promise<void> {
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
   registerWorker(program);
   registerSubmit(program);
   registerStatus(program);
+  registerTune(program);
 
   try {
     await program.parseAsync(process.argv);

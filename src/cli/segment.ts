@@ -12,6 +12,7 @@ import { loadConfig } from "../segvol/config.js";
 import { SegVol } from "../segvol/model.js";
 import type { SegmentOptions, SegmentResult, Target, Vec3 } from "../segvol/pipeline/types.js";
 import { releaseGpu } from "../tensor/device.js";
+import { loadTunedChoices } from "../tune/cache.js";
 import { examples } from "./help.js";
 import { checkOutputFile, NIFTI_EXTENSIONS } from "./outputs.js";
 import { collect, names, parseBox, parsePoint, parsePositiveInt } from "./parse.js";
@@ -217,6 +218,7 @@ export function pipelineOptions(req: SegmentRequest, o: Pick<SegmentOpts, "zoomI
 /** Loads the model and segments, with a progress bar on stderr unless --no-progress; the model and the GPU are released whatever happens. */
 async function segmentWithProgress(vol: NiftiVolume, req: SegmentRequest, o: SegmentOpts): Promise<SegmentResult> {
   const model = await SegVol.fromWeights(o.weights);
+  await loadTunedChoices(); // winners of an earlier `segvol tune`, if any
   const stream = o.progress ? progressStream() : null;
   const bar = stream ? new SingleBar({ format: "{stage} [{bar}] {value}/{total} windows", hideCursor: true, stream }) : null;
   let result: SegmentResult;

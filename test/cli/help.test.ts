@@ -11,11 +11,12 @@ import { registerPhantom } from "../../src/cli/phantom.js";
 import { registerSegment } from "../../src/cli/segment.js";
 import { registerSmoke } from "../../src/cli/smoke.js";
 import { registerTrain } from "../../src/cli/train.js";
+import { registerTune } from "../../src/cli/tune.js";
 
 /** The commands this file's modules register, configured as main.ts does. */
 function program(): Command {
   const p = new Command().exitOverride().configureHelp(helpConfig);
-  for (const register of [registerSmoke, registerInfo, registerForward, registerSegment, registerTrain, registerPhantom, registerDemo]) register(p);
+  for (const register of [registerSmoke, registerInfo, registerForward, registerSegment, registerTrain, registerPhantom, registerDemo, registerTune]) register(p);
   return p;
 }
 

@@ -1,0 +1,57 @@
+// The matmul, attention and conv-GEMM shapes one window of a SegVol model
+// runs (image encoder and mask decoder; the text tower's are a few tokens
+// long and cost little), read off its configuration: what `segvol tune`
+// times. Shapes whose dimensions share a bucket share a tuned variant, so
+// the list holds each bucket once.
+import { tunedKey } from "../kernels/profile.js";
+import { tuneDims, type TuneShape } from "../tune/jobs.js";
+import type { SegVolConfig } from "./config.js";
+
+/**
+ * Decoder tokens of one prompt: the IoU token, the mask tokens and the
+ * sparse prompt rows (a box's two corners, or points and their padding
+ * point). 8 holds a box or a few points: one bucket for all of them.
+ */
+export const PROMPT_TOKENS = 8;
+
+function encoderShapes(c: SegVolConfig, tokens: number): TuneShape[] {
+  const { hidden_size: E, mlp_dim, num_heads } = c.vit;
+  const patch = c.patch_size[0] * c.patch_size[1] * c.patch_size[2] * c.in_channels;
+  return [
+    { op: "gemm", M: tokens, N: E, K: patch }, // patch embedding
+    { op: "matmul", M: tokens, N: E, K: E }, // q, k, v and the output projection
+    { op: "matmul", M: tokens, N: mlp_dim, K: E },
+    { op: "matmul", M: tokens, N: E, K: mlp_dim },
+    { op: "attention", Nq: tokens, Nk: tokens, H: num_heads, dk: E / num_heads, dv: E / num_heads },
+  ];
+}
+
+function decoderShapes(c: SegVolConfig, tokens: number, T: number): TuneShape[] {
+  const d = c.decoder;
+  const C = d.transformer_dim;
+  const inner = C / d.attention_downsample_rate;
+  const H = d.num_heads;
+  const voxels = tokens * 8; // after the first upscaling (stride 2 on each axis)
+  return [
+    { op: "matmul", M: T, N: C, K: C }, // token self-attention projections, hypernetwork
+    { op: "attention", Nq: T, Nk: T, H, dk: C / H, dv: C / H },
+    { op: "matmul", M: T, N: inner, K: C }, // cross-attention projections of the tokens
+    { op: "matmul", M: T, N: C, K: inner },
+    { op: "matmul", M: tokens, N: inner, K: C }, // … and of the image
+    { op: "matmul", M: tokens, N: C, K: inner },
+    { op: "attention", Nq: T, Nk: tokens, H, dk: inner / H, dv: inner / H }, // token to image
+    { op: "attention", Nq: tokens, Nk: T, H, dk: inner / H, dv: inner / H }, // image to token
+    { op: "matmul", M: T, N: d.mlp_dim, K: C },
+    { op: "matmul", M: T, N: C, K: d.mlp_dim },
+    { op: "gemm", M: (C / 4) * 8, N: tokens, K: C }, // upscaling ConvTranspose3d, kernel = stride 2
+    { op: "gemm", M: (C / 8) * 8, N: voxels, K: C / 4 },
+    { op: "matmul", M: 1, N: voxels * 8, K: C / 8 }, // the mask: hypernetwork output · upscaled embedding
+  ];
+}
+
+/** The shapes one window of the model `c` runs, each bucket once, encoder first. */
+export function modelTuneShapes(c: SegVolConfig, promptTokens = PROMPT_TOKENS): TuneShape[] {
+  const tokens = c.spatial_size.reduce((n, s, i) => n * (s / c.patch_size[i]!), 1);
+  const all = [...encoderShapes(c, tokens), ...decoderShapes(c, tokens, promptTokens)];
+  return all.filter((s, i) => all.findIndex((o) => tunedKey(o.op, tuneDims(o)) === tunedKey(s.op, tuneDims(s))) === i);
+}
