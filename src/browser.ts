@@ -11,6 +11,9 @@ export { SegVol, ImageEmbedding, validateWindowPrompt, type WindowPrompt, type T
 export { urlFiles, pickedFiles, type WeightsFiles, type WeightsSource } from "./segvol/weights_source.js";
 export type { Target, SegmentOptions, SegmentResult, TargetResult, Volume } from "./segvol/pipeline/types.js";
 export { parseConfig, parseConfigText, DEFAULT_CONFIG, ConfigError, type SegVolConfig } from "./segvol/config.js";
+export { tuneModel, modelTuneShapes, type TuneModelOptions } from "./segvol/tune_shapes.js";
+export { loadTunedChoices, type CacheOptions } from "./tune/cache.js";
+export type { TuneResult, CandidateResult } from "./tune/tuner.js";
 export { OFFICIAL_CATEGORIES, UnknownCategoryError, normalizeCategory, parseCategories } from "./segvol/categories.js";
 export { ClipTokenizer, TokenizerError } from "./segvol/tokenizer.js";
 export { SafetensorsError } from "./weights/safetensors_reader.js";

@@ -18,7 +18,7 @@ function expectFunctions(mod: Record<string, unknown>, names: readonly string[])
 
 describe("package entries", () => {
   it("the root exports the model API and its errors, and nothing of the engine, training or demo", () => {
-    expectFunctions(root, ["SegVol", "readNifti", "writeNifti", "decodeNifti", "releaseGpu", "initGpu", "convertCheckpoint", "readCategories", "normalizeCategory", "loadConfig", "ClipTokenizer", "validateWindowPrompt", "readDicomSeries", "listDicomSeries", "writeDicomSeg", "DicomWebClient"]);
+    expectFunctions(root, ["SegVol", "readNifti", "writeNifti", "decodeNifti", "releaseGpu", "initGpu", "convertCheckpoint", "readCategories", "normalizeCategory", "loadConfig", "ClipTokenizer", "validateWindowPrompt", "readDicomSeries", "listDicomSeries", "writeDicomSeg", "DicomWebClient", "tuneModel", "modelTuneShapes", "loadTunedChoices"]);
     for (const error of ["ShapeError", "UnknownCategoryError", "NiftiError", "NpyError", "SafetensorsError", "CheckpointError", "ConfigError", "ConvertError", "TokenizerError", "DicomError", "GpuUnavailableError", "GpuDeviceLostError"] as const) {
       const E = root[error] as unknown as new (m: string) => Error;
       expect(new E("x"), error).toBeInstanceOf(Error);

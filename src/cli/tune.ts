@@ -5,11 +5,9 @@ import type { Command } from "commander";
 import { join } from "node:path";
 import { variantName, type TunedOp } from "../kernels/profile.js";
 import { DEFAULT_CONFIG, loadConfig, type SegVolConfig } from "../segvol/config.js";
-import { modelTuneShapes } from "../segvol/tune_shapes.js";
+import { tuneModel } from "../segvol/tune_shapes.js";
 import { initGpu, releaseGpu } from "../tensor/device.js";
-import { entriesOf, saveTunedChoices } from "../tune/cache.js";
 import { cacheDir } from "../tune/cache_store.node.js";
-import { tuneShapes } from "../tune/jobs.js";
 import type { TuneResult } from "../tune/tuner.js";
 import { examples } from "./help.js";
 import { names, parsePositiveInt } from "./parse.js";
@@ -71,15 +69,11 @@ export function registerTune(program: Command): void {
       const config = configOf(o);
       const reps = parsePositiveInt("--reps", o.reps);
       const ops = parseOps(o.ops ?? OPS);
-      const shapes = modelTuneShapes(config).filter((s) => ops.includes(s.op));
       await initGpu();
       try {
         const progress = (line: string) => process.stderr.write(`${line}\n`);
-        const results = await tuneShapes(shapes, { reps, progress });
-        if (results.length > 0) {
-          const where = await saveTunedChoices(entriesOf(results), { location: { dir: o.cacheDir }, warn: progress });
-          progress(`tune: ${results.length} winners cached in ${where}`);
-        }
+        const { results, cachedAt } = await tuneModel(config, { ops, reps, progress, warn: progress, location: { dir: o.cacheDir } });
+        if (cachedAt) progress(`tune: ${results.length} winners cached in ${cachedAt}`);
         process.stdout.write(o.json ? JSON.stringify(results) + "\n" : winnersTable(results) + "\n");
       } finally {
         releaseGpu();

@@ -1,10 +1,13 @@
 // The matmul, attention and conv-GEMM shapes one window of a SegVol model
 // runs (image encoder and mask decoder; the text tower's are a few tokens
-// long and cost little), read off its configuration: what `segvol tune`
-// times. Shapes whose dimensions share a bucket share a tuned variant, so
-// the list holds each bucket once.
-import { tunedKey } from "../kernels/profile.js";
-import { tuneDims, type TuneShape } from "../tune/jobs.js";
+// long and cost little), read off its configuration, and `tuneModel`, which
+// times them and caches the winners: what `segvol tune` runs. Shapes whose
+// dimensions share a bucket share a tuned variant, so the list holds each
+// bucket once.
+import { tunedKey, type TunedOp } from "../kernels/profile.js";
+import { entriesOf, saveTunedChoices, type CacheOptions } from "../tune/cache.js";
+import { tuneDims, tuneShapes, type TuneShape } from "../tune/jobs.js";
+import type { TuneOptions, TuneResult } from "../tune/tuner.js";
 import type { SegVolConfig } from "./config.js";
 
 /**
@@ -54,4 +57,23 @@ export function modelTuneShapes(c: SegVolConfig, promptTokens = PROMPT_TOKENS): 
   const tokens = c.spatial_size.reduce((n, s, i) => n * (s / c.patch_size[i]!), 1);
   const all = [...encoderShapes(c, tokens), ...decoderShapes(c, tokens, promptTokens)];
   return all.filter((s, i) => all.findIndex((o) => tunedKey(o.op, tuneDims(o)) === tunedKey(s.op, tuneDims(s))) === i);
+}
+
+export interface TuneModelOptions extends TuneOptions, CacheOptions {
+  /** Tune only these ops (default all). */
+  ops?: readonly TunedOp[];
+}
+
+/**
+ * Times every candidate of the model's shapes on this adapter (see
+ * src/tune/tuner.ts), installs the winners in the device profile and adds
+ * them to the adapter's cache (a file in Node, IndexedDB in a page).
+ * Returns the results and where the cache was written (null when nothing
+ * was timed: no timestamp-query).
+ */
+export async function tuneModel(c: SegVolConfig, opts: TuneModelOptions = {}): Promise<{ results: TuneResult[]; cachedAt: string | null }> {
+  const shapes = modelTuneShapes(c).filter((s) => !opts.ops || opts.ops.includes(s.op));
+  const results = await tuneShapes(shapes, opts);
+  const cachedAt = results.length > 0 ? await saveTunedChoices(entriesOf(results), opts) : null;
+  return { results, cachedAt };
 }

@@ -43,6 +43,7 @@ describe("the browser bundle", () => {
     expect(inputs.filter((f) => f.includes("node_modules"))).toEqual([]);
     expect(inputs).toContain("src/node/host.browser.ts");
     expect(inputs).toContain("src/tensor/dawn.browser.ts");
+    expect(inputs).toContain("src/tune/cache_store.browser.ts"); // the tune cache in IndexedDB
     expect(inputs.some((f) => f.endsWith(".node.ts"))).toBe(false);
     const js = r.outputFiles![0]!.text;
     expect(js).not.toMatch(/from\s*["'](node:|webgpu)/);
