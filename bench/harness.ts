@@ -64,6 +64,11 @@ export function table(records: BenchRecord[]): string {
   for (const r of records) {
     rows.push([r.op, r.shape, r.median_ms.toFixed(2), r.gflops?.toFixed(2) ?? "", r.gbps?.toFixed(2) ?? ""]);
   }
+  return alignRows(rows);
+}
+
+/** Rows of cells as text columns, each as wide as its widest cell. */
+export function alignRows(rows: readonly string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ")).join("\n");
 }
