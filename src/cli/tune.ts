@@ -62,7 +62,7 @@ export function registerTune(program: Command): void {
     .option("--weights <dir>", "tune the shapes of this weights folder's config.json")
     .option("--reps <n>", "timed runs per candidate (the median counts)", "5")
     .option("--ops <names>", `tune only these ops (${OPS.join(", ")}; repeatable or comma-separated; default all)`, names("--ops"))
-    .option("--cache-dir <dir>", `where the winners are cached (default: ${cacheDir()})`)
+    .option("--cache-dir <dir>", `where the winners are cached (default: $SEGVOL_CACHE_DIR, else $XDG_CACHE_HOME/segvol-webgpu, else ~/.cache/segvol-webgpu; here ${cacheDir()})`)
     .option("--json", "print the results (every candidate's time) as JSON")
     .addHelpText("after", examples(["segvol tune", "segvol tune --weights weights/demo", "segvol tune --config config.json --reps 9 --json", "segvol tune --ops attention"]))
     .action(async (o: TuneFlags) => {

@@ -71,17 +71,23 @@ function canonical(v: object): string {
 
 const DIMS_PER_OP: Record<TunedOp, number> = { matmul: 3, attention: 4, gemm: 3 };
 
-/** Why `e` is not a valid entry on this device, or null when it is. */
-export function entryProblem(e: unknown, p: DeviceProfile): string | null {
-  if (e === null || typeof e !== "object") return "not an object";
+/**
+ * `e` as an entry of this device, its variant the matching candidate itself
+ * (so its fields come in the kernel's order, which keys its pipeline), or
+ * why it is not one.
+ */
+export function checkEntry(e: unknown, p: DeviceProfile): { entry: TunedEntry } | { problem: string } {
+  const problem = (text: string) => ({ problem: text });
+  if (e === null || typeof e !== "object") return problem("not an object");
   const { op, dims, variant } = e as Partial<TunedEntry>;
-  if (op !== "matmul" && op !== "attention" && op !== "gemm") return `unknown op ${JSON.stringify(op)}`;
+  if (op !== "matmul" && op !== "attention" && op !== "gemm") return problem(`unknown op ${JSON.stringify(op)}`);
   const n = DIMS_PER_OP[op];
-  if (!Array.isArray(dims) || dims.length !== n || !dims.every((d) => Number.isSafeInteger(d) && d >= 1)) return `${op}: dims must be ${n} positive integers`;
-  if (variant === null || typeof variant !== "object" || Array.isArray(variant)) return `${op} ${dims.join("×")}: variant is not an object`;
+  if (!Array.isArray(dims) || dims.length !== n || !dims.every((d) => Number.isSafeInteger(d) && d >= 1)) return problem(`${op}: dims must be ${n} positive integers`);
+  if (variant === null || typeof variant !== "object" || Array.isArray(variant)) return problem(`${op} ${dims.join("×")}: variant is not an object`);
   const wanted = canonical(variant);
-  if (!candidatesFor(op, dims, p).some((c) => canonical(c) === wanted)) return `${op} ${dims.join("×")}: ${JSON.stringify(variant)} is not among this device's candidates`;
-  return null;
+  const match = candidatesFor(op, dims, p).find((c) => canonical(c) === wanted);
+  if (!match) return problem(`${op} ${dims.join("×")}: ${JSON.stringify(variant)} is not among this device's candidates`);
+  return { entry: { op, dims: [...dims], variant: match } };
 }
 
 /**
@@ -114,9 +120,9 @@ export function parseTuneCache(text: string, id: AdapterIdentity, p: DeviceProfi
   }
   const ok: TunedEntry[] = [];
   for (const e of doc.entries as unknown[]) {
-    const problem = entryProblem(e, p);
-    if (problem) warn(`tune cache entry dropped: ${problem}`);
-    else ok.push(e as TunedEntry);
+    const checked = checkEntry(e, p);
+    if ("problem" in checked) warn(`tune cache entry dropped: ${checked.problem}`);
+    else ok.push(checked.entry);
   }
   return ok;
 }

@@ -10,10 +10,12 @@
 // Tolerance: max |err| ≤ 1e-4 · max |expected| (1e-3 for K ≥ 768), as matmul.test.ts.
 import { describe, expect, it } from "vitest";
 import type { Activation } from "../../src/kernels/activation.js";
-import { attentionCandidates, attentionVariants, chooseAttentionVariant } from "../../src/kernels/attention.js";
+import { attention, attentionCandidates, attentionVariants, chooseAttentionVariant } from "../../src/kernels/attention.js";
 import { chooseGemmVariant, gemmCandidates, gemmVariants } from "../../src/kernels/conv_gemm.js";
 import { chooseMatmulVariant, matmul, matmulCandidates, type MatmulChoice } from "../../src/kernels/matmul.js";
-import { sizeBucket, tunedKey, variantName, type DeviceProfile } from "../../src/kernels/profile.js";
+import { conv3d } from "../../src/kernels/conv3d.js";
+import { setDeviceProfile, sizeBucket, tunedKey, variantName, type DeviceProfile } from "../../src/kernels/profile.js";
+import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
@@ -96,6 +98,37 @@ describe("the choosers' tuned table", () => {
     expect(chooseAttentionVariant(a, { Nq: 64, Nk: 64, dk: 64, dv: 64 })).toEqual({ lanes: 4 });
     const g = { ...p8, tuned: { [tunedKey("gemm", [64, 64, 64])]: { subgroups: false, tmq: 4 } }, force: { gemm: { subgroups: true, tmq: 4 } } };
     expect(chooseGemmVariant(g, { M: 64, N: 64, K: 64 })).toEqual({ subgroups: true, tmq: 4 });
+  });
+});
+
+describe("the ops dispatch their bucket's tuned variant", () => {
+  // The pipelines a kernel profile saw are keyed by the variant's JSON (variantPipeline).
+  it.runIf(device.timestamps)("matmul, attention and the conv GEMM", async () => {
+    const mm = matmulCandidates(40, 50, 24, device).at(-1)!;
+    const att = attentionCandidates(device).at(-1)!;
+    const gemm = gemmCandidates(device).at(-1)!;
+    expect(mm).not.toEqual(chooseMatmulVariant(40, 50, 24, {}, device));
+    expect(att).not.toEqual(chooseAttentionVariant(device));
+    expect(gemm).not.toEqual(chooseGemmVariant(device));
+    const prev = setDeviceProfile({
+      tuned: { [tunedKey("matmul", [40, 50, 24])]: mm, [tunedKey("attention", [16, 16, 8, 8])]: att, [tunedKey("gemm", [6, 64, 3])]: gemm },
+    });
+    const g = gpu();
+    const [a, b, q, x, w] = [[40, 24], [24, 50], [1, 16, 16], [1, 3, 4, 4, 4], [6, 3, 1, 1, 1]].map((shape) => Tensor.zeros(shape)) as Tensor[];
+    try {
+      g.startKernelProfile();
+      matmul(a!, b!).dispose();
+      attention(q!, q!, q!, { numHeads: 2 }).dispose();
+      conv3d(x!, w!).dispose();
+    } finally {
+      setDeviceProfile(prev);
+      for (const t of [a, b, q, x, w]) t!.dispose();
+    }
+    const keys = (await g.stopKernelProfile()).map((t) => t.kernel);
+    const fields = (v: object) => JSON.stringify(v).slice(1, -1);
+    expect(keys.find((k) => k.startsWith("matmul:")), keys.join("\n")).toContain(fields(mm));
+    expect(keys.find((k) => k.startsWith("attention:")), keys.join("\n")).toContain(`"lanes":${att.lanes}}`);
+    expect(keys.find((k) => k.startsWith("gemm:")), keys.join("\n")).toContain(fields(gemm));
   });
 });
 
