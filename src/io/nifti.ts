@@ -460,7 +460,10 @@ function corruptGzip(path: string, e: unknown): NiftiError {
  */
 function gzipHeader(file: Uint8Array, path: string): Uint8Array {
   let out: Uint8Array = new Uint8Array(0);
-  for (const prefix of HEADER_PREFIXES) {
+  // Prefixes count from the end of the gzip member's own header, which a
+  // name, comment or extra field can make any length.
+  const start = gzipMemberHeaderBytes(file);
+  for (const prefix of HEADER_PREFIXES.map((p) => start + p)) {
     try {
       out = gunzipSync(file.subarray(0, prefix), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
     } catch (e) {
@@ -470,6 +473,26 @@ function gzipHeader(file: Uint8Array, path: string): Uint8Array {
   }
   // detect() names what is missing (too short, or not a NIfTI header at all).
   return out;
+}
+
+/**
+ * Bytes of a gzip member's header (RFC 1952: 10 fixed bytes, then the
+ * optional extra field, name, comment and header CRC that its flags name);
+ * the whole file where a field runs past its end (gunzip then says corrupt).
+ */
+function gzipMemberHeaderBytes(file: Uint8Array): number {
+  const flags = file[3]!;
+  let at = 10;
+  if (flags & 4) at += 2 + (file[at]! | (file[at + 1]! << 8)); // FEXTRA: length, then data
+  for (const bit of [8, 16]) {
+    // FNAME, FCOMMENT: zero-terminated
+    if (flags & bit) {
+      const end = file.indexOf(0, at);
+      at = end < 0 ? file.byteLength : end + 1;
+    }
+  }
+  if (flags & 2) at += 2; // FHCRC
+  return Math.min(at, file.byteLength);
 }
 
 /** Inflates a gzipped file whose header gave `l`, refusing to produce more than it declares. */
