@@ -63,7 +63,7 @@ function sameFile(a: string, b: string): boolean {
  * this pid namespace (a container has its own). Folders can be shared with
  * other containers or hosts, whose pids we cannot look up.
  */
-function pidTableTag(): string {
+export function pidTableTag(): string {
   let ns = "";
   try {
     ns = readlinkSync("/proc/self/ns/pid");
