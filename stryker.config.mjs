@@ -23,7 +23,8 @@ export default {
   incremental: true,
   incrementalFile: "reports/stryker-incremental.json",
   tempDirName: ".stryker-tmp",
-  ignorePatterns: ["dist", "bench", "segvol-demo", "coverage", "reports"],
+  // Other runs' sandboxes (a per-run tempDirName, docs/testing.md) are not copied into this one.
+  ignorePatterns: ["dist", "bench", "segvol-demo", "coverage", "reports", ".stryker-tmp*"],
   reporters: ["clear-text", "progress", "html", "json"],
   htmlReporter: { fileName: "reports/mutation/mutation.html" },
   jsonReporter: { fileName: "reports/mutation/mutation.json" },
