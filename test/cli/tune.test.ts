@@ -6,7 +6,9 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Command } from "commander";
 import { afterAll, describe, expect, it } from "vitest";
+import { registerTune } from "../../src/cli/tune.js";
 import { chooseAttentionVariant } from "../../src/kernels/attention.js";
 import { deviceProfile, setDeviceProfile } from "../../src/kernels/profile.js";
 import { DEFAULT_CONFIG, parseConfigText } from "../../src/segvol/config.js";
@@ -115,19 +117,23 @@ describe("segvol tune", () => {
     expect(c.stderr).toMatch(/segvol: the tune cache is not JSON .*; ignored/);
   });
 
-  it("refuses bad flags, naming them, and writes nothing", () => {
+  it("refuses bad flags, naming them, before touching the GPU or the cache", async () => {
     const cache = join(dir, "never");
     const cases: [string[], RegExp][] = [
       [["--ops", "softmax"], /--ops softmax: expected one of matmul, attention, gemm/],
+      [["--ops", "matmul,"], /--ops matmul,: empty name/],
       [["--reps", "0"], /--reps 0: expected a whole number of at least 1/],
       [["--config", "a.json", "--weights", "w"], /give --config or --weights, not both/],
       [["--config", join(dir, "missing.json")], /missing\.json: cannot read/],
     ];
     for (const [args, why] of cases) {
-      const r = runSegvol(dir, ["tune", ...args, "--cache-dir", cache]);
-      expect(r.code, args.join(" ")).toBe(1);
-      expect(r.stderr, args.join(" ")).toMatch(why);
+      const program = new Command().exitOverride();
+      registerTune(program);
+      await expect(program.parseAsync(["tune", ...args, "--cache-dir", cache], { from: "user" }), args.join(" ")).rejects.toThrow(why);
     }
     expect(existsSync(cache)).toBe(false);
+    // Through the command line: one line on stderr, exit status 1.
+    const r = runSegvol(dir, ["tune", "--reps", "x", "--cache-dir", cache]);
+    expect([r.code, r.stderr.trim()]).toEqual([1, "segvol: --reps x: expected a whole number of at least 1"]);
   });
 });
