@@ -15,13 +15,14 @@
 // rounded once when stored. Backward kernels are f32 only.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
-import { variantPipeline } from "./profile.js";
+import { inputSegments, layoutOf, segmentsWgsl, type SegmentLayout, type Segments } from "./binding.js";
+import { deviceProfile, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp, type OpDef } from "./op.js";
 import { Params } from "./params.js";
 import { enableF16, precisionOf, type Precision } from "./precision.js";
 import { sumTo } from "./reduce.js";
+import { vec4Chunks, vec4Segments } from "./vec4.js";
 
 /**
  * One unary map. Expressions are WGSL in `v` (the input value) and `p.a`,
@@ -129,61 +130,136 @@ const unaryDef = (op: string): UnaryDef | undefined => (Object.hasOwn(UNARY_OPS,
 /** The WGSL functions of every unary map (each kernel calls the ones it needs). */
 export const UNARY_WGSL = Object.values(UNARY_OPS as Record<string, UnaryDef>).map((d) => d.wgsl ?? "").join("");
 
-const WG = 256;
+/** Invocations per workgroup of the elementwise kernels. */
+export const ELEMENTWISE_WG = 256;
+const WG = ELEMENTWISE_WG;
 
-/** A unary kernel: the op, forward or backward (g · f'(v)), its storage precision (f32 when backward) and its inputs' segment layouts (g: backward only). */
+/**
+ * How an elementwise kernel (unary, binary, addN) maps invocations onto
+ * elements: `vec` elements per load and store (4: one vec4 access where a
+ * scalar kernel makes four, and lavapipe pays per access; 1: scalar) and
+ * `per` of those per invocation, strided by the number of invocations so
+ * that neighbouring invocations touch neighbouring memory on every pass.
+ */
+export interface ElementwiseVariant {
+  vec: 1 | 4;
+  per: number;
+}
+
+/**
+ * The chosen variant: vec4 with PER vec4s an invocation; per-call and
+ * per-device forcing as for the other kernels. PER from
+ * bench/elementwise.bench.ts on lavapipe (2 cores): more work an invocation
+ * amortises its index math and launch; every device keeps enough
+ * invocations at the sizes where bandwidth matters.
+ */
+const PER = 4;
+export function chooseElementwise(p: DeviceProfile, forced?: Partial<ElementwiseVariant>): ElementwiseVariant {
+  const v = { vec: 4 as const, per: PER, ...p.force.elementwise, ...forced };
+  if ((v.vec !== 1 && v.vec !== 4) || !Number.isInteger(v.per) || v.per < 1 || v.per > 64) {
+    throw new Error(`elementwise: variant ${variantName(v)} is not one (vec 1 or 4, per 1-64)`);
+  }
+  return v;
+}
+
+/** The variants tests run: scalar and vec4, one and several per invocation, and the chosen one. */
+export function elementwiseVariants(p: DeviceProfile): ElementwiseVariant[] {
+  const out: ElementwiseVariant[] = [{ vec: 1, per: 1 }, { vec: 1, per: 3 }, { vec: 4, per: 1 }, { vec: 4, per: 3 }];
+  const chosen = chooseElementwise(p);
+  if (!out.some((v) => v.vec === chosen.vec && v.per === chosen.per)) out.push(chosen);
+  return out;
+}
+
+/** WGSL: the invocation's index t among p.threads, and the loop over its `per` vectors i = t + k·p.threads below p.n elements. */
+export function perLoop(v: ElementwiseVariant, body: string): string {
+  return `let t = gid.x + gid.y * nwg.x * ${ELEMENTWISE_WG}u;
+  if (t >= p.threads) { return; }
+  for (var k = 0u; k < ${v.per}u; k++) {
+    let i = t + k * p.threads;
+    if (i * ${v.vec}u >= p.n) { return; }
+    ${body}
+  }`;
+}
+
+/** Invocations for `count` elements: one per `per` vectors. */
+export function threadsFor(v: ElementwiseVariant, count: number): number {
+  return Math.ceil(Math.ceil(count / v.vec) / v.per);
+}
+
+/** Binds an input for the variant: vec4 reads need whole vec4s in each binding. */
+function bindInput(v: ElementwiseVariant, op: string, t: Tensor): Segments {
+  return v.vec === 4 ? vec4Segments(op, t) : inputSegments(op, t);
+}
+
+/** A unary kernel: the op, forward or backward (g · f'(v)), its storage precision (f32 when backward), its variant and its inputs' segment layouts (g: backward only; counted in vectors). */
 interface UnarySpec {
   op: string;
   backward: boolean;
   dtype: Precision;
+  vec: 1 | 4;
+  per: number;
   x: SegmentLayout;
   g: SegmentLayout | null;
 }
 
+const LANES = ["x", "y", "z", "w"];
+
 /**
  * The unary kernel: out[i] = f(v), of v = x[i]; backward, out[i] =
- * g[i] · f'(v), reading the upstream gradient as well (two loads per output).
+ * g[i] · f'(v), reading the upstream gradient as well (two loads per
+ * output). With vec4, the map runs on each of the four lanes; the last
+ * vec4 of a tensor may reach past its end, into its buffer's unused tail.
  */
 function unaryWgsl(s: UnarySpec): string {
   const def = unaryDef(s.op)!;
-  const expr = s.backward ? `g_at(p.base + i) * (${def.derivative!})` : def.forward;
-  const { x: sx, g: sg, dtype: T } = s;
+  const { x: sx, g: sg, dtype: T, vec } = s;
+  const V = vec === 4 ? `vec4<${T}>` : T;
+  const F = vec === 4 ? "vec4<f32>" : "f32";
+  const map = s.backward ? `fn unary_map(v: f32, g: f32) -> f32 { return g * (${def.derivative!}); }` : `fn unary_map(v: f32) -> f32 { return ${def.forward}; }`;
+  const call = (c: string) => (s.backward ? `unary_map(v${c}, g${c})` : `unary_map(v${c})`);
+  const value = vec === 4 ? `vec4<f32>(${LANES.map((c) => call(`.${c}`)).join(", ")})` : call("");
   return /* wgsl */ `${enableF16(T)}
-struct P { n: u32, base: u32, a: f32, b: f32 }
+struct P { n: u32, base: u32, a: f32, b: f32, threads: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
-${segmentsWgsl("x", 2, sx, T)}
-${sg ? segmentsWgsl("g", 2 + sx.count, sg) : ""}
+@group(0) @binding(1) var<storage, read_write> out: array<${V}>;
+${segmentsWgsl("x", 2, sx, V)}
+${sg ? segmentsWgsl("g", 2 + sx.count, sg, F) : ""}
 ${UNARY_WGSL}
+${map}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i >= p.n) { return; }
-  let v = f32(x_at(p.base + i));
-  out[i] = ${T}(${expr});
+  ${perLoop(s, `let v = ${F}(x_at(p.base / ${vec}u + i));
+    ${sg ? `let g = g_at(p.base / ${vec}u + i);` : ""}
+    out[i] = ${V}(${value});`)}
 }`;
 }
 
 /** Runs the unary kernel of `op` over x (forward), or over x and g (backward). */
-function runUnary(name: string, op: string, dtype: Precision, x: Tensor, g: Tensor | null, a: number, b: number): Tensor {
+function runUnary(name: string, op: string, dtype: Precision, x: Tensor, g: Tensor | null, a: number, b: number, v: ElementwiseVariant): Tensor {
   const gp = gpu();
   const out = Tensor.empty(x.shape, dtype);
   if (out.size === 0) return out;
-  const sx = inputSegments(name, x);
-  const sg = g ? inputSegments(name, g) : undefined;
-  const spec: UnarySpec = { op, backward: g !== null, dtype, x: layoutOf(sx), g: sg ? layoutOf(sg) : null };
+  const sx = bindInput(v, name, x);
+  const sg = g ? bindInput(v, name, g) : undefined;
+  const spec: UnarySpec = { op, backward: g !== null, dtype, vec: v.vec, per: v.per, x: layoutOf(sx), g: sg ? layoutOf(sg) : null };
   const pipe = variantPipeline("unary", spec, unaryWgsl);
-  for (const c of outputChunks(out)) {
-    const params = new Params().u32(c.count).u32(c.start).f32(a).f32(b);
-    gp.dispatch(pipe, [c.binding, ...sx.bindings, ...(sg?.bindings ?? [])], params.bytes(), gp.grid(Math.ceil(c.count / WG)));
+  for (const c of vec4Chunks([out])) {
+    const threads = threadsFor(v, c.count);
+    const params = new Params().u32(c.count).u32(c.start).f32(a).f32(b).u32(threads);
+    gp.dispatch(pipe, [c.bindings[0]!, ...sx.bindings, ...(sg?.bindings ?? [])], params.bytes(), gp.grid(Math.ceil(threads / WG)));
   }
   return out;
 }
 
-/** Applies a unary op to an f32 or f16 tensor (the result has its dtype); `a`, `b` are the op's scalars (threshold: a; clamp: a..b; affine: v*a+b). */
-export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
+/**
+ * Applies a unary op to an f32 or f16 tensor (the result has its dtype); `a`,
+ * `b` are the op's scalars (threshold: a; clamp: a..b; affine: v*a+b);
+ * `variant` forces knobs of the kernel's variant.
+ */
+export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0, variant?: Partial<ElementwiseVariant>): Tensor {
   if (!unaryDef(op)) fail("unary", `unknown op "${op}"`);
-  return runUnary(op, op, precisionOf(op, [x]), x, null, a, b);
+  const dtype = precisionOf(op, [x]);
+  return runUnary(op, op, dtype, x, null, a, b, chooseElementwise(deviceProfile(), variant));
 }
 
 export const relu = (x: Tensor) => unary("relu", x);
@@ -198,13 +274,13 @@ export const clamp = (x: Tensor, lo: number, hi: number) => unary("clamp", x, lo
 export const affine = (x: Tensor, scale: number, shift: number) => unary("affine", x, scale, shift);
 
 /** dx = g · f'(x) for the unary op `op` with scalars a, b (as in `unary`); f32 only. */
-export function unaryBackward(op: DiffUnaryOp, x: Tensor, g: Tensor, a = 0, b = 0): Tensor {
+export function unaryBackward(op: DiffUnaryOp, x: Tensor, g: Tensor, a = 0, b = 0, variant?: Partial<ElementwiseVariant>): Tensor {
   const name = `${op}_backward`;
   const derivative = unaryDef(op)?.derivative;
   if (!derivative) fail("unaryBackward", `no derivative for op "${op}"`);
   checkInputs(name, [x, g]);
   if (!sameShape(x.shape, g.shape)) fail(name, `input ${shapeStr(x.shape)} and gradient ${shapeStr(g.shape)} differ in shape`);
-  return runUnary(name, op, "f32", x, g, a, b);
+  return runUnary(name, op, "f32", x, g, a, b, chooseElementwise(deviceProfile(), variant));
 }
 
 /** The scalars of a unary op (as in `unary`). */
@@ -323,18 +399,28 @@ export function collapseBroadcast(shape: readonly number[], sa: readonly number[
   return out;
 }
 
-/** A binary kernel: the op, the merged broadcast rank, unrolled (0: the direct path, both inputs of the output's shape), the storage precision, its inputs' segment layouts. */
+/**
+ * A binary kernel: the op, the merged broadcast rank, unrolled (0: the
+ * direct path, both inputs of the output's shape), the storage precision,
+ * the variant, whether each input varies along the innermost merged axis
+ * (vec4: loaded as vec4s, else one value splat), its inputs' segment
+ * layouts (in vectors).
+ */
 interface BinarySpec {
   op: BinaryOp;
   rank: number;
   dtype: Precision;
+  vec: 1 | 4;
+  per: number;
+  innerA: boolean;
+  innerB: boolean;
   a: SegmentLayout;
   b: SegmentLayout;
 }
 
-function binaryWgsl(s: BinarySpec): string {
-  const { op, rank, dtype: T, a: sa, b: sb } = s;
-  const nA = sa.count;
+/** WGSL: the element indices ia, ib of the inputs at output element e, over the merged axes (a division per axis but the outermost). */
+function broadcastIndexWgsl(rank: number): string {
+  if (rank === 0) return "let ia = e; let ib = e;";
   const steps: string[] = [];
   for (let d = rank - 1; d >= 0; d--) {
     const [q, r] = [Math.floor(d / 4), d % 4];
@@ -342,22 +428,29 @@ function binaryWgsl(s: BinarySpec): string {
     steps.push(d === 0 ? "let c0 = rem;" : `let c${d} = rem % p.shape[${q}][${r}]; rem = rem / p.shape[${q}][${r}];`);
     steps.push(`ia = ia + c${d} * p.sa[${q}][${r}]; ib = ib + c${d} * p.sb[${q}][${r}];`);
   }
-  const index = rank === 0 ? "let ia = g; let ib = g;" : `var rem = g; var ia = 0u; var ib = 0u;\n  ${steps.join("\n  ")}`;
+  return `var rem = e; var ia = 0u; var ib = 0u;\n    ${steps.join("\n    ")}`;
+}
+
+function binaryWgsl(s: BinarySpec): string {
+  const { op, rank, dtype: T, vec, a: sa, b: sb } = s;
+  const V = vec === 4 ? `vec4<${T}>` : T;
+  // A vec4 input varying along the inner axis is one aligned vec4 (the
+  // inner extent is a multiple of 4); one that does not is one value.
+  const load = (name: string, idx: string, inner: boolean) =>
+    vec === 1 ? `f32(${name}_at(${idx}))` : inner ? `vec4<f32>(${name}_at(${idx} >> 2u))` : `vec4<f32>(f32(${name}_at(${idx} >> 2u)[${idx} & 3u]))`;
   return /* wgsl */ `${enableF16(T)}
-struct P { n: u32, base: u32, rank: u32, pad: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
+struct P { n: u32, base: u32, threads: u32, pad: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
-${segmentsWgsl("a", 2, sa, T)}
-${segmentsWgsl("b", 2 + nA, sb, T)}
+@group(0) @binding(1) var<storage, read_write> out: array<${V}>;
+${segmentsWgsl("a", 2, sa, V)}
+${segmentsWgsl("b", 2 + sa.count, sb, V)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i >= p.n) { return; }
-  let g = p.base + i;
-  ${index}
-  let x = f32(a_at(ia));
-  let y = f32(b_at(ib));
-  out[i] = ${T}(${BINARY_OPS[op].forward});
+  ${perLoop(s, `let e = p.base + i * ${vec}u;
+    ${broadcastIndexWgsl(rank)}
+    let x = ${load("a", "ia", s.innerA)};
+    let y = ${load("b", "ib", s.innerB)};
+    out[i] = ${V}(${BINARY_OPS[op].forward});`)}
 }`;
 }
 
@@ -367,8 +460,13 @@ function padWords(v: readonly number[]): number[] {
   return out;
 }
 
-/** Binary op with NumPy broadcasting, on two f32 or two f16 tensors (the result has their dtype). */
-export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+/**
+ * Binary op with NumPy broadcasting, on two f32 or two f16 tensors (the
+ * result has their dtype); `variant` forces knobs of the kernel's variant.
+ * vec4 needs an innermost merged axis of a multiple of 4 elements (or the
+ * direct path); other shapes run the scalar kernel with the same `per`.
+ */
+export function binary(op: BinaryOp, a: Tensor, b: Tensor, variant?: Partial<ElementwiseVariant>): Tensor {
   if (!Object.hasOwn(BINARY_OPS, op)) fail("binary", `unknown op "${op}"`);
   const dtype = precisionOf(op, [a, b]);
   const shape = broadcastShape(op, a.shape, b.shape);
@@ -378,20 +476,23 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   // Shapes equal up to extent-1 axes merge to one axis with unit strides: the direct path.
   const plain = merged.shape.length <= 1 && merged.sa.every((x) => x === 1) && merged.sb.every((x) => x === 1);
   const rank = direct || plain ? 0 : merged.shape.length;
-  const g = gpu();
-  const sa = inputSegments(op, a);
-  const sb = inputSegments(op, b);
-  const pipe = variantPipeline("binary", { op, rank, dtype, a: layoutOf(sa), b: layoutOf(sb) } satisfies BinarySpec, binaryWgsl);
+  const chosen = chooseElementwise(deviceProfile(), variant);
+  const v: ElementwiseVariant = rank === 0 || merged.shape[rank - 1]! % 4 === 0 ? chosen : { vec: 1, per: chosen.per };
   const out = Tensor.empty(shape, dtype);
-  const strideA = padWords(merged.sa);
-  const strideB = padWords(merged.sb);
-  const dims = padWords(merged.shape);
-  for (const c of outputChunks(out)) {
-    const params = new Params().u32(c.count).u32(c.start).u32(rank).u32(0);
-    for (const d of dims) params.u32(d);
-    for (const s of strideA) params.u32(s);
-    for (const s of strideB) params.u32(s);
-    g.dispatch(pipe, [c.binding, ...sa.bindings, ...sb.bindings], params.bytes(), g.grid(Math.ceil(c.count / WG)));
+  if (out.size === 0) return out;
+  const g = gpu();
+  const sa = bindInput(v, op, a);
+  const sb = bindInput(v, op, b);
+  // After merging, the innermost axis has stride 1 in an input that spans it, 0 in one broadcast along it.
+  const inner = (strides: number[]) => rank === 0 || strides[rank - 1] === 1;
+  const spec: BinarySpec = { op, rank, dtype, vec: v.vec, per: v.per, innerA: inner(merged.sa), innerB: inner(merged.sb), a: layoutOf(sa), b: layoutOf(sb) };
+  const pipe = variantPipeline("binary", spec, binaryWgsl);
+  const words = [...padWords(merged.shape), ...padWords(merged.sa), ...padWords(merged.sb)];
+  for (const c of vec4Chunks([out])) {
+    const threads = threadsFor(v, c.count);
+    const params = new Params().u32(c.count).u32(c.start).u32(threads).u32(0);
+    for (const w of words) params.u32(w);
+    g.dispatch(pipe, [c.bindings[0]!, ...sa.bindings, ...sb.bindings], params.bytes(), g.grid(Math.ceil(threads / WG)));
   }
   return out;
 }

@@ -8,6 +8,7 @@
 // `variant` argument) or per device (`setDeviceProfile`, `force`).
 import { gpu, type Gpu } from "../tensor/device.js";
 import type { GemmVariant } from "./conv_gemm.js";
+import type { ElementwiseVariant } from "./elementwise.js";
 import type { MatmulChoice } from "./matmul.js";
 
 /** Subgroup sizes the device reports (lanes); WGSL's `subgroup_size` lies in [min, max]. */
@@ -41,6 +42,7 @@ export interface VariantOverrides {
   softmax?: RowVariant;
   layerNorm?: RowVariant;
   attention?: AttentionVariant;
+  elementwise?: Partial<ElementwiseVariant>;
 }
 
 export interface DeviceProfile {

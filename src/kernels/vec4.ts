@@ -8,7 +8,7 @@
 // rounded up to a whole vec4 (storage buffers come in 256-byte size classes,
 // so the rounded window stays inside the buffer); kernels mask the lanes past
 // the tensor's end with `lanes(n, i)` and write them back unchanged.
-import { outputChunks } from "./binding.js";
+import { inputSegments, outputChunks, type Segments } from "./binding.js";
 import { BYTES_PER_ELEMENT, type Tensor } from "../tensor/tensor.js";
 
 export interface Vec4Chunk {
@@ -45,3 +45,18 @@ fn lanes(n: u32, i: u32) -> vec4<bool> {
   return vec4<bool>(base < n, base + 1u < n, base + 2u < n, base + 3u < n);
 }
 `;
+
+/**
+ * An input bound for vec4 reads (`NAME_at(i)` returns the i-th vec4, the
+ * segment layout counted in vec4s): inputSegments' bindings with each size
+ * rounded up to a whole vec4, so the last, partial vec4 of a tensor whose
+ * size is not a multiple of 4 is inside its binding (a robust access past a
+ * binding's end would read another vec4). Segments hold a power of two of at
+ * least 4 elements, so no vec4 straddles two.
+ */
+export function vec4Segments(op: string, t: Tensor): Segments {
+  const seg = inputSegments(op, t);
+  const vec = 4 * BYTES_PER_ELEMENT[t.dtype];
+  const bindings = seg.bindings.map((b) => ({ ...b, size: Math.min(Math.ceil(b.size! / vec) * vec, t.buffer.size - b.offset!) }));
+  return { ...seg, bindings, shift: seg.count > 1 ? seg.shift - 2 : 0 };
+}

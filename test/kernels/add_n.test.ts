@@ -7,12 +7,12 @@
 // covered in large-chunks.test.ts and elementwise_chunks.test.ts.
 import { describe, expect, it } from "vitest";
 import { addN } from "../../src/kernels/add_n.js";
-import { add } from "../../src/kernels/elementwise.js";
+import { add, elementwiseVariants } from "../../src/kernels/elementwise.js";
 import { cast } from "../../src/kernels/layout.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { roundF16 } from "../helpers/f16.js";
 import { useGpu } from "../helpers/gpu.js";
-import { testProfile } from "../helpers/variants.js";
+import { forEachVariant, testProfile } from "../helpers/variants.js";
 
 useGpu();
 const profile = await testProfile();
@@ -30,30 +30,32 @@ function chainSum(xs: Float32Array[]): Float32Array {
 }
 
 describe("addN", () => {
-  for (const k of [1, 2, 3, 8, 9, 12, 17]) {
-    for (const n of [1, 7, 4099]) {
-      it(`${k} tensors of ${n} elements equal the float32 chain`, async () => {
-        const data = Array.from({ length: k }, (_, s) => pattern(n, s));
-        const xs = data.map((d) => Tensor.from(d, [n]));
-        const y = addN(xs);
-        expect(y.shape).toEqual([n]);
-        expect(Array.from(await y.readFloat32())).toEqual(Array.from(chainSum(data)));
-        // The inputs are left as they were.
-        expect(Array.from(await xs[0]!.readFloat32())).toEqual(Array.from(data[0]!));
-        y.dispose();
-        for (const x of xs) x.dispose();
+  forEachVariant(elementwiseVariants(profile), (v) => {
+    for (const k of [1, 2, 3, 8, 9, 12, 17]) {
+      for (const n of [1, 7, 4099]) {
+        it(`${k} tensors of ${n} elements equal the float32 chain`, async () => {
+          const data = Array.from({ length: k }, (_, s) => pattern(n, s));
+          const xs = data.map((d) => Tensor.from(d, [n]));
+          const y = addN(xs, v);
+          expect(y.shape).toEqual([n]);
+          expect(Array.from(await y.readFloat32())).toEqual(Array.from(chainSum(data)));
+          // The inputs are left as they were.
+          expect(Array.from(await xs[0]!.readFloat32())).toEqual(Array.from(data[0]!));
+          y.dispose();
+          for (const x of xs) x.dispose();
+        });
+      }
+    }
+
+    for (const k of [1, 2, 8, 9, 17]) {
+      it.skipIf(noF16)(`f16: ${k} tensors of 4099 elements are the float32 chain rounded once`, async () => {
+        const data = Array.from({ length: k }, (_, s) => Float32Array.from(pattern(4099, s), roundF16));
+        const y = addN(data.map((d) => cast(Tensor.from(d, [4099]), "f16")), v);
+        expect(y.dtype).toBe("f16");
+        expect(Array.from(await cast(y, "f32").readFloat32())).toEqual(Array.from(chainSum(data), roundF16));
       });
     }
-  }
-
-  for (const k of [1, 2, 8, 9, 17]) {
-    it.skipIf(noF16)(`f16: ${k} tensors of 4099 elements are the float32 chain rounded once`, async () => {
-      const data = Array.from({ length: k }, (_, s) => Float32Array.from(pattern(4099, s), roundF16));
-      const y = addN(data.map((d) => cast(Tensor.from(d, [4099]), "f16")));
-      expect(y.dtype).toBe("f16");
-      expect(Array.from(await cast(y, "f32").readFloat32())).toEqual(Array.from(chainSum(data), roundF16));
-    });
-  }
+  });
 
   it.skipIf(noF16)("f16: partial sums stay f32, within a dispatch and between dispatches", async () => {
     // 60000 is an f16 value; 2·60000 and 8·60000 are past f16's 65504.

@@ -1,15 +1,26 @@
 // Elementwise kernels against PyTorch goldens (tools/fixtures/gen_elementwise.py).
 // Tolerance: max |err| ≤ 1e-4 · max |expected| (f32, erf approximated to 1.5e-7).
 // f16 storage: every golden case again on inputs rounded to f16, each
-// element within the bound derived at `f16Bound`.
+// element within the bound derived at `f16Bound`. Both under every variant
+// (scalar and vec4, one and several vectors an invocation).
 import { describe, expect, it } from "vitest";
-import { binary, collapseBroadcast, unary, unaryBackward, type BinaryOp, type UnaryOp } from "../../src/kernels/elementwise.js";
+import {
+  binary,
+  chooseElementwise,
+  collapseBroadcast,
+  elementwiseVariants,
+  unary,
+  unaryBackward,
+  type BinaryOp,
+  type ElementwiseVariant,
+  type UnaryOp,
+} from "../../src/kernels/elementwise.js";
 import { cast } from "../../src/kernels/layout.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { F16_SUBNORMAL_HALF_STEP, F16_UNIT, roundF16 } from "../helpers/f16.js";
 import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
-import { testProfile } from "../helpers/variants.js";
+import { forEachVariant, testProfile } from "../helpers/variants.js";
 
 useGpu();
 const profile = await testProfile();
@@ -28,11 +39,11 @@ async function values(y: Tensor, dtype: "f32" | "f16"): Promise<Float32Array> {
   return (dtype === "f32" ? y : cast(y, "f32")).readFloat32();
 }
 
-function run(c: FixtureCase, dtype: "f32" | "f16"): Tensor {
+function run(c: FixtureCase, dtype: "f32" | "f16", v: ElementwiseVariant): Tensor {
   const op = c.params.op as string;
   const up = (k: string) => upload(c.inputs[k]!.data, c.inputs[k]!.shape, dtype);
-  if (c.name.startsWith("unary")) return unary(op as UnaryOp, up("x"), c.params.a as number, c.params.b as number);
-  return binary(op as BinaryOp, up("a"), up("b"));
+  if (c.name.startsWith("unary")) return unary(op as UnaryOp, up("x"), c.params.a as number, c.params.b as number, v);
+  return binary(op as BinaryOp, up("a"), up("b"), v);
 }
 
 /**
@@ -136,24 +147,40 @@ function broadcastTo(data: ArrayLike<number>, shape: readonly number[], out: rea
 }
 
 describe("elementwise kernels vs PyTorch", () => {
-  for (const c of cases) {
-    it(c.name, async () => {
-      const y = run(c, "f32");
-      expect(y.shape).toEqual(c.outputs.y!.shape);
-      expect(relError(await values(y, "f32"), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
-    });
-  }
-
-  describe("f16 storage", () => {
+  forEachVariant(elementwiseVariants(profile), (v) => {
     for (const c of cases) {
-      it.skipIf(noF16)(c.name, async () => {
-        const y = run(c, "f16");
+      it(c.name, async () => {
+        const y = run(c, "f32", v);
+        expect(y.shape).toEqual(c.outputs.y!.shape);
+        expect(relError(await values(y, "f32"), c.outputs.y!.data)).toBeLessThanOrEqual(1e-4);
+      });
+
+      it.skipIf(noF16)(`f16: ${c.name}`, async () => {
+        const y = run(c, "f16", v);
         expect(y.shape).toEqual(c.outputs.y!.shape);
         const want = c.outputs.y!.data as Float32Array;
         expect(worstRatio(await values(y, "f16"), want, f16Bound(c, want))).toBeLessThanOrEqual(1);
       });
     }
 
+    it("the backward kernel: g · sigmoid'(x) against its closed form s(1 − s) in float64", async () => {
+      // 1027 elements: a partial last vec4. Tolerance 1e-6 of the largest: f32 exp and a few roundings.
+      const n = 1027;
+      const x = Float32Array.from({ length: n }, (_, i) => (i - 513) / 97);
+      const g = Float32Array.from({ length: n }, (_, i) => 1 + (i % 5) / 4);
+      const got = await unaryBackward("sigmoid", Tensor.from(x, [n]), Tensor.from(g, [n]), 0, 0, v).readFloat32();
+      const s = (t: number) => 1 / (1 + Math.exp(-t));
+      expect(relError(got, Array.from(x, (t, i) => g[i]! * s(t) * (1 - s(t))))).toBeLessThanOrEqual(1e-6);
+    });
+  });
+
+  it("refuses a variant that is not one, and forcing reaches the chooser", () => {
+    expect(() => chooseElementwise(profile, { vec: 2 as 4 })).toThrow(/elementwise: variant per=4 vec=2 is not one/);
+    expect(() => chooseElementwise(profile, { per: 0 })).toThrow(/elementwise: variant per=0 vec=4 is not one/);
+    expect(chooseElementwise({ ...profile, force: { elementwise: { vec: 1 } } })).toEqual({ vec: 1, per: chooseElementwise(profile).per });
+  });
+
+  describe("f16 storage", () => {
     it.skipIf(noF16)("the host model of f16 rounding agrees with the device's cast", async () => {
       const x = Float32Array.from({ length: 4096 }, (_, i) => Math.sinh((i - 2048) / 180) * (1 + (i % 7) / 3));
       const got = await cast(cast(Tensor.from(x, [x.length]), "f16"), "f32").readFloat32();
@@ -212,25 +239,31 @@ describe("binary broadcasting vs a plain reference", () => {
     [[2, 1, 3], [1, 4, 1], [2, 4, 3]],
     [[1, 1, 7], [7], [1, 1, 7]], // equal up to extent-1 axes: the direct path
     [[3, 1, 1, 2, 1, 4], [1, 5, 6, 1, 1, 4], [3, 5, 6, 2, 1, 4]],
+    // Inner extents of a multiple of 4 (vec4 loads): b splat along it, then both spanning it.
+    [[2, 3, 8], [3, 1], [2, 3, 8]],
+    [[4, 1, 8], [1, 3, 8], [4, 3, 8]],
+    [[5], [3, 1, 5], [3, 1, 5]], // direct up to extent-1 axes, a partial last vec4
   ];
-  for (const [as, bs, out] of cases) {
-    it(`[${as}] - [${bs}] → [${out}]`, async () => {
-      const a = ramp(size(as), 1);
-      const b = ramp(size(bs), 2);
-      const y = binary("sub", Tensor.from(a, as), Tensor.from(b, bs));
-      expect(y.shape).toEqual(out);
-      expect(relError(await y.readFloat32(), reference(a, as, b, bs, out))).toBeLessThanOrEqual(1e-6);
-    });
+  forEachVariant(elementwiseVariants(profile), (v) => {
+    for (const [as, bs, out] of cases) {
+      it(`[${as}] - [${bs}] → [${out}]`, async () => {
+        const a = ramp(size(as), 1);
+        const b = ramp(size(bs), 2);
+        const y = binary("sub", Tensor.from(a, as), Tensor.from(b, bs), v);
+        expect(y.shape).toEqual(out);
+        expect(relError(await y.readFloat32(), reference(a, as, b, bs, out))).toBeLessThanOrEqual(1e-6);
+      });
 
-    it.skipIf(noF16)(`f16: [${as}] - [${bs}] → [${out}]`, async () => {
-      const a = ramp(size(as), 1);
-      const b = ramp(size(bs), 2);
-      const y = binary("sub", upload(a, as, "f16"), upload(b, bs, "f16"));
-      expect(y.shape).toEqual(out);
-      const want = reference(Array.from(a, roundF16), as, Array.from(b, roundF16), bs, out).map(roundF16);
-      expect(Array.from(await values(y, "f16"))).toEqual(Array.from(want));
-    });
-  }
+      it.skipIf(noF16)(`f16: [${as}] - [${bs}] → [${out}]`, async () => {
+        const a = ramp(size(as), 1);
+        const b = ramp(size(bs), 2);
+        const y = binary("sub", upload(a, as, "f16"), upload(b, bs, "f16"), v);
+        expect(y.shape).toEqual(out);
+        const want = reference(Array.from(a, roundF16), as, Array.from(b, roundF16), bs, out).map(roundF16);
+        expect(Array.from(await values(y, "f16"))).toEqual(Array.from(want));
+      });
+    }
+  });
 
   it("merges axes only where both inputs allow it", () => {
     // [2, 3, 4, 5] + [1, 3, 1, 1]: strides a (60, 20, 5, 1), b (0, 1, 0, 0).

@@ -10,7 +10,7 @@
 // u·(max|x| + |y|) + 1e-4·max|y| (max|x|, max|y| ≤ 4).
 import { describe, expect, it } from "vitest";
 import { addN } from "../../src/kernels/add_n.js";
-import { binary, unary } from "../../src/kernels/elementwise.js";
+import { binary, elementwiseVariants, unary } from "../../src/kernels/elementwise.js";
 import { cast } from "../../src/kernels/layout.js";
 import { resize3d } from "../../src/kernels/resample.js";
 import { gpu } from "../../src/tensor/device.js";
@@ -18,7 +18,7 @@ import { Tensor } from "../../src/tensor/tensor.js";
 import { F16_UNIT } from "../helpers/f16.js";
 import { relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
-import { testProfile } from "../helpers/variants.js";
+import { forEachVariant, testProfile } from "../helpers/variants.js";
 import { refResize } from "./reference.js";
 
 const BINDING = 1 << 16;
@@ -54,22 +54,26 @@ describe("elementwise ops over several storage bindings (64 KiB bindings)", () =
       const n = 100000; // f16: 4 bindings, f32: 7
       const x = pattern(n, 1);
 
-      it("unary", async () => {
-        expect(await read(unary("affine", up(x, [n], dtype), 2, -1), dtype)).toEqual(Array.from(x, (v) => 2 * v - 1));
-      });
+      forEachVariant(elementwiseVariants(profile), (v) => {
+        it("unary", async () => {
+          expect(await read(unary("affine", up(x, [n], dtype), 2, -1, v), dtype)).toEqual(Array.from(x, (e) => 2 * e - 1));
+        });
 
-      it("binary: same shape, and a broadcast [25, 40, 100] + [40, 1]", async () => {
-        const y = pattern(n, 2);
-        expect(await read(binary("sub", up(x, [n], dtype), up(y, [n], dtype)), dtype)).toEqual(Array.from(x, (v, i) => v - y[i]!));
-        const b = pattern(40, 3);
-        const got = await read(binary("add", up(x, [25, 40, 100], dtype), up(b, [40, 1], dtype)), dtype);
-        expect(got).toEqual(Array.from(x, (v, i) => v + b[Math.floor(i / 100) % 40]!));
-      });
+        it("binary: same shape, and broadcasts [25, 40, 100] + [40, 1] and [25, 40, 100] · [40, 100]", async () => {
+          const y = pattern(n, 2);
+          expect(await read(binary("sub", up(x, [n], dtype), up(y, [n], dtype), v), dtype)).toEqual(Array.from(x, (e, i) => e - y[i]!));
+          const b = pattern(40, 3);
+          const got = await read(binary("add", up(x, [25, 40, 100], dtype), up(b, [40, 1], dtype), v), dtype);
+          expect(got).toEqual(Array.from(x, (e, i) => e + b[Math.floor(i / 100) % 40]!));
+          const got2 = await read(binary("max", up(x, [25, 40, 100], dtype), up(y.subarray(0, 4000), [40, 100], dtype), v), dtype);
+          expect(got2).toEqual(Array.from(x, (e, i) => Math.max(e, y[i % 4000]!)));
+        });
 
-      it("addN: ten tensors over several windows", async () => {
-        const data = Array.from({ length: 10 }, (_, s) => pattern(n, s + 5));
-        const want = data.reduce((acc, d) => acc.map((v, i) => v + d[i]!));
-        expect(await read(addN(data.map((d) => up(d, [n], dtype))), dtype)).toEqual(Array.from(want));
+        it("addN: ten tensors over several windows", async () => {
+          const data = Array.from({ length: 10 }, (_, s) => pattern(n, s + 5));
+          const want = data.reduce((acc, d) => acc.map((e, i) => e + d[i]!));
+          expect(await read(addN(data.map((d) => up(d, [n], dtype)), v), dtype)).toEqual(Array.from(want));
+        });
       });
 
       // [2, 3, 9, 40, 50]: 108000 elements, 7 f32 segments or 4 f16 ones.
