@@ -25,14 +25,18 @@
 //    (outᵀ = op(b)ᵀ · op(a)ᵀ) so that the owned axis is the long one.
 //  - Bias and activation are runtime switches (a uniform branch in the
 //    epilogue), so one compiled pipeline serves every epilogue.
+//  - f16 operands (precision.ts) are storage only: loads widen to f32 (so
+//    the subgroup broadcast and every FMA are f32), the sums accumulate in
+//    f32, and each output is rounded to f16 once, after the epilogue.
 import { gpu } from "../tensor/device.js";
-import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { BYTES_PER_ELEMENT, Tensor, shapeStr } from "../tensor/tensor.js";
 import { ACTIVATIONS, ACTIVATION_WGSL, activationSwitchWgsl, checkActivation, type Activation } from "./activation.js";
-import { checkInputs, fail } from "./check.js";
+import { fail } from "./check.js";
 import { unaryBackward } from "./elementwise.js";
 import { defineOp } from "./op.js";
 import { deviceProfile, laneGroups, tunedVariant, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 import { Params } from "./params.js";
+import { enableF16, precisionOf, storageType, toF32, toStorage, type Precision } from "./precision.js";
 import { reduce, sumTo } from "./reduce.js";
 
 export interface MatmulOptions {
@@ -102,8 +106,10 @@ function checkChoice(p: DeviceProfile, f: Partial<MatmulChoice>): void {
  * With `swap` the rows are the output's N axis and the cols its M axis.
  * `k4`: K is a multiple of 4, so operands contiguous along K are read as
  * vec4 (fewer index computations and bounds checks) and there is no K tail.
+ * `precision`: the storage type of the operands, bias and output.
  */
 interface Variant extends MatmulChoice {
+  precision: Precision;
   transA: boolean;
   transB: boolean;
   k4: boolean;
@@ -133,6 +139,9 @@ function operand(kind: "a" | "b", trans: boolean, k4: boolean): Operand {
 /** The accumulator loop: declarations, one unrolled step of 4 k, and one k (the K % 4 tail). */
 function accumulateWgsl(v: Variant, S: Operand, O: Operand): { decl: string[]; body4: string[]; body1: string[] } {
   const { R, C, WG, share: SHARE } = v;
+  // One stored value (or vec4) widened to f32.
+  const f32 = (x: string) => toF32(v.precision, x);
+  const vec = (x: string) => toF32(v.precision, x, "vec4<f32>");
   const sub = SHARE > 0;
   const groups = sub ? R / SHARE : 0;
   const decl: string[] = [];
@@ -145,7 +154,9 @@ function accumulateWgsl(v: Variant, S: Operand, O: Operand): { decl: string[]; b
     X.vec ? `let ${name} = (${X.off} + min(${i}, ${X.dim} - 1u) * ${X.perI}) / 4u;` : `let ${name} = ${X.off} + min(${i}, ${X.dim} - 1u) * ${X.perI};`;
   // The 4 values of k..k+3 at a base (k4 counts vec4 steps; kx = k * perK).
   const load4 = (X: Operand, b: string, kx: string, step: string) =>
-    X.vec ? `${X.buf}[${b} + k4]` : `vec4<f32>(${X.buf}[${b} + ${kx}], ${X.buf}[${b} + ${kx} + ${step}], ${X.buf}[${b} + ${kx} + 2u * ${step}], ${X.buf}[${b} + ${kx} + 3u * ${step}])`;
+    X.vec
+      ? vec(`${X.buf}[${b} + k4]`)
+      : `vec4<f32>(${f32(`${X.buf}[${b} + ${kx}]`)}, ${f32(`${X.buf}[${b} + ${kx} + ${step}]`)}, ${f32(`${X.buf}[${b} + ${kx} + 2u * ${step}]`)}, ${f32(`${X.buf}[${b} + ${kx} + 3u * ${step}]`)})`;
 
   if (sub) {
     for (let j = 0; j < groups; j++) decl.push(base(S, `sb${j}`, `r0 + lane + ${SHARE * j}u`));
@@ -159,13 +170,13 @@ function accumulateWgsl(v: Variant, S: Operand, O: Operand): { decl: string[]; b
   // Owned values: o{c} = vec4 over the 4 k of the step.
   for (let c = 0; c < C; c++) {
     body4.push(`let o${c} = ${load4(O, `ob${c}`, "ko", "ok")};`);
-    body1.push(`let o${c} = ${O.buf}[ob${c} + ko];`);
+    body1.push(`let o${c} = ${f32(`${O.buf}[ob${c} + ko]`)};`);
   }
   // Shared values, then the FMAs row by row (each row's vec4 is live only briefly).
   if (sub) {
     for (let j = 0; j < groups; j++) {
       body4.push(`let sv${j} = ${load4(S, `sb${j}`, "ks", "sk")};`);
-      body1.push(`let sv${j} = ${S.buf}[sb${j} + ks];`);
+      body1.push(`let sv${j} = ${f32(`${S.buf}[sb${j} + ks]`)};`);
     }
   }
   for (let r = 0; r < R; r++) {
@@ -175,7 +186,7 @@ function accumulateWgsl(v: Variant, S: Operand, O: Operand): { decl: string[]; b
       body1.push(`let x${r} = subgroupBroadcast(${src}, ${r % SHARE}u);`);
     } else {
       body4.push(`let x${r} = ${load4(S, `sb${r}`, "ks", "sk")};`);
-      body1.push(`let x${r} = ${S.buf}[sb${r} + ks];`);
+      body1.push(`let x${r} = ${f32(`${S.buf}[sb${r} + ks]`)};`);
     }
     for (let c = 0; c < C; c++) {
       const a = `acc${r}_${c}`;
@@ -202,7 +213,7 @@ function storeWgsl(v: Variant, S: Operand, O: Operand): { store: string[]; keep:
       const row = `r0 + ${r}u`;
       const col = `c0 + ${c * WG}u`;
       const [m, n] = mn(row, col);
-      store.push(`if (${row} < ${S.dim} && ${col} < ${O.dim}) { out[offO + (${m}) * p.N + ${n}] = acc${r}_${c}; }`);
+      store.push(`if (${row} < ${S.dim} && ${col} < ${O.dim}) { out[offO + (${m}) * p.N + ${n}] = ${toStorage(v.precision, `acc${r}_${c}`)}; }`);
       keep.push(`res[${r * C + c}] = acc${r}_${c};`);
     }
   }
@@ -226,8 +237,9 @@ function wgsl(v: Variant): string {
     ko = ko + ok;
   }`;
   const { store, keep, em, en } = storeWgsl(v, S, O);
+  const T = storageType(v.precision);
 
-  return /* wgsl */ `${sub ? "enable subgroups;\n" : ""}
+  return /* wgsl */ `${enableF16(v.precision)}${sub ? "enable subgroups;\n" : ""}
 struct P {
   M: u32, N: u32, K: u32, K4: u32,
   tilesR: u32, tiles: u32, batchBase: u32, nb: u32,
@@ -235,14 +247,14 @@ struct P {
   bshape: array<vec4<u32>, 2>, astr: array<vec4<u32>, 2>, bstr: array<vec4<u32>, 2>,
 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> a: array<${A.vec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(3) var<storage, read> b: array<${B.vec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
+@group(0) @binding(2) var<storage, read> a: array<${A.vec ? `vec4<${T}>` : T}>;
+@group(0) @binding(3) var<storage, read> b: array<${B.vec ? `vec4<${T}>` : T}>;
+@group(0) @binding(4) var<storage, read> bias: array<${T}>;
 ${ACTIVATION_WGSL}
 fn epilogue(acc: f32, n: u32) -> f32 {
   var v = acc;
-  if (p.hasBias != 0u) { v = v + bias[n]; }
+  if (p.hasBias != 0u) { v = v + ${toF32(v.precision, "bias[n]")}; }
   ${activationSwitchWgsl("p.act")}
 }
 @compute @workgroup_size(${WG})
@@ -287,7 +299,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var i = 0u; i < ${R * C}u; i = i + 1u) {
       let row = r0 + i / ${C}u;
       let col = c0 + (i % ${C}u) * ${WG}u;
-      if (row < ${S.dim} && col < ${O.dim}) { out[offO + ${em} * p.N + ${en}] = epilogue(res[i], ${en}); }
+      if (row < ${S.dim} && col < ${O.dim}) { out[offO + ${em} * p.N + ${en}] = ${toStorage(v.precision, `epilogue(res[i], ${en})`)}; }
     }
   }
 }`;
@@ -408,14 +420,15 @@ function pad(v: readonly number[], fill: number): number[] {
 /**
  * Multiplies the last two axes of a and b: a [...batchA, M, K] (or [..., K, M]
  * with transA), b [...batchB, K, N] (or [..., N, K] with transB); batch axes
- * broadcast. Returns [...batch, M, N] = act(a·b + bias).
+ * broadcast. Returns [...batch, M, N] = act(a·b + bias). a, b and bias are
+ * all f32 or all f16 (precision.ts); the output has their dtype.
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const op = "matmul";
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   const act = checkActivation(op, opts.act ?? "none");
-  checkInputs(op, opts.bias ? [a, b, opts.bias] : [a, b]);
+  const precision = precisionOf(op, [a, b, opts.bias]);
   if (a.rank < 2 || b.rank < 2) {
     fail(op, `a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)} must both have rank ≥ 2`);
   }
@@ -440,18 +453,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   g.checkAlive(op);
   const nBatch = batch.reduce((x, y) => x * y, 1);
   const outShape = [...batch, M, N];
-  const outBytes = nBatch * M * N * 4;
+  const outBytes = nBatch * M * N * BYTES_PER_ELEMENT[precision];
   for (const [name, bytes, shape] of [["a", a.byteLength, a.shape], ["b", b.byteLength, b.shape], ["output", outBytes, outShape]] as const) {
     if (bytes > g.maxBindingBytes) {
       fail(op, `${name} ${shapeStr(shape)} is ${bytes} bytes, more than one storage binding allows (${g.maxBindingBytes}); split the batch`);
     }
   }
-  const out = Tensor.empty(outShape);
+  const out = Tensor.empty(outShape, precision);
   if (out.size === 0) return out;
 
   const choice = chooseMatmulVariant(M, N, K, opts.variant, deviceProfile(g));
   const { swap, R, C, WG } = choice;
-  const pipe = variantPipeline("matmul", { transA, transB, k4: K % 4 === 0, ...choice } satisfies Variant, wgsl);
+  const pipe = variantPipeline("matmul", { precision, transA, transB, k4: K % 4 === 0, ...choice } satisfies Variant, wgsl);
 
   const [rowsDim, colsDim] = swap ? [N, M] : [M, N];
   const tilesR = Math.ceil(rowsDim / R);

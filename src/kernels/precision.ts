@@ -44,3 +44,22 @@ export function precisionOf(op: string, tensors: readonly (Tensor | null | undef
   checkF16(op, out);
   return out;
 }
+
+/**
+ * `expr`, a value read from storage of precision `p`, widened to `f32Type`
+ * (`f32`, `vec4<f32>`, …) for arithmetic. An f32 kernel reads f32 already,
+ * so its WGSL stays free of identity conversions.
+ */
+export function toF32(p: Precision, expr: string, f32Type = "f32"): string {
+  return p === "f16" ? `${f32Type}(${expr})` : expr;
+}
+
+/** `expr`, an f32 value, rounded to the storage type of precision `p` (`f32Type` names its shape: `f32`, `vec4<f32>`, …). */
+export function toStorage(p: Precision, expr: string, f32Type = "f32"): string {
+  return p === "f16" ? `${storageType(p, f32Type)}(${expr})` : expr;
+}
+
+/** The WGSL storage type of precision `p` for an f32 shape (`f32` → `f16`, `vec4<f32>` → `vec4<f16>`). */
+export function storageType(p: Precision, f32Type = "f32"): string {
+  return f32Type.replace("f32", p);
+}

@@ -78,3 +78,28 @@ export async function readAs(t: Tensor, p: TestPrecision): Promise<Float32Array>
 export function skipWithoutF16(ctx: TestContext, p: TestPrecision): void {
   ctx.skip(p === "f16" && !gpu().hasF16, "the adapter lacks shader-f16");
 }
+
+/** An f16 tensor of `data` rounded to nearest: fixtureTensor for arrays a test makes. */
+export function f16From(data: Float32Array, shape: readonly number[]): Tensor {
+  return fixtureTensor({ data, shape: [...shape] }, "f16");
+}
+
+/** max over i of |actual_i − expected_i| / bound_i: at most 1 when every element lies within its own bound (NaN counts as Infinity). */
+export function boundRatio(actual: ArrayLike<number>, expected: ArrayLike<number>, bound: ArrayLike<number>): number {
+  if (actual.length !== expected.length || bound.length !== expected.length) {
+    throw new Error(`length mismatch: ${actual.length} actual, ${expected.length} expected, ${bound.length} bounds`);
+  }
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const r = Math.abs(actual[i]! - expected[i]!) / bound[i]!;
+    if (!(r <= worst)) worst = Number.isNaN(r) ? Infinity : r;
+  }
+  return worst;
+}
+
+/** max |x_i| (0 for no values): the scale a relative tolerance multiplies. */
+export function maxAbs(xs: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < xs.length; i++) m = Math.max(m, Math.abs(xs[i]!));
+  return m;
+}

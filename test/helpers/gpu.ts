@@ -10,3 +10,19 @@ export function useGpu(opts: GpuOptions = {}): void {
     releaseGpu();
   });
 }
+
+/**
+ * Runs `fn` on a fresh device made with `opts` (`{ f16: false }`: a device
+ * without shader-f16), then makes the file's device again with `restore`.
+ * Tensors made before do not survive the switch.
+ */
+export async function onDevice(opts: GpuOptions, fn: () => void | Promise<void>, restore: GpuOptions = {}): Promise<void> {
+  releaseGpu();
+  await initGpu(opts);
+  try {
+    await fn();
+  } finally {
+    releaseGpu();
+    await initGpu(restore);
+  }
+}

@@ -4,14 +4,18 @@
 // with the chooser's tile and with fixed tiles that between them take each
 // R, C, WG and orientation the chooser can return; plus the boundary errors.
 // Tolerance: max |err| ≤ 1e-4 · max |expected| for K < 768, 1e-3 for K ≥ 768.
+// Every case runs in f16 too (inputs rounded to f16, output f16), against
+// the same f32 golden with a bound per element derived below (f16Bound).
 import { describe, expect, it } from "vitest";
 import type { Activation } from "../../src/kernels/activation.js";
-import { chooseTile, matmul, type MatmulChoice } from "../../src/kernels/matmul.js";
+import { ShapeError } from "../../src/kernels/check.js";
+import { chooseTile, matmul, type MatmulChoice, type MatmulOptions } from "../../src/kernels/matmul.js";
 import { laneGroups } from "../../src/kernels/profile.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
-import { useGpu } from "../helpers/gpu.js";
+import { F16_UNIT, boundRatio, f16From, fixtureTensor, maxAbs, readAs } from "../helpers/f16.js";
+import { loadFixture, relError, type FixtureArray, type FixtureCase } from "../helpers/fixtures.js";
+import { onDevice, useGpu } from "../helpers/gpu.js";
 import { forEachVariant, testProfile } from "../helpers/variants.js";
 
 useGpu();
@@ -27,26 +31,74 @@ const shares = [0, ...laneGroups(profile, 8)];
 const tiles: Partial<MatmulChoice>[] = [{}, { R: 8, C: 3, WG: 32, swap: false }, { R: 16, C: 1, WG: 8, swap: true }, { R: 32, C: 2, WG: 16, swap: false }];
 const variants = shares.flatMap((share) => tiles.map((t) => ({ share, ...t })));
 
+/** The f32 tolerance of a case, relative to max |expected|. */
+const f32Tolerance = (c: FixtureCase) => ((c.params.K as number) >= 768 ? 1e-3 : 1e-4);
+
+/** A case's options (the fixture's layout and epilogue) with `bias` and `variant`. */
+function caseOptions(c: FixtureCase, bias: Tensor | undefined, variant: Partial<MatmulChoice>): MatmulOptions {
+  return { transA: c.params.transA as boolean, transB: c.params.transB as boolean, bias, act: c.params.act as Activation, variant };
+}
+
 async function runCase(c: FixtureCase, variant: Partial<MatmulChoice>): Promise<void> {
-  const a = Tensor.from(c.inputs.a!.data as Float32Array, c.inputs.a!.shape);
-  const b = Tensor.from(c.inputs.b!.data as Float32Array, c.inputs.b!.shape);
-  const bias = c.inputs.bias ? Tensor.from(c.inputs.bias.data as Float32Array, c.inputs.bias.shape) : undefined;
-  const y = matmul(a, b, {
-    transA: c.params.transA as boolean,
-    transB: c.params.transB as boolean,
-    bias,
-    act: c.params.act as Activation,
-    variant,
-  });
+  const a = fixtureTensor(c.inputs.a!, "f32");
+  const b = fixtureTensor(c.inputs.b!, "f32");
+  const bias = c.inputs.bias ? fixtureTensor(c.inputs.bias, "f32") : undefined;
+  const y = matmul(a, b, caseOptions(c, bias, variant));
   expect(y.shape).toEqual(c.outputs.y!.shape);
-  const tol = (c.params.K as number) >= 768 ? 1e-3 : 1e-4;
-  expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(tol);
+  expect(relError(await y.readFloat32(), c.outputs.y!.data)).toBeLessThanOrEqual(f32Tolerance(c));
+  for (const t of [a, b, y, bias]) t?.dispose();
+}
+
+/** The largest slope of an epilogue activation: GELU's (exact or tanh) peaks at 1.129, quick GELU's at 1.100, ReLU's and the identity's is 1, sigmoid's 0.25. */
+const ACT_SLOPE = 1.13;
+
+/**
+ * The f16 bound of each output element of a case, against its f32 golden y.
+ * Rounding an input to f16 moves it by at most u = 2^-11 of itself, so the
+ * product a_k·b_k by at most (2u + u²)·|a_k·b_k|: the sum moves by at most
+ * (2u + u²)·S with S = Σ_k |a_k·b_k| (S grows with K), and the bias by u·|bias|.
+ * The activation stretches that by at most its slope L; the f32 sums,
+ * epilogue and golden are within the f32 tolerance; the one rounding of
+ * the output to f16 adds u·|y| (and u times the error before it). f16
+ * subnormals (below 6.1e-5) round with an absolute error of 2^-25, far
+ * under the f32 tolerance's share of these outputs. So
+ *   |y16 − y| ≤ u·|y| + (1 + u)·L·((2u + u²)·S + u·|bias|) + tol32·max |y|,
+ * S computed by the f32 kernel on |a| and |b|.
+ */
+async function f16Bound(c: FixtureCase): Promise<Float64Array> {
+  const abs = (x: FixtureArray) => Tensor.from((x.data as Float32Array).map(Math.abs), x.shape);
+  const [absA, absB] = [abs(c.inputs.a!), abs(c.inputs.b!)];
+  const sTensor = matmul(absA, absB, { transA: c.params.transA as boolean, transB: c.params.transB as boolean });
+  const S = await sTensor.readFloat32();
+  for (const t of [absA, absB, sTensor]) t.dispose();
+  const y = c.outputs.y!.data;
+  const bias = c.inputs.bias?.data;
+  const N = c.outputs.y!.shape.at(-1)!;
+  const u = F16_UNIT;
+  const floor = f32Tolerance(c) * maxAbs(y);
+  return Float64Array.from(y, (yi, i) => u * Math.abs(yi) + (1 + u) * ACT_SLOPE * ((2 * u + u * u) * S[i]! + u * Math.abs(bias?.[i % N] ?? 0)) + floor);
+}
+
+async function runCaseF16(c: FixtureCase, variant: Partial<MatmulChoice>): Promise<void> {
+  const a = fixtureTensor(c.inputs.a!, "f16");
+  const b = fixtureTensor(c.inputs.b!, "f16");
+  const bias = c.inputs.bias ? fixtureTensor(c.inputs.bias, "f16") : undefined;
+  const y = matmul(a, b, caseOptions(c, bias, variant));
+  expect(y.dtype).toBe("f16");
+  expect(y.shape).toEqual(c.outputs.y!.shape);
+  expect(boundRatio(await readAs(y, "f16"), c.outputs.y!.data, await f16Bound(c))).toBeLessThanOrEqual(1);
   for (const t of [a, b, y, bias]) t?.dispose();
 }
 
 describe("matmul vs PyTorch", () => {
   forEachVariant(variants, (v) => {
     for (const c of cases) it(c.name, () => runCase(c, v));
+  });
+});
+
+describe("f16 matmul vs the f32 PyTorch goldens", () => {
+  forEachVariant(variants, (v) => {
+    for (const c of cases) it(c.name, () => runCaseF16(c, v));
   });
 });
 
@@ -98,6 +150,23 @@ describe("matmul with 32-row tiles vs a float64 reference", () => forEachVariant
     expect(y.shape).toEqual([B, M, N]);
     const ref = reference(a, (_, k, n) => b[k * N + n]!, B, M, K, N);
     expect(relError(await y.readFloat32(), ref)).toBeLessThanOrEqual(1e-4);
+  });
+}));
+
+// f16 is storage only: the sums accumulate in f32. f16 holds integers
+// exactly only up to 2048 (2048 + 1 rounds back to 2048), so a sum of 3000
+// ones kept in f16 would stop at 2048; 3000 and 3002 are f16s (even).
+describe("f16 matmul accumulates in f32", () => forEachVariant(shares.map((share) => ({ share })), (variant) => {
+  it("[5, K] · [K, 3] of ones is K everywhere, K = 3000 (vec4 loads) and 3002 (a K tail)", async () => {
+    for (const K of [3000, 3002]) {
+      const ones = (n: number) => new Float32Array(n).fill(1);
+      const [M, N] = [5, 3];
+      const a = f16From(ones(M * K), [M, K]);
+      const b = f16From(ones(K * N), [K, N]);
+      const y = matmul(a, b, { variant });
+      expect(Array.from(await readAs(y, "f16"))).toEqual(new Array(M * N).fill(K));
+      for (const t of [a, b, y]) t.dispose();
+    }
   });
 }));
 
@@ -165,7 +234,7 @@ describe("matmul errors name the op and the shapes", () => {
   it("wrong dtype, disposed input, rank < 2, unknown activation", () => {
     const a = Tensor.zeros([2, 3]);
     const i = Tensor.from(new Int32Array(15), [3, 5], "i32");
-    expect(() => matmul(a, i)).toThrow(/matmul: expected dtype f32, got i32 for tensor \[3, 5\]/);
+    expect(() => matmul(a, i)).toThrow(/matmul: expected dtype f32 or f16, got i32 for tensor \[3, 5\]/);
     const d = Tensor.zeros([3, 5]);
     d.dispose();
     expect(() => matmul(a, d)).toThrow(/matmul: input tensor \[3, 5\] f32 was disposed/);
@@ -175,14 +244,40 @@ describe("matmul errors name the op and the shapes", () => {
     expect(() => matmul(a, b, { act: "tanh" as Activation })).toThrow(/matmul: unknown activation "tanh"/);
   });
 
+  it("inputs that mix f32 and f16 (a bias included)", () => {
+    const a = Tensor.zeros([2, 3]);
+    const b = Tensor.zeros([3, 5]);
+    const b16 = f16From(new Float32Array(15), [3, 5]);
+    const bias16 = f16From(new Float32Array(5), [5]);
+    expect(() => matmul(a, b16)).toThrow(ShapeError);
+    expect(() => matmul(a, b16)).toThrow(/matmul: inputs mix f32 and f16: cast them to one precision first/);
+    expect(() => matmul(a, b, { bias: bias16 })).toThrow(/matmul: inputs mix f32 and f16/);
+    expect(() => matmul(f16From(new Float32Array(6), [2, 3]), b16, { bias: Tensor.zeros([5]) })).toThrow(/matmul: inputs mix f16 and f32/);
+  });
+
+  it("f16 inputs on a device without shader-f16", async () => {
+    await onDevice({ f16: false }, () => {
+      expect(gpu().hasF16).toBe(false);
+      // f16 bits uploaded as they are: no kernel needs to run to make them.
+      const a = Tensor.from(new Uint16Array(6), [2, 3], "f16");
+      const b = Tensor.from(new Uint16Array(15), [3, 5], "f16");
+      expect(() => matmul(a, b)).toThrow(ShapeError);
+      expect(() => matmul(a, b)).toThrow(/matmul: f16 tensors need the shader-f16 feature, which this device does not have/);
+    });
+  });
+
   it("a tensor larger than one storage binding", () => {
     const g = gpu();
     const limit = g.maxBindingBytes;
+    // f16 elements take 2 bytes: the f32 output that is too large fits in f16, one twice as wide does not.
+    const [a16, b16, wide16] = [f16From(new Float32Array(128), [16, 8]), f16From(new Float32Array(256), [8, 32]), f16From(new Float32Array(512), [8, 64])];
     g.maxBindingBytes = 1024;
     try {
       const a = Tensor.zeros([16, 8]);
       const b = Tensor.zeros([8, 32]);
       expect(() => matmul(a, b)).toThrow(/matmul: output \[16, 32\] is 2048 bytes, more than one storage binding allows \(1024\)/);
+      expect(matmul(a16, b16).shape).toEqual([16, 32]);
+      expect(() => matmul(a16, wide16)).toThrow(/matmul: output \[16, 64\] is 2048 bytes, more than one storage binding allows \(1024\)/);
     } finally {
       g.maxBindingBytes = limit;
     }
