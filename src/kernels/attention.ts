@@ -15,11 +15,16 @@
 // and each broadcast vector feeds qpl queries. One key per online-softmax
 // step keeps the code short: LLVM compile time on lavapipe grows steeply with
 // straight-line size (and with the number of buffer loads).
+//
+// f16 q/k/v (precision.ts) are storage only: loads widen to f32, so scores,
+// the running max and sum, exp2 and the output accumulators are f32, and
+// the output is rounded to f16 once when stored. The backward is f32 only.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { checkInputs, checkRank, fail, sameShape } from "./check.js";
+import { checkRank, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { enableF16, precisionOf, storageType, toF32, toStorage, type Precision } from "./precision.js";
 import { deviceProfile, laneGroups, tunedVariant, variantName, variantPipeline, type AttentionVariant, type DeviceProfile } from "./profile.js";
 
 // WGSL text helpers shared by the forward and backward generators: both
@@ -55,14 +60,15 @@ function tree(terms: string[]): string {
  * it all; with them lane l < SG of the subgroup loads vectors l, l+SG, …
  * and broadcasts them (subgroupBroadcast), SG times fewer per-lane loads.
  * Lanes from SG on load too (clamped, unused): any subgroup of at least SG
- * lanes works.
+ * lanes works. `widen` turns a loaded vector into f32 (f16 storage), so
+ * the broadcast and all arithmetic are f32.
  */
-function sharedLoad(L: (s: string) => void, SG: number, name: string, arr: string, base: string, n: number): void {
+function sharedLoad(L: (s: string) => void, SG: number, name: string, arr: string, base: string, n: number, widen = (x: string) => x): void {
   if (SG === 0) {
-    for (let c = 0; c < n; c++) L(`    let ${name}${c} = ${arr}[${base} + ${c}u];`);
+    for (let c = 0; c < n; c++) L(`    let ${name}${c} = ${widen(`${arr}[${base} + ${c}u]`)};`);
     return;
   }
-  for (let r = 0; r < Math.ceil(n / SG); r++) L(`    let ${name}l${r} = ${arr}[${base} + min(sl + ${r * SG}u, ${n - 1}u)];`);
+  for (let r = 0; r < Math.ceil(n / SG); r++) L(`    let ${name}l${r} = ${widen(`${arr}[${base} + min(sl + ${r * SG}u, ${n - 1}u)]`)};`);
   for (let c = 0; c < n; c++) L(`    let ${name}${c} = subgroupBroadcast(${name}l${Math.floor(c / SG)}, ${c % SG}u);`);
 }
 
@@ -80,6 +86,8 @@ export interface AttentionOptions {
 const NEG = "-1.0e30";
 
 interface Spec {
+  /** Storage type of q, k, v and the output. */
+  precision: Precision;
   dk: number;
   dv: number;
   causal: boolean;
@@ -142,6 +150,8 @@ function attentionWgsl(s: Spec): string {
   const wv = width(s.dv);
   const nk = s.dk / wk; // vectors per q/k head row
   const nv = s.dv / wv; // vectors per v/out head row
+  const widenK = (x: string) => toF32(s.precision, x, vt(wk));
+  const widenV = (x: string) => toF32(s.precision, x, vt(wv));
   const lines: string[] = [];
   const L = (x: string) => lines.push(x);
   const rows = Array.from({ length: s.qpl }, (_, r) => r);
@@ -153,7 +163,7 @@ function attentionWgsl(s: Spec): string {
   for (const r of rows) {
     L(`  let qi${r} = min(qstart + lid + ${r * s.wg}u, p.nq - 1u);`);
     L(`  let qb${r} = ((b * p.nq + qi${r}) * p.hh + h) * ${nk}u;`);
-    for (let c = 0; c < nk; c++) L(`  let q${r}_${c} = qs[qb${r} + ${c}u] * p.scale_log2;`);
+    for (let c = 0; c < nk; c++) L(`  let q${r}_${c} = ${widenK(`qs[qb${r} + ${c}u]`)} * p.scale_log2;`);
     for (let c = 0; c < nv; c++) L(`  var o${r}_${c} = ${vt(wv)}(0.0);`);
     L(`  var m${r} = ${NEG};`);
     L(`  var l${r} = 0.0;`);
@@ -161,7 +171,7 @@ function attentionWgsl(s: Spec): string {
   L(`  for (var j = 0u; j < kend; j++) {`);
   L(`    let kb = (kbase + j * p.hh) * ${nk}u;`);
   // With subgroups the lanes of a subgroup load each k/v row together (sharedLoad).
-  sharedLoad(L, s.lanes, "k", "ks", "kb", nk);
+  sharedLoad(L, s.lanes, "k", "ks", "kb", nk, widenK);
   for (const r of rows) {
     const terms: string[] = [];
     for (let c = 0; c < nk; c++) terms.push(dotw(wk, `q${r}_${c}`, `k${c}`));
@@ -173,7 +183,7 @@ function attentionWgsl(s: Spec): string {
     L(`    l${r} = fma(l${r}, a${r}, e${r});`);
   }
   L(`    let vb = (kbase + j * p.hh) * ${nv}u;`);
-  sharedLoad(L, s.lanes, "v", "vs", "vb", nv);
+  sharedLoad(L, s.lanes, "v", "vs", "vb", nv, widenV);
   for (let c = 0; c < nv; c++) {
     for (const r of rows) L(`    o${r}_${c} = fma(${vt(wv)}(e${r}), v${c}, o${r}_${c} * a${r});`);
   }
@@ -182,18 +192,19 @@ function attentionWgsl(s: Spec): string {
     L(`  if (qstart + lid + ${r * s.wg}u < p.nq) {`);
     L(`    let ob = ((b * p.nq + qi${r}) * p.hh + h) * ${nv}u;`);
     L(`    let inv = 1.0 / l${r};`);
-    for (let c = 0; c < nv; c++) L(`    out[ob + ${c}u] = o${r}_${c} * inv;`);
+    for (let c = 0; c < nv; c++) L(`    out[ob + ${c}u] = ${toStorage(s.precision, `o${r}_${c} * inv`, vt(wv))};`);
     L(`  }`);
   }
 
   const sg = s.lanes > 0;
-  return /* wgsl */ `${sg ? "enable subgroups;" : ""}
+  const [tk, tv] = [storageType(s.precision, vt(wk)), storageType(s.precision, vt(wv))];
+  return /* wgsl */ `${enableF16(s.precision)}${sg ? "enable subgroups;" : ""}
 struct P { b: u32, nq: u32, nk: u32, hh: u32, scale_log2: f32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<${vt(wv)}>;
-@group(0) @binding(2) var<storage, read> qs: array<${vt(wk)}>;
-@group(0) @binding(3) var<storage, read> ks: array<${vt(wk)}>;
-@group(0) @binding(4) var<storage, read> vs: array<${vt(wv)}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${tv}>;
+@group(0) @binding(2) var<storage, read> qs: array<${tk}>;
+@group(0) @binding(3) var<storage, read> ks: array<${tk}>;
+@group(0) @binding(4) var<storage, read> vs: array<${tv}>;
 @compute @workgroup_size(${s.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${sg ? ", @builtin(subgroup_invocation_id) sl: u32" : ""}) {
   let h = wid.y;
@@ -264,11 +275,12 @@ export function attentionDims(op: string, q: Tensor, k: Tensor, v: Tensor, opts:
 
 /**
  * Multi-head scaled dot-product attention. q [B, Nq, H*dk], k [B, Nk, H*dk],
- * v [B, Nk, H*dv] → [B, Nq, H*dv].
+ * v [B, Nk, H*dv] → [B, Nq, H*dv]. q, k and v are all f32 or all f16
+ * (precision.ts); the output has their dtype.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
   const op = "attention";
-  checkInputs(op, [q, k, v]);
+  const precision = precisionOf(op, [q, k, v]);
   const { B, Nq, Nk, H, dk, dv, scale, shapes } = attentionDims(op, q, k, v, opts);
   const Fv = H * dv;
   const g = gpu();
@@ -277,12 +289,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       fail(op, `tensor ${shapeStr(t.shape)} exceeds one storage binding (${g.maxBindingBytes} bytes): ${shapes}`);
     }
   }
-  const out = Tensor.empty([B, Nq, Fv]);
+  const out = Tensor.empty([B, Nq, Fv], precision);
   if (out.size === 0) return out;
   if (out.byteLength > g.maxBindingBytes) fail(op, `output [${B}, ${Nq}, ${Fv}] exceeds one storage binding`);
   const shape = launchShape(Nq);
   const lanes = sharedLanes(op, opts.variant ?? chooseAttentionVariant(deviceProfile(g), { Nq, Nk, dk, dv }), shape.wg, deviceProfile(g));
-  const pipe = variantPipeline("attention", { dk, dv, causal: !!opts.causal, ...shape, lanes } satisfies Spec, attentionWgsl);
+  const pipe = variantPipeline("attention", { precision, dk, dv, causal: !!opts.causal, ...shape, lanes } satisfies Spec, attentionWgsl);
   const params = new Params().u32(B).u32(Nq).u32(Nk).u32(H).f32(scale * Math.LOG2E);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });
   const groups = Math.ceil(Nq / (shape.wg * shape.qpl));
@@ -480,12 +492,14 @@ function backwardLaunchShape(n: number): { wg: number; rpl: number } {
 
 /**
  * Gradients of `attention(q, k, v, opts)` w.r.t. q, k and v given its
- * output `out` and the output gradient `dOut` (same shape as out).
+ * output `out` and the output gradient `dOut` (same shape as out). f32
+ * only: training runs in f32.
  */
 export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dOut: Tensor, opts: AttentionOptions): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const op = "attentionBackward";
-  checkInputs(op, [q, k, v, out, dOut]);
+  const precision = precisionOf(op, [q, k, v, out, dOut]);
   const { B, Nq, Nk, H, dk, dv, scale, shapes } = attentionDims(op, q, k, v, opts, { out, dOut });
+  if (precision !== "f32") fail(op, `f16 tensors have no backward (training runs in f32): cast q, k, v, out and dOut to f32 (${shapes})`);
   if (!sameShape(out.shape, [B, Nq, H * dv]) || !sameShape(dOut.shape, [B, Nq, H * dv])) {
     fail(op, `out and dOut must be [${B}, ${Nq}, ${H * dv}]: ${shapes}`);
   }
