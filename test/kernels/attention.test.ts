@@ -188,10 +188,12 @@ async function checkF16Attention(q: Float32Array, k: Float32Array, v: Float32Arr
 // output sums are f32. These inputs are f16 but their scores and sums are
 // not: each case fails if that part of the kernel were kept in f16.
 describe("f16 attention computes in f32", () => forEachVariant(attentionVariants(profile), (variant) => {
-  it("scores past f16's range: q·k ≈ 2.6e5 > 65504 (f16's largest), scale·q·k ≈ 4100 (exp overflows past 89)", async () => {
+  it("scores f16 cannot hold: q·k ≈ 2.6e5 (past f16's 65504), scale·q·k ≈ 4100 (f16 steps by 4 there; exp overflows past 89)", async () => {
     // q_i = 256 + i/4, k_jf = 256 + m_jf/4 with m_jf in 0..3 (f16 steps by
     // 1/4 between 256 and 512): scale 1/64 spreads the scores 4096 + 4i + Σ_f m_jf
-    // over about 12 units, a softmax that is neither flat nor one-hot.
+    // over about 12 units, a softmax that is neither flat nor one-hot. An
+    // f16 q·k overflows; an f16 scaled score (the kernel folds scale·log2 e
+    // into q) loses the unit steps between keys.
     const [Nq, Nk, d] = [3, 9, 4];
     const q = Float32Array.from({ length: Nq * d }, (_, x) => 256 + Math.floor(x / d) / 4);
     const k = Float32Array.from({ length: Nk * d }, (_, x) => 256 + ((Math.floor(x / d) * ((x % d) + 1)) % 4) / 4);
