@@ -1,8 +1,10 @@
 // Deterministic benchmark inputs shared by the bench files.
+import { cast } from "../src/kernels/layout.js";
+import type { Precision } from "../src/kernels/precision.js";
 import { Tensor } from "../src/tensor/tensor.js";
 
-/** Values in [-1, 1) from an LCG seeded by `seed` (zeros could hide denormal or NaN slow paths). */
-export function filled(shape: number[], seed: number): Tensor {
+/** Values in [-1, 1) from an LCG seeded by `seed` (zeros could hide denormal or NaN slow paths), stored in `dtype`. */
+export function filled(shape: number[], seed: number, dtype: Precision = "f32"): Tensor {
   const n = shape.reduce((x, y) => x * y, 1);
   const data = new Float32Array(n);
   let s = seed >>> 0;
@@ -10,5 +12,9 @@ export function filled(shape: number[], seed: number): Tensor {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     data[i] = s / 2 ** 31 - 1;
   }
-  return Tensor.from(data, shape);
+  const x = Tensor.from(data, shape);
+  if (dtype === "f32") return x;
+  const h = cast(x, dtype);
+  x.dispose();
+  return h;
 }

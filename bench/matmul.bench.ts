@@ -3,21 +3,25 @@
 // then backward products of a demo training step whose outputs are narrow
 // (the tile choice matters most there): the hypernetwork's input gradient
 // (1×12 outputs over 32768 voxels, 4 prompt sets) and a 96×96 weight
-// gradient over 512 tokens.
+// gradient over 512 tokens. Each runs in f32, then in f16 (operands, bias
+// and output stored in f16, arithmetic in f32: rows named `… f16`).
 import { matmul, type MatmulOptions } from "../src/kernels/matmul.js";
+import type { Precision } from "../src/kernels/precision.js";
 import type { BenchCase } from "./harness.js";
 import { filled } from "./inputs.js";
 
+/** The op's name in the table: f32 rows keep their names, f16 rows add ` f16`. */
+const named = (op: string, p: Precision) => (p === "f32" ? op : `${op} ${p}`);
 
 /** A Linear layer x[M, K] · W[N, K]ᵀ + b. */
-function linear(M: number, K: number, N: number, act: MatmulOptions["act"] = "none"): BenchCase {
+function linear(p: Precision, M: number, K: number, N: number, act: MatmulOptions["act"] = "none"): BenchCase {
   return {
-    op: act === "none" ? "linear" : `linear+${act}`,
+    op: named(act === "none" ? "linear" : `linear+${act}`, p),
     shape: `${M}x${K}x${N}`,
     setup: () => {
-      const x = filled([M, K], 1);
-      const w = filled([N, K], 2);
-      const b = filled([N], 3);
+      const x = filled([M, K], 1, p);
+      const w = filled([N, K], 2, p);
+      const b = filled([N], 3, p);
       return {
         run: () => matmul(x, w, { transB: true, bias: b, act }).dispose(),
         flops: 2 * M * N * K,
@@ -27,53 +31,35 @@ function linear(M: number, K: number, N: number, act: MatmulOptions["act"] = "no
   };
 }
 
-/** A gradient-shaped product a[batch, M, K] · b[batch, N, K]ᵀ (both contiguous along K). */
-function narrow(batch: number, M: number, N: number, K: number): BenchCase {
+/** A product a[batch, M, K] (or [batch, K, M] with transA) · b[batch, N, K]ᵀ (or [batch, K, N]). */
+function product(p: Precision, op: string, shape: string, seed: number, batch: number[], aShape: [number, number], bShape: [number, number], opts: MatmulOptions, flops: number): BenchCase {
   return {
-    op: "matmul_narrow",
-    shape: `${batch}x(${M}x${K})·(${N}x${K})ᵀ`,
+    op: named(op, p),
+    shape,
     setup: () => {
-      const a = filled([batch, M, K], 6);
-      const b = filled([batch, N, K], 7);
+      const a = filled([...batch, ...aShape], seed, p);
+      const b = filled([...batch, ...bShape], seed + 1, p);
       return {
-        run: () => matmul(a, b, { transB: true }).dispose(),
-        flops: 2 * batch * M * N * K,
+        run: () => matmul(a, b, opts).dispose(),
+        flops,
         dispose: () => (a.dispose(), b.dispose()),
       };
     },
   };
 }
 
-export const cases: BenchCase[] = [
-  linear(2048, 768, 768),
-  linear(2048, 768, 2304),
-  linear(2048, 768, 3072, "gelu"),
-  linear(2048, 3072, 768),
-  {
-    op: "matmul_batched",
-    shape: "12x(512x64)·(512x64)ᵀ",
-    setup: () => {
-      const q = filled([12, 512, 64], 4);
-      const k = filled([12, 512, 64], 5);
-      return {
-        run: () => matmul(q, k, { transB: true }).dispose(),
-        flops: 2 * 12 * 512 * 512 * 64,
-        dispose: () => (q.dispose(), k.dispose()),
-      };
-    },
-  },
-  narrow(4, 1, 12, 32768),
-  {
-    op: "matmul_weight_grad",
-    shape: "(512x96)ᵀ·(512x96)",
-    setup: () => {
-      const x = filled([512, 96], 8);
-      const dy = filled([512, 96], 9);
-      return {
-        run: () => matmul(x, dy, { transA: true }).dispose(),
-        flops: 2 * 96 * 96 * 512,
-        dispose: () => (x.dispose(), dy.dispose()),
-      };
-    },
-  },
-];
+/** The cases at one precision. */
+function precisionCases(p: Precision): BenchCase[] {
+  return [
+    linear(p, 2048, 768, 768),
+    linear(p, 2048, 768, 2304),
+    linear(p, 2048, 768, 3072, "gelu"),
+    linear(p, 2048, 3072, 768),
+    product(p, "matmul_batched", "12x(512x64)·(512x64)ᵀ", 4, [12], [512, 64], [512, 64], { transB: true }, 2 * 12 * 512 * 512 * 64),
+    // A gradient-shaped product, both operands contiguous along K.
+    product(p, "matmul_narrow", "4x(1x32768)·(12x32768)ᵀ", 6, [4], [1, 32768], [12, 32768], { transB: true }, 2 * 4 * 1 * 12 * 32768),
+    product(p, "matmul_weight_grad", "(512x96)ᵀ·(512x96)", 8, [], [512, 96], [512, 96], { transA: true }, 2 * 96 * 96 * 512),
+  ];
+}
+
+export const cases: BenchCase[] = [...precisionCases("f32"), ...precisionCases("f16")];

@@ -5,8 +5,10 @@
 // and accumulates in f32 (softmax, LayerNorm statistics, attention's
 // running max and sum, reductions and matmul sums all stay f32) and rounds
 // once when it stores (`${T}(v)`). The WGSL is written once over `T`: in an
-// f32 kernel the conversions are no-ops. Workgroup memory may hold `T` to
-// halve it. Uniform parameters stay f32 (or integer).
+// f32 kernel the conversions are no-ops (`toF32` and `toStorage` below
+// leave them out, so an f32 kernel's WGSL stays as it was before f16).
+// Workgroup memory may hold `T` to halve it. Uniform parameters stay f32
+// (or integer).
 import { gpu } from "../tensor/device.js";
 import type { DType, Tensor } from "../tensor/tensor.js";
 import { fail } from "./check.js";
