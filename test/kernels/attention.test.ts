@@ -16,7 +16,7 @@ import type { AttentionVariant } from "../../src/kernels/profile.js";
 import { ShapeError } from "../../src/kernels/check.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { F16_UNIT, boundRatio, f16From, maxAbs, readF16 } from "../helpers/f16.js";
+import { F16_UNIT, boundRatio, f16From, fixtureTensor, maxAbs, readAs } from "../helpers/f16.js";
 import { loadFixture, relError, type FixtureArray, type FixtureCase } from "../helpers/fixtures.js";
 import { onDevice, useGpu } from "../helpers/gpu.js";
 import { forEachVariant, testProfile } from "../helpers/variants.js";
@@ -26,8 +26,8 @@ const profile = await testProfile();
 /** f16 cases need the adapter's shader-f16 (lavapipe has it). */
 const noF16 = !profile.f16;
 const cases = loadFixture("kernels/attention");
-const t = (a: FixtureArray) => Tensor.from(a.data as Float32Array, a.shape);
-const half = (a: FixtureArray) => f16From(a.data as Float32Array, a.shape);
+const t = (a: FixtureArray) => fixtureTensor(a, "f32");
+const half = (a: FixtureArray) => fixtureTensor(a, "f16");
 /** The f32 tolerance, relative to max |expected|. */
 const TOL32 = 1e-3;
 
@@ -149,7 +149,7 @@ describe("f16 attention vs the f32 PyTorch goldens", () => {
         const y = attention(q, k, v, caseOptions(c, variant));
         expect(y.dtype).toBe("f16");
         expect(y.shape).toEqual(c.outputs.y!.shape);
-        expect(boundRatio(await readF16(y), c.outputs.y!.data, f16Bound(c))).toBeLessThanOrEqual(1);
+        expect(boundRatio(await readAs(y, "f16"), c.outputs.y!.data, f16Bound(c))).toBeLessThanOrEqual(1);
         for (const x of [q, k, v, y]) x.dispose();
       });
     }
@@ -180,9 +180,9 @@ function referenceAttention(q: Float32Array, k: Float32Array, v: Float32Array, N
  */
 async function checkF16Attention(q: Float32Array, k: Float32Array, v: Float32Array, Nq: number, Nk: number, d: number, scale: number, variant: AttentionVariant): Promise<void> {
   const [q16, k16, v16] = [f16From(q, [1, Nq, d]), f16From(k, [1, Nk, d]), f16From(v, [1, Nk, d])];
-  for (const [x, x16] of [[q, q16], [k, k16], [v, v16]] as const) expect(Array.from(await readF16(x16))).toEqual(Array.from(x));
+  for (const [x, x16] of [[q, q16], [k, k16], [v, v16]] as const) expect(Array.from(await readAs(x16, "f16"))).toEqual(Array.from(x));
   const y = attention(q16, k16, v16, { numHeads: 1, scale, variant });
-  expect(relError(await readF16(y), referenceAttention(q, k, v, Nq, Nk, d, d, scale))).toBeLessThanOrEqual(TOL32 + F16_UNIT);
+  expect(relError(await readAs(y, "f16"), referenceAttention(q, k, v, Nq, Nk, d, d, scale))).toBeLessThanOrEqual(TOL32 + F16_UNIT);
   for (const x of [q16, k16, v16, y]) x.dispose();
 }
 
