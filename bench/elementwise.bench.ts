@@ -1,7 +1,10 @@
 // Elementwise maps and broadcasts. The broadcasts of a demo training step
 // (a batch of prompt sets plus one shared image embedding, a window-sized
 // gradient times a scalar) merge to one or two axes before indexing.
+// `bytes` is what a run reads and writes (2 bytes an element in f16): the
+// harness reports it as GB/s.
 import { add, gelu, mul, threshold } from "../src/kernels/elementwise.js";
+import { cast } from "../src/kernels/layout.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
 
@@ -14,6 +17,23 @@ export const cases: BenchCase[] = [
     setup: () => {
       const x = Tensor.zeros([2048, 3072]);
       return { run: () => gelu(x).dispose(), bytes: 8 * N, dispose: () => x.dispose() };
+    },
+  },
+  {
+    op: "gelu f16",
+    shape: "2048x3072",
+    setup: () => {
+      const x = cast(Tensor.zeros([2048, 3072]), "f16");
+      return { run: () => gelu(x).dispose(), bytes: 4 * N, dispose: () => x.dispose() };
+    },
+  },
+  {
+    op: "add",
+    shape: "2048x3072 + 2048x3072",
+    setup: () => {
+      const x = Tensor.zeros([2048, 3072]);
+      const y = Tensor.zeros([2048, 3072]);
+      return { run: () => add(x, y).dispose(), bytes: 12 * N, dispose: () => (x.dispose(), y.dispose()) };
     },
   },
   {
@@ -31,7 +51,7 @@ export const cases: BenchCase[] = [
     setup: () => {
       const x = Tensor.zeros([4, 512, 96]);
       const e = Tensor.zeros([1, 512, 96]);
-      return { run: () => add(x, e).dispose(), bytes: 12 * x.size, dispose: () => (x.dispose(), e.dispose()) };
+      return { run: () => add(x, e).dispose(), bytes: 4 * (2 * x.size + e.size), dispose: () => (x.dispose(), e.dispose()) };
     },
   },
   {

@@ -1,3 +1,4 @@
+import { cast } from "../src/kernels/layout.js";
 import { resize3d } from "../src/kernels/resample.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
@@ -10,6 +11,15 @@ export const cases: BenchCase[] = [
     setup: () => {
       const x = Tensor.zeros([1, 1, 16, 64, 64]);
       return { run: () => resize3d(x, [32, 256, 256], "trilinear").dispose(), bytes: 4 * (x.size + 32 * 256 * 256), dispose: () => x.dispose() };
+    },
+  },
+  {
+    // The same in f16 (2 bytes an element).
+    op: "resize3d_trilinear f16",
+    shape: "1x1x16x64x64 -> 32x256x256",
+    setup: () => {
+      const x = cast(Tensor.zeros([1, 1, 16, 64, 64]), "f16");
+      return { run: () => resize3d(x, [32, 256, 256], "trilinear").dispose(), bytes: 2 * (x.size + 32 * 256 * 256), dispose: () => x.dispose() };
     },
   },
   {
