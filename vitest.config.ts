@@ -22,7 +22,7 @@ const kernel = (name: string) => (name.includes("/") ? `test/${name}.test.ts` : 
  * 16-lane subgroups: test/kernels/subgroup_lanes.test.ts checks both.)
  * Other GPUs ignore the variable and rerun their own variants.
  */
-const KERNEL_FILES = ["layernorm", "softmax", "attention", "matmul", "candidates", "conv3d", "conv_transpose3d", "patch_embed", "variants", "train/attention_grad", "train/conv_grad"];
+const KERNEL_FILES = ["layernorm", "softmax", "reduce", "attention", "matmul", "candidates", "conv3d", "conv_transpose3d", "patch_embed", "variants", "train/attention_grad", "train/conv_grad"];
 const LANE_PROJECTS = [
   { lanes: 4, files: KERNEL_FILES },
   { lanes: 16, files: KERNEL_FILES },

@@ -1,37 +1,72 @@
+// The row kernels (LayerNorm, softmax) and the reductions, f32 and f16.
+// Their speed is memory bandwidth: `bytes` counts what an op must move at
+// least (each input read once, the output written once), so GB/s is the
+// effective bandwidth (this machine's memory moves about 21 GB/s).
+import { cast } from "../src/kernels/layout.js";
 import { layerNorm } from "../src/kernels/layernorm.js";
+import { reduce, type ReduceOp } from "../src/kernels/reduce.js";
 import { softmax } from "../src/kernels/softmax.js";
-import { Tensor } from "../src/tensor/tensor.js";
+import { BYTES_PER_ELEMENT, Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
+import { filled } from "./inputs.js";
 
-export const cases: BenchCase[] = [
-  {
-    // The ViT / decoder row norm (target ≤ 10 ms on this machine).
-    op: "layernorm",
-    shape: "2048x768",
+type Precision = "f32" | "f16";
+
+/** A deterministic input at precision p. */
+function input(shape: number[], seed: number, p: Precision): Tensor {
+  const x = filled(shape, seed);
+  if (p === "f32") return x;
+  const h = cast(x, "f16");
+  x.dispose();
+  return h;
+}
+
+function layerNormCase(op: string, shape: number[], norm: number[], p: Precision, note = ""): BenchCase {
+  return {
+    op: `${op} ${p}`,
+    shape: `${shape.join("x")}${note}`,
     setup: () => {
-      const x = Tensor.from(Float32Array.from({ length: 2048 * 768 }, (_, i) => Math.sin(i)), [2048, 768]);
-      const w = Tensor.zeros([768]);
-      const b = Tensor.zeros([768]);
-      return { run: () => layerNorm(x, w, b).dispose(), bytes: 8 * x.size, dispose: () => (x.dispose(), w.dispose(), b.dispose()) };
+      const [x, w, b] = [input(shape, 1, p), input(norm, 2, p), input(norm, 3, p)];
+      const bytes = (2 * x.size + 2 * w.size) * BYTES_PER_ELEMENT[p];
+      return { run: () => layerNorm(x, w, b).dispose(), bytes, dispose: () => (x.dispose(), w.dispose(), b.dispose()) };
     },
-  },
-  {
-    // SegVol's output_upscaling.1: one mean/var over a whole 3.1M block.
-    op: "layernorm_block",
-    shape: "1x192x16x32x32 over 192x16x32x32",
+  };
+}
+
+function softmaxCase(shape: number[], axis: number, p: Precision, note: string): BenchCase {
+  return {
+    op: `softmax ${p}`,
+    shape: `${shape.join("x")} ${note}`,
     setup: () => {
-      const x = Tensor.from(Float32Array.from({ length: 192 * 16 * 32 * 32 }, (_, i) => Math.sin(i)), [1, 192, 16, 32, 32]);
-      const w = Tensor.zeros([192, 16, 32, 32]);
-      const b = Tensor.zeros([192, 16, 32, 32]);
-      return { run: () => layerNorm(x, w, b).dispose(), bytes: 16 * x.size, dispose: () => (x.dispose(), w.dispose(), b.dispose()) };
+      const x = input(shape, 4, p);
+      return { run: () => softmax(x, axis).dispose(), bytes: 2 * x.size * BYTES_PER_ELEMENT[p], dispose: () => x.dispose() };
     },
-  },
-  {
-    op: "softmax",
-    shape: "4096x2048 (rows of 2048)",
+  };
+}
+
+function reduceCase(op: ReduceOp, shape: number[], axis: number | undefined, p: Precision, note: string): BenchCase {
+  return {
+    op: `${op} ${p}`,
+    shape: `${shape.join("x")} ${note}`,
     setup: () => {
-      const x = Tensor.zeros([4096, 2048]);
-      return { run: () => softmax(x).dispose(), bytes: 8 * x.size, dispose: () => x.dispose() };
+      const x = input(shape, 5, p);
+      const outSize = axis === undefined ? 1 : x.size / shape.at(axis)!;
+      const bytes = (x.size + outSize) * BYTES_PER_ELEMENT[p];
+      return { run: () => reduce(op, x, axis).dispose(), bytes, dispose: () => x.dispose() };
     },
-  },
-];
+  };
+}
+
+export const cases: BenchCase[] = (["f32", "f16"] as const).flatMap((p) => [
+  // The ViT / decoder row norm (tfjs-webgpu: 44.3 ms on this machine).
+  layerNormCase("layernorm", [2048, 768], [768], p),
+  // SegVol's output_upscaling.1: one mean/var over a whole 3.1M block.
+  layerNormCase("layernorm_block", [1, 192, 16, 32, 32], [192, 16, 32, 32], p, " over 192x16x32x32"),
+  softmaxCase([4096, 2048], -1, p, "(rows of 2048)"),
+  // Attention's scores are contiguous rows; a strided axis is the other layout.
+  softmaxCase([64, 2048, 32], 1, p, "(axis 1: rows of 2048, stride 32)"),
+  reduceCase("sum", [2048, 3072], undefined, p, "(all)"),
+  reduceCase("sum", [2048, 3072], -1, p, "(rows of 3072)"),
+  reduceCase("mean", [2048, 3072], 0, p, "(columns of 2048)"),
+  reduceCase("max", [2048, 3072], -1, p, "(rows of 3072)"),
+]);

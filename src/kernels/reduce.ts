@@ -11,6 +11,9 @@
 // partial per block of the flat input, a second one reduces the partials
 // (keeping f32 sums short and pairwise-ish, and both passes parallel).
 // Inputs of any size are read through segments; outputs written per chunk.
+// Contiguous rows (inner = 1, n a multiple of 4, one segment) are read as
+// vec4: a quarter of the loads and loop trips, which is what lavapipe pays
+// for (each load is a per-lane scalar fetch).
 // Either precision (precision.ts): x and the result both f32 or both f16;
 // f16 is read into f32, every sum and comparison is f32, and the all-reduce's
 // partials stay f32, so the result is rounded to f16 once, when stored. The
@@ -18,7 +21,7 @@
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
-import { variantPipeline } from "./profile.js";
+import { checkRowVariant, deviceProfile, laneGroups, variantName, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
@@ -30,6 +33,8 @@ const OPS: readonly ReduceOp[] = ["sum", "mean", "min", "max"];
 const COMBINE: Record<ReduceOp, string> = { sum: "a + b", mean: "a + b", min: "min(a, b)", max: "max(a, b)" };
 const INIT: Record<ReduceOp, number> = { sum: 0, mean: 0, min: Infinity, max: -Infinity };
 const WG = 256;
+/** Invocations of the portable "group" workgroup: fewer than WG, so fewer barrier stages (on lavapipe each one a switch between coroutines). */
+const GROUP_WG = 64;
 /** Partials of the first all-reduce pass (one workgroup each). */
 const MAX_PARTIALS = 1024;
 
@@ -44,6 +49,10 @@ interface ReduceSpec {
   x: SegmentLayout;
   src: Precision;
   dst: Precision;
+  /** Elements per load: 4 reads x as vec4 (n, inner and total then count vectors). */
+  w: 1 | 4;
+  /** The group kernel's subgroup lanes (0: barrier tree; always 0 for the thread kernel). */
+  lanes: number;
 }
 
 /** The uniform block, the output at s.dst, the input's segments at s.src, and the op's f32 combine. */
@@ -52,8 +61,12 @@ function headerWgsl(s: ReduceSpec): string {
 struct P { n: u32, inner: u32, total: u32, base: u32, count: u32, init: f32, scale: f32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<${s.dst}>;
-${segmentsWgsl("x", 2, s.x, s.src)}
-fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[s.op]}; }`;
+${segmentsWgsl("x", 2, s.x, s.w === 4 ? `vec4<${s.src}>` : s.src)}
+fn combine(a: f32, b: f32) -> f32 { return ${COMBINE[s.op]}; }
+// Folds the element (or vector) at x index i into a.
+fn fold(a: f32, i: u32) -> f32 {
+  ${s.w === 4 ? "let v = vec4<f32>(x_at(i)); return combine(a, combine(combine(v.x, v.y), combine(v.z, v.w)));" : "return combine(a, f32(x_at(i)));"}
+}`;
 }
 
 /** The stored result of an f32 accumulator `v`: scaled for a mean, rounded once to the output's dtype. */
@@ -71,48 +84,77 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var idx = (o / p.inner) * p.n * p.inner + o % p.inner;
   var acc = p.init;
   for (var k = 0u; k < p.n; k++) {
-    acc = combine(acc, f32(x_at(idx)));
+    acc = fold(acc, idx);
     idx += p.inner;
   }
   out[i] = ${finish(s, "acc")};
 }`;
 }
 
+/** The subgroup operation that combines one value from each lane, by op. */
+const SUBGROUP_OP: Record<ReduceOp, string> = { sum: "subgroupAdd", mean: "subgroupAdd", min: "subgroupMin", max: "subgroupMax" };
+
+/**
+ * One workgroup per output. With s.lanes > 0 the workgroup is one subgroup
+ * of that many lanes, combined by a subgroup operation; with 0, GROUP_WG
+ * invocations combined in workgroup memory between barriers.
+ */
 function groupWgsl(s: ReduceSpec): string {
-  return /* wgsl */ `${headerWgsl(s)}
-var<workgroup> sh: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = wid.x + wid.y * nwg.x;
-  let o = p.base + i;
-  let start = (o / p.inner) * p.n * p.inner + o % p.inner;
-  var acc = p.init;
-  if (i < p.count) {
-    for (var k = t; k < p.n; k += ${WG}u) {
-      let idx = start + k * p.inner;
-      // The all-reduce views the flat input as rows of n; the last row is short.
-      if (idx >= p.total) { break; }
-      acc = combine(acc, f32(x_at(idx)));
-    }
-  }
-  sh[t] = acc;
+  const sg = s.lanes > 0;
+  const L = sg ? s.lanes : GROUP_WG;
+  const merge = sg
+    ? `let r = ${SUBGROUP_OP[s.op]}(acc);`
+    : `sh[t] = acc;
   workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+  for (var s = ${L / 2}u; s > 0u; s >>= 1u) {
     if (t < s) { sh[t] = combine(sh[t], sh[t + s]); }
     workgroupBarrier();
   }
-  if (t == 0u && i < p.count) { out[i] = ${finish(s, "sh[0]")}; }
+  let r = sh[0];`;
+  return /* wgsl */ `${sg ? "enable subgroups;\n" : ""}${headerWgsl(s)}
+${sg ? "" : `var<workgroup> sh: array<f32, ${L}>;`}
+@compute @workgroup_size(${L})
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = wid.x + wid.y * nwg.x;
+  // Uniform per workgroup (a spare workgroup redoes the last output), so the merge stays in uniform control flow.
+  let o = p.base + min(i, p.count - 1u);
+  let start = (o / p.inner) * p.n * p.inner + o % p.inner;
+  // The all-reduce views the flat input as rows of n; the last row is short.
+  let len = min(p.n, (p.total - start + p.inner - 1u) / p.inner);
+  var acc = p.init;
+  for (var k = t; k < len; k += ${L}u) {
+    acc = fold(acc, start + k * p.inner);
+  }
+  ${merge}
+  if (t == 0u && i < p.count) { out[i] = ${finish(s, "r")}; }
 }`;
 }
 
+/**
+ * The "group" kernel's variant on this device (rows = 1: a workgroup is one
+ * subgroup): the widest lane group every subgroup holds, which needs no
+ * barrier (on lavapipe each barrier switches between the workgroup's
+ * coroutines); lanes 0 without subgroups. The thread kernel has none.
+ */
+export function chooseReduceVariant(p: DeviceProfile = deviceProfile()): RowVariant {
+  return { lanes: laneGroups(p).at(-1) ?? 0, rows: 1 };
+}
+
+/** Every "group" variant this device runs: the barrier tree and one subgroup at each lane group. */
+export function reduceVariants(p: DeviceProfile): RowVariant[] {
+  return [{ lanes: 0, rows: 1 }, ...laneGroups(p).map((lanes) => ({ lanes, rows: 1 }))];
+}
+
 /** Reduces x viewed as [outer, n, inner] over n into out (outer·inner elements). */
-function reduceRows(op: ReduceOp, x: Tensor, out: Tensor, n: number, inner: number, mode: "thread" | "group", scale: number): void {
+function reduceRows(op: ReduceOp, x: Tensor, out: Tensor, n: number, inner: number, mode: "thread" | "group", scale: number, v: RowVariant): void {
   const g = gpu();
   const seg = inputSegments(`reduce(${op})`, x);
-  const spec: ReduceSpec = { mode, op, x: layoutOf(seg), src: x.dtype as Precision, dst: out.dtype as Precision };
+  const w = seg.count === 1 && inner === 1 && n % 4 === 0 && x.size % 4 === 0 ? 4 : 1;
+  const lanes = mode === "group" ? v.lanes : 0;
+  const spec: ReduceSpec = { mode, op, x: layoutOf(seg), src: x.dtype as Precision, dst: out.dtype as Precision, w, lanes };
   const pipe = variantPipeline("reduce", spec, (s) => (s.mode === "thread" ? threadWgsl(s) : groupWgsl(s)));
   for (const c of outputChunks(out)) {
-    const params = new Params().u32(n).u32(inner).u32(x.size).u32(c.start).u32(c.count).f32(INIT[op]).f32(scale).u32(0);
+    const params = new Params().u32(n / w).u32(inner).u32(x.size / w).u32(c.start).u32(c.count).f32(INIT[op]).f32(scale).u32(0);
     const groups = mode === "thread" ? Math.ceil(c.count / WG) : c.count;
     g.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), g.grid(groups));
   }
@@ -121,11 +163,16 @@ function reduceRows(op: ReduceOp, x: Tensor, out: Tensor, n: number, inner: numb
 /**
  * sum / mean / min / max. Without `axis`: over all elements, shape [] (or all
  * ones with keepDims). With `axis`: that axis removed, or kept as 1.
+ * `variant` forces the group kernel's variant (`reduceVariants` lists them).
  */
-export function reduce(op: ReduceOp, x: Tensor, axis?: number, keepDims = false): Tensor {
+export function reduce(op: ReduceOp, x: Tensor, axis?: number, keepDims = false, variant?: RowVariant): Tensor {
   if (!OPS.includes(op)) fail("reduce", `unknown op "${String(op)}" (expected ${OPS.join(", ")})`);
   const name = `reduce(${op})`;
   const T = precisionOf(name, [x]);
+  const prof = deviceProfile();
+  const v = variant ?? chooseReduceVariant(prof);
+  if (v.rows !== 1) fail(name, `variant ${variantName(v)}: the group kernel runs one row a workgroup (rows = 1)`);
+  checkRowVariant(name, prof, v);
   if (axis === undefined) {
     const shape = keepDims ? x.shape.map(() => 1) : [];
     if (x.size === 0 && (op === "min" || op === "max")) fail(name, `empty input ${shapeStr(x.shape)} has no ${op}`);
@@ -136,16 +183,17 @@ export function reduce(op: ReduceOp, x: Tensor, axis?: number, keepDims = false)
       return out;
     }
     // Pass 1: one partial per block of the flat input.
-    const block = Math.max(WG * 4, Math.ceil(x.size / MAX_PARTIALS));
+    // A multiple of 4 elements, so that each block's rows are whole vectors.
+    const block = Math.max(WG * 4, Math.ceil(x.size / MAX_PARTIALS / 4) * 4);
     const parts = Math.ceil(x.size / block);
     if (parts === 1) {
-      reduceRows(op, x, out, x.size, 1, "group", 1 / x.size);
+      reduceRows(op, x, out, x.size, 1, "group", 1 / x.size, v);
       return out;
     }
     // f32 partials: an f16 input's result is rounded once, by the second pass.
     const partial = Tensor.empty([parts]);
-    reduceRows(op === "mean" ? "sum" : op, x, partial, block, 1, "group", 1);
-    reduceRows(op, partial, out, parts, 1, "group", 1 / x.size);
+    reduceRows(op === "mean" ? "sum" : op, x, partial, block, 1, "group", 1, v);
+    reduceRows(op, partial, out, parts, 1, "group", 1 / x.size, v);
     partial.dispose();
     return out;
   }
@@ -157,8 +205,11 @@ export function reduce(op: ReduceOp, x: Tensor, axis?: number, keepDims = false)
   const out = Tensor.empty(shape, T);
   if (out.size === 0) return out;
   // Few outputs with long rows: a workgroup per output keeps both cores busy.
-  const mode = n >= 4 * WG && out.size < 8192 ? "group" : "thread";
-  reduceRows(op, x, out, n, inner, mode, 1 / n);
+  // Strided rows (inner > 1) stay with the thread kernel unless outputs are
+  // very few: its neighbouring invocations read neighbouring elements, where
+  // a group's lanes would each fetch another cache line.
+  const mode = n >= 4 * WG && out.size < (inner === 1 ? 8192 : GROUP_WG) ? "group" : "thread";
+  reduceRows(op, x, out, n, inner, mode, 1 / n, v);
   return out;
 }
 

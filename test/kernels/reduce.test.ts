@@ -3,37 +3,43 @@
 // at f32 (against y); at f16, F16_TOL (2^-11 + 1e-4, derived in
 // test/helpers/f16.ts) against y_f16in, the float64 reduction of the
 // f16-rounded input. min/max are exact at both. The offset and columns cases
-// fail if sums are kept in f16 (gen_reduce.py says why).
+// fail if sums are kept in f16 (gen_reduce.py says why). Every case runs
+// over every variant of the group kernel (reduceVariants: the barrier tree,
+// one subgroup at each lane group); the thread kernel has one.
 import { describe, expect, it } from "vitest";
 import { ShapeError } from "../../src/kernels/check.js";
 import { cast } from "../../src/kernels/layout.js";
-import { expandTo, reduce, type ReduceOp } from "../../src/kernels/reduce.js";
+import { expandTo, reduce, reduceVariants, type ReduceOp } from "../../src/kernels/reduce.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16 } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { forEachVariant, testProfile } from "../helpers/variants.js";
 
 useGpu();
 const cases = loadFixture("kernels/reduce");
+const profile = await testProfile();
 
 describe("reduce vs PyTorch", () => {
-  for (const p of PRECISIONS) {
-    describe(p, () => {
-      for (const c of cases) {
-        it(c.name, async (ctx) => {
-          skipWithoutF16(ctx, p);
-          const op = c.params.op as ReduceOp;
-          const axis = c.params.axis === null ? undefined : (c.params.axis as number);
-          const y = reduce(op, fixtureTensor(c.inputs.x!, p), axis, c.params.keep as boolean);
-          expect(y.shape).toEqual(c.outputs.y!.shape);
-          const got = await readAs(y, p);
-          const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
-          if (op === "min" || op === "max") expect(Array.from(got)).toEqual(Array.from(want.data));
-          else expect(relError(got, want.data)).toBeLessThanOrEqual(tol);
-        });
-      }
-    });
-  }
+  forEachVariant(reduceVariants(profile), (variant) => {
+    for (const p of PRECISIONS) {
+      describe(p, () => {
+        for (const c of cases) {
+          it(c.name, async (ctx) => {
+            skipWithoutF16(ctx, p);
+            const op = c.params.op as ReduceOp;
+            const axis = c.params.axis === null ? undefined : (c.params.axis as number);
+            const y = reduce(op, fixtureTensor(c.inputs.x!, p), axis, c.params.keep as boolean, variant);
+            expect(y.shape).toEqual(c.outputs.y!.shape);
+            const got = await readAs(y, p);
+            const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+            if (op === "min" || op === "max") expect(Array.from(got)).toEqual(Array.from(want.data));
+            else expect(relError(got, want.data)).toBeLessThanOrEqual(tol);
+          });
+        }
+      });
+    }
+  });
 
   it("gives an empty f16 sum 0 and an empty f16 mean NaN", async (ctx) => {
     skipWithoutF16(ctx, "f16");
@@ -63,5 +69,7 @@ describe("reduce vs PyTorch", () => {
     expect(() => reduce("prod" as ReduceOp, x)).toThrow(/reduce: unknown op "prod"/);
     expect(() => reduce("max", Tensor.zeros([0, 4]), 0)).toThrow(/reduce\(max\): axis 0 of \[0, 4\] is empty/);
     expect(() => reduce("min", Tensor.from(new Int32Array(2), [2], "i32"))).toThrow(/reduce\(min\): expected dtype f32 or f16, got i32/);
+    expect(() => reduce("sum", x, 1, false, { lanes: 8, rows: 8 })).toThrow(/reduce\(sum\): variant lanes=8 rows=8: the group kernel runs one row a workgroup/);
+    expect(() => reduce("sum", x, 1, false, { lanes: 256, rows: 1 })).toThrow(/reduce\(sum\): variant lanes=256 rows=1 does not run on this device/);
   });
 });
