@@ -4,6 +4,9 @@
 // Lanes keep an online (max, sum of exp) pair over their strided elements,
 // the pairs are merged in workgroup memory, then the row is written in a
 // second pass: two loads and one store per element, stable for any input.
+// Contiguous rows (inner = 1, L a multiple of 4) are read as vec4, folding
+// each vector into the pair with one rescale: a quarter of the loads and
+// 1.25 exp per element instead of 2 in the first pass.
 // Forward at either precision (precision.ts): x and y f32, or both f16 read
 // into f32 registers (the max and the sum of exp are f32) and rounded once
 // when y is stored. Backward is f32.
@@ -18,22 +21,37 @@ import { checkRowVariant, chooseRowVariant, deviceProfile, variantPipeline, type
 
 const WG = 64;
 
-/** A softmax kernel's compile-time shape: its row variant and the precision of x and y. */
+/** A softmax kernel's compile-time shape: its row variant, the precision of x and y, and the elements per load (4: len counts vectors). */
 interface SoftmaxSpec extends RowVariant {
   T: Precision;
+  w: 1 | 4;
 }
 
-/** The uniform block, row_base and the bindings y, x at T. */
-function softmaxBindings(T: Precision): string {
+/**
+ * The uniform block, row_base, the bindings y, x at T (as vectors of w),
+ * `ld(i)`, element or vector i in f32, and `fold(a, v)`, a lane's running
+ * (max, sum of exp(x − max)) with v folded in.
+ */
+function softmaxBindings(s: SoftmaxSpec): string {
+  const S = s.w === 4 ? `vec4<${s.T}>` : s.T;
+  const F = s.w === 4 ? "vec4<f32>" : "f32";
+  const vmax = s.w === 4 ? "max(max(v.x, v.y), max(v.z, v.w))" : "v";
+  const vsum = s.w === 4 ? "dot(exp(v - m), vec4<f32>(1.0))" : "exp(v - m)";
   return `${ROWS_WGSL}
-@group(0) @binding(1) var<storage, read_write> out: array<${T}>;
-@group(0) @binding(2) var<storage, read> xs: array<${T}>;`;
+@group(0) @binding(1) var<storage, read_write> out: array<${S}>;
+@group(0) @binding(2) var<storage, read> xs: array<${S}>;
+fn ld(i: u32) -> ${F} { return ${F}(xs[i]); }
+fn fold(a: vec2<f32>, v: ${F}) -> vec2<f32> {
+  let m = max(a.x, ${vmax});
+  return vec2<f32>(m, a.y * exp(a.x - m) + ${vsum});
+}`;
 }
 
 /** The portable kernel: one 64-lane workgroup per row, the lanes' (max, sum) pairs merged in workgroup memory. */
-function softmaxWgsl(T: Precision): string {
-  return /* wgsl */ `${enableF16(T)}
-${softmaxBindings(T)}
+function softmaxWgsl(s: SoftmaxSpec): string {
+  const T = s.w === 4 ? `vec4<${s.T}>` : s.T;
+  return /* wgsl */ `${enableF16(s.T)}
+${softmaxBindings(s)}
 var<workgroup> red: array<vec2<f32>, ${WG}>;
 // Merge two (max, sum of exp(x − max)) pairs.
 fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
@@ -47,7 +65,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // Lanes with no element hold (-3.4e38, 0): merging them changes nothing.
   var acc = vec2<f32>(-3.4e38, 0.0);
   for (var l = lid; l < p.len; l += ${WG}u) {
-    acc = merge(acc, vec2<f32>(f32(xs[base + l * p.inner]), 1.0));
+    acc = fold(acc, ld(base + l * p.inner));
   }
   red[lid] = acc;
   ${treeReduceWgsl(WG, (a, b) => `merge(${a}, ${b})`)}
@@ -56,7 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let inv = 1.0 / tot.y;
   for (var l = lid; l < p.len; l += ${WG}u) {
     let i = base + l * p.inner;
-    out[i] = ${T}(exp(f32(xs[i]) - tot.x) * inv);
+    out[i] = ${T}(exp(ld(i) - tot.x) * inv);
   }
 }`;
 }
@@ -66,28 +84,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 // coroutines). With several rows a workgroup, subgroups are consecutive
 // lanes-slices of it (as on lavapipe), so lid / lanes names the row.
 function softmaxSgWgsl(v: SoftmaxSpec): string {
-  const { lanes, rows, T } = v;
-  return /* wgsl */ `${enableF16(T)}enable subgroups;
-${softmaxBindings(T)}
+  const { lanes, rows } = v;
+  const T = v.w === 4 ? `vec4<${v.T}>` : v.T;
+  return /* wgsl */ `${enableF16(v.T)}enable subgroups;
+${softmaxBindings(v)}
 @compute @workgroup_size(${lanes * rows})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
   let row = (wid.x + wid.y * nwg.x) * ${rows}u + lid / ${lanes}u;
   let base = row_base(min(row, p.rows - 1u));
-  var m = -3.4e38;
-  var s = 0.0;
+  // (max, sum of exp): a lane with no element holds (-3.4e38, 0), which changes nothing.
+  var acc = vec2<f32>(-3.4e38, 0.0);
   for (var l = sl; l < p.len; l += ${lanes}u) {
-    let v = f32(xs[base + l * p.inner]);
-    let mn = max(m, v);
-    s = s * exp(m - mn) + exp(v - mn);
-    m = mn;
+    acc = fold(acc, ld(base + l * p.inner));
   }
-  let mx = subgroupMax(m);
-  let inv = 1.0 / subgroupAdd(s * exp(m - mx));
+  let mx = subgroupMax(acc.x);
+  let inv = 1.0 / subgroupAdd(acc.y * exp(acc.x - mx));
   if (row >= p.rows) { return; }
   for (var l = sl; l < p.len; l += ${lanes}u) {
     let i = base + l * p.inner;
-    out[i] = ${T}(exp(f32(xs[i]) - mx) * inv);
+    out[i] = ${T}(exp(ld(i) - mx) * inv);
   }
 }`;
 }
@@ -111,9 +127,10 @@ export function softmax(x: Tensor, axis = -1, variant?: RowVariant): Tensor {
   const prof = deviceProfile(g);
   const v = variant ?? chooseSoftmaxVariant(prof);
   checkRowVariant(op, prof, v);
-  const spec: SoftmaxSpec = { lanes: v.lanes, rows: v.rows, T };
-  const pipe = variantPipeline("softmax", spec, (s) => (s.lanes > 0 ? softmaxSgWgsl(s) : softmaxWgsl(s.T)));
-  const params = new Params().u32(rows).u32(len).u32(inner);
+  const w = inner === 1 && len % 4 === 0 ? 4 : 1;
+  const spec: SoftmaxSpec = { lanes: v.lanes, rows: v.rows, T, w };
+  const pipe = variantPipeline("softmax", spec, (s) => (s.lanes > 0 ? softmaxSgWgsl(s) : softmaxWgsl(s)));
+  const params = new Params().u32(rows).u32(len / w).u32(inner);
   g.dispatch(pipe, [wholeBinding(out), wholeBinding(x)], params.bytes(), g.grid(v.lanes > 0 ? Math.ceil(rows / v.rows) : rows));
   return out;
 }
