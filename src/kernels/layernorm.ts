@@ -97,19 +97,27 @@ function rowBody(s: RowSpec, lanes: number, lane: string, sum: (e: string) => st
   const regs = Math.ceil(nvec / lanes);
   const F = vtype(w);
   const R = Array.from({ length: regs }, (_, r) => r);
+  // Only a last register that overhangs the row needs guards: lanes past
+  // the row's end hold zeros, excluded from the sums and not stored.
+  const whole = (r: number) => (r + 1) * lanes <= nvec;
+  const guard = (r: number, e: string, none: string) => (whole(r) ? e : `select(${none}, ${e}, ok${r})`);
   const L: string[] = [];
   for (const r of R) {
-    // Lanes past the row's end hold zeros and are excluded from the sums.
     L.push(`  let i${r} = ${lane} + ${r * lanes}u;`);
-    L.push(`  let ok${r} = i${r} < ${nvec}u;`);
-    L.push(`  let x${r} = select(${F}(0.0), ${F}(xs[base + min(i${r}, ${nvec - 1}u)]), ok${r});`);
+    if (whole(r)) {
+      L.push(`  let x${r} = ${F}(xs[base + i${r}]);`);
+    } else {
+      L.push(`  let ok${r} = i${r} < ${nvec}u;`);
+      L.push(`  let x${r} = select(${F}(0.0), ${F}(xs[base + min(i${r}, ${nvec - 1}u)]), ok${r});`);
+    }
   }
   L.push(`  let mean = ${sum(R.map((r) => hsum(w, `x${r}`)).join(" + "))} / ${n}.0;`);
-  L.push(`  let var_ = ${sum(R.map((r) => `select(0.0, ${hsum(w, `(x${r} - mean) * (x${r} - mean)`)}, ok${r})`).join(" + "))} / ${n}.0;`);
+  L.push(`  let var_ = ${sum(R.map((r) => guard(r, hsum(w, `(x${r} - mean) * (x${r} - mean)`), "0.0")).join(" + "))} / ${n}.0;`);
   L.push(`  let rstd = inverseSqrt(var_ + p.eps);`);
   L.push(`  if (row >= p.rows) { return; }`);
   for (const r of R) {
-    L.push(`  if (ok${r}) { out[base + i${r}] = ${stype(w, T)}((x${r} - mean) * rstd * ${F}(ws[i${r}]) + ${F}(bs[i${r}])); }`);
+    const store = `out[base + i${r}] = ${stype(w, T)}((x${r} - mean) * rstd * ${F}(ws[i${r}]) + ${F}(bs[i${r}]));`;
+    L.push(whole(r) ? `  ${store}` : `  if (ok${r}) { ${store} }`);
   }
   return L.join("\n");
 }
