@@ -15,12 +15,16 @@ const isGzip = (b: Uint8Array) => b[0] === 0x1f && b[1] === 0x8b;
 export async function parseNifti(bytes: Uint8Array | ArrayBuffer, name = "<buffer>", opts: ReadNiftiOptions = {}): Promise<NiftiVolume> {
   const file = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
   if (!isGzip(file)) return decodeNifti(file, name, opts);
-  return decodeNifti(await gunzipBounded(file, name, opts), name, opts);
+  const inflating = new Blob([file as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return decodeNifti(await readInflatedBounded(inflating, name, opts), name, opts);
 }
 
-/** Inflates `file`, reading its NIfTI header first and refusing to inflate more than it declares. */
-async function gunzipBounded(file: Uint8Array, name: string, opts: ReadNiftiOptions): Promise<Uint8Array> {
-  const stream = new Blob([file as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("gzip"));
+/**
+ * Reads an inflating NIfTI stream whole, checking its header as soon as the
+ * header has arrived (in chunks of any size: a page's DecompressionStream
+ * decides them) and refusing to read more than the header declares.
+ */
+export async function readInflatedBounded(stream: ReadableStream<Uint8Array>, name: string, opts: ReadNiftiOptions): Promise<Uint8Array> {
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;

@@ -11,7 +11,7 @@
 import { crc32, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { decodeNifti, NiftiError, niftiFromArray } from "../../src/io/nifti.js";
-import { encodeNifti, parseNifti } from "../../src/io/nifti_bytes.js";
+import { encodeNifti, parseNifti, readInflatedBounded } from "../../src/io/nifti_bytes.js";
 import { niiOf } from "./nifti_build.js";
 
 /** The error `p` rejects with (the test fails if it resolves). */
@@ -108,6 +108,57 @@ describe("parseNifti agrees with decodeNifti", () => {
       expect(e, String(head)).toBeInstanceOf(NiftiError);
       expect(e.message, String(head)).toBe(want);
     }
+  });
+});
+
+/** `bytes` as a stream of `size`-byte chunks (the first `first` bytes long), read on demand; `pulls` counts the chunks read. */
+function chunked(bytes: Uint8Array, size: number, first = size): { stream: ReadableStream<Uint8Array>; pulls: () => number } {
+  let at = 0, pulls = 0;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      pull(c) {
+        if (at >= bytes.length) return c.close();
+        const end = Math.min(bytes.length, at + (at === 0 ? first : size));
+        c.enqueue(bytes.slice(at, end));
+        at = end;
+        pulls++;
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return { stream, pulls: () => pulls };
+}
+
+describe("readInflatedBounded (the inflated stream, in chunks of any size)", () => {
+  const nii = niiOf({ dim: [3, 4, 3, 2, 1, 1, 1, 1] }, Float32Array.from({ length: 24 }, (_, x) => x)); // 352 + 96 bytes
+
+  it("reads a file whose header arrives in pieces smaller than a header, or exactly one header long", async () => {
+    for (const size of [1, 100, 347, 348, 349, 4096]) {
+      const got = await readInflatedBounded(chunked(nii, size).stream, "a.nii.gz", {});
+      expect(sameBytes(got, nii), `chunks of ${size}`).toBe(true);
+    }
+  });
+
+  it("stops reading as soon as the stream passes the declared size plus the slack, checked from the header on", async () => {
+    const bomb = new Uint8Array(nii.length + 4 * 2 ** 20);
+    bomb.set(nii);
+    const { stream, pulls } = chunked(bomb, 4096, 100);
+    const e = await rejection(readInflatedBounded(stream, "bomb.nii.gz", {}));
+    expect(e.message).toBe("readNifti: bomb.nii.gz: the gzip stream holds more than the bytes its header declares; refusing to inflate it");
+    // 448 declared + 1 MiB slack: refused at the chunk that passes it, about 257 chunks of 4 KiB in, not
+    // 1025 (the stream may have been asked for one more chunk ahead).
+    const passing = 1 + Math.ceil((nii.length + 2 ** 20 + 1 - 100) / 4096);
+    expect(pulls()).toBeGreaterThanOrEqual(passing);
+    expect(pulls()).toBeLessThanOrEqual(passing + 1);
+  });
+
+  it("refuses a header over maxVoxels when the header has arrived, before the voxels", async () => {
+    const big = niiOf({ dim: [3, 64, 64, 64, 1, 1, 1, 1] }, new Float32Array(64 ** 3)); // 1 MiB of voxels
+    const { stream, pulls } = chunked(big, 200);
+    const e = await rejection(readInflatedBounded(stream, "big.nii.gz", { maxVoxels: 10 }));
+    expect(e).toBeInstanceOf(NiftiError);
+    expect(e.message).toMatch(/^readNifti: big\.nii\.gz: /);
+    expect(pulls()).toBeLessThanOrEqual(3); // the 352-byte header in two chunks (and one read ahead), of 5,000
   });
 });
 
