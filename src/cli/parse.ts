@@ -1,5 +1,6 @@
 // Parsing of the CLI's arguments, shared by the commands: every number is
 // checked, and errors name the flag and the value.
+import { Option } from "commander";
 
 export function parseIntList(flag: string, value: string, count: number): number[] {
   const parts = value.split(",").map((s) => s.trim());
@@ -48,4 +49,9 @@ export function parsePoint(flag: string, value: string): { at: [number, number, 
   const label = v[3] ?? 1;
   if (label !== 0 && label !== 1) throw new Error(`${flag} ${value}: label must be 1 (positive) or 0 (negative), got ${label}`);
   return { at: [v[0]!, v[1]!, v[2]!], label };
+}
+
+/** --precision: the GPU storage precision of weights and activations (SegVolOptions.precision); commander refuses other values. */
+export function precisionOption(): Option {
+  return new Option("--precision <dtype>", "GPU storage precision of weights and activations: f16 halves the memory (needs shader-f16); arithmetic stays f32").choices(["f32", "f16"]).default("f32");
 }

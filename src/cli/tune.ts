@@ -1,7 +1,9 @@
-// `segvol tune [--config FILE | --weights DIR]`: times every candidate
-// variant of the model's matmul, attention and conv-GEMM shapes on this
-// adapter (src/tune), caches the winners for later runs and prints them.
+// `segvol tune [--config FILE | --weights DIR] [--precision f16]`: times
+// every candidate variant of the model's matmul, attention and conv-GEMM
+// shapes on this adapter at one storage precision (src/tune), caches the
+// winners for later runs at that precision and prints them.
 import type { Command } from "commander";
+import type { Precision } from "../kernels/precision.js";
 import { join } from "node:path";
 import { variantName, type TunedOp } from "../kernels/profile.js";
 import { DEFAULT_CONFIG, loadConfig, type SegVolConfig } from "../segvol/config.js";
@@ -10,7 +12,7 @@ import { initGpu, releaseGpu } from "../tensor/device.js";
 import { cacheDir } from "../tune/cache_store.node.js";
 import type { TuneResult } from "../tune/tuner.js";
 import { examples } from "./help.js";
-import { names, parsePositiveInt } from "./parse.js";
+import { names, parsePositiveInt, precisionOption } from "./parse.js";
 
 interface TuneFlags {
   config?: string;
@@ -19,6 +21,7 @@ interface TuneFlags {
   ops?: string[];
   cacheDir?: string;
   json?: boolean;
+  precision: Precision;
 }
 
 /** The model configuration to tune: --config, else --weights' config.json, else the official model's. */
@@ -63,8 +66,9 @@ export function registerTune(program: Command): void {
     .option("--reps <n>", "timed runs per candidate (the median counts)", "5")
     .option("--ops <names>", `tune only these ops (${OPS.join(", ")}; repeatable or comma-separated; default all)`, names("--ops"))
     .option("--cache-dir <dir>", `where the winners are cached (default: $SEGVOL_CACHE_DIR, else $XDG_CACHE_HOME/segvol-webgpu, else ~/.cache/segvol-webgpu; here ${cacheDir()})`)
+    .addOption(precisionOption())
     .option("--json", "print the results (every candidate's time) as JSON")
-    .addHelpText("after", examples(["segvol tune", "segvol tune --weights weights/demo", "segvol tune --config config.json --reps 9 --json", "segvol tune --ops attention"]))
+    .addHelpText("after", examples(["segvol tune", "segvol tune --weights weights/demo", "segvol tune --config config.json --reps 9 --json", "segvol tune --ops attention", "segvol tune --precision f16"]))
     .action(async (o: TuneFlags) => {
       const config = configOf(o);
       const reps = parsePositiveInt("--reps", o.reps);
@@ -72,7 +76,7 @@ export function registerTune(program: Command): void {
       await initGpu();
       try {
         const progress = (line: string) => process.stderr.write(`${line}\n`);
-        const { results, cachedAt } = await tuneModel(config, { ops, reps, progress, warn: progress, location: { dir: o.cacheDir } });
+        const { results, cachedAt } = await tuneModel(config, { ops, reps, precision: o.precision, progress, warn: progress, location: { dir: o.cacheDir } });
         if (cachedAt) progress(`tune: ${results.length} winners cached in ${cachedAt}`);
         process.stdout.write(o.json ? JSON.stringify(results) + "\n" : winnersTable(results) + "\n");
       } finally {

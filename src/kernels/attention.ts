@@ -102,10 +102,11 @@ interface Spec {
  * The subgroup width of attention (forward and backward): the forced one,
  * else as many lanes as every subgroup of the device has (8 on lavapipe);
  * 0 without subgroups. A launch of fewer lanes (wg) shares over wg lanes.
+ * The tuned winner (of `dims`' bucket at `precision`) comes before that.
  */
-export function chooseAttentionVariant(p: DeviceProfile = deviceProfile(), dims?: AttentionTuneDims): AttentionVariant {
+export function chooseAttentionVariant(p: DeviceProfile = deviceProfile(), dims?: AttentionTuneDims, precision: Precision = "f32"): AttentionVariant {
   if (p.force.attention) return p.force.attention;
-  const tuned = dims && tunedVariant<AttentionVariant>(p, "attention", attentionTuneKey(dims));
+  const tuned = dims && tunedVariant<AttentionVariant>(p, "attention", attentionTuneKey(dims), precision);
   if (tuned) return tuned;
   const groups = laneGroups(p);
   return { lanes: groups[groups.length - 1] ?? 0 };
@@ -293,7 +294,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (out.size === 0) return out;
   if (out.byteLength > g.maxBindingBytes) fail(op, `output [${B}, ${Nq}, ${Fv}] exceeds one storage binding`);
   const shape = launchShape(Nq);
-  const lanes = sharedLanes(op, opts.variant ?? chooseAttentionVariant(deviceProfile(g), { Nq, Nk, dk, dv }), shape.wg, deviceProfile(g));
+  const lanes = sharedLanes(op, opts.variant ?? chooseAttentionVariant(deviceProfile(g), { Nq, Nk, dk, dv }, precision), shape.wg, deviceProfile(g));
   const pipe = variantPipeline("attention", { precision, dk, dv, causal: !!opts.causal, ...shape, lanes } satisfies Spec, attentionWgsl);
   const params = new Params().u32(B).u32(Nq).u32(Nk).u32(H).f32(scale * Math.LOG2E);
   const bind = (t: Tensor): GPUBufferBinding => ({ buffer: t.buffer, offset: 0, size: Math.max(16, t.byteLength) });

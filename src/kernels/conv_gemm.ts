@@ -17,6 +17,7 @@ import { Tensor } from "../tensor/tensor.js";
 import { reduce } from "./reduce.js";
 import { inputSegments, outputChunks, segmentsWgsl } from "./binding.js";
 import { fail } from "./check.js";
+import type { Precision } from "./precision.js";
 import { Params } from "./params.js";
 import { deviceProfile, laneGroups, tunedVariant, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 
@@ -68,12 +69,12 @@ function checkGemmVariant(v: GemmVariant, p: DeviceProfile): void {
 
 /**
  * The forced variant, else the tuned winner of the GEMM's bucket (given
- * its dims), else subgroups when every subgroup has at least 4 lanes
- * (tmq = min(8, lanes)), else uniform loads.
+ * its dims) at `precision`, else subgroups when every subgroup has at
+ * least 4 lanes (tmq = min(8, lanes)), else uniform loads.
  */
-export function chooseGemmVariant(p: DeviceProfile = deviceProfile(), dims?: Dims): GemmVariant {
+export function chooseGemmVariant(p: DeviceProfile = deviceProfile(), dims?: Dims, precision: Precision = "f32"): GemmVariant {
   if (p.force.gemm) return p.force.gemm;
-  const tuned = dims && tunedVariant<GemmVariant>(p, "gemm", [dims.M, dims.N, dims.K]);
+  const tuned = dims && tunedVariant<GemmVariant>(p, "gemm", [dims.M, dims.N, dims.K], precision);
   if (tuned) return tuned;
   const groups = laneGroups(p, 8);
   const tmq = groups[groups.length - 1];
@@ -197,7 +198,7 @@ export function dispatchGemm(
   inputs: GPUBufferBinding[],
 ): void {
   const g = gpu();
-  const v = chooseGemmVariant(deviceProfile(g), dims);
+  const v = chooseGemmVariant(deviceProfile(g), dims, out.dtype as Precision);
   checkGemmVariant(v, deviceProfile(g));
   const tm = 4 * v.tmq;
   const spec: GemmSpec = { kernel: kernel.key, M: dims.M, N: dims.N, K: dims.K, subgroups: v.subgroups, tmq: v.tmq };

@@ -356,13 +356,14 @@ export function chooseTile(M: number, N: number, K: number, share: number, f: Pa
 /**
  * The variant matmul runs for an M×N×K product: the knobs fixed by
  * `fixed` (the call's `variant`) or by the profile's `force.matmul`, the
- * others chosen: the tuned winner of the shape's bucket when nothing is
- * fixed, else share by chooseShare and the tile by chooseTile.
+ * others chosen: the tuned winner of the shape's bucket at the call's
+ * `precision` when nothing is fixed, else share by chooseShare and the
+ * tile by chooseTile.
  */
-export function chooseMatmulVariant(M: number, N: number, K: number, fixed: Partial<MatmulChoice> = {}, p: DeviceProfile = deviceProfile()): MatmulChoice {
+export function chooseMatmulVariant(M: number, N: number, K: number, fixed: Partial<MatmulChoice> = {}, p: DeviceProfile = deviceProfile(), precision: Precision = "f32"): MatmulChoice {
   const f = { ...p.force.matmul, ...fixed };
   checkChoice(p, f);
-  const tuned = Object.keys(f).length === 0 ? tunedVariant<MatmulChoice>(p, "matmul", [M, N, K]) : undefined;
+  const tuned = Object.keys(f).length === 0 ? tunedVariant<MatmulChoice>(p, "matmul", [M, N, K], precision) : undefined;
   return tuned ?? chooseTile(M, N, K, f.share ?? chooseShare(p), f);
 }
 
@@ -462,7 +463,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const out = Tensor.empty(outShape, precision);
   if (out.size === 0) return out;
 
-  const choice = chooseMatmulVariant(M, N, K, opts.variant, deviceProfile(g));
+  const choice = chooseMatmulVariant(M, N, K, opts.variant, deviceProfile(g), precision);
   const { swap, R, C, WG } = choice;
   const pipe = variantPipeline("matmul", { precision, transA, transB, k4: K % 4 === 0, ...choice } satisfies Variant, wgsl);
 

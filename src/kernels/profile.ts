@@ -10,6 +10,7 @@ import { gpu, type Gpu } from "../tensor/device.js";
 import type { GemmVariant } from "./conv_gemm.js";
 import type { ElementwiseVariant } from "./elementwise.js";
 import type { MatmulChoice } from "./matmul.js";
+import type { Precision } from "./precision.js";
 
 /** Subgroup sizes the device reports (lanes); WGSL's `subgroup_size` lies in [min, max]. */
 export interface SubgroupSizes {
@@ -58,8 +59,9 @@ export interface DeviceProfile {
   };
   force: VariantOverrides;
   /**
-   * Winners of the tuner (src/tune), by `tunedKey(op, dims)`: consulted by
-   * the op's chooser before its fixed heuristic, after any forced variant.
+   * Winners of the tuner (src/tune), by `tunedKey(op, dims, precision)`:
+   * consulted by the op's chooser (for the call's precision) before its
+   * fixed heuristic, after any forced variant.
    * Each entry was checked against the op's candidates on this device when
    * it was stored.
    */
@@ -82,14 +84,20 @@ export function sizeBucket(n: number): number {
   return n <= 1 ? 1 : 2 ** Math.ceil(Math.log2(n));
 }
 
-/** The tuned table's key of `op` at the call dimensions `dims` (each bucketed): `matmul:2048x1024x1024`. */
-export function tunedKey(op: TunedOp, dims: readonly number[]): string {
-  return `${op}:${dims.map(sizeBucket).join("x")}`;
+/**
+ * The tuned table's key of `op` at the call dimensions `dims` (each
+ * bucketed) and the call's storage precision: `matmul:f16:2048x1024x1024`.
+ * A winner holds for the precision it was timed at only: f16 halves the
+ * bytes every variant loads, which moves the balance between loads and
+ * FMAs that the variants trade.
+ */
+export function tunedKey(op: TunedOp, dims: readonly number[], precision: Precision): string {
+  return `${op}:${precision}:${dims.map(sizeBucket).join("x")}`;
 }
 
-/** The tuned variant of `op` for a call of `dims` on this profile, if one was stored. */
-export function tunedVariant<V extends object>(p: DeviceProfile, op: TunedOp, dims: readonly number[]): V | undefined {
-  return p.tuned[tunedKey(op, dims)] as V | undefined;
+/** The tuned variant of `op` for a call of `dims` at `precision` on this profile, if one was stored. */
+export function tunedVariant<V extends object>(p: DeviceProfile, op: TunedOp, dims: readonly number[], precision: Precision): V | undefined {
+  return p.tuned[tunedKey(op, dims, precision)] as V | undefined;
 }
 
 const profiles = new WeakMap<Gpu, DeviceProfile>();

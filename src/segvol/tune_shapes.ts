@@ -6,8 +6,8 @@
 // bucket once.
 import { tunedKey, type TunedOp } from "../kernels/profile.js";
 import { entriesOf, saveTunedChoices, type CacheOptions } from "../tune/cache.js";
-import { tuneDims, tuneShapes, type TuneShape } from "../tune/jobs.js";
-import type { TuneOptions, TuneResult } from "../tune/tuner.js";
+import { tuneDims, tuneShapes, type TuneShape, type TuneShapesOptions } from "../tune/jobs.js";
+import type { TuneResult } from "../tune/tuner.js";
 import type { SegVolConfig } from "./config.js";
 
 /**
@@ -56,18 +56,20 @@ function decoderShapes(c: SegVolConfig, tokens: number, T: number): TuneShape[] 
 export function modelTuneShapes(c: SegVolConfig, promptTokens = PROMPT_TOKENS): TuneShape[] {
   const tokens = c.spatial_size.reduce((n, s, i) => n * (s / c.patch_size[i]!), 1);
   const all = [...encoderShapes(c, tokens), ...decoderShapes(c, tokens, promptTokens)];
-  return all.filter((s, i) => all.findIndex((o) => tunedKey(o.op, tuneDims(o)) === tunedKey(s.op, tuneDims(s))) === i);
+  // Buckets are the same at every precision: compare the keys at one.
+  const bucket = (s: TuneShape) => tunedKey(s.op, tuneDims(s), "f32");
+  return all.filter((s, i) => all.findIndex((o) => bucket(o) === bucket(s)) === i);
 }
 
-export interface TuneModelOptions extends TuneOptions, CacheOptions {
+export interface TuneModelOptions extends TuneShapesOptions, CacheOptions {
   /** Tune only these ops (default all). */
   ops?: readonly TunedOp[];
 }
 
 /**
- * Times every candidate of the model's shapes on this adapter (see
- * src/tune/tuner.ts), installs the winners in the device profile and adds
- * them to the adapter's cache (a file in Node, IndexedDB in a page).
+ * Times every candidate of the model's shapes on this adapter at
+ * `opts.precision` (default f32; see src/tune/tuner.ts), installs the
+ * winners in the device profile and adds them to the adapter's cache (a file in Node, IndexedDB in a page).
  * Returns the results and where the cache was written (null when nothing
  * was timed: no timestamp-query).
  */

@@ -5,18 +5,23 @@
 // trusted: a document of another version or adapter, or one that does not
 // parse, is ignored with a warning, and each entry must name a variant that
 // is among the op's current candidates on this device at the dimensions it
-// was tuned at; the others are dropped with a warning.
+// was tuned at, and its precision (f32, or f16 where the device has
+// shader-f16); the others are dropped with a warning. Version 2 added the
+// precision: a version-1 document (its winners all timed at f32) is
+// ignored with the version warning rather than migrated, so that one
+// reader checks one format; `segvol tune` rebuilds it.
 import { attentionCandidates } from "../kernels/attention.js";
 import { gemmCandidates } from "../kernels/conv_gemm.js";
 import { matmulCandidates } from "../kernels/matmul.js";
 import { deviceProfile, setDeviceProfile, tunedKey, type DeviceProfile, type TunedOp } from "../kernels/profile.js";
+import type { Precision } from "../kernels/precision.js";
 import type { AdapterSummary } from "../tensor/device.js";
 import { gpu } from "../tensor/device.js";
 import { readCacheText, writeCacheText, type CacheLocation } from "./cache_store.node.js";
 import type { TuneResult } from "./tuner.js";
 
 /** The cache format's version: a document of another version is ignored. */
-export const TUNE_CACHE_VERSION = 1;
+export const TUNE_CACHE_VERSION = 2;
 
 /** What identifies an adapter: a winner on one is only a guess on another. */
 export interface AdapterIdentity {
@@ -26,9 +31,10 @@ export interface AdapterIdentity {
   description: string;
 }
 
-/** One winner: the op, the dimensions it was timed at, the variant. */
+/** One winner: the op, the precision and dimensions it was timed at, the variant. */
 export interface TunedEntry {
   op: TunedOp;
+  precision: Precision;
   dims: number[];
   variant: object;
 }
@@ -79,15 +85,17 @@ const DIMS_PER_OP: Record<TunedOp, number> = { matmul: 3, attention: 4, gemm: 3 
 export function checkEntry(e: unknown, p: DeviceProfile): { entry: TunedEntry } | { problem: string } {
   const problem = (text: string) => ({ problem: text });
   if (e === null || typeof e !== "object") return problem("not an object");
-  const { op, dims, variant } = e as Partial<TunedEntry>;
+  const { op, precision, dims, variant } = e as Partial<TunedEntry>;
   if (op !== "matmul" && op !== "attention" && op !== "gemm") return problem(`unknown op ${JSON.stringify(op)}`);
+  if (precision !== "f32" && precision !== "f16") return problem(`${op}: precision must be "f32" or "f16", got ${JSON.stringify(precision)}`);
+  if (precision === "f16" && !p.f16) return problem(`${op}: an f16 winner, and this device has no shader-f16`);
   const n = DIMS_PER_OP[op];
   if (!Array.isArray(dims) || dims.length !== n || !dims.every((d) => Number.isSafeInteger(d) && d >= 1)) return problem(`${op}: dims must be ${n} positive integers`);
   if (variant === null || typeof variant !== "object" || Array.isArray(variant)) return problem(`${op} ${dims.join("×")}: variant is not an object`);
   const wanted = canonical(variant);
   const match = candidatesFor(op, dims, p).find((c) => canonical(c) === wanted);
   if (!match) return problem(`${op} ${dims.join("×")}: ${JSON.stringify(variant)} is not among this device's candidates`);
-  return { entry: { op, dims: [...dims], variant: match } };
+  return { entry: { op, precision, dims: [...dims], variant: match } };
 }
 
 /**
@@ -130,13 +138,13 @@ export function parseTuneCache(text: string, id: AdapterIdentity, p: DeviceProfi
 /** The profile's tuned table with `entries` merged in (later entries of a bucket win). */
 export function withEntries(p: DeviceProfile, entries: readonly TunedEntry[]): DeviceProfile["tuned"] {
   const tuned: Record<string, object> = { ...p.tuned };
-  for (const e of entries) tuned[tunedKey(e.op, e.dims)] = e.variant;
+  for (const e of entries) tuned[tunedKey(e.op, e.dims, e.precision)] = e.variant;
   return tuned;
 }
 
 /** The cache entries of tuning results: each winner at the dimensions it was timed at. */
 export function entriesOf(results: readonly TuneResult[]): TunedEntry[] {
-  return results.flatMap((r) => (r.winner ? [{ op: r.op, dims: r.dims, variant: r.winner }] : []));
+  return results.flatMap((r) => (r.winner ? [{ op: r.op, precision: r.precision, dims: r.dims, variant: r.winner }] : []));
 }
 
 export interface CacheOptions {
@@ -178,7 +186,7 @@ export async function saveTunedChoices(entries: readonly TunedEntry[], opts: Cac
   const old = await readCacheText(name, opts.location);
   const kept = old === null ? [] : parseTuneCache(old, id, deviceProfile(), opts.warn ?? warnOnStderr);
   const merged = new Map<string, TunedEntry>();
-  for (const e of [...kept, ...entries]) merged.set(tunedKey(e.op, e.dims), e);
+  for (const e of [...kept, ...entries]) merged.set(tunedKey(e.op, e.dims, e.precision), e);
   const doc: TuneCache = { version: TUNE_CACHE_VERSION, adapter: id, entries: [...merged.values()] };
   return writeCacheText(name, JSON.stringify(doc, null, 1) + "\n", opts.location);
 }

@@ -1,9 +1,14 @@
 // The shapes the tuner times, as data, and the jobs that time them: each
-// allocates its inputs once and runs its op with one candidate forced.
+// allocates its inputs once, in the precision it tunes, and runs its op
+// with one candidate forced. The candidate lists are the same at f32 and
+// f16: every variant of matmul, attention and the conv GEMM runs at both
+// (f16 is storage only; test/kernels/candidates.test.ts runs each f16
+// candidate against the goldens).
 import { attention, attentionCandidates, attentionTuneKey } from "../kernels/attention.js";
 import { conv3d } from "../kernels/conv3d.js";
 import { gemmCandidates, type GemmVariant } from "../kernels/conv_gemm.js";
 import { matmul, matmulCandidates, type MatmulChoice } from "../kernels/matmul.js";
+import { checkF16, type Precision } from "../kernels/precision.js";
 import { deviceProfile, setDeviceProfile, type AttentionVariant } from "../kernels/profile.js";
 import { Tensor } from "../tensor/tensor.js";
 import { tune, type TuneJob, type TuneOptions, type TuneResult } from "./tuner.js";
@@ -46,11 +51,11 @@ export function tuneDims(s: TuneShape): number[] {
   return s.op === "attention" ? attentionTuneKey(s) : [s.M, s.N, s.K];
 }
 
-/** Inputs made on first use (a job list holds no memory until each job runs) and freed by `dispose`. */
-function lazyInputs(shapes: number[][]): { get(): Tensor[]; dispose(): void } {
+/** Inputs of `precision` made on first use (a job list holds no memory until each job runs) and freed by `dispose`. */
+function lazyInputs(shapes: number[][], precision: Precision): { get(): Tensor[]; dispose(): void } {
   let inputs: Tensor[] | null = null;
   return {
-    get: () => (inputs ??= shapes.map((shape) => Tensor.zeros(shape))),
+    get: () => (inputs ??= shapes.map((shape) => Tensor.zeros(shape, precision))),
     dispose: () => {
       inputs?.forEach((t) => t.dispose());
       inputs = null;
@@ -58,12 +63,15 @@ function lazyInputs(shapes: number[][]): { get(): Tensor[]; dispose(): void } {
   };
 }
 
-function matmulJob(s: MatmulShape): TuneJob<MatmulChoice> {
-  const inputs = lazyInputs([[s.M, s.K], [s.N, s.K]]);
+/** The job's fields that come from its shape and precision alone. */
+function jobHead(s: TuneShape, precision: Precision): Pick<TuneJob, "op" | "dims" | "precision" | "title"> {
+  return { op: s.op, dims: tuneDims(s), precision, title: precision === "f32" ? shapeTitle(s) : `${shapeTitle(s)} ${precision}` };
+}
+
+function matmulJob(s: MatmulShape, precision: Precision): TuneJob<MatmulChoice> {
+  const inputs = lazyInputs([[s.M, s.K], [s.N, s.K]], precision);
   return {
-    op: "matmul",
-    dims: tuneDims(s),
-    title: shapeTitle(s),
+    ...jobHead(s, precision),
     candidates: matmulCandidates(s.M, s.N, s.K),
     flops: 2 * s.M * s.N * s.K,
     run: (variant) => {
@@ -74,12 +82,10 @@ function matmulJob(s: MatmulShape): TuneJob<MatmulChoice> {
   };
 }
 
-function attentionJob(s: AttentionShape): TuneJob<AttentionVariant> {
-  const inputs = lazyInputs([[1, s.Nq, s.H * s.dk], [1, s.Nk, s.H * s.dk], [1, s.Nk, s.H * s.dv]]);
+function attentionJob(s: AttentionShape, precision: Precision): TuneJob<AttentionVariant> {
+  const inputs = lazyInputs([[1, s.Nq, s.H * s.dk], [1, s.Nk, s.H * s.dk], [1, s.Nk, s.H * s.dv]], precision);
   return {
-    op: "attention",
-    dims: tuneDims(s),
-    title: shapeTitle(s),
+    ...jobHead(s, precision),
     candidates: attentionCandidates(),
     flops: 2 * s.H * s.Nq * s.Nk * (s.dk + s.dv),
     run: (variant) => {
@@ -97,12 +103,10 @@ function attentionJob(s: AttentionShape): TuneJob<AttentionVariant> {
  * The conv ops take no variant argument, so the candidate is forced in the
  * profile for the call.
  */
-function gemmJob(s: GemmShape): TuneJob<GemmVariant> {
-  const inputs = lazyInputs([[1, s.K, 1, 1, s.N], [s.M, s.K, 1, 1, 1]]);
+function gemmJob(s: GemmShape, precision: Precision): TuneJob<GemmVariant> {
+  const inputs = lazyInputs([[1, s.K, 1, 1, s.N], [s.M, s.K, 1, 1, 1]], precision);
   return {
-    op: "gemm",
-    dims: tuneDims(s),
-    title: shapeTitle(s),
+    ...jobHead(s, precision),
     candidates: gemmCandidates(),
     flops: 2 * s.M * s.N * s.K,
     run: (gemm) => {
@@ -118,19 +122,26 @@ function gemmJob(s: GemmShape): TuneJob<GemmVariant> {
   };
 }
 
-/** The job timing `shape` (its inputs are made when it first runs and freed by its dispose, which `tune` calls). */
-export function tuneJob(shape: TuneShape): TuneJob {
+/** The job timing `shape` at `precision` (its inputs are made when it first runs and freed by its dispose, which `tune` calls). */
+export function tuneJob(shape: TuneShape, precision: Precision = "f32"): TuneJob {
   switch (shape.op) {
     case "matmul":
-      return matmulJob(shape) as TuneJob;
+      return matmulJob(shape, precision) as TuneJob;
     case "attention":
-      return attentionJob(shape) as TuneJob;
+      return attentionJob(shape, precision) as TuneJob;
     case "gemm":
-      return gemmJob(shape) as TuneJob;
+      return gemmJob(shape, precision) as TuneJob;
   }
 }
 
-/** Tunes `shapes`: one job each, timed and freed in turn (see `tune`). */
-export function tuneShapes(shapes: readonly TuneShape[], opts: TuneOptions = {}): Promise<TuneResult[]> {
-  return tune(shapes.map(tuneJob), opts);
+export interface TuneShapesOptions extends TuneOptions {
+  /** The storage precision the shapes are timed at (default f32); f16 needs the shader-f16 feature. */
+  precision?: Precision;
+}
+
+/** Tunes `shapes` at `opts.precision`: one job each, timed and freed in turn (see `tune`). */
+export function tuneShapes(shapes: readonly TuneShape[], opts: TuneShapesOptions = {}): Promise<TuneResult[]> {
+  const precision = opts.precision ?? "f32";
+  checkF16("tune", precision);
+  return tune(shapes.map((s) => tuneJob(s, precision)), opts);
 }

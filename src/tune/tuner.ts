@@ -1,4 +1,4 @@
-// The autotuner: for each (op, shape bucket) it times every candidate
+// The autotuner: for each (op, shape bucket, precision) it times every candidate
 // variant the op's kernel file lists for the call (`matmulCandidates`,
 // `attentionCandidates`, `gemmCandidates`) with GPU timestamp queries and
 // stores the fastest in the device profile's `tuned` table, which the op's
@@ -12,15 +12,18 @@
 // them into its profile (`loadTunedChoices`) before its first forward.
 // Until then, and on a device without `timestamp-query`, the heuristic
 // decides. So the test suite and an untuned run pay nothing.
+import type { Precision } from "../kernels/precision.js";
 import { deviceProfile, setDeviceProfile, tunedKey, variantName, type TunedOp } from "../kernels/profile.js";
 import { gpu } from "../tensor/device.js";
 
-/** One tuning problem: an op at one call shape, the variants to time, and how to run one. */
+/** One tuning problem: an op at one call shape and precision, the variants to time, and how to run one. */
 export interface TuneJob<V extends object = object> {
   op: TunedOp;
   /** The call's dimensions, as the op's chooser buckets them (see tunedKey). */
   dims: number[];
-  /** A human title: `matmul 2048×2304×768`. */
+  /** The storage precision of the call's tensors: the winner serves calls of this precision only. */
+  precision: Precision;
+  /** A human title: `matmul 2048×2304×768` (with ` f16` after it at f16). */
   title: string;
   /** The candidates, the heuristic's choice first. */
   candidates: V[];
@@ -53,6 +56,7 @@ export interface TuneResult {
   op: TunedOp;
   /** The dimensions the candidates were timed at. */
   dims: number[];
+  precision: Precision;
   key: string;
   title: string;
   flops: number;
@@ -124,8 +128,8 @@ export function fastest(results: readonly CandidateResult[]): CandidateResult | 
 }
 
 /**
- * Times each job's candidates and picks the fastest per (op, bucket); jobs
- * of a bucket already tuned in this call are skipped (the first shape seen
+ * Times each job's candidates and picks the fastest per (op, bucket,
+ * precision); jobs of a bucket already tuned in this call are skipped (the first shape seen
  * stands for its bucket). Each job is disposed once timed. Without a timer and without timestamps on the
  * device nothing is timed: the progress says so and the heuristic decides.
  */
@@ -139,7 +143,7 @@ export async function tune(jobs: readonly TuneJob[], opts: TuneOptions = {}): Pr
   const timer = opts.timer ?? timestampTimer;
   const results: TuneResult[] = [];
   for (const [i, job] of jobs.entries()) {
-    const key = tunedKey(job.op, job.dims);
+    const key = tunedKey(job.op, job.dims, job.precision);
     if (results.some((r) => r.key === key)) {
       job.dispose();
       continue;
@@ -153,7 +157,7 @@ export async function tune(jobs: readonly TuneJob[], opts: TuneOptions = {}): Pr
     }
     for (const c of candidates) if (c.error) say(`  skipped ${variantName(c.variant)}: ${c.error}`);
     const winner = fastest(candidates)?.variant ?? null;
-    results.push({ op: job.op, dims: job.dims, key, title: job.title, flops: job.flops, heuristic: job.candidates[0]!, winner, candidates });
+    results.push({ op: job.op, dims: job.dims, precision: job.precision, key, title: job.title, flops: job.flops, heuristic: job.candidates[0]!, winner, candidates });
     if (winner && opts.store !== false) setDeviceProfile({ tuned: { ...deviceProfile().tuned, [key]: winner } });
   }
   return results;

@@ -1,9 +1,10 @@
 // The tune cache: winners round-trip through the adapter's file into a
 // later profile; a document that does not parse, has another version or
 // adapter, or lacks its entries list is ignored with a warning; each entry
-// must name a variant among its op's current candidates (others are dropped
-// with a warning, the rest kept); writes merge by bucket and leave no temp
-// files; the folder comes from SEGVOL_CACHE_DIR, XDG_CACHE_HOME or the home.
+// must name a variant among its op's current candidates and a precision
+// the device runs (others are dropped with a warning, the rest kept);
+// winners of f32 and f16 at one shape round-trip apart; writes merge by
+// bucket and precision and leave no temp files; the folder comes from SEGVOL_CACHE_DIR, XDG_CACHE_HOME or the home.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,9 +42,9 @@ afterEach(() => {
 function validEntries(): TunedEntry[] {
   const p = deviceProfile();
   return [
-    { op: "matmul", dims: [300, 200, 100], variant: matmulCandidates(300, 200, 100, p).at(-1)! },
-    { op: "attention", dims: [64, 64, 32, 32], variant: attentionCandidates(p).at(-1)! },
-    { op: "gemm", dims: [96, 4096, 48], variant: gemmCandidates(p).at(-1)! },
+    { op: "matmul", precision: "f32", dims: [300, 200, 100], variant: matmulCandidates(300, 200, 100, p).at(-1)! },
+    { op: "attention", precision: "f32", dims: [64, 64, 32, 32], variant: attentionCandidates(p).at(-1)! },
+    { op: "gemm", precision: "f32", dims: [96, 4096, 48], variant: gemmCandidates(p).at(-1)! },
   ];
 }
 
@@ -60,10 +61,39 @@ describe("tune cache", () => {
     const p = deviceProfile();
     expect(chooseMatmulVariant(300, 200, 100, {}, p)).toEqual(entries[0]!.variant);
     expect(chooseAttentionVariant(p, { Nq: 64, Nk: 64, dk: 32, dv: 32 })).toEqual(entries[1]!.variant);
-    expect(p.tuned[tunedKey("gemm", [96, 4096, 48])]).toEqual(entries[2]!.variant);
+    expect(p.tuned[tunedKey("gemm", [96, 4096, 48], "f32")]).toEqual(entries[2]!.variant);
     const doc = JSON.parse(readFileSync(path, "utf8"));
     expect(doc.version).toBe(TUNE_CACHE_VERSION);
     expect(doc.adapter).toEqual(adapterIdentity(gpu().adapter));
+  });
+
+  it("round-trips winners of both precisions at one shape: each call takes its own precision's", async (ctx) => {
+    if (!deviceProfile().f16) ctx.skip();
+    const dir = freshDir();
+    const p = deviceProfile();
+    const [mm32, mm16] = [matmulCandidates(300, 200, 100, p).at(-1)!, matmulCandidates(300, 200, 100, p).at(-2)!];
+    const [att32, att16] = [attentionCandidates(p).at(-1)!, attentionCandidates(p)[0]!];
+    expect(mm32).not.toEqual(mm16);
+    const entries: TunedEntry[] = [
+      { op: "matmul", precision: "f32", dims: [300, 200, 100], variant: mm32 },
+      { op: "matmul", precision: "f16", dims: [300, 200, 100], variant: mm16 },
+      { op: "attention", precision: "f32", dims: [64, 64, 32, 32], variant: att32 },
+      { op: "attention", precision: "f16", dims: [64, 64, 32, 32], variant: att16 },
+    ];
+    const path = await saveTunedChoices(entries, { location: { dir } });
+    expect((JSON.parse(readFileSync(path, "utf8")) as { entries: TunedEntry[] }).entries).toEqual(entries);
+    setDeviceProfile({ tuned: {} });
+    expect(await loadTunedChoices({ location: { dir } })).toBe(4);
+    const q = deviceProfile();
+    expect(chooseMatmulVariant(300, 200, 100, {}, q, "f32")).toEqual(mm32);
+    expect(chooseMatmulVariant(300, 200, 100, {}, q, "f16")).toEqual(mm16);
+    const dims = { Nq: 64, Nk: 64, dk: 32, dv: 32 };
+    expect(chooseAttentionVariant(q, dims, "f32")).toEqual(att32);
+    expect(chooseAttentionVariant(q, dims, "f16")).toEqual(att16);
+    // A later save of one precision's winner keeps the other precision's.
+    await saveTunedChoices([{ ...entries[0]!, variant: mm16 }], { location: { dir } });
+    const kept = (JSON.parse(readFileSync(path, "utf8")) as { entries: TunedEntry[] }).entries;
+    expect(kept).toEqual([{ ...entries[0]!, variant: mm16 }, ...entries.slice(1)]);
   });
 
   it("finds nothing where there is no cache", async () => {
@@ -78,10 +108,10 @@ describe("tune cache", () => {
     // A writer killed mid-write left its temp file: the atomic writer (src/io/atomic.ts) clears it on the next write.
     writeFileSync(tempPathFor(first, 9_999_999), "{ half a docu");
     const other = attentionCandidates(deviceProfile()).find((v) => JSON.stringify(v) !== JSON.stringify(att.variant))!;
-    const path = await saveTunedChoices([{ op: "attention", dims: [60, 50, 30, 31], variant: other }], { location: { dir } });
+    const path = await saveTunedChoices([{ op: "attention", precision: "f32", dims: [60, 50, 30, 31], variant: other }], { location: { dir } });
     expect(readdirSync(dir)).toEqual([cacheName(adapterIdentity(gpu().adapter))]);
     const doc = JSON.parse(readFileSync(path, "utf8")) as { entries: TunedEntry[] };
-    expect(doc.entries).toEqual([mm, { op: "attention", dims: [60, 50, 30, 31], variant: other }]);
+    expect(doc.entries).toEqual([mm, { op: "attention", precision: "f32", dims: [60, 50, 30, 31], variant: other }]);
   });
 
   describe("nothing read back is trusted", () => {
@@ -117,18 +147,30 @@ describe("tune cache", () => {
       const good = validEntries();
       const bad: [unknown, RegExp][] = [
         [null, /not an object/],
-        [{ op: "softmax", dims: [1, 2, 3], variant: {} }, /unknown op "softmax"/],
-        [{ op: "matmul", dims: [1, 2], variant: good[0]!.variant }, /matmul: dims must be 3 positive integers/],
-        [{ op: "gemm", dims: [1, 0, 2], variant: good[2]!.variant }, /gemm: dims must be 3 positive integers/],
-        [{ op: "attention", dims: [8, 8, 8, 8], variant: [8] }, /variant is not an object/],
-        [{ op: "attention", dims: [8, 8, 8, 8], variant: { lanes: 3 } }, /\{"lanes":3\} is not among this device's candidates/],
-        [{ op: "matmul", dims: [300, 200, 100], variant: { ...good[0]!.variant, R: 12 } }, /not among this device's candidates/],
-        [{ op: "gemm", dims: [9, 9, 9], variant: { ...good[2]!.variant, extra: 1 } }, /not among this device's candidates/],
+        [{ op: "softmax", precision: "f32", dims: [1, 2, 3], variant: {} }, /unknown op "softmax"/],
+        [{ op: "matmul", dims: [300, 200, 100], variant: good[0]!.variant }, /matmul: precision must be "f32" or "f16", got undefined/],
+        [{ ...good[0], precision: "f64" }, /matmul: precision must be "f32" or "f16", got "f64"/],
+        [{ op: "matmul", precision: "f32", dims: [1, 2], variant: good[0]!.variant }, /matmul: dims must be 3 positive integers/],
+        [{ op: "gemm", precision: "f32", dims: [1, 0, 2], variant: good[2]!.variant }, /gemm: dims must be 3 positive integers/],
+        [{ op: "attention", precision: "f32", dims: [8, 8, 8, 8], variant: [8] }, /variant is not an object/],
+        [{ op: "attention", precision: "f32", dims: [8, 8, 8, 8], variant: { lanes: 3 } }, /\{"lanes":3\} is not among this device's candidates/],
+        [{ op: "matmul", precision: "f32", dims: [300, 200, 100], variant: { ...good[0]!.variant, R: 12 } }, /not among this device's candidates/],
+        [{ op: "gemm", precision: "f32", dims: [9, 9, 9], variant: { ...good[2]!.variant, extra: 1 } }, /not among this device's candidates/],
       ];
       const r = parse(doc({ entries: [good[0], ...bad.map(([e]) => e), good[1], good[2]] }));
       expect(r.entries).toEqual(good);
       expect(r.warnings).toHaveLength(bad.length);
       bad.forEach(([, why], i) => expect(r.warnings[i]).toMatch(why));
+    });
+
+    it("drops an f16 winner on a device without shader-f16, and keeps it where the device has it", () => {
+      const [mm] = validEntries() as [TunedEntry];
+      const half = { ...mm, precision: "f16" };
+      const warnings: string[] = [];
+      expect(parseTuneCache(doc({ entries: [mm, half] }), id(), { ...deviceProfile(), f16: false }, (w) => warnings.push(w))).toEqual([mm]);
+      expect(warnings).toEqual([expect.stringMatching(/matmul: an f16 winner, and this device has no shader-f16/)]);
+      expect(parseTuneCache(doc({ entries: [mm, half] }), id(), { ...deviceProfile(), f16: true }, (w) => warnings.push(w))).toEqual([mm, half]);
+      expect(warnings).toHaveLength(1);
     });
 
     it("accepts a variant whose fields are in another order, and keeps them in the kernel's order (its pipeline key)", () => {

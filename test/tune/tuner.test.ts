@@ -4,10 +4,14 @@
 // time is skipped with its reason, a bucket is tuned once, the winners land
 // in the device profile's tuned table. Then the timestamp timer on the test
 // device (every candidate of a small attention runs and gets a time; no
-// speed is asserted), and the message without timestamps.
+// speed is asserted), at f16 (the candidates run on f16 tensors and the
+// winner serves f16 calls only), and the message without timestamps.
 import { afterEach, describe, expect, it } from "vitest";
 import { chooseAttentionVariant } from "../../src/kernels/attention.js";
+import { chooseMatmulVariant } from "../../src/kernels/matmul.js";
+import type { Precision } from "../../src/kernels/precision.js";
 import { deviceProfile, setDeviceProfile, tunedKey, type TunedOp } from "../../src/kernels/profile.js";
+import { gpu } from "../../src/tensor/device.js";
 import { tuneShapes } from "../../src/tune/jobs.js";
 import { fastest, median, tune, type CandidateTimer, type TuneJob } from "../../src/tune/tuner.js";
 import { useGpu } from "../helpers/gpu.js";
@@ -32,10 +36,11 @@ interface Fake {
 }
 
 /** A job over fake variants: run() records which ran and throws for those in `failing`. */
-function fakeJob(dims: number[], ids: number[], failing: number[] = [], op: TunedOp = "matmul"): TuneJob<Fake> & { ran: number[]; disposed: number } {
+function fakeJob(dims: number[], ids: number[], failing: number[] = [], op: TunedOp = "matmul", precision: Precision = "f32"): TuneJob<Fake> & { ran: number[]; disposed: number } {
   const job = {
     op,
     dims,
+    precision,
     title: `fake ${dims.join("×")}`,
     candidates: ids.map((id) => ({ id })),
     flops: 1,
@@ -70,7 +75,7 @@ describe("tune with injected timings", () => {
     expect(r!.candidates.map((c) => c.ms)).toEqual([5, 3, 4]);
     expect(r!.winner).toEqual({ id: 2 });
     expect(r!.heuristic).toEqual({ id: 1 });
-    expect(r!.key).toBe("matmul:128x256x512");
+    expect(r!.key).toBe("matmul:f32:128x256x512");
     expect(deviceProfile().tuned[r!.key]).toEqual({ id: 2 });
     expect(calls).toEqual([[2, 3], [2, 3], [2, 3]]);
     expect(job.disposed).toBe(1);
@@ -99,7 +104,7 @@ describe("tune with injected timings", () => {
     const none = fakeJob([9, 9, 9], [1], [1]);
     const [n] = await tune([none as TuneJob], { timer: timerOf({}, none) });
     expect(n!.winner).toBeNull();
-    expect(Object.keys(deviceProfile().tuned)).toEqual([tunedKey("matmul", [9, 9, 9])]);
+    expect(Object.keys(deviceProfile().tuned)).toEqual([tunedKey("matmul", [9, 9, 9], "f32")]);
   });
 
   it("tunes each bucket once (its first shape stands for it) and disposes every job", async () => {
@@ -112,9 +117,26 @@ describe("tune with injected timings", () => {
       return [1];
     };
     const results = await tune([a, b, c] as TuneJob[], { timer });
-    expect(results.map((r) => r.key)).toEqual(["matmul:1024x16x16", "gemm:1024x16x16"]);
+    expect(results.map((r) => r.key)).toEqual(["matmul:f32:1024x16x16", "gemm:f32:1024x16x16"]);
     expect(b.ran).toEqual([]);
     expect([a.disposed, b.disposed, c.disposed]).toEqual([1, 1, 1]);
+  });
+
+  it("tunes f32 and f16 of one bucket apart: each precision gets its own winner", async () => {
+    withProfile({ tuned: {} });
+    const f32 = fakeJob([100, 10, 10], [1, 2]);
+    const f16 = fakeJob([100, 10, 10], [1, 2], [], "matmul", "f16");
+    // Candidate 1 is faster at f32, candidate 2 at f16.
+    const timer: CandidateTimer = async (run) => {
+      run();
+      return f16.ran.length > 0 ? [3 - f16.ran.at(-1)!] : [f32.ran.at(-1)!];
+    };
+    const results = await tune([f32, f16] as TuneJob[], { timer });
+    expect(results.map((r) => [r.key, r.precision, r.winner])).toEqual([
+      ["matmul:f32:128x16x16", "f32", { id: 1 }],
+      ["matmul:f16:128x16x16", "f16", { id: 2 }],
+    ]);
+    expect(deviceProfile().tuned).toEqual({ "matmul:f32:128x16x16": { id: 1 }, "matmul:f16:128x16x16": { id: 2 } });
   });
 
   it("median and fastest", () => {
@@ -146,5 +168,29 @@ describe("tune on the device", () => {
       expect(c.ms).toBeGreaterThan(0);
     }
     expect(chooseAttentionVariant(deviceProfile(), shape)).toEqual(r!.winner);
+  });
+
+  it.runIf(device.timestamps && device.f16)("precision f16 runs every candidate on f16 tensors and installs the winner for f16 calls only", { timeout: 300_000 }, async () => {
+    withProfile({ tuned: {} });
+    const shape = { op: "matmul", M: 20, N: 30, K: 8 } as const;
+    const g = gpu();
+    const kernels: string[] = [];
+    // Picks the last candidate (the times fall), recording the pipelines each call ran.
+    let calls = 0;
+    const timer: CandidateTimer = async (run) => {
+      g.startKernelProfile();
+      run();
+      kernels.push(...(await g.stopKernelProfile()).map((t) => t.kernel));
+      return [100 - calls++];
+    };
+    const [r] = await tuneShapes([shape], { precision: "f16", timer });
+    expect(r!.title).toBe("matmul 20×30×8 f16");
+    expect(r!.key).toBe(tunedKey("matmul", [20, 30, 8], "f16"));
+    expect(kernels).toHaveLength(r!.candidates.length);
+    for (const k of kernels) expect(k).toMatch(/^matmul:\{"precision":"f16"/);
+    expect(r!.winner).toEqual(r!.candidates.at(-1)!.variant);
+    expect(r!.winner).not.toEqual(chooseMatmulVariant(20, 30, 8, {}, { ...deviceProfile(), tuned: {} }));
+    expect(chooseMatmulVariant(20, 30, 8, {}, deviceProfile(), "f16")).toEqual(r!.winner);
+    expect(chooseMatmulVariant(20, 30, 8, {}, deviceProfile(), "f32")).toEqual(r!.heuristic);
   });
 });
