@@ -1,8 +1,8 @@
 // `segvol tune` on a small config: it times the config's attention shapes
 // (--ops attention keeps the test to a few pipelines), writes the adapter's
 // cache in --cache-dir, prints the winners, and a later process (this one)
-// loads them into its profile. Plus the model's shape list and the flags'
-// errors.
+// loads them into its profile; with --precision f16 the winners serve f16
+// calls only. Plus the model's shape list and the flags' errors.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -79,6 +79,33 @@ describe("segvol tune", () => {
     }
   });
 
+  it("--precision f16 times f16 tensors and caches winners that f16 calls take and f32 calls do not", { timeout: 600_000 }, async (ctx) => {
+    await initGpu();
+    const hasF16 = deviceProfile().f16;
+    releaseGpu();
+    if (!hasF16) ctx.skip();
+    const config = join(dir, "config.json");
+    writeFileSync(config, JSON.stringify(SMALL));
+    const cache = join(dir, "cache-f16");
+    const r = runSegvol(dir, ["tune", "--config", config, "--ops", "attention", "--reps", "1", "--precision", "f16", "--cache-dir", cache, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const results = JSON.parse(r.stdout) as TuneResult[];
+    const shapes = modelTuneShapes(parseConfigText(JSON.stringify(SMALL), "small")).filter((s) => s.op === "attention");
+    expect(results.map((x) => [x.title, x.precision])).toEqual(shapes.map((s) => [`${shapeTitle(s)} f16`, "f16"]));
+    await initGpu();
+    try {
+      const prev = setDeviceProfile({ tuned: {} });
+      expect(await loadTunedChoices({ location: { dir: cache } })).toBe(results.length);
+      for (const [i, s] of shapes.entries()) {
+        expect(chooseAttentionVariant(deviceProfile(), s, "f16")).toEqual(results[i]!.winner);
+        expect(chooseAttentionVariant(deviceProfile(), s, "f32")).toEqual(chooseAttentionVariant({ ...deviceProfile(), tuned: {} }, s, "f32"));
+      }
+      setDeviceProfile(prev);
+    } finally {
+      releaseGpu();
+    }
+  });
+
   it("prints the winners as a table", { timeout: 600_000 }, () => {
     const config = join(dir, "config.json");
     writeFileSync(config, JSON.stringify(SMALL));
@@ -123,6 +150,7 @@ describe("segvol tune", () => {
       [["--ops", "softmax"], /--ops softmax: expected one of matmul, attention, gemm/],
       [["--ops", "matmul,"], /--ops matmul,: empty name/],
       [["--reps", "0"], /--reps 0: expected a whole number of at least 1/],
+      [["--precision", "f64"], /--precision.*f64.*Allowed choices are f32, f16/],
       [["--config", "a.json", "--weights", "w"], /give --config or --weights, not both/],
       [["--config", join(dir, "missing.json")], /missing\.json: cannot read/],
     ];
