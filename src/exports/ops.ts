@@ -2,7 +2,7 @@
 // the forward kernels, by name. Each validates its inputs and throws a
 // ShapeError naming the op and the shapes. Kernel internals (workgroup
 // sizes, tile tables, WGSL snippets) are not part of the API.
-export { unary, binary, add, sub, mul, div, maximum, minimum, relu, gelu, quickGelu, sigmoid, exp, threshold, clamp, affine, type UnaryOp, type BinaryOp } from "../kernels/elementwise.js";
+export { unary, binary, add, sub, mul, div, maximum, minimum, relu, gelu, quickGelu, sigmoid, exp, threshold, clamp, affine, elementwiseVariants, chooseElementwise, type UnaryOp, type BinaryOp, type ElementwiseVariant } from "../kernels/elementwise.js";
 export { reduce, sum, mean, min, max, reduceVariants, chooseReduceVariant, type ReduceOp } from "../kernels/reduce.js";
 export { slice, pad, permute, concat, gather, cast } from "../kernels/layout.js";
 export { matmul, chooseMatmulVariant, type MatmulOptions, type MatmulChoice } from "../kernels/matmul.js";
