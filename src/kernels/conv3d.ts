@@ -9,9 +9,10 @@
 // Conv3d on its inference path, so this favours generality over speed.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { checkInputs, checkRank, fail } from "./check.js";
-import { dispatchGemm, source, type GemmKernel } from "./conv_gemm.js";
+import { checkRank, fail } from "./check.js";
+import { dispatchGemm, source, sourcesWgsl, wholeBinding, type GemmLoaders, type GemmSpec, type SourceLayout } from "./conv_gemm.js";
 import { checkBias, triple, type Triple } from "./conv_transpose3d.js";
+import { precisionOf } from "./precision.js";
 
 export interface Conv3dOptions {
   stride?: number | Triple;
@@ -20,8 +21,55 @@ export interface Conv3dOptions {
 
 const OP = "conv3d";
 
+/** What conv3d's loaders depend on: one sample's geometry (the batch is GN's uniform), the sources, the precision. */
+interface Conv3dSpec extends GemmSpec {
+  /** x's [Cin, D, H, W] and the output's [Cout, Do, Ho, Wo]. */
+  input: [number, number, number, number];
+  output: [number, number, number, number];
+  kernel: Triple;
+  stride: Triple;
+  pad: Triple;
+  w: SourceLayout;
+  x: SourceLayout;
+}
+
+/** Column n = b·Po + (od, oh, ow) reads x[b, ci, od·sd − pd + a, …] at tap k = (ci, a, bb, c). */
+function conv3dLoaders(s: Conv3dSpec): GemmLoaders {
+  const [Cin, D, H, W] = s.input;
+  const [Cout, Do, Ho, Wo] = s.output;
+  const [kd, kh, kw] = s.kernel;
+  const Po = Do * Ho * Wo;
+  const K = Cin * kd * kh * kw;
+  const tap = (ax: string, o: string, st: number, p: number, size: number) =>
+    `let ${ax} = i32(${o} * ${st}u + ${ax}k) - ${p}; ok = ok && ${ax} >= 0 && ${ax} < ${size};`;
+  return {
+    decls: sourcesWgsl(s.dtype, [["w", s.w], ["x", s.x]], s.bias),
+    loadA: `let e = p.GM - 1u;
+      return vec4<f32>(w_at(min(m, e) * ${K}u + k), w_at(min(m + 1u, e) * ${K}u + k), w_at(min(m + 2u, e) * ${K}u + k), w_at(min(m + 3u, e) * ${K}u + k));`,
+    loadB: `let ci = k / ${kd * kh * kw}u; let r = k % ${kd * kh * kw}u;
+      let dk = r / ${kh * kw}u; let hk = (r / ${kw}u) % ${kh}u; let wk = r % ${kw}u;
+      var v = vec4<f32>(0.0);
+      for (var i = 0u; i < 4u; i++) {
+        let c = min(n + i, p.GN - 1u);
+        let b = c / ${Po}u; let q = c % ${Po}u;
+        let od = q / ${Ho * Wo}u; let oh = (q / ${Wo}u) % ${Ho}u; let ow = q % ${Wo}u;
+        var ok = true;
+        ${tap("d", "od", s.stride[0], s.pad[0], D)}
+        ${tap("h", "oh", s.stride[1], s.pad[1], H)}
+        ${tap("w", "ow", s.stride[2], s.pad[2], W)}
+        let idx = (((b * ${Cin}u + ci) * ${D}u + u32(max(d, 0))) * ${H}u + u32(max(h, 0))) * ${W}u + u32(max(w, 0));
+        v[i] = select(0.0, x_at(idx), ok);
+      }
+      return v;`,
+    rowOff: `return m * ${Po}u;`,
+    colOff: `let b = n / ${Po}u; return b * ${Cout * Po}u + n - b * ${Po}u;`,
+    ...(s.bias ? { biasRow: "return f32(bias[m]);" } : {}),
+  };
+}
+
+/** Conv3d in the precision of its inputs (f32 or f16, all alike; the sums in f32). */
 export function conv3d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv3dOptions = {}): Tensor {
-  checkInputs(OP, bias ? [x, w, bias] : [x, w]);
+  const dtype = precisionOf(OP, [x, w, bias]);
   checkRank(OP, x, 5, "input x [B, Cin, D, H, W]");
   checkRank(OP, w, 5, "weight w [Cout, Cin, kd, kh, kw]");
   const [B, Cin, D, H, W] = x.shape as [number, number, number, number, number];
@@ -39,40 +87,13 @@ export function conv3d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv3dOptions 
     fail(OP, `kernel ${shapeStr([kd, kh, kw])} with padding ${shapeStr(pad)} does not fit input ${shapeStr(x.shape)}`);
   }
   gpu().checkAlive(OP);
-  const out = Tensor.empty([B, Cout, Do, Ho, Wo]);
-  const Po = Do * Ho * Wo;
-  const K = Cin * kd * kh * kw;
-  const ws = source(OP, "w", w, 2, false);
-  const xs = source(OP, "x", x, 2 + ws.bindings.length, false);
-  const nb = 2 + ws.bindings.length + xs.bindings.length;
-  // Column n = b·Po + (od, oh, ow) reads x[b, ci, od·sd − pd + a, …] at tap k = (ci, a, bb, c).
-  const tap = (ax: string, o: string, st: number, p: number, size: number) =>
-    `let ${ax} = i32(${o} * ${st}u + ${ax}k) - ${p}; ok = ok && ${ax} >= 0 && ${ax} < ${size};`;
-  const kernel: GemmKernel = {
-    key: `${OP}:${shapeStr(x.shape)}:${shapeStr(w.shape)}:${s.join(",")}:${pad.join(",")}:${ws.key}:${xs.key}:${bias ? "b" : "nb"}`,
-    decls: ws.decls + xs.decls + (bias ? `@group(0) @binding(${nb}) var<storage, read> bias: array<f32>;\n` : ""),
-    loadA: `let e = GM - 1u;
-      return vec4<f32>(w_at(min(m, e) * ${K}u + k), w_at(min(m + 1u, e) * ${K}u + k), w_at(min(m + 2u, e) * ${K}u + k), w_at(min(m + 3u, e) * ${K}u + k));`,
-    loadB: `let ci = k / ${kd * kh * kw}u; let r = k % ${kd * kh * kw}u;
-      let dk = r / ${kh * kw}u; let hk = (r / ${kw}u) % ${kh}u; let wk = r % ${kw}u;
-      var v = vec4<f32>(0.0);
-      for (var i = 0u; i < 4u; i++) {
-        let c = min(n + i, GN - 1u);
-        let b = c / ${Po}u; let q = c % ${Po}u;
-        let od = q / ${Ho * Wo}u; let oh = (q / ${Wo}u) % ${Ho}u; let ow = q % ${Wo}u;
-        var ok = true;
-        ${tap("d", "od", s[0], pad[0], D)}
-        ${tap("h", "oh", s[1], pad[1], H)}
-        ${tap("w", "ow", s[2], pad[2], W)}
-        let idx = (((b * ${Cin}u + ci) * ${D}u + u32(max(d, 0))) * ${H}u + u32(max(h, 0))) * ${W}u + u32(max(w, 0));
-        v[i] = select(0.0, x_at(idx), ok);
-      }
-      return v;`,
-    rowOff: `return m * ${Po}u;`,
-    colOff: `let b = n / ${Po}u; return b * ${Cout * Po}u + n - b * ${Po}u;`,
+  const out = Tensor.empty([B, Cout, Do, Ho, Wo], dtype);
+  const ws = source(OP, w, false);
+  const xs = source(OP, x, false);
+  const spec: Conv3dSpec = {
+    dtype, bias: !!bias, input: [Cin, D, H, W], output: [Cout, Do, Ho, Wo], kernel: [kd, kh, kw], stride: s, pad, w: ws.layout, x: xs.layout,
   };
-  if (bias) kernel.biasRow = "return bias[m];";
-  const inputs = [...ws.bindings, ...xs.bindings, ...(bias ? [{ buffer: bias.buffer, offset: 0, size: bias.byteLength }] : [])];
-  dispatchGemm(kernel, out, { M: Cout, N: B * Po, K }, inputs);
+  const inputs = [...ws.bindings, ...xs.bindings, ...(bias ? [wholeBinding(bias)] : [])];
+  dispatchGemm({ kernel: OP, spec, loaders: conv3dLoaders }, out, { M: Cout, N: B * Do * Ho * Wo, K: Cin * kd * kh * kw }, inputs);
   return out;
 }

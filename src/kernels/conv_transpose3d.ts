@@ -12,11 +12,12 @@
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { outputChunks } from "./binding.js";
-import { checkInputs, checkRank, fail } from "./check.js";
-import { dispatchGemm, source, type GemmKernel } from "./conv_gemm.js";
+import { checkRank, fail } from "./check.js";
+import { beginBackward, dispatchGemm, source, sourcesWgsl, wholeBinding, type Dims, type GemmLoaders, type GemmSpec, type Source, type SourceLayout } from "./conv_gemm.js";
 import { permute } from "./layout.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { enableF16, precisionOf, type Precision } from "./precision.js";
 import { variantPipeline } from "./profile.js";
 import { reduce } from "./reduce.js";
 
@@ -43,8 +44,9 @@ export function checkBias(op: string, bias: Tensor | undefined, cout: number): v
   }
 }
 
+/** ConvTranspose3d in the precision of its inputs (f32 or f16, all alike; the sums in f32). */
 export function convTranspose3d(x: Tensor, w: Tensor, bias?: Tensor, opts: ConvTranspose3dOptions = {}): Tensor {
-  checkInputs(OP, bias ? [x, w, bias] : [x, w]);
+  const dtype = precisionOf(OP, [x, w, bias]);
   checkRank(OP, x, 5, "input x [B, Cin, D, H, W]");
   checkRank(OP, w, 5, "weight w [Cin, Cout, kd, kh, kw]");
   const [B, Cin, D, H, W] = x.shape as unknown as number[] as [number, number, number, number, number];
@@ -58,73 +60,82 @@ export function convTranspose3d(x: Tensor, w: Tensor, bias?: Tensor, opts: ConvT
   const outShape = [B, Cout, (D - 1) * s[0] + kd, (H - 1) * s[1] + kh, (W - 1) * s[2] + kw];
   if (B === 0 || Cin === 0 || D * H * W === 0) fail(OP, `empty input ${shapeStr(x.shape)}`);
   gpu().checkAlive(OP);
-  const out = Tensor.empty(outShape);
+  const out = Tensor.empty(outShape, dtype);
   if (s[0] === kd && s[1] === kh && s[2] === kw) gemmPath(x, w, bias, out);
   else directPath(x, w, bias, out, s);
   return out;
+}
+
+/** What both forward paths' WGSL depends on: the precision, the bias, the kernel size and the sources' layouts. */
+interface ConvTForwardSpec extends GemmSpec {
+  kernel: Triple;
+  w: SourceLayout;
+  x: SourceLayout;
+}
+
+/** The GEMM path's loaders add one sample's volume [D, H, W] and Cout (Cin is GK, the batch is in GN). */
+interface ConvTSpec extends ConvTForwardSpec {
+  volume: Triple;
+  Cout: number;
+}
+
+function convTLoaders(s: ConvTSpec): GemmLoaders {
+  const [D, H, W] = s.volume;
+  const [kd, kh, kw] = s.kernel;
+  const k3 = kd * kh * kw;
+  const P = D * H * W;
+  // Output [B, Cout, D·kd, H·kh, W·kw]: row m = (o, a, bb, c) and column
+  // n = (b, i, j, l) contribute separately to the flat output index.
+  const Do = D * kd, Ho = H * kh, Wo = W * kw;
+  return {
+    decls: sourcesWgsl(s.dtype, [["w", s.w], ["x", s.x]], s.bias),
+    loadA: s.w.vec4
+      ? "return w4(k * p.GM + m);"
+      : `let r = k * p.GM + m; let e = p.GM * p.GK - 1u;
+       return vec4<f32>(w_at(min(r, e)), w_at(min(r + 1u, e)), w_at(min(r + 2u, e)), w_at(min(r + 3u, e)));`,
+    // x is [B, K, P]: column n = b·P + s lives at (b·K + k)·P + s.
+    loadB: s.x.vec4
+      ? `let b = n / ${P}u; return x4((b * p.GK + k) * ${P}u + n - b * ${P}u);`
+      : `var v = vec4<f32>(0.0);
+       for (var i = 0u; i < 4u; i++) { let c = min(n + i, p.GN - 1u); let b = c / ${P}u; v[i] = x_at((b * p.GK + k) * ${P}u + c - b * ${P}u); }
+       return v;`,
+    rowOff: `let o = m / ${k3}u; let r = m % ${k3}u;
+    return ((o * ${Do}u + r / ${kh * kw}u) * ${Ho}u + (r / ${kw}u) % ${kh}u) * ${Wo}u + r % ${kw}u;`,
+    colOff: `let b = n / ${P}u; let s = n % ${P}u;
+    return ((b * ${s.Cout * Do}u + (s / ${H * W}u) * ${kd}u) * ${Ho}u + ((s / ${W}u) % ${H}u) * ${kh}u) * ${Wo}u + (s % ${W}u) * ${kw}u;`,
+    ...(s.bias ? { biasRow: `return f32(bias[m / ${k3}u]);` } : {}),
+  };
 }
 
 /** kernel = stride: one GEMM, M = Cout·kd·kh·kw, N = B·D·H·W, K = Cin. */
 function gemmPath(x: Tensor, w: Tensor, bias: Tensor | undefined, out: Tensor): void {
   const [B, Cin, D, H, W] = x.shape as [number, number, number, number, number];
   const [, Cout, kd, kh, kw] = w.shape as [number, number, number, number, number];
-  const k3 = kd * kh * kw;
-  const M = Cout * k3;
+  const M = Cout * kd * kh * kw;
   const P = D * H * W;
-  const N = B * P;
-  const ws = source(OP, "w", w, 2, M % 4 === 0);
-  const xs = source(OP, "x", x, 2 + ws.bindings.length, P % 4 === 0);
-  const nb = 2 + ws.bindings.length + xs.bindings.length;
-  const biasDecl = bias ? `@group(0) @binding(${nb}) var<storage, read> bias: array<f32>;\n` : "";
-  const loadA = ws.vec4
-    ? "return w4(k * GM + m);"
-    : `let r = k * GM + m; let e = GM * GK - 1u;
-       return vec4<f32>(w_at(min(r, e)), w_at(min(r + 1u, e)), w_at(min(r + 2u, e)), w_at(min(r + 3u, e)));`;
-  // x is [B, K, P]: column n = b·P + s lives at (b·K + k)·P + s.
-  const loadB = xs.vec4
-    ? `let b = n / ${P}u; return x4((b * GK + k) * ${P}u + n - b * ${P}u);`
-    : `var v = vec4<f32>(0.0);
-       for (var i = 0u; i < 4u; i++) { let c = min(n + i, GN - 1u); let b = c / ${P}u; v[i] = x_at((b * GK + k) * ${P}u + c - b * ${P}u); }
-       return v;`;
-  // Output [B, Cout, D·kd, H·kh, W·kw]: row m = (o, a, bb, c) and column
-  // n = (b, i, j, l) contribute separately to the flat output index.
-  const Do = D * kd, Ho = H * kh, Wo = W * kw;
-  const rowOff = `let o = m / ${k3}u; let r = m % ${k3}u;
-    return ((o * ${Do}u + r / ${kh * kw}u) * ${Ho}u + (r / ${kw}u) % ${kh}u) * ${Wo}u + r % ${kw}u;`;
-  const colOff = `let b = n / ${P}u; let s = n % ${P}u;
-    return ((b * ${Cout * Do}u + (s / ${H * W}u) * ${kd}u) * ${Ho}u + ((s / ${W}u) % ${H}u) * ${kh}u) * ${Wo}u + (s % ${W}u) * ${kw}u;`;
-  // Sizes are baked into the WGSL: the store's divisions become multiplications.
-  const kernel: GemmKernel = {
-    key: `${OP}:${shapeStr(x.shape)}:${shapeStr(w.shape)}:${ws.key}:${xs.key}:${bias ? "b" : "nb"}`,
-    decls: ws.decls + xs.decls + biasDecl,
-    loadA,
-    loadB,
-    rowOff,
-    colOff,
-  };
-  if (bias) kernel.biasRow = `return bias[m / ${k3}u];`;
-  const inputs = [...ws.bindings, ...xs.bindings, ...(bias ? [{ buffer: bias.buffer, offset: 0, size: bias.byteLength }] : [])];
-  dispatchGemm(kernel, out, { M, N, K: Cin }, inputs);
+  const ws = source(OP, w, M % 4 === 0);
+  const xs = source(OP, x, P % 4 === 0);
+  const spec: ConvTSpec = { dtype: out.dtype as Precision, bias: !!bias, kernel: [kd, kh, kw], w: ws.layout, x: xs.layout, volume: [D, H, W], Cout };
+  const inputs = [...ws.bindings, ...xs.bindings, ...(bias ? [wholeBinding(bias)] : [])];
+  dispatchGemm({ kernel: OP, spec, loaders: convTLoaders }, out, { M, N: B * P, K: Cin }, inputs);
 }
 
 const WG = 128;
 
-/** General kernel/stride: one invocation per output voxel, summing the taps that land on it. */
-function directPath(x: Tensor, w: Tensor, bias: Tensor | undefined, out: Tensor, s: Triple): void {
-  const g = gpu();
-  const [, Cin, D, H, W] = x.shape as [number, number, number, number, number];
-  const [, Cout, kd, kh, kw] = w.shape as [number, number, number, number, number];
-  const [, , Do, Ho, Wo] = out.shape as [number, number, number, number, number];
-  const xs = source(OP, "x", x, 2, false);
-  const ws = source(OP, "w", w, 2 + xs.bindings.length, false);
-  const nb = 2 + xs.bindings.length + ws.bindings.length;
-  const biasDecl = bias ? `@group(0) @binding(${nb}) var<storage, read> bias: array<f32>;\n` : "";
-  // Taps along one axis: output z receives input i with kernel offset a = z - i·s, 0 ≤ a < k.
-  const code = () => /* wgsl */ `
+/** The direct kernel adds the stride (its sizes are uniforms). */
+interface DirectSpec extends ConvTForwardSpec {
+  stride: Triple;
+}
+
+// Taps along one axis: output z receives input i with kernel offset a = z - i·s, 0 ≤ a < k.
+function directWgsl(spec: DirectSpec): string {
+  const [kd, kh, kw] = spec.kernel;
+  const s = spec.stride;
+  return /* wgsl */ `${enableF16(spec.dtype)}
 struct P { n: u32, base: u32, Cin: u32, Cout: u32, D: u32, H: u32, W: u32, Do: u32, Ho: u32, Wo: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${xs.decls}${ws.decls}${biasDecl}
+@group(0) @binding(1) var<storage, read_write> out: array<${spec.dtype}>;
+${sourcesWgsl(spec.dtype, [["x", spec.x], ["w", spec.w]], spec.bias)}
 fn first_tap(z: u32, s: u32, k: u32) -> u32 { return select(0u, (z - k + s) / s, z + 1u > k); }
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -136,7 +147,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i0 = first_tap(od, ${s[0]}u, ${kd}u); let i1 = min(od / ${s[0]}u + 1u, p.D);
   let j0 = first_tap(oh, ${s[1]}u, ${kh}u); let j1 = min(oh / ${s[1]}u + 1u, p.H);
   let l0 = first_tap(ow, ${s[2]}u, ${kw}u); let l1 = min(ow / ${s[2]}u + 1u, p.W);
-  var acc = ${bias ? "bias[o]" : "0.0"};
+  var acc = ${spec.bias ? "f32(bias[o])" : "0.0"};
   for (var c = 0u; c < p.Cin; c++) {
     let xc = (b * p.Cin + c) * p.D;
     let wc = (c * p.Cout + o) * ${kd}u;
@@ -150,11 +161,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       }
     }
   }
-  out[t] = acc;
+  out[t] = ${spec.dtype}(acc);
 }`;
-  // The sources' keys name their declarations (vec4 or segment layout); the rest is here.
-  const pipe = variantPipeline("convT-direct", { kd, kh, kw, s: s.join(","), x: xs.key, w: ws.key, bias: !!bias }, code);
-  const extra = [...xs.bindings, ...ws.bindings, ...(bias ? [{ buffer: bias.buffer, offset: 0, size: bias.byteLength }] : [])];
+}
+
+/** General kernel/stride: one invocation per output voxel, summing the taps that land on it (in f32). */
+function directPath(x: Tensor, w: Tensor, bias: Tensor | undefined, out: Tensor, s: Triple): void {
+  const g = gpu();
+  const [, Cin, D, H, W] = x.shape as [number, number, number, number, number];
+  const [, Cout, kd, kh, kw] = w.shape as [number, number, number, number, number];
+  const [, , Do, Ho, Wo] = out.shape as [number, number, number, number, number];
+  const xs = source(OP, x, false);
+  const ws = source(OP, w, false);
+  const spec: DirectSpec = { dtype: out.dtype as Precision, bias: !!bias, kernel: [kd, kh, kw], w: ws.layout, x: xs.layout, stride: s };
+  const pipe = variantPipeline("convT-direct", spec, directWgsl);
+  const extra = [...xs.bindings, ...ws.bindings, ...(bias ? [wholeBinding(bias)] : [])];
   for (const ch of outputChunks(out)) {
     const pr = new Params().u32(ch.count).u32(ch.start).u32(Cin).u32(Cout).u32(D).u32(H).u32(W).u32(Do).u32(Ho).u32(Wo);
     g.dispatch(pipe, [ch.binding, ...extra], pr.bytes(), g.grid(Math.ceil(ch.count / WG)));
@@ -211,12 +232,29 @@ function geometry(op: string, xShape: readonly number[], wShape: readonly number
   return { x, w, dy: want as S5, s };
 }
 
+/** One sample's shapes, what the backward loaders' index math needs: x's volume [D, H, W], w's shape, the stride (the batch is a uniform). */
+interface Sample {
+  volume: Triple;
+  w: S5;
+  s: Triple;
+}
+
+function sampleOf(geo: Geometry): Sample {
+  return { volume: [geo.x[2], geo.x[3], geo.x[4]], w: geo.w, s: geo.s };
+}
+
+/** What a backward GEMM's loaders depend on (f32 only): the sample and the layouts of its two sources. */
+interface GradSpec extends GemmSpec, Sample {
+  a: SourceLayout;
+  b: SourceLayout;
+}
+
 /** WGSL offsets of dy: tap (o, a, e, f) = flat index t into w's [Cout, kd, kh, kw], voxel (b, i, j, l) = flat index into x's [B, D, H, W]. */
-function dyOffsets(geo: Geometry): { tap: (t: string) => string; vox: (v: string) => string } {
-  const [, , D, H, W] = geo.x;
-  const [, Cout, kd, kh, kw] = geo.w;
-  const [, , Do, Ho, Wo] = geo.dy;
-  const [sd, sh, sw] = geo.s;
+function dyOffsets(g: Sample): { tap: (t: string) => string; vox: (v: string) => string } {
+  const [D, H, W] = g.volume;
+  const [, Cout, kd, kh, kw] = g.w;
+  const [sd, sh, sw] = g.s;
+  const Do = (D - 1) * sd + kd, Ho = (H - 1) * sh + kh, Wo = (W - 1) * sw + kw;
   const P = D * H * W;
   return {
     tap: (t) => `((((${t}) / ${kd * kh * kw}u) * ${Do}u + ((${t}) / ${kh * kw}u) % ${kd}u) * ${Ho}u + ((${t}) / ${kw}u) % ${kh}u) * ${Wo}u + (${t}) % ${kw}u`,
@@ -254,52 +292,63 @@ const load4 = (at: string, base: string, offs: string) =>
 /**
  * dx GEMM on the gathers: M = Cin (rows ci), N = B·D·H·W (voxels), K =
  * Cout·kd·kh·kw (taps); any stride, any sizes, inputs in segments.
+ * A(k, m) = w[m, k] (w is [Cin, K] row-major), B(k, n) = dy at tap k of voxel n.
  */
-function inputGradGather(geo: Geometry, w: Tensor, dy: Tensor): Tensor {
-  const [B, Cin, D, H, W] = geo.x;
-  const [, Cout, kd, kh, kw] = geo.w;
+function inputGradGatherLoaders(s: GradSpec): GemmLoaders {
+  const [D, H, W] = s.volume;
+  const [Cin, Cout, kd, kh, kw] = s.w;
   const P = D * H * W;
   const K = Cout * kd * kh * kw;
-  const off = dyOffsets(geo);
-  const ws = source(BACKWARD_OP, "w", w, 2, false);
-  const ds = source(BACKWARD_OP, "dy", dy, 2 + ws.bindings.length, false);
-  const dx = Tensor.empty(geo.x);
-  const kernel: GemmKernel = {
-    key: `${BACKWARD_OP}:dx:${shapeStr(geo.x)}:${shapeStr(geo.w)}:${geo.s.join(",")}:${ws.key}:${ds.key}`,
-    decls: ws.decls + ds.decls + cachedOffsets("rows_a", "GM - 1u", (j) => `(${j}) * ${K}u`) + cachedOffsets("vox_b", "GN - 1u", off.vox),
-    // A(k, m) = w[m, k]: w is [Cin, K] row-major.
+  const off = dyOffsets(s);
+  return {
+    decls: sourcesWgsl(s.dtype, [["w", s.a], ["dy", s.b]]) + cachedOffsets("rows_a", "p.GM - 1u", (j) => `(${j}) * ${K}u`) + cachedOffsets("vox_b", "p.GN - 1u", off.vox),
     loadA: load4("w_at", "k", "rows_a(m)"),
-    // B(k, n) = dy at tap k of voxel n.
     loadB: load4("dy_at", off.tap("k"), "vox_b(n)"),
     rowOff: `return m * ${P}u;`,
     colOff: `let b = n / ${P}u; return b * ${Cin * P}u + n - b * ${P}u;`,
   };
-  dispatchGemm(kernel, dx, { M: Cin, N: B * P, K }, [...ws.bindings, ...ds.bindings]);
-  return dx;
 }
 
-/** dw GEMM on the gathers: M = Cin, N = Cout·kd·kh·kw (taps), K = B·D·H·W (voxels). */
-function weightGradGather(geo: Geometry, x: Tensor, dy: Tensor): Tensor {
+/** A backward GEMM (`grad` names it) on the sources a and b, into a new f32 tensor of `shape`. */
+function gradGemm(grad: "dx" | "dw", loaders: (s: GradSpec) => GemmLoaders, geo: Geometry, a: Source, b: Source, shape: S5, dims: Dims): Tensor {
+  const out = Tensor.empty(shape);
+  const spec: GradSpec = { dtype: "f32", bias: false, ...sampleOf(geo), a: a.layout, b: b.layout };
+  dispatchGemm({ kernel: `${BACKWARD_OP}(${grad})`, spec, loaders }, out, dims, [...a.bindings, ...b.bindings]);
+  return out;
+}
+
+function inputGradGather(geo: Geometry, w: Tensor, dy: Tensor): Tensor {
   const [B, Cin, D, H, W] = geo.x;
   const [, Cout, kd, kh, kw] = geo.w;
+  const dims = { M: Cin, N: B * D * H * W, K: Cout * kd * kh * kw };
+  return gradGemm("dx", inputGradGatherLoaders, geo, source(BACKWARD_OP, w, false), source(BACKWARD_OP, dy, false), geo.x, dims);
+}
+
+/**
+ * dw GEMM on the gathers: M = Cin, N = Cout·kd·kh·kw (taps), K = B·D·H·W
+ * (voxels). A(k, m) = x[b, m, s] for voxel k = b·P + s, B(k, n) = dy at tap
+ * n of voxel k.
+ */
+function weightGradGatherLoaders(s: GradSpec): GemmLoaders {
+  const [D, H, W] = s.volume;
+  const [Cin, Cout, kd, kh, kw] = s.w;
   const P = D * H * W;
   const N = Cout * kd * kh * kw;
-  const off = dyOffsets(geo);
-  const xs = source(BACKWARD_OP, "x", x, 2, false);
-  const ds = source(BACKWARD_OP, "dy", dy, 2 + xs.bindings.length, false);
-  const dw = Tensor.empty(geo.w);
-  const kernel: GemmKernel = {
-    key: `${BACKWARD_OP}:dw:${shapeStr(geo.x)}:${shapeStr(geo.w)}:${geo.s.join(",")}:${xs.key}:${ds.key}`,
-    decls: xs.decls + ds.decls + cachedOffsets("rows_a", "GM - 1u", (j) => `(${j}) * ${P}u`) + cachedOffsets("taps_b", "GN - 1u", off.tap),
-    // A(k, m) = x[b, m, s] for voxel k = b·P + s.
+  const off = dyOffsets(s);
+  return {
+    decls: sourcesWgsl(s.dtype, [["x", s.a], ["dy", s.b]]) + cachedOffsets("rows_a", "p.GM - 1u", (j) => `(${j}) * ${P}u`) + cachedOffsets("taps_b", "p.GN - 1u", off.tap),
     loadA: `let b = k / ${P}u; ${load4("x_at", `b * ${(Cin - 1) * P}u + k`, "rows_a(m)")}`,
-    // B(k, n) = dy at tap n of voxel k.
     loadB: load4("dy_at", off.vox("k"), "taps_b(n)"),
     rowOff: `return m * ${N}u;`,
     colOff: "return n;",
   };
-  dispatchGemm(kernel, dw, { M: Cin, N, K: B * P }, [...xs.bindings, ...ds.bindings]);
-  return dw;
+}
+
+function weightGradGather(geo: Geometry, x: Tensor, dy: Tensor): Tensor {
+  const [B, Cin, D, H, W] = geo.x;
+  const [, Cout, kd, kh, kw] = geo.w;
+  const dims = { M: Cin, N: Cout * kd * kh * kw, K: B * D * H * W };
+  return gradGemm("dw", weightGradGatherLoaders, geo, source(BACKWARD_OP, x, false), source(BACKWARD_OP, dy, false), geo.w, dims);
 }
 
 // The vector path (kernel = stride, SegVol's case). Taps do not overlap, so
@@ -342,54 +391,55 @@ function transposeLast(t: Tensor, shape: readonly number[]): Tensor {
   return out;
 }
 
-function vecSource(name: string, t: Tensor, first: number): ReturnType<typeof source> {
-  const s = source(BACKWARD_OP, name, t, first, true);
-  if (!s.vec4) fail(BACKWARD_OP, `internal: ${name} ${shapeStr(t.shape)} is not vec4-bindable`);
+function vecSource(t: Tensor): Source {
+  const s = source(BACKWARD_OP, t, true);
+  if (!s.layout.vec4) fail(BACKWARD_OP, `internal: ${shapeStr(t.shape)} is not vec4-bindable`);
   return s;
 }
 
-/** dx = wT-side GEMM: A(k, m) = wT[k, m], B(k, n) = dyR[b, k, s]. */
-function inputGradVec(geo: Geometry, w: Tensor, dyR: Tensor): Tensor {
-  const [B, Cin, D, H, W] = geo.x;
+/** dx GEMM on vec4 operands: A(k, m) = wT[k, m], B(k, n) = dyR[b, k, s]. */
+function inputGradVecLoaders(s: GradSpec): GemmLoaders {
+  const [D, H, W] = s.volume;
+  const Cin = s.w[0];
   const P = D * H * W;
-  const K = dyR.shape[1]!;
-  const wT = transposeLast(w, [Cin, K]);
-  const ws = vecSource("w", wT, 2);
-  const ds = vecSource("dy", dyR, 3);
-  const dx = Tensor.empty(geo.x);
-  const kernel: GemmKernel = {
-    key: `${BACKWARD_OP}:dxv:${shapeStr(geo.x)}:${shapeStr(geo.w)}`,
-    decls: ws.decls + ds.decls,
-    loadA: "return w4(k * GM + m);",
-    loadB: `let b = n / ${P}u; return dy4((b * GK + k) * ${P}u + n - b * ${P}u);`,
+  return {
+    decls: sourcesWgsl(s.dtype, [["w", s.a], ["dy", s.b]]),
+    loadA: "return w4(k * p.GM + m);",
+    loadB: `let b = n / ${P}u; return dy4((b * p.GK + k) * ${P}u + n - b * ${P}u);`,
     rowOff: `return m * ${P}u;`,
     colOff: `let b = n / ${P}u; return b * ${Cin * P}u + n - b * ${P}u;`,
   };
-  dispatchGemm(kernel, dx, { M: Cin, N: B * P, K }, [...ws.bindings, ...ds.bindings]);
+}
+
+function inputGradVec(geo: Geometry, w: Tensor, dyR: Tensor): Tensor {
+  const [B, Cin, D, H, W] = geo.x;
+  const K = dyR.shape[1]!;
+  const wT = transposeLast(w, [Cin, K]);
+  const dx = gradGemm("dx", inputGradVecLoaders, geo, vecSource(wT), vecSource(dyR), geo.x, { M: Cin, N: B * D * H * W, K });
   // Recorded dispatches hold the buffers; the pool reuses them only for later commands.
   wT.dispose();
   return dx;
 }
 
-/** dw GEMM: A(k, m) = xT[k, m], B(k, n) = dyT[k, n], k over B·P voxels. */
+/** dw GEMM on vec4 operands: A(k, m) = xT[k, m], B(k, n) = dyT[k, n], k over B·P voxels. */
+function weightGradVecLoaders(s: GradSpec): GemmLoaders {
+  const [, Cout, kd, kh, kw] = s.w;
+  return {
+    decls: sourcesWgsl(s.dtype, [["x", s.a], ["dy", s.b]]),
+    loadA: "return x4(k * p.GM + m);",
+    loadB: "return dy4(k * p.GN + n);",
+    rowOff: `return m * ${Cout * kd * kh * kw}u;`,
+    colOff: "return n;",
+  };
+}
+
 function weightGradVec(geo: Geometry, x: Tensor, dyR: Tensor): Tensor {
   const [B, Cin, D, H, W] = geo.x;
   const P = D * H * W;
   const K = dyR.shape[1]!;
   const xT = transposeLast(x, [B, Cin, P]);
   const dyT = transposeLast(dyR, [B, K, P]);
-  const xs = vecSource("x", xT, 2);
-  const ds = vecSource("dy", dyT, 3);
-  const dw = Tensor.empty(geo.w);
-  const kernel: GemmKernel = {
-    key: `${BACKWARD_OP}:dwv:${shapeStr(geo.x)}:${shapeStr(geo.w)}`,
-    decls: xs.decls + ds.decls,
-    loadA: "return x4(k * GM + m);",
-    loadB: "return dy4(k * GN + n);",
-    rowOff: `return m * ${K}u;`,
-    colOff: "return n;",
-  };
-  dispatchGemm(kernel, dw, { M: Cin, N: K, K: B * P }, [...xs.bindings, ...ds.bindings]);
+  const dw = gradGemm("dw", weightGradVecLoaders, geo, vecSource(xT), vecSource(dyT), geo.w, { M: Cin, N: K, K: B * P });
   xT.dispose();
   dyT.dispose();
   return dw;
@@ -438,29 +488,24 @@ function biasGrad(dy: Tensor): Tensor {
   return out;
 }
 
-function begin(op: string, tensors: Tensor[]): void {
-  checkInputs(op, tensors);
-  gpu().checkAlive(op);
-}
-
 /** dL/dx of convTranspose3d, from the weight and dy. */
 export function convTranspose3dInputGrad(w: Tensor, dy: Tensor, xShape: readonly number[], opts: ConvTranspose3dBackwardOptions = {}): Tensor {
   const op = `${BACKWARD_OP}(dx)`;
-  begin(op, [w, dy]);
+  beginBackward(op, [w, dy]);
   return inputGrad(geometry(op, xShape, w.shape, dy.shape, opts.stride), w, dy);
 }
 
 /** dL/dw of convTranspose3d, from the input and dy. */
 export function convTranspose3dWeightGrad(x: Tensor, dy: Tensor, wShape: readonly number[], opts: ConvTranspose3dBackwardOptions = {}): Tensor {
   const op = `${BACKWARD_OP}(dw)`;
-  begin(op, [x, dy]);
+  beginBackward(op, [x, dy]);
   return weightGrad(geometry(op, x.shape, wShape, dy.shape, opts.stride), x, dy);
 }
 
 /** dL/dbias of convTranspose3d (or of any per-channel bias on [B, C, …]): Σ of dy over batch and space. */
 export function convTranspose3dBiasGrad(dy: Tensor): Tensor {
   const op = `${BACKWARD_OP}(dbias)`;
-  begin(op, [dy]);
+  beginBackward(op, [dy]);
   checkRank(op, dy, 5, "dy [B, Cout, Do, Ho, Wo]");
   if (dy.size === 0) fail(op, `empty dy ${shapeStr(dy.shape)}`);
   return biasGrad(dy);
@@ -468,13 +513,13 @@ export function convTranspose3dBiasGrad(dy: Tensor): Tensor {
 
 /** dL/dx and dL/dw together (on the vector path they share one tap-major copy of dy). */
 export function convTranspose3dInputWeightGrads(x: Tensor, w: Tensor, dy: Tensor, opts: ConvTranspose3dBackwardOptions = {}): { dx: Tensor; dw: Tensor } {
-  begin(BACKWARD_OP, [x, w, dy]);
+  beginBackward(BACKWARD_OP, [x, w, dy]);
   return inputAndWeightGrads(geometry(BACKWARD_OP, x.shape, w.shape, dy.shape, opts.stride), x, w, dy);
 }
 
 /** All three gradients of y = convTranspose3d(x, w, bias, opts) given dy = dL/dy. */
 export function convTranspose3dBackward(x: Tensor, w: Tensor, dy: Tensor, opts: ConvTranspose3dBackwardOptions = {}): { dx: Tensor; dw: Tensor; dbias: Tensor } {
-  begin(BACKWARD_OP, [x, w, dy]);
+  beginBackward(BACKWARD_OP, [x, w, dy]);
   checkRank(BACKWARD_OP, x, 5, "input x [B, Cin, D, H, W]");
   checkRank(BACKWARD_OP, w, 5, "weight w [Cin, Cout, kd, kh, kw]");
   const geo = geometry(BACKWARD_OP, x.shape, w.shape, dy.shape, opts.stride);

@@ -7,15 +7,61 @@
 // Rows m are tokens (over the batch), columns n are hidden features.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { checkInputs, checkRank, fail } from "./check.js";
-import { dispatchGemm, source, type GemmKernel } from "./conv_gemm.js";
+import { checkRank, fail } from "./check.js";
+import { beginBackward, dispatchGemm, source, sourcesWgsl, wholeBinding, type GemmLoaders, type GemmSpec, type SourceLayout } from "./conv_gemm.js";
 import { defineOp } from "./op.js";
+import { precisionOf } from "./precision.js";
 import { reduce } from "./reduce.js";
 
 const OP = "patchEmbed";
 
+/** One sample's volume [C, D, H, W] and the patch: what the loaders' index math needs (the batch is a uniform). */
+interface PatchGeometry {
+  volume: [number, number, number, number];
+  patch: [number, number, number];
+}
+
+/** What patchEmbed's loaders depend on. */
+interface PatchEmbedSpec extends GemmSpec, PatchGeometry {
+  x: SourceLayout;
+  w: SourceLayout;
+}
+
+/** Tokens per sample and features per patch (Kp = p1·p2·p3·C). */
+function patchSizes({ volume: [C, D, H, W], patch: [p1, p2, p3] }: PatchGeometry): { gh: number; gw: number; T: number; Kp: number } {
+  const gh = H / p2, gw = W / p3;
+  return { gh, gw, T: (D / p1) * gh * gw, Kp: p1 * p2 * p3 * C };
+}
+
+function patchEmbedLoaders(s: PatchEmbedSpec): GemmLoaders {
+  const [C, D, H, W] = s.volume;
+  const [p1, p2, p3] = s.patch;
+  const { gh, gw, T, Kp } = patchSizes(s);
+  return {
+    decls: sourcesWgsl(s.dtype, [["x", s.x], ["w", s.w]], true),
+    // A(k, m) = v_m[k]: k = (q1, q2, q3, c) is shared by the 4 tokens.
+    loadA: `let c = k % ${C}u; let q = k / ${C}u;
+      let q3 = q % ${p3}u; let q2 = (q / ${p3}u) % ${p2}u; let q1 = q / ${p2 * p3}u;
+      var v = vec4<f32>(0.0);
+      for (var i = 0u; i < 4u; i++) {
+        let t = min(m + i, p.GM - 1u);
+        let b = t / ${T}u; let r = t % ${T}u;
+        let gi = r / ${gh * gw}u; let gj = (r / ${gw}u) % ${gh}u; let gk = r % ${gw}u;
+        v[i] = x_at((((b * ${C}u + c) * ${D}u + gi * ${p1}u + q1) * ${H}u + gj * ${p2}u + q2) * ${W}u + gk * ${p3}u + q3);
+      }
+      return v;`,
+    // B(k, n) = w[n, k].
+    loadB: `let e = p.GN - 1u;
+      return vec4<f32>(w_at(min(n, e) * ${Kp}u + k), w_at(min(n + 1u, e) * ${Kp}u + k), w_at(min(n + 2u, e) * ${Kp}u + k), w_at(min(n + 3u, e) * ${Kp}u + k));`,
+    rowOff: "return m * p.GN;",
+    colOff: "return n;",
+    biasCol: "return f32(bias[n]);",
+  };
+}
+
+/** The patch embedding in the precision of its inputs (f32 or f16, all alike; the sums in f32). */
 export function patchEmbed(x: Tensor, w: Tensor, bias: Tensor, patch: readonly [number, number, number]): Tensor {
-  checkInputs(OP, [x, w, bias]);
+  const dtype = precisionOf(OP, [x, w, bias]);
   checkRank(OP, x, 5, "input x [B, C, D, H, W]");
   checkRank(OP, w, 2, "weight w [hidden, p1·p2·p3·C]");
   if (patch.length !== 3 || !patch.every((p) => Number.isInteger(p) && p >= 1)) {
@@ -35,35 +81,14 @@ export function patchEmbed(x: Tensor, w: Tensor, bias: Tensor, patch: readonly [
   }
   if (B === 0 || hidden === 0) fail(OP, `empty input x ${shapeStr(x.shape)} or weight ${shapeStr(w.shape)}`);
   gpu().checkAlive(OP);
-  const gd = D / p1, gh = H / p2, gw = W / p3;
-  const T = gd * gh * gw;
-  const out = Tensor.empty([B, T, hidden]);
-  const xs = source(OP, "x", x, 2, false);
-  const ws = source(OP, "w", w, 2 + xs.bindings.length, false);
-  const nb = 2 + xs.bindings.length + ws.bindings.length;
-  const kernel: GemmKernel = {
-    key: `${OP}:${shapeStr(x.shape)}:${shapeStr(w.shape)}:${patch.join(",")}:${xs.key}:${ws.key}`,
-    decls: xs.decls + ws.decls + `@group(0) @binding(${nb}) var<storage, read> bias: array<f32>;\n`,
-    // A(k, m) = v_m[k]: k = (q1, q2, q3, c) is shared by the 4 tokens.
-    loadA: `let c = k % ${C}u; let q = k / ${C}u;
-      let q3 = q % ${p3}u; let q2 = (q / ${p3}u) % ${p2}u; let q1 = q / ${p2 * p3}u;
-      var v = vec4<f32>(0.0);
-      for (var i = 0u; i < 4u; i++) {
-        let t = min(m + i, GM - 1u);
-        let b = t / ${T}u; let r = t % ${T}u;
-        let gi = r / ${gh * gw}u; let gj = (r / ${gw}u) % ${gh}u; let gk = r % ${gw}u;
-        v[i] = x_at((((b * ${C}u + c) * ${D}u + gi * ${p1}u + q1) * ${H}u + gj * ${p2}u + q2) * ${W}u + gk * ${p3}u + q3);
-      }
-      return v;`,
-    // B(k, n) = w[n, k].
-    loadB: `let e = GN - 1u;
-      return vec4<f32>(w_at(min(n, e) * ${Kp}u + k), w_at(min(n + 1u, e) * ${Kp}u + k), w_at(min(n + 2u, e) * ${Kp}u + k), w_at(min(n + 3u, e) * ${Kp}u + k));`,
-    rowOff: `return m * ${hidden}u;`,
-    colOff: "return n;",
-    biasCol: "return bias[n];",
-  };
-  const inputs = [...xs.bindings, ...ws.bindings, { buffer: bias.buffer, offset: 0, size: bias.byteLength }];
-  dispatchGemm(kernel, out, { M: B * T, N: hidden, K: Kp }, inputs);
+  const geometry: PatchGeometry = { volume: [C, D, H, W], patch: [p1, p2, p3] };
+  const { T } = patchSizes(geometry);
+  const out = Tensor.empty([B, T, hidden], dtype);
+  const xs = source(OP, x, false);
+  const ws = source(OP, w, false);
+  const spec: PatchEmbedSpec = { dtype, bias: true, ...geometry, x: xs.layout, w: ws.layout };
+  const inputs = [...xs.bindings, ...ws.bindings, wholeBinding(bias)];
+  dispatchGemm({ kernel: OP, spec, loaders: patchEmbedLoaders }, out, { M: B * T, N: hidden, K: Kp }, inputs);
   return out;
 }
 
@@ -80,20 +105,9 @@ export function patchEmbed(x: Tensor, w: Tensor, bias: Tensor, patch: readonly [
 
 const BACKWARD_OP = "patchEmbedBackward";
 
-interface Geometry {
+/** The backward's shapes: one sample's geometry, the batch and the hidden size. */
+interface Geometry extends PatchGeometry {
   B: number;
-  C: number;
-  D: number;
-  H: number;
-  W: number;
-  p: [number, number, number];
-  /** Patch grid. */
-  gd: number;
-  gh: number;
-  gw: number;
-  /** Tokens per batch element, features per patch. */
-  T: number;
-  Kp: number;
   hidden: number;
 }
 
@@ -112,12 +126,12 @@ function geometry(op: string, xShape: readonly number[], wShape: readonly number
   }
   const [hidden, Kp] = wShape as [number, number];
   if (Kp !== p1 * p2 * p3 * C || hidden < 1) fail(op, `weight needs ${hidden} × ${p1 * p2 * p3 * C} (p1·p2·p3·C) (${desc})`);
-  const gd = D / p1, gh = H / p2, gw = W / p3;
-  const T = gd * gh * gw;
+  const g: Geometry = { B, hidden, volume: [C, D, H, W], patch: [p1, p2, p3] };
+  const { T } = patchSizes(g);
   if (dyShape[0] !== B || dyShape[1] !== T || dyShape[2] !== hidden) {
     fail(op, `dy must have the forward output shape ${shapeStr([B, T, hidden])} (${desc})`);
   }
-  return { B, C, D, H, W, p: [p1, p2, p3], gd, gh, gw, T, Kp, hidden };
+  return g;
 }
 
 /**
@@ -125,8 +139,10 @@ function geometry(op: string, xShape: readonly number[], wShape: readonly number
  * patch feature k = ((q1·p2 + q2)·p3 + q3)·C + c (within the patch); the
  * element is at tok(t) + feat(k).
  */
-function xOffsets(g: Geometry): { tok: (t: string) => string; feat: (k: string) => string } {
-  const { C, D, H, W, p, gh, gw, T } = g;
+function xOffsets(g: PatchGeometry): { tok: (t: string) => string; feat: (k: string) => string } {
+  const [C, D, H, W] = g.volume;
+  const p = g.patch;
+  const { gh, gw, T } = patchSizes(g);
   return {
     tok: (t) =>
       `((${t}) / ${T}u) * ${C * D * H * W}u + (((${t}) % ${T}u) / ${gh * gw}u) * ${p[0] * H * W}u + (((${t}) / ${gw}u) % ${gh}u) * ${p[1] * W}u + ((${t}) % ${gw}u) * ${p[2]}u`,
@@ -135,63 +151,73 @@ function xOffsets(g: Geometry): { tok: (t: string) => string; feat: (k: string) 
   };
 }
 
-/** dW [hidden, Kp]: M = hidden, N = Kp, K = B·T (tokens). */
-function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
-  const { hidden, Kp, B, T, C, p } = g;
-  const off = xOffsets(g);
-  // One channel with rows of whole vec4s in the patch: the 4 features n..n+3
-  // are 4 neighbouring voxels, 16-byte aligned (n, p3 and W are multiples of 4).
-  const xVec = C === 1 && p[2] % 4 === 0;
-  const ds = source(BACKWARD_OP, "dy", dy, 2, hidden % 4 === 0);
-  const xs = source(BACKWARD_OP, "x", x, 2 + ds.bindings.length, xVec);
-  const dw = Tensor.empty([hidden, Kp]);
-  const kernel: GemmKernel = {
-    key: `${BACKWARD_OP}:dw:${shapeStr([g.B, C, g.D, g.H, g.W])}:${hidden}:${p.join(",")}:${ds.key}:${xs.key}`,
-    decls: ds.decls + xs.decls + `fn feat_off(k: u32) -> u32 { return ${off.feat("k")}; }\n`,
-    // A(k, m) = dy[token k, feature m]: contiguous along m.
-    loadA: ds.vec4
-      ? "return dy4(k * GM + m);"
+/** What a backward GEMM's loaders depend on (f32 only): one sample's geometry, dy's layout and the other source's (x for dW, w for dx). */
+interface PatchGradSpec extends GemmSpec, PatchGeometry {
+  dy: SourceLayout;
+  other: SourceLayout;
+}
+
+/** dW [hidden, Kp]: M = hidden, N = Kp, K = B·T (tokens); A(k, m) = dy[token k, feature m], B(k, n) = v_k[n] gathered from x. */
+function weightGradLoaders(s: PatchGradSpec): GemmLoaders {
+  const off = xOffsets(s);
+  return {
+    decls: sourcesWgsl(s.dtype, [["dy", s.dy], ["x", s.other]]) + `fn feat_off(k: u32) -> u32 { return ${off.feat("k")}; }\n`,
+    loadA: s.dy.vec4
+      ? "return dy4(k * p.GM + m);"
       : `var v = vec4<f32>(0.0);
-      for (var i = 0u; i < 4u; i++) { v[i] = dy_at(k * GM + min(m + i, GM - 1u)); }
+      for (var i = 0u; i < 4u; i++) { v[i] = dy_at(k * p.GM + min(m + i, p.GM - 1u)); }
       return v;`,
-    // B(k, n) = v_k[n], gathered from x.
-    loadB: xs.vec4
+    loadB: s.other.vec4
       ? `return x4(${off.tok("k")} + feat_off(n));`
       : `let t = ${off.tok("k")};
       var v = vec4<f32>(0.0);
-      for (var i = 0u; i < 4u; i++) { v[i] = x_at(t + feat_off(min(n + i, GN - 1u))); }
+      for (var i = 0u; i < 4u; i++) { v[i] = x_at(t + feat_off(min(n + i, p.GN - 1u))); }
       return v;`,
-    rowOff: `return m * ${Kp}u;`,
+    rowOff: `return m * ${patchSizes(s).Kp}u;`,
     colOff: "return n;",
   };
-  dispatchGemm(kernel, dw, { M: hidden, N: Kp, K: B * T }, [...ds.bindings, ...xs.bindings]);
+}
+
+function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
+  const { hidden, B, patch } = g;
+  const { T, Kp } = patchSizes(g);
+  // One channel with rows of whole vec4s in the patch: the 4 features n..n+3
+  // are 4 neighbouring voxels, 16-byte aligned (n, p3 and W are multiples of 4).
+  const xVec = g.volume[0] === 1 && patch[2] % 4 === 0;
+  const ds = source(BACKWARD_OP, dy, hidden % 4 === 0);
+  const xs = source(BACKWARD_OP, x, xVec);
+  const dw = Tensor.empty([hidden, Kp]);
+  const spec: PatchGradSpec = { dtype: "f32", bias: false, volume: g.volume, patch, dy: ds.layout, other: xs.layout };
+  dispatchGemm({ kernel: `${BACKWARD_OP}(dw)`, spec, loaders: weightGradLoaders }, dw, { M: hidden, N: Kp, K: B * T }, [...ds.bindings, ...xs.bindings]);
   return dw;
 }
 
-/** dx [B, C, D, H, W]: M = B·T (tokens), N = Kp (patch features), K = hidden. */
-function inputGrad(g: Geometry, w: Tensor, dy: Tensor): Tensor {
-  const { hidden, Kp, B, T, C, D, H, W, p } = g;
-  const off = xOffsets(g);
-  const ds = source(BACKWARD_OP, "dy", dy, 2, false);
-  const ws = source(BACKWARD_OP, "w", w, 2 + ds.bindings.length, Kp % 4 === 0);
-  const dx = Tensor.empty([B, C, D, H, W]);
-  const kernel: GemmKernel = {
-    key: `${BACKWARD_OP}:dx:${shapeStr([B, C, D, H, W])}:${hidden}:${p.join(",")}:${ds.key}:${ws.key}`,
-    decls: ds.decls + ws.decls,
-    // A(k, m) = dy[token m, feature k]: 4 tokens, strided by hidden.
+/** dx [B, C, D, H, W]: M = B·T (tokens), N = Kp (patch features), K = hidden; A(k, m) = dy[token m, feature k], B(k, n) = w[k, n]. */
+function inputGradLoaders(s: PatchGradSpec): GemmLoaders {
+  const off = xOffsets(s);
+  return {
+    decls: sourcesWgsl(s.dtype, [["dy", s.dy], ["w", s.other]]),
     loadA: `var v = vec4<f32>(0.0);
-      for (var i = 0u; i < 4u; i++) { v[i] = dy_at(min(m + i, GM - 1u) * GK + k); }
+      for (var i = 0u; i < 4u; i++) { v[i] = dy_at(min(m + i, p.GM - 1u) * p.GK + k); }
       return v;`,
-    // B(k, n) = w[k, n]: contiguous along n.
-    loadB: ws.vec4
-      ? "return w4(k * GN + n);"
+    loadB: s.other.vec4
+      ? "return w4(k * p.GN + n);"
       : `var v = vec4<f32>(0.0);
-      for (var i = 0u; i < 4u; i++) { v[i] = w_at(k * GN + min(n + i, GN - 1u)); }
+      for (var i = 0u; i < 4u; i++) { v[i] = w_at(k * p.GN + min(n + i, p.GN - 1u)); }
       return v;`,
     rowOff: `return ${off.tok("m")};`,
     colOff: `return ${off.feat("n")};`,
   };
-  dispatchGemm(kernel, dx, { M: B * T, N: Kp, K: hidden }, [...ds.bindings, ...ws.bindings]);
+}
+
+function inputGrad(g: Geometry, w: Tensor, dy: Tensor): Tensor {
+  const { hidden, B, volume, patch } = g;
+  const { T, Kp } = patchSizes(g);
+  const ds = source(BACKWARD_OP, dy, false);
+  const ws = source(BACKWARD_OP, w, Kp % 4 === 0);
+  const dx = Tensor.empty([B, ...volume]);
+  const spec: PatchGradSpec = { dtype: "f32", bias: false, volume, patch, dy: ds.layout, other: ws.layout };
+  dispatchGemm({ kernel: `${BACKWARD_OP}(dx)`, spec, loaders: inputGradLoaders }, dx, { M: B * T, N: Kp, K: hidden }, [...ds.bindings, ...ws.bindings]);
   return dx;
 }
 
@@ -203,15 +229,10 @@ function biasGrad(dy: Tensor, hidden: number): Tensor {
   return out;
 }
 
-function begin(op: string, tensors: Tensor[]): void {
-  checkInputs(op, tensors);
-  gpu().checkAlive(op);
-}
-
 /** dL/dW of patchEmbed, from the volume and dy [B, tokens, hidden]. */
 export function patchEmbedWeightGrad(x: Tensor, dy: Tensor, patch: readonly [number, number, number], hidden = dy.shape[2] ?? 0): Tensor {
   const op = `${BACKWARD_OP}(dw)`;
-  begin(op, [x, dy]);
+  beginBackward(op, [x, dy]);
   const C = x.shape[1] ?? 0;
   return weightGrad(geometry(op, x.shape, [hidden, patch[0] * patch[1] * patch[2] * C], dy.shape, patch), x, dy);
 }
@@ -219,14 +240,14 @@ export function patchEmbedWeightGrad(x: Tensor, dy: Tensor, patch: readonly [num
 /** dL/dx of patchEmbed, from the weight and dy. */
 export function patchEmbedInputGrad(w: Tensor, dy: Tensor, xShape: readonly number[], patch: readonly [number, number, number]): Tensor {
   const op = `${BACKWARD_OP}(dx)`;
-  begin(op, [w, dy]);
+  beginBackward(op, [w, dy]);
   return inputGrad(geometry(op, xShape, w.shape, dy.shape, patch), w, dy);
 }
 
 /** dL/dbias of patchEmbed (of any Linear): Σ of dy [..., hidden] over all but the last axis. */
 export function patchEmbedBiasGrad(dy: Tensor): Tensor {
   const op = `${BACKWARD_OP}(dbias)`;
-  begin(op, [dy]);
+  beginBackward(op, [dy]);
   checkRank(op, dy, 3, "dy [B, tokens, hidden]");
   if (dy.size === 0) fail(op, `empty dy ${shapeStr(dy.shape)}`);
   return biasGrad(dy, dy.shape[2]!);
@@ -244,7 +265,7 @@ export function patchEmbedBackward(
   patch: readonly [number, number, number],
   needInput = false,
 ): { dw: Tensor; dbias: Tensor; dx: Tensor | null } {
-  begin(BACKWARD_OP, [x, w, dy]);
+  beginBackward(BACKWARD_OP, [x, w, dy]);
   checkRank(BACKWARD_OP, x, 5, "input x [B, C, D, H, W]");
   checkRank(BACKWARD_OP, w, 2, "weight w [hidden, p1·p2·p3·C]");
   const g = geometry(BACKWARD_OP, x.shape, w.shape, dy.shape, patch);

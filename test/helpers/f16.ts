@@ -103,3 +103,25 @@ export function maxAbs(xs: ArrayLike<number>): number {
   for (let i = 0; i < xs.length; i++) m = Math.max(m, Math.abs(xs[i]!));
   return m;
 }
+
+/**
+ * Tolerance of an f16 kernel against the f32 golden y (max |err| / max |y|)
+ * where no reference on the rounded inputs exists: a sum of K products x·w
+ * of f16 inputs (plus an f16 bias), accumulated in f32 and rounded once,
+ * u = 2^-11:
+ * - the output's rounding: at most u·max |y|;
+ * - the bias's rounding: at most u·max |b|;
+ * - the inputs' rounding: a product x̃·w̃ = x·w·(1 + δx + δw), |δ| ≤ u. The
+ *   δ are independent, mean zero, variance u²/3, so an output's error has
+ *   standard deviation σ = u·√(2/3 · Σ (x·w)²) ≤ u·√(2K/3)·max |x|·max |w|:
+ *   it grows like √K with the reduction length (the worst case, 2u·K·max
+ *   |x·w|, is linear, but random roundings do not line up). We allow 4σ
+ *   (the largest of up to ~10^5 outputs stays below ~4.5σ; these goldens
+ *   have far fewer);
+ * - f32 accumulation: about K·2^-24 relative, negligible.
+ */
+export function f16Tolerance(K: number, x: ArrayLike<number>, w: ArrayLike<number>, y: ArrayLike<number>, bias?: ArrayLike<number>): number {
+  const my = maxAbs(y);
+  const inputs = 4 * Math.sqrt((2 / 3) * K) * maxAbs(x) * maxAbs(w);
+  return (F16_UNIT * (my + (bias ? maxAbs(bias) : 0) + inputs)) / my;
+}

@@ -2,7 +2,8 @@
 // plain-TS float64 reference: inputs split over several bindings and outputs
 // written in chunks (maxBindingBytes lowered to 64 KiB), over every GEMM
 // variant the device runs (uniform loads, as without `subgroups`, and each
-// subgroup broadcast width). Tolerance 1e-4 (K ≤ 135).
+// subgroup broadcast width), in f32 and f16. Tolerance 1e-4 (K ≤ 135), plus
+// the f16 output's rounding in f16 (see `input`).
 import { afterEach, expect, it } from "vitest";
 import { conv3d } from "../../src/kernels/conv3d.js";
 import { gemmVariants, type GemmVariant } from "../../src/kernels/conv_gemm.js";
@@ -11,6 +12,7 @@ import { convTranspose3d } from "../../src/kernels/conv_transpose3d.js";
 import { patchEmbed } from "../../src/kernels/patch_embed.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor, numel } from "../../src/tensor/tensor.js";
+import { F16_TOL, fixtureTensor, PRECISIONS, readAs, roundF16All, skipWithoutF16, type TestPrecision } from "../helpers/f16.js";
 import { relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 import { forEachVariant, testProfile } from "../helpers/variants.js";
@@ -82,53 +84,72 @@ function refPatchEmbed(x: Float32Array, xs: S5, w: Float32Array, hidden: number,
   return { y, shape: [B, gd * gh * gw, hidden] };
 }
 
-const up = (a: Float32Array, shape: readonly number[]) => Tensor.from(a, shape);
+/**
+ * Inputs for a case in `dtype`: the tensor on the GPU and the values it
+ * holds (f16: the rounded values), which the float64 reference uses. So in
+ * f16 only the f32 sums and the output's one rounding differ: F16_TOL,
+ * 1e-4 + 2^-11.
+ */
+function input(a: Float32Array, shape: readonly number[], dtype: TestPrecision): { t: Tensor; v: Float32Array } {
+  return { t: fixtureTensor({ data: a, shape: [...shape] }, dtype), v: dtype === "f16" ? roundF16All(a) : a };
+}
+
+const tolerance = (dtype: TestPrecision) => (dtype === "f16" ? F16_TOL : 1e-4);
+
+/** The input shape, its last axis doubled in f16 so that the input still spans several bindings at 2 bytes an element. */
+const sized = (s: S5, dtype: TestPrecision): S5 => (dtype === "f16" ? [s[0], s[1], s[2], s[3], 2 * s[4]] : s);
+
+/** A path's case: the input and weight shapes, the bias length, the first of three seeds, the op, its float64 reference, how many bindings the output must exceed. */
+interface PathCase {
+  name: string;
+  x: S5;
+  w: number[];
+  bias: number;
+  seed: number;
+  run: (x: Tensor, w: Tensor, b: Tensor) => Tensor;
+  ref: (x: Float32Array, xs: S5, w: Float32Array, b: Float32Array) => { y: Float64Array; shape: number[] };
+  outBindings: number;
+}
+
+const hidden = 48;
+const patch: [number, number, number] = [2, 4, 4];
+const pathCases: PathCase[] = [
+  {
+    name: "convTranspose3d k2s2", x: [1, 5, 12, 20, 16], w: [5, 3, 2, 2, 2], bias: 3, seed: 1, outBindings: 4,
+    run: (x, w, b) => convTranspose3d(x, w, b),
+    ref: (x, xs, w, b) => refConvT(x, xs, w, [5, 3, 2, 2, 2], b, 2),
+  },
+  {
+    name: "convTranspose3d k3s2 (direct path)", x: [1, 5, 12, 20, 16], w: [5, 2, 3, 3, 3], bias: 2, seed: 4, outBindings: 1,
+    run: (x, w, b) => convTranspose3d(x, w, b, { stride: 2 }),
+    ref: (x, xs, w, b) => refConvT(x, xs, w, [5, 2, 3, 3, 3], b, 2),
+  },
+  {
+    name: "conv3d k3 p1", x: [1, 5, 12, 20, 16], w: [6, 5, 3, 3, 3], bias: 6, seed: 7, outBindings: 1,
+    run: (x, w, b) => conv3d(x, w, b, { padding: 1 }),
+    ref: (x, xs, w, b) => refConv3d(x, xs, w, [6, 5, 3, 3, 3], b, 1, 1),
+  },
+  {
+    name: "patchEmbed", x: [1, 2, 8, 48, 32], w: [hidden, 2 * 4 * 4 * 2], bias: hidden, seed: 10, outBindings: 1,
+    run: (x, w, b) => patchEmbed(x, w, b, patch),
+    ref: (x, xs, w, b) => refPatchEmbed(x, xs, w, hidden, b, patch),
+  },
+];
 
 forEachVariant(gemmVariants(profile), (gemm: GemmVariant) => {
-  const setMode = () => void setDeviceProfile({ force: { gemm } });
-
-  it("convTranspose3d k2s2: segmented input, chunked output", async () => {
-    setMode();
-    const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [5, 3, 2, 2, 2];
-    const x = rand(xs, 1), w = rand(ws, 2), b = rand([3], 3);
-    const y = convTranspose3d(up(x, xs), up(w, ws), up(b, [3]));
-    const ref = refConvT(x, xs, w, ws, b, 2);
-    expect(y.byteLength).toBeGreaterThan(4 * gpu().maxBindingBytes);
-    expect(y.shape).toEqual(ref.shape);
-    expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
-  });
-
-  it("convTranspose3d k3s2 (direct path): segmented input, chunked output", async () => {
-    setMode();
-    const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [5, 2, 3, 3, 3];
-    const x = rand(xs, 4), w = rand(ws, 5), b = rand([2], 6);
-    const y = convTranspose3d(up(x, xs), up(w, ws), up(b, [2]), { stride: 2 });
-    const ref = refConvT(x, xs, w, ws, b, 2);
-    expect(y.shape).toEqual(ref.shape);
-    expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
-  });
-
-  it("conv3d k3 p1: segmented input, chunked output", async () => {
-    setMode();
-    const xs: S5 = [1, 5, 12, 20, 16], ws: S5 = [6, 5, 3, 3, 3];
-    const x = rand(xs, 7), w = rand(ws, 8), b = rand([6], 9);
-    const y = conv3d(up(x, xs), up(w, ws), up(b, [6]), { padding: 1 });
-    const ref = refConv3d(x, xs, w, ws, b, 1, 1);
-    expect(y.byteLength).toBeGreaterThan(gpu().maxBindingBytes);
-    expect(y.shape).toEqual(ref.shape);
-    expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
-  });
-
-  it("patchEmbed: segmented input, chunked output", async () => {
-    setMode();
-    const xs: S5 = [1, 2, 8, 48, 32], hidden = 48;
-    const p: [number, number, number] = [2, 4, 4];
-    const K = 2 * 4 * 4 * 2;
-    const x = rand(xs, 10), w = rand([hidden, K], 11), b = rand([hidden], 12);
-    const y = patchEmbed(up(x, xs), up(w, [hidden, K]), up(b, [hidden]), p);
-    const ref = refPatchEmbed(x, xs, w, hidden, b, p);
-    expect(y.byteLength).toBeGreaterThan(gpu().maxBindingBytes);
-    expect(y.shape).toEqual(ref.shape);
-    expect(relError(await y.readFloat32(), ref.y)).toBeLessThanOrEqual(1e-4);
-  });
+  for (const dtype of PRECISIONS) for (const c of pathCases) {
+    it(`${c.name}: segmented input, chunked output (${dtype})`, async (ctx) => {
+      skipWithoutF16(ctx, dtype);
+      setDeviceProfile({ force: { gemm } });
+      const xs = sized(c.x, dtype);
+      const x = input(rand(xs, c.seed), xs, dtype), w = input(rand(c.w, c.seed + 1), c.w, dtype);
+      const b = input(rand([c.bias], c.seed + 2), [c.bias], dtype);
+      const y = c.run(x.t, w.t, b.t);
+      const ref = c.ref(x.v, xs, w.v, b.v);
+      expect(x.t.byteLength).toBeGreaterThan(gpu().maxBindingBytes);
+      expect(y.byteLength).toBeGreaterThan(c.outBindings * gpu().maxBindingBytes);
+      expect(y.shape).toEqual(ref.shape);
+      expect(relError(await readAs(y, dtype), ref.y)).toBeLessThanOrEqual(tolerance(dtype));
+    });
+  }
 });

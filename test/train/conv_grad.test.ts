@@ -4,7 +4,7 @@
 // max |err| ≤ 1e-4 · max |expected| (1e-3 where a gradient element sums ≥ 768 terms).
 import { describe, expect, it } from "vitest";
 import { convTranspose3dBackward, convTranspose3dWeightGrad } from "../../src/kernels/conv_transpose3d.js";
-import { gemmSplits, gemmVariants, type GemmKernel } from "../../src/kernels/conv_gemm.js";
+import { gemmSplits, gemmVariants } from "../../src/kernels/conv_gemm.js";
 import { variantName } from "../../src/kernels/profile.js";
 import { patchEmbedBackward } from "../../src/kernels/patch_embed.js";
 import { resize3dBackward } from "../../src/kernels/resample.js";
@@ -78,14 +78,13 @@ describe("raw backward kernels", () => {
   }
 
   it("splits K only for a small, bias-free output that the GEMM covers whole", () => {
-    const plain = { key: "k", decls: "", loadA: "", loadB: "", rowOff: "", colOff: "" } as GemmKernel;
     const out = Tensor.empty([24, 96]);
-    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, plain, out, 1)).toBe(8);
-    expect(gemmSplits({ M: 24, N: 96, K: 2048 }, 3, plain, out, 1)).toBe(2);
-    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 64, plain, out, 1)).toBe(1); // enough workgroups already
-    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, { ...plain, biasRow: "return 0.0;" }, out, 1)).toBe(1);
-    expect(gemmSplits({ M: 24, N: 48, K: 16384 }, 1, plain, out, 1)).toBe(1); // writes half of out
-    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, plain, out, 2)).toBe(1); // chunked output
+    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, false, out, 1)).toBe(8);
+    expect(gemmSplits({ M: 24, N: 96, K: 2048 }, 3, false, out, 1)).toBe(2);
+    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 64, false, out, 1)).toBe(1); // enough workgroups already
+    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, true, out, 1)).toBe(1);
+    expect(gemmSplits({ M: 24, N: 48, K: 16384 }, 1, false, out, 1)).toBe(1); // writes half of out
+    expect(gemmSplits({ M: 24, N: 96, K: 16384 }, 1, false, out, 2)).toBe(1); // chunked output
     out.dispose();
   });
 
