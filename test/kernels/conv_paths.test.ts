@@ -6,13 +6,13 @@
 // the f16 output's rounding in f16 (see `input`).
 import { afterEach, expect, it } from "vitest";
 import { conv3d } from "../../src/kernels/conv3d.js";
-import { gemmVariants, type GemmVariant } from "../../src/kernels/conv_gemm.js";
+import { gemmSplits, gemmVariants, type GemmVariant } from "../../src/kernels/conv_gemm.js";
 import { setDeviceProfile } from "../../src/kernels/profile.js";
 import { convTranspose3d } from "../../src/kernels/conv_transpose3d.js";
 import { patchEmbed } from "../../src/kernels/patch_embed.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor, numel } from "../../src/tensor/tensor.js";
-import { F16_TOL, fixtureTensor, PRECISIONS, readAs, roundF16All, skipWithoutF16, type TestPrecision } from "../helpers/f16.js";
+import { F16_TOL, F16_UNIT, fixtureTensor, PRECISIONS, readAs, roundF16All, skipWithoutF16, type TestPrecision } from "../helpers/f16.js";
 import { relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 import { forEachVariant, testProfile } from "../helpers/variants.js";
@@ -150,6 +150,22 @@ forEachVariant(gemmVariants(profile), (gemm: GemmVariant) => {
       expect(y.byteLength).toBeGreaterThan(c.outBindings * gpu().maxBindingBytes);
       expect(y.shape).toEqual(ref.shape);
       expect(relError(await readAs(y, dtype), ref.y)).toBeLessThanOrEqual(tolerance(dtype));
+    });
+  }
+
+  // A small output over a long K (no bias) is summed over splits of K in f32
+  // partials, then rounded once to the output's precision. K = 4096 ≥ 768:
+  // tolerance 1e-3, plus 2^-11 in f16.
+  for (const dtype of PRECISIONS) {
+    it(`convTranspose3d over a long K without bias: partial sums over splits of K (${dtype})`, async (ctx) => {
+      skipWithoutF16(ctx, dtype);
+      setDeviceProfile({ force: { gemm } });
+      const xs: S5 = [1, 4096, 1, 1, 4], ws: S5 = [4096, 1, 2, 2, 2];
+      const x = input(rand(xs, 13), xs, dtype), w = input(rand(ws, 14), ws, dtype);
+      const y = convTranspose3d(x.t, w.t);
+      expect(gemmSplits({ M: 8, N: 4, K: 4096 }, 1, false, y, 1)).toBeGreaterThan(1);
+      const ref = refConvT(x.v, xs, w.v, ws, new Float32Array(1), 2);
+      expect(relError(await readAs(y, dtype), ref.y)).toBeLessThanOrEqual(1e-3 + (dtype === "f16" ? F16_UNIT : 0));
     });
   }
 });
