@@ -1,58 +1,43 @@
 // SegVol's convolution shapes: the two output_upscaling ConvTranspose3d
 // (kernel 2, stride 2) of the mask decoder, the image encoder's patch
-// embedding on one [32, 256, 256] window, and a generic 3×3×3 Conv3d.
+// embedding on one [32, 256, 256] window, and a generic 3×3×3 Conv3d; each
+// in f32 and in f16 (f16 storage, f32 sums: src/kernels/precision.ts).
 import { conv3d } from "../src/kernels/conv3d.js";
 import { convTranspose3d } from "../src/kernels/conv_transpose3d.js";
 import { patchEmbed } from "../src/kernels/patch_embed.js";
+import type { Precision } from "../src/kernels/precision.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
 
-function convT(cin: number, cout: number, d: number, h: number, w: number): BenchCase {
+/** A case on zero tensors of `shapes` (input, weight, bias) in `dtype`, running `op` on them. */
+function convCase(dtype: Precision, op: string, shape: string, shapes: number[][], run: (t: Tensor[]) => Tensor, flops: number): BenchCase {
   return {
-    op: "convTranspose3d",
-    shape: `${cin}->${cout} k2s2 on [1,${cin},${d},${h},${w}]`,
+    op,
+    shape: `${shape} ${dtype}`,
     setup: () => {
-      const x = Tensor.zeros([1, cin, d, h, w]);
-      const wt = Tensor.zeros([cin, cout, 2, 2, 2]);
-      const b = Tensor.zeros([cout]);
-      return {
-        run: () => convTranspose3d(x, wt, b).dispose(),
-        flops: 2 * cin * cout * 8 * d * h * w,
-        dispose: () => (x.dispose(), wt.dispose(), b.dispose()),
-      };
+      const t = shapes.map((s) => Tensor.zeros(s, dtype));
+      return { run: () => run(t).dispose(), flops, dispose: () => t.forEach((x) => x.dispose()) };
     },
   };
 }
 
-export const cases: BenchCase[] = [
-  convT(768, 192, 8, 16, 16),
-  convT(192, 96, 16, 32, 32),
-  {
-    op: "patchEmbed",
-    shape: "[1,1,32,256,256] patch [4,16,16] -> 768",
-    setup: () => {
-      const x = Tensor.zeros([1, 1, 32, 256, 256]);
-      const w = Tensor.zeros([768, 1024]);
-      const b = Tensor.zeros([768]);
-      return {
-        run: () => patchEmbed(x, w, b, [4, 16, 16]).dispose(),
-        flops: 2 * 2048 * 1024 * 768,
-        dispose: () => (x.dispose(), w.dispose(), b.dispose()),
-      };
-    },
-  },
-  {
-    op: "conv3d",
-    shape: "32->32 k3 p1 on [1,32,16,32,32]",
-    setup: () => {
-      const x = Tensor.zeros([1, 32, 16, 32, 32]);
-      const w = Tensor.zeros([32, 32, 3, 3, 3]);
-      const b = Tensor.zeros([32]);
-      return {
-        run: () => conv3d(x, w, b, { padding: 1 }).dispose(),
-        flops: 2 * 32 * 32 * 27 * 16 * 32 * 32,
-        dispose: () => (x.dispose(), w.dispose(), b.dispose()),
-      };
-    },
-  },
-];
+function convT(dtype: Precision, cin: number, cout: number, d: number, h: number, w: number): BenchCase {
+  const shapes = [[1, cin, d, h, w], [cin, cout, 2, 2, 2], [cout]];
+  const run = ([x, wt, b]: Tensor[]) => convTranspose3d(x!, wt!, b!);
+  return convCase(dtype, "convTranspose3d", `${cin}->${cout} k2s2 on [1,${cin},${d},${h},${w}]`, shapes, run, 2 * cin * cout * 8 * d * h * w);
+}
+
+function casesIn(dtype: Precision): BenchCase[] {
+  return [
+    convT(dtype, 768, 192, 8, 16, 16),
+    convT(dtype, 192, 96, 16, 32, 32),
+    convCase(dtype, "patchEmbed", "[1,1,32,256,256] patch [4,16,16] -> 768", [[1, 1, 32, 256, 256], [768, 1024], [768]],
+      ([x, w, b]) => patchEmbed(x!, w!, b!, [4, 16, 16]), 2 * 2048 * 1024 * 768),
+    convCase(dtype, "conv3d", "32->32 k3 p1 on [1,32,16,32,32]", [[1, 32, 16, 32, 32], [32, 32, 3, 3, 3], [32]],
+      ([x, w, b]) => conv3d(x!, w!, b!, { padding: 1 }), 2 * 32 * 32 * 27 * 16 * 32 * 32),
+  ];
+}
+
+const f16 = casesIn("f16");
+/** Each shape's f32 row, then its f16 row (an adapter without shader-f16 refuses the f16 ones at setup). */
+export const cases: BenchCase[] = casesIn("f32").flatMap((c, i) => [c, f16[i]!]);
