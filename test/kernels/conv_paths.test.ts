@@ -136,6 +136,22 @@ const pathCases: PathCase[] = [
   },
 ];
 
+// The GEMMs' sizes M, N, K are uniforms and only per-sample geometry is in
+// their pipelines' values, so another batch size (the decoder's prompt
+// count) reuses the pipelines of the first.
+it("compiles no new pipeline for another batch size", () => {
+  const ops = (B: number) => [
+    convTranspose3d(Tensor.zeros([B, 8, 2, 3, 4]), Tensor.zeros([8, 4, 2, 2, 2]), Tensor.zeros([4])),
+    conv3d(Tensor.zeros([B, 3, 4, 5, 6]), Tensor.zeros([5, 3, 3, 3, 3]), Tensor.zeros([5]), { padding: 1 }),
+    patchEmbed(Tensor.zeros([B, 2, 4, 8, 8]), Tensor.zeros([6, 2 * 4 * 4 * 2]), Tensor.zeros([6]), [2, 4, 4]),
+  ];
+  ops(1);
+  const compiled = gpu().pipelineCount;
+  ops(3);
+  ops(2);
+  expect(gpu().pipelineCount).toBe(compiled);
+});
+
 forEachVariant(gemmVariants(profile), (gemm: GemmVariant) => {
   for (const dtype of PRECISIONS) for (const c of pathCases) {
     it(`${c.name}: segmented input, chunked output (${dtype})`, async (ctx) => {
