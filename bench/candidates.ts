@@ -7,10 +7,16 @@
 // pick, this run's winner, and the winner cached by `segvol tune` if any.
 // Nothing is stored. The matmuls run as Linear layers without bias, the
 // GEMMs as pointwise conv3d of the same M, N, K (see src/tune/jobs.ts).
-import { deviceProfile, variantName } from "../src/kernels/profile.js";
+// Where the adapter has shader-f16, the matmul and attention shapes are
+// timed in f16 too (rows '… f16', marked with the f16 winner cached), as
+// the tuner's --precision f16 times them; the conv GEMMs in f32 only, as
+// long as conv3d takes f32 tensors only.
+import type { Precision } from "../src/kernels/precision.js";
+import { deviceProfile, variantName, type TunedOp } from "../src/kernels/profile.js";
 import { gpu } from "../src/tensor/device.js";
 import { loadTunedChoices } from "../src/tune/cache.js";
 import { shapeTitle, tuneShapes, type TuneShape } from "../src/tune/jobs.js";
+import type { TuneResult } from "../src/tune/tuner.js";
 import { alignRows } from "./harness.js";
 
 const linear = (M: number, K: number, N: number): TuneShape => ({ op: "matmul", M, N, K });
@@ -31,8 +37,13 @@ export const CANDIDATE_SHAPES: TuneShape[] = [
   { op: "gemm", M: 2048, N: 768, K: 1024 }, // patch embedding of a 32×256×256 window
 ];
 
+/** The ops timed in f16 too. */
+const F16_OPS: readonly TunedOp[] = ["matmul", "attention"];
+
 export interface CandidateRecord {
   op: string;
+  precision: Precision;
+  /** The shape's dimensions, with ` f16` after them at f16. */
   shape: string;
   variant: string;
   median_ms: number | null;
@@ -43,16 +54,21 @@ export interface CandidateRecord {
   error?: string;
 }
 
-/** Times every candidate of the shapes whose title contains `filter`; progress on stderr. */
+/** Times every candidate of the shapes whose title (`… f16` at f16) contains `filter`, at each precision; progress on stderr. */
 export async function benchCandidates(filter: string | undefined, reps: number): Promise<CandidateRecord[]> {
   await loadTunedChoices();
-  const shapes = CANDIDATE_SHAPES.filter((s) => !filter || shapeTitle(s).includes(filter));
   if (!deviceProfile().timestamps) throw new Error(`bench --candidates needs GPU timestamps; ${gpu().adapter.description} has no timestamp-query`);
-  const results = await tuneShapes(shapes, { reps, store: false, progress: (l) => process.stderr.write(`${l}\n`) });
+  const precisions: Precision[] = deviceProfile().f16 ? ["f32", "f16"] : ["f32"];
+  const results: TuneResult[] = [];
+  for (const precision of precisions) {
+    const shapes = CANDIDATE_SHAPES.filter((s) => (precision === "f32" || F16_OPS.includes(s.op)) && (!filter || shapeTitle(s, precision).includes(filter)));
+    results.push(...(await tuneShapes(shapes, { reps, precision, store: false, progress: (l) => process.stderr.write(`${l}\n`) })));
+  }
   return results.flatMap((r) => {
     const cached = deviceProfile().tuned[r.key];
     return r.candidates.map((c) => ({
       op: r.op,
+      precision: r.precision,
       shape: r.title.slice(r.op.length + 1),
       variant: variantName(c.variant),
       median_ms: c.ms,

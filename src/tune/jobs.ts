@@ -41,9 +41,10 @@ export interface GemmShape {
 
 export type TuneShape = MatmulShape | AttentionShape | GemmShape;
 
-/** The shape as `op a×b×c…` (its dimensions in the order the op's chooser buckets them). */
-export function shapeTitle(s: TuneShape): string {
-  return `${s.op} ${tuneDims(s).join("×")}`;
+/** The shape as `op a×b×c…` (its dimensions in the order the op's chooser buckets them), with ` f16` after it at f16. */
+export function shapeTitle(s: TuneShape, precision: Precision = "f32"): string {
+  const title = `${s.op} ${tuneDims(s).join("×")}`;
+  return precision === "f32" ? title : `${title} ${precision}`;
 }
 
 /** The dimensions the op's chooser buckets (see tunedKey). */
@@ -65,7 +66,7 @@ function lazyInputs(shapes: number[][], precision: Precision): { get(): Tensor[]
 
 /** The job's fields that come from its shape and precision alone. */
 function jobHead(s: TuneShape, precision: Precision): Pick<TuneJob, "op" | "dims" | "precision" | "title"> {
-  return { op: s.op, dims: tuneDims(s), precision, title: precision === "f32" ? shapeTitle(s) : `${shapeTitle(s)} ${precision}` };
+  return { op: s.op, dims: tuneDims(s), precision, title: shapeTitle(s, precision) };
 }
 
 function matmulJob(s: MatmulShape, precision: Precision): TuneJob<MatmulChoice> {

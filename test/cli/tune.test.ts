@@ -38,7 +38,7 @@ const SMALL = {
 
 describe("segvol tune", () => {
   it("lists the official window's shapes: encoder and decoder, each bucket once", () => {
-    const titles = modelTuneShapes(DEFAULT_CONFIG).map(shapeTitle);
+    const titles = modelTuneShapes(DEFAULT_CONFIG).map((s) => shapeTitle(s));
     expect(titles).toEqual(
       expect.arrayContaining([
         "gemm 2048×768×1024", // patch embedding
@@ -63,7 +63,7 @@ describe("segvol tune", () => {
     expect(r.code, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as TuneResult[];
     const shapes = modelTuneShapes(parseConfigText(JSON.stringify(SMALL), "small")).filter((s) => s.op === "attention");
-    expect(results.map((x) => x.title)).toEqual(shapes.map(shapeTitle));
+    expect(results.map((x) => x.title)).toEqual(shapes.map((s) => shapeTitle(s)));
     expect(r.stderr).toContain(`tune 1/${shapes.length}: ${shapeTitle(shapes[0]!)}`);
     expect(r.stderr).toMatch(/winners cached in /);
     expect(readdirSync(cache)).toHaveLength(1);
@@ -91,7 +91,7 @@ describe("segvol tune", () => {
     expect(r.code, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as TuneResult[];
     const shapes = modelTuneShapes(parseConfigText(JSON.stringify(SMALL), "small")).filter((s) => s.op === "attention");
-    expect(results.map((x) => [x.title, x.precision])).toEqual(shapes.map((s) => [`${shapeTitle(s)} f16`, "f16"]));
+    expect(results.map((x) => [x.title, x.precision])).toEqual(shapes.map((s) => [shapeTitle(s, "f16"), "f16"]));
     await initGpu();
     try {
       const prev = setDeviceProfile({ tuned: {} });
