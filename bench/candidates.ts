@@ -7,12 +7,11 @@
 // pick, this run's winner, and the winner cached by `segvol tune` if any.
 // Nothing is stored. The matmuls run as Linear layers without bias, the
 // GEMMs as pointwise conv3d of the same M, N, K (see src/tune/jobs.ts).
-// Where the adapter has shader-f16, the matmul and attention shapes are
-// timed in f16 too (rows '… f16', marked with the f16 winner cached), as
-// the tuner's --precision f16 times them; the conv GEMMs in f32 only, as
-// long as conv3d takes f32 tensors only.
+// Where the adapter has shader-f16, every shape is timed in f16 too (rows
+// '… f16', marked with the f16 winner cached), as the tuner's --precision
+// f16 times them.
 import type { Precision } from "../src/kernels/precision.js";
-import { deviceProfile, variantName, type TunedOp } from "../src/kernels/profile.js";
+import { deviceProfile, variantName } from "../src/kernels/profile.js";
 import { gpu } from "../src/tensor/device.js";
 import { loadTunedChoices } from "../src/tune/cache.js";
 import { shapeTitle, tuneShapes, type TuneShape } from "../src/tune/jobs.js";
@@ -37,9 +36,6 @@ export const CANDIDATE_SHAPES: TuneShape[] = [
   { op: "gemm", M: 2048, N: 768, K: 1024 }, // patch embedding of a 32×256×256 window
 ];
 
-/** The ops timed in f16 too. */
-const F16_OPS: readonly TunedOp[] = ["matmul", "attention"];
-
 export interface CandidateRecord {
   op: string;
   precision: Precision;
@@ -61,7 +57,7 @@ export async function benchCandidates(filter: string | undefined, reps: number):
   const precisions: Precision[] = deviceProfile().f16 ? ["f32", "f16"] : ["f32"];
   const results: TuneResult[] = [];
   for (const precision of precisions) {
-    const shapes = CANDIDATE_SHAPES.filter((s) => (precision === "f32" || F16_OPS.includes(s.op)) && (!filter || shapeTitle(s, precision).includes(filter)));
+    const shapes = CANDIDATE_SHAPES.filter((s) => !filter || shapeTitle(s, precision).includes(filter));
     results.push(...(await tuneShapes(shapes, { reps, precision, store: false, progress: (l) => process.stderr.write(`${l}\n`) })));
   }
   return results.flatMap((r) => {

@@ -224,7 +224,7 @@ export function gemmSplits(dims: Dims, workgroups: number, bias: boolean, out: T
  */
 export function dispatchGemm<S extends GemmSpec>(op: GemmOp<S>, out: Tensor, dims: Dims, inputs: GPUBufferBinding[]): void {
   const g = gpu();
-  const v = chooseGemmVariant(deviceProfile(g), dims, out.dtype as Precision);
+  const v = chooseGemmVariant(deviceProfile(g), dims, op.spec.dtype);
   checkGemmVariant(v, deviceProfile(g));
   const tm = 4 * v.tmq;
   const pipe = (outDtype: Precision) => {

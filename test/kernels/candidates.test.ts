@@ -7,7 +7,7 @@
 // (the attention and GEMM candidates are their ops' variant lists, whose
 // goldens run every entry: attention.test.ts, conv3d.test.ts …), and on a
 // big output (the 32-row tiles) against a float64 product computed here,
-// in f32 and in f16 (attention.test.ts runs every variant in f16 too). A
+// in f32 and in f16 (attention.test.ts and conv3d.test.ts run every variant in f16 too). A
 // winner is keyed by precision: an f32 winner never serves an f16 call of
 // the same shape, nor the reverse (the choosers, and the pipelines the ops
 // dispatch).
@@ -155,26 +155,32 @@ describe("the ops dispatch their bucket's tuned variant", () => {
 });
 
 describe("f32 and f16 calls of one shape dispatch their own precision's tuned variant", () => {
-  it.runIf(device.timestamps && device.f16)("matmul and attention", async () => {
+  it.runIf(device.timestamps && device.f16)("matmul, attention and the conv GEMM", async () => {
     const [mm32, mm16] = [matmulCandidates(40, 50, 24, device).at(-1)!, matmulCandidates(40, 50, 24, device).at(-2)!];
     const atts = attentionCandidates(device);
     expect(mm32).not.toEqual(mm16);
     const [att32, att16] = [atts.at(-1)!, atts.length > 1 ? atts.at(-2)! : atts[0]!];
+    const gemms = gemmCandidates(device);
+    const [gemm32, gemm16] = [gemms.at(-1)!, gemms.length > 1 ? gemms.at(-2)! : gemms[0]!];
     const prev = setDeviceProfile({
       tuned: {
         [tunedKey("matmul", [40, 50, 24], "f32")]: mm32,
         [tunedKey("matmul", [40, 50, 24], "f16")]: mm16,
         [tunedKey("attention", [16, 16, 8, 8], "f32")]: att32,
         [tunedKey("attention", [16, 16, 8, 8], "f16")]: att16,
+        [tunedKey("gemm", [6, 64, 3], "f32")]: gemm32,
+        [tunedKey("gemm", [6, 64, 3], "f16")]: gemm16,
       },
     });
     const g = gpu();
-    const tensors = (["f32", "f16"] as const).flatMap((dtype) => [[40, 24], [24, 50], [1, 16, 16]].map((shape) => Tensor.zeros(shape, dtype)));
+    const shapes = [[40, 24], [24, 50], [1, 16, 16], [1, 3, 4, 4, 4], [6, 3, 1, 1, 1]];
+    const tensors = (["f32", "f16"] as const).flatMap((dtype) => shapes.map((shape) => Tensor.zeros(shape, dtype)));
     try {
       g.startKernelProfile();
-      for (const [a, b, q] of [tensors.slice(0, 3), tensors.slice(3)] as Tensor[][]) {
+      for (const [a, b, q, x, w] of [tensors.slice(0, 5), tensors.slice(5)] as Tensor[][]) {
         matmul(a!, b!).dispose();
         attention(q!, q!, q!, { numHeads: 2 }).dispose();
+        conv3d(x!, w!).dispose();
       }
     } finally {
       setDeviceProfile(prev);
@@ -187,6 +193,9 @@ describe("f32 and f16 calls of one shape dispatch their own precision's tuned va
     expect(key('matmul:{"precision":"f16"')).toContain(fields(mm16));
     expect(key('attention:{"precision":"f32"')).toContain(`"lanes":${att32.lanes}}`);
     expect(key('attention:{"precision":"f16"')).toContain(`"lanes":${att16.lanes}}`);
+    const gemmKey = (dtype: string) => keys.find((k) => k.startsWith("gemm:") && k.includes(`"dtype":"${dtype}"`)) ?? `none of:\n${keys.join("\n")}`;
+    expect(gemmKey("f32")).toContain(fields(gemm32));
+    expect(gemmKey("f16")).toContain(fields(gemm16));
   });
 });
 
