@@ -2,8 +2,9 @@
 // allocates its inputs once, in the precision it tunes, and runs its op
 // with one candidate forced. The candidate lists are the same at f32 and
 // f16: every variant of matmul, attention and the conv GEMM runs at both
-// (f16 is storage only; test/kernels/candidates.test.ts runs each f16
-// candidate against the goldens).
+// (f16 is storage only; every f16 matmul candidate runs against a
+// reference in test/kernels/candidates.test.ts, and attention.test.ts and
+// conv3d.test.ts run every attention and GEMM variant in f16).
 import { attention, attentionCandidates, attentionTuneKey } from "../kernels/attention.js";
 import { conv3d } from "../kernels/conv3d.js";
 import { gemmCandidates, type GemmVariant } from "../kernels/conv_gemm.js";
