@@ -7,7 +7,7 @@ export { reduce, sum, mean, min, max, reduceVariants, chooseReduceVariant, type 
 export { slice, pad, permute, concat, gather, cast } from "../kernels/layout.js";
 export { matmul, chooseMatmulVariant, type MatmulOptions, type MatmulChoice } from "../kernels/matmul.js";
 export { softmax, chooseSoftmaxVariant } from "../kernels/softmax.js";
-export { layerNorm, chooseLayerNormVariant } from "../kernels/layernorm.js";
+export { layerNorm, chooseLayerNormVariant, type LayerNormVariant } from "../kernels/layernorm.js";
 export { attention, attentionVariants, chooseAttentionVariant, type AttentionOptions } from "../kernels/attention.js";
 export { gemmVariants, chooseGemmVariant, type GemmVariant } from "../kernels/conv_gemm.js";
 export { rowVariants, type RowVariant, type AttentionVariant } from "../kernels/profile.js";
