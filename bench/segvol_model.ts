@@ -1,10 +1,11 @@
-// Full-size SegVol timings with random weights (`npx tsx bench/segvol_model.ts [--pipeline] [--json]`):
+// Full-size SegVol timings with random weights (`npx tsx bench/segvol_model.ts [--precision f16] [--pipeline] [--json]`):
 // the official configuration, written once to $SEGVOL_BENCH_DIR (default
 // /tmp/segvol-official) with counter-hash weights and the real CLIP tokenizer
 // vendored in weights/clip-tokenizer. Reports the image encoder, one
 // decoder pass per prompt kind, the text tower and the peak GPU memory; with
 // --pipeline also a 512×512×120 synthetic volume through `segment` with 4
 // categories (stage times, windows, and what the shared encodes saved).
+// --precision f16 loads the model with f16 weights and activations.
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_CONFIG } from "../src/segvol/config.js";
@@ -18,6 +19,9 @@ import { writeSafetensors } from "../src/weights/safetensors.js";
 import { hashValues } from "../test/helpers/hashinit.js";
 
 const args = process.argv.slice(2);
+const precisionAt = args.indexOf("--precision");
+const precision = precisionAt >= 0 ? args[precisionAt + 1] : "f32";
+if (precision !== "f32" && precision !== "f16") throw new Error(`--precision must be f32 or f16, got ${String(precision)}`);
 const dir = process.env.SEGVOL_BENCH_DIR ?? "/tmp/segvol-official";
 const log = (s: string) => process.stderr.write(s + "\n");
 
@@ -54,10 +58,10 @@ const secs = (t0: number) => Math.round(performance.now() - t0) / 1000;
 
 writeWeights();
 let t = performance.now();
-const model = await SegVol.fromWeights(dir);
+const model = await SegVol.fromWeights(dir, { precision });
 const g = gpu();
 await g.sync();
-const results: Record<string, unknown> = { load_s: secs(t) };
+const results: Record<string, unknown> = { precision, load_s: secs(t) };
 const [D, H, W] = model.config.spatial_size;
 const window = new Float32Array(D * H * W);
 for (let i = 0; i < window.length; i++) window[i] = (Math.sin(i * 0.0007) + 1) / 2;

@@ -7,7 +7,7 @@
 // files by path (readNifti, writeNifti, convertCheckpoint …).
 export { initGpu, releaseGpu, GpuUnavailableError, GpuDeviceLostError, NO_WEBGPU_HELP, type GpuOptions } from "./tensor/device.js";
 export { ShapeError } from "./kernels/check.js";
-export { SegVol, ImageEmbedding, validateWindowPrompt, type WindowPrompt, type TextEmbedding, type Box6 } from "./segvol/model.js";
+export { SegVol, ImageEmbedding, validateWindowPrompt, type WindowPrompt, type TextEmbedding, type Box6, type SegVolOptions, type Precision } from "./segvol/model.js";
 export { urlFiles, pickedFiles, type WeightsFiles, type WeightsSource } from "./segvol/weights_source.js";
 export type { Target, SegmentOptions, SegmentResult, TargetResult, Volume } from "./segvol/pipeline/types.js";
 export { parseConfig, parseConfigText, DEFAULT_CONFIG, ConfigError, type SegVolConfig } from "./segvol/config.js";

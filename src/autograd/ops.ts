@@ -5,7 +5,7 @@
 // gradients it must compute need (nothing for inputs that need no grad).
 import type { Activation } from "../kernels/activation.js";
 import { binaryOps, unaryOps, type UnaryOp } from "../kernels/elementwise.js";
-import { concatOp, gatherOp, padOp, permuteOp, reshapeOp, sliceOp } from "../kernels/layout.js";
+import { castOp, concatOp, gatherOp, padOp, permuteOp, reshapeOp, sliceOp } from "../kernels/layout.js";
 import { linearOp, matmulOp } from "../kernels/matmul.js";
 import { reduceOp } from "../kernels/reduce.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -122,3 +122,6 @@ export const concat = (xs: readonly Var[], axis: number): Var => apply(concatOp,
 
 /** Embedding lookup table [V, D] by integer ids → [...ids.shape, D]; gradient only w.r.t. the table. */
 export const gather = (table: Var, ids: Tensor | Int32Array | readonly number[]): Var => apply(gatherOp, [table], { ids });
+
+/** x in another float precision (a constant: no gradient flows through it); x itself when it has that dtype. */
+export const cast = (x: Var, dtype: "f32" | "f16"): Var => (x.value.dtype === dtype ? x : apply(castOp, [x], { dtype }));

@@ -1,9 +1,11 @@
-// `segvol demo [--out DIR] [--json] [--weights DIR] [--seed N]`: the
+// `segvol demo [--out DIR] [--json] [--weights DIR] [--seed N] [--precision f16]`: the
 // embedded demo model segments an unseen phantom by text, box and point
 // prompts (src/demo/demo.ts) and reports each target's Dice and time. With
 // --json only the summary goes to stdout; progress always goes to stderr.
 import type { Command } from "commander";
+import type { Precision } from "../segvol/model.js";
 import { examples } from "./help.js";
+import { precisionOption } from "./parse.js";
 import { checkDemoWeights, DEMO_SEED, runDemo, type DemoResult } from "../demo/demo.js";
 import { demoWeightsDir } from "../node/package_files.js";
 
@@ -12,6 +14,7 @@ interface DemoFlags {
   json?: boolean;
   weights?: string;
   seed: string;
+  precision: Precision;
 }
 
 /** The human-readable report: a header, one `name  prompt  dice  seconds` line per target, the total. */
@@ -38,12 +41,13 @@ export function registerDemo(program: Command): void {
     .option("--json", 'print only {"targets": [{name, prompt, dice, seconds}], "seconds"} on stdout')
     .option("--weights <dir>", "weights folder (default: the package's weights/demo)")
     .option("--seed <n>", "phantom seed (the model's training seeds, recipe.json trainSeeds, are refused)", String(DEMO_SEED))
+    .addOption(precisionOption())
     .addHelpText("after", examples(["segvol demo", "segvol demo --seed 5001 --out demo-5001 --json"]))
     .action(async (o: DemoFlags) => {
       const seed = seedFlag(o.seed);
       const weights = o.weights ?? demoWeightsDir();
       checkDemoWeights(weights);
-      const r = await runDemo({ weights, out: o.out, seed, onProgress: (line) => console.error(line) });
+      const r = await runDemo({ weights, out: o.out, seed, precision: o.precision, onProgress: (line) => console.error(line) });
       if (o.json) {
         process.stdout.write(JSON.stringify({ targets: r.targets, seconds: r.seconds }) + "\n");
         return;

@@ -5,16 +5,17 @@ import { readNpy, writeNpy } from "../io/npy.js";
 import { join } from "node:path";
 import { readCategories, resolveText } from "../segvol/categories.js";
 import { loadConfig } from "../segvol/config.js";
-import { SegVol, validateWindowPrompt, type WindowPrompt } from "../segvol/model.js";
+import { SegVol, validateWindowPrompt, type WindowPrompt, type Precision } from "../segvol/model.js";
 import { ClipTokenizer } from "../segvol/tokenizer.js";
 import { releaseGpu } from "../tensor/device.js";
 import { loadTunedChoices } from "../tune/cache.js";
 import { examples } from "./help.js";
 import { checkOutputFile } from "./outputs.js";
-import { collect, parseBox, parsePoint } from "./parse.js";
+import { collect, parseBox, parsePoint, precisionOption } from "./parse.js";
 
 interface ForwardOpts {
   weights: string;
+  precision: Precision;
   image: string;
   text?: string;
   allowUnknownText?: boolean;
@@ -28,6 +29,7 @@ export function registerForward(program: Command): void {
     .command("forward")
     .description("run the network on one model window (float32 .npy [D,H,W] or [1,1,D,H,W]) and write its logits")
     .requiredOption("--weights <dir>", "weights folder (written by `segvol convert`, or weights/demo)")
+    .addOption(precisionOption())
     .requiredOption("--image <window.npy>", "float32 window equal to the config's spatial_size")
     .option("--text <name>", "category name (one of the folder's categories, `segvol info`), put into the config's template")
     .option("--allow-unknown-text", "let --text name things outside the folder's categories (open vocabulary)")
@@ -63,7 +65,7 @@ export function registerForward(program: Command): void {
         (npy.shape.length === 5 && npy.shape.join() === [1, 1, D, H, W].join());
       if (!okShape) throw new Error(`${o.image}: shape [${npy.shape.join(", ")}] is not the window [${D}, ${H}, ${W}] (or [1, 1, ${D}, ${H}, ${W}])`);
       if (npy.dtype !== "f32") throw new Error(`${o.image}: dtype ${npy.dtype}, expected float32`);
-      const model = await SegVol.fromWeights(o.weights);
+      const model = await SegVol.fromWeights(o.weights, { precision: o.precision });
       await loadTunedChoices(); // winners of an earlier `segvol tune`, if any
       try {
         const logits = await model.forward(npy.data as Float32Array, prompt);

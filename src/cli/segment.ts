@@ -9,18 +9,19 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { checkFinite, DEFAULT_MAX_VOXELS, writeNifti, type NiftiVolume } from "../io/nifti.js";
 import { readCategories, resolveText } from "../segvol/categories.js";
 import { loadConfig } from "../segvol/config.js";
-import { SegVol } from "../segvol/model.js";
+import { SegVol, type Precision } from "../segvol/model.js";
 import type { SegmentOptions, SegmentResult, Target, Vec3 } from "../segvol/pipeline/types.js";
 import { releaseGpu } from "../tensor/device.js";
 import { loadTunedChoices } from "../tune/cache.js";
 import { examples } from "./help.js";
 import { checkOutputFile, NIFTI_EXTENSIONS } from "./outputs.js";
-import { collect, names, parseBox, parsePoint, parsePositiveInt } from "./parse.js";
+import { collect, names, parseBox, parsePoint, parsePositiveInt, precisionOption } from "./parse.js";
 import { progressStream } from "./quiet_stderr.js";
 import { addDicomOptions, checkDicomFlags, isDicomOut, isFolder, readSegmentInput, writeDicomOutputs, type DicomFlags, type SegmentInput } from "./segment_dicom.js";
 
 export interface SegmentOpts extends DicomFlags {
   weights: string;
+  precision?: Precision;
   text?: string[];
   box?: string;
   point?: string[];
@@ -108,7 +109,7 @@ export function registerSegment(program: Command): void {
  */
 export function addSegmentOptions(cmd: Command, which: "segment" | "job"): Command {
   const run = which === "segment";
-  if (run) cmd.requiredOption("--weights <dir>", "weights folder (written by `segvol convert`, or weights/demo)");
+  if (run) cmd.requiredOption("--weights <dir>", "weights folder (written by `segvol convert`, or weights/demo)").addOption(precisionOption());
   cmd
     .option("--text <name>", "category to segment (e.g. liver), one of the folder's categories (`segvol info`); repeatable: several give a label map", names("--text"))
     .option("--allow-unknown-text", "let --text name things outside the folder's categories (open vocabulary; the model may answer with another structure)")
@@ -217,7 +218,7 @@ export function pipelineOptions(req: SegmentRequest, o: Pick<SegmentOpts, "zoomI
 
 /** Loads the model and segments, with a progress bar on stderr unless --no-progress; the model and the GPU are released whatever happens. */
 async function segmentWithProgress(vol: NiftiVolume, req: SegmentRequest, o: SegmentOpts): Promise<SegmentResult> {
-  const model = await SegVol.fromWeights(o.weights);
+  const model = await SegVol.fromWeights(o.weights, { precision: o.precision });
   await loadTunedChoices(); // winners of an earlier `segvol tune`, if any
   const stream = o.progress ? progressStream() : null;
   const bar = stream ? new SingleBar({ format: "{stage} [{bar}] {value}/{total} windows", hideCursor: true, stream }) : null;

@@ -16,17 +16,18 @@ import { checkFinite } from "../io/nifti.js";
 import { readJobInput } from "../queue/inputs.js";
 import { JobInputError, type JobProgress, type SegmentJob } from "../queue/job.js";
 import { startQueueWorker } from "../queue/worker.js";
-import { SegVol } from "../segvol/model.js";
+import { SegVol, type Precision } from "../segvol/model.js";
 import type { SegmentResult, Vec3 } from "../segvol/pipeline/types.js";
 import { releaseGpu } from "../tensor/device.js";
 import { examples } from "./help.js";
-import { parsePositiveInt } from "./parse.js";
+import { parsePositiveInt, precisionOption } from "./parse.js";
 import { checkRequest, dicomSummary, pipelineOptions, summarize, writeMasks, writeSidecar, type SegmentOpts, type SegmentSummary } from "./segment.js";
 import { readSegmentInput, writeDicomOutputs, type SegmentInput } from "./segment_dicom.js";
 
 interface WorkerOpts {
   redis: string;
   weights: string;
+  precision: Precision;
   queue: string;
   concurrency: string;
   stalledInterval: string;
@@ -136,7 +137,7 @@ async function runWorker(o: WorkerOpts): Promise<void> {
   const concurrency = parsePositiveInt("--concurrency", o.concurrency);
   const stalledIntervalMs = parsePositiveInt("--stalled-interval", o.stalledInterval);
   const name = o.name ?? `${hostname()}:${process.pid}`;
-  const model = await SegVol.fromWeights(o.weights);
+  const model = await SegVol.fromWeights(o.weights, { precision: o.precision });
   log(`compiled the GPU kernels in ${await warmUp(model)} s (model ${o.weights})`);
   let stopping = false;
   let stopped!: () => void;
@@ -165,6 +166,7 @@ export function registerWorker(program: Command): void {
     .description("take segment jobs from a Redis queue (BullMQ) and run them with one model kept loaded; SIGTERM finishes the current job, then exits")
     .requiredOption("--redis <url>", "the Redis to take jobs from (redis://host:port)")
     .requiredOption("--weights <dir>", "weights folder (written by `segvol convert`, or weights/demo), loaded once")
+    .addOption(precisionOption())
     .option("--queue <name>", "the BullMQ queue", DEFAULT_QUEUE)
     .option("--concurrency <n>", "jobs held at once: their reading and writing overlap, the GPU runs one at a time", "1")
     .option("--stalled-interval <ms>", "job lock duration and stalled-job check interval: a job of a worker that died is run again after about twice this", "30000")

@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { basename, dirname, join, resolve } from "node:path";
 import { replaceDir, writeFileAtomic } from "../io/atomic.js";
 import { niftiFromArray, writeNifti } from "../io/nifti.js";
-import { SegVol } from "../segvol/model.js";
+import { SegVol, type Precision } from "../segvol/model.js";
 import type { SegmentResult, Target, Vec3 } from "../segvol/pipeline/types.js";
 import { gpu, releaseGpu } from "../tensor/device.js";
 import { generatePhantom, PHANTOM_LABELS, type Phantom } from "./phantom.js";
@@ -62,6 +62,8 @@ export interface DemoOptions {
   seed?: number;
   /** Smaller or fixed phantom geometry (tests). */
   phantom?: { dims?: Vec3; spacing?: Vec3 };
+  /** GPU storage precision of the model (SegVolOptions.precision; default f32). */
+  precision?: Precision;
   onProgress?: (line: string) => void;
 }
 
@@ -234,7 +236,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const ph: Phantom = generatePhantom(seed, opts.phantom ?? {});
   const plan = planTargets(ph, categories, seed);
   log(`box ${plan.box.join(",")} on ${plan.boxOrgan}; points ${plan.points.map((p) => p.join(",")).join(" ")} on ${plan.pointOrgan}`);
-  const { result, compileSeconds } = await segmentPhantom(weights, ph, plan.plan, log);
+  const { result, compileSeconds } = await segmentPhantom(weights, opts.precision ?? "f32", ph, plan.plan, log);
   const scored = scoreTargets(categories, plan, result, ph.labels.length);
   const names = writeDemoOutput(out, { seed, weights, categories, ph, plan, result, scored, compileSeconds, started });
   return { targets: scored.targets, compileSeconds, seconds: Math.round(performance.now() - started) / 1000, files: names.map((f) => join(out, f)) };
@@ -286,8 +288,8 @@ function planTargets(ph: Phantom, categories: string[], seed: number): DemoPlan 
  * Loads the model, compiles the kernels (a stage of its own) and segments
  * every target in one call; the model and the GPU are released whatever happens.
  */
-async function segmentPhantom(weights: string, ph: Phantom, plan: readonly PlannedTarget[], log: (line: string) => void): Promise<{ result: SegmentResult; compileSeconds: number }> {
-  const model = await SegVol.fromWeights(weights);
+async function segmentPhantom(weights: string, precision: Precision, ph: Phantom, plan: readonly PlannedTarget[], log: (line: string) => void): Promise<{ result: SegmentResult; compileSeconds: number }> {
+  const model = await SegVol.fromWeights(weights, { precision });
   const volume = { dims: ph.dims, data: Float32Array.from(ph.image) };
   const prompts = plan.map((p) => p.target);
   let result, compileSeconds;

@@ -616,6 +616,12 @@ export const concatOp = defineOp<Tensor[], { axis: number }>({
   },
 });
 
+/** A change of float precision; no gradient flows through it (f16 is for inference: gradients are f32). */
+export const castOp = defineOp<[Tensor], { dtype: "f32" | "f16" }>({
+  name: "cast",
+  forward: ([x], { dtype }) => cast(x, dtype),
+});
+
 /** Embedding lookup of a [V, D] table by integer ids; the gradient (w.r.t. the table only) scatter-adds. */
 export const gatherOp = defineOp<[Tensor], { ids: Tensor | Int32Array | readonly number[] }>({
   name: "gather",

@@ -5,6 +5,7 @@
 // work starts. Then binding the file's tensors to a network's parameters.
 import { existsSync, join } from "../node/host.node.js";
 import { constant } from "../autograd/autograd.js";
+import type { Precision } from "../kernels/precision.js";
 import { keep } from "../tensor/scope.js";
 import { shapeStr } from "../tensor/tensor.js";
 import { SafetensorsFile } from "../weights/safetensors.js";
@@ -108,10 +109,11 @@ function checkWeights(file: SafetensorsReader, expected: Map<string, number[]>):
 }
 
 /**
- * Binds every parameter to its tensor in the file as a frozen constant,
- * uploaded on first use: weights no forward reads (the unused mask branch
- * and hypernetworks) never reach the GPU.
+ * Binds every parameter to its tensor in the file as a frozen constant in
+ * `dtype` (whatever the file stores), uploaded on first use: weights no
+ * forward reads (the unused mask branch and hypernetworks) never reach the
+ * GPU.
  */
-export function bindFrozen(network: SegVolNetwork, file: SafetensorsReader): void {
-  for (const [name, p] of network.namedParameters()) p.setLazy(() => constant(keep(loadTensorToGpu(file, name))));
+export function bindFrozen(network: SegVolNetwork, file: SafetensorsReader, dtype: Precision = "f32"): void {
+  for (const [name, p] of network.namedParameters()) p.setLazy(() => constant(keep(loadTensorToGpu(file, name, dtype))));
 }

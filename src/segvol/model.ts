@@ -3,11 +3,14 @@
 // The network (src/segvol/network.ts) runs under `noGrad`, its weights bound
 // as constants uploaded on first use.
 import { constant, noGrad } from "../autograd/autograd.js";
+import { cast } from "../autograd/ops.js";
 import { ShapeError } from "../kernels/check.js";
+import type { Precision } from "../kernels/precision.js";
 import { HAS_NODE_BUILTINS } from "../node/host.node.js";
 import { initGpu } from "../tensor/device.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
+import { readAsFloat32 } from "../weights/safetensors_reader.js";
 import { resolveText } from "./categories.js";
 import type { SegVolConfig } from "./config.js";
 import { bindFrozen, openWeights, openWeightsFolder } from "./load.js";
@@ -88,6 +91,18 @@ export function validateWindowPrompt(config: SegVolConfig, p: WindowPrompt): voi
 }
 
 
+export type { Precision };
+
+/** How a model is loaded. */
+export interface SegVolOptions {
+  /**
+   * The precision weights and activations are stored in: "f32" (default)
+   * or "f16" (half the GPU memory; needs the device's shader-f16 feature).
+   * Arithmetic stays f32 in either; logits come back as f32.
+   */
+  precision?: Precision;
+}
+
 export class SegVol {
   private readonly textCache = new Map<string, TextEmbedding>();
 
@@ -99,6 +114,8 @@ export class SegVol {
     readonly categories: readonly string[] | null,
     /** The weights folder, for messages. */
     readonly source: string,
+    /** The precision weights and activations are stored in on the GPU. */
+    readonly precision: Precision,
   ) {}
 
   /**
@@ -107,16 +124,20 @@ export class SegVol {
    * files and the categories (categories.json). `source` is a folder path
    * (Node), a URL of the folder (absolute, or relative to the page), the
    * `File`s of the folder a user picked, or any `WeightsFiles`. Every file,
-   * key and shape is checked before any GPU work starts.
+   * key and shape is checked before any GPU work starts. `opts.precision`
+   * "f16" stores weights and activations in half precision.
    */
-  static async fromWeights(source: WeightsSource): Promise<SegVol> {
+  static async fromWeights(source: WeightsSource, opts: SegVolOptions = {}): Promise<SegVol> {
+    const precision = opts.precision ?? "f32";
+    if (precision !== "f32" && precision !== "f16") throw new Error(`fromWeights: precision must be "f32" or "f16", got ${JSON.stringify(precision)}`);
     // A string is a folder path where there are files (Node), else a URL relative to the page.
     const byPath = typeof source === "string" && !isUrlLike(source) && HAS_NODE_BUILTINS;
     const folder = byPath ? openWeightsFolder(source) : await openWeights(weightsFiles(source as Exclude<WeightsSource, string> | string));
-    await initGpu();
-    bindFrozen(folder.network, folder.file);
+    const g = await initGpu();
+    if (precision === "f16" && !g.hasF16) throw new Error("fromWeights: precision f16 needs the shader-f16 feature, which this device does not have (use f32)");
+    bindFrozen(folder.network, folder.file, precision);
     await folder.network.prepare();
-    return new SegVol(folder.config, folder.network, folder.tokenizer, folder.categories, folder.dir);
+    return new SegVol(folder.config, folder.network, folder.tokenizer, folder.categories, folder.dir, precision);
   }
 
   get spatialSize(): Vec3 {
@@ -136,7 +157,7 @@ export class SegVol {
       throw new ShapeError(`encodeImage: window has ${window.length} voxels, spatial_size ${shapeStr([C, D, H, W])} needs ${C * D * H * W}`);
     }
     return noGrad(() => {
-      const x = constant(window instanceof Tensor ? window.reshape(shape) : Tensor.from(window, shape));
+      const x = cast(constant(window instanceof Tensor ? window.reshape(shape) : Tensor.from(window, shape)), this.precision);
       const tokens = this.network.encodeImage(x);
       return new ImageEmbedding(keep(tokens.value), keep(this.network.imageInput(tokens).value));
     });
@@ -161,7 +182,7 @@ export class SegVol {
     let e = this.textCache.get(key);
     if (!e) {
       const gpu = keep(noGrad(() => this.network.encodeText([ids])).value);
-      e = { host: await gpu.readFloat32(), gpu };
+      e = { host: await readAsFloat32(gpu), gpu };
       this.textCache.set(key, e);
     }
     return e;
@@ -177,7 +198,7 @@ export class SegVol {
   async decodeTensor(emb: ImageEmbedding, prompt: WindowPrompt): Promise<Tensor> {
     this.validatePrompt(prompt);
     const text = prompt.text === undefined ? null : typeof prompt.text === "string" ? await this.encodeText(prompt.text) : prompt.text;
-    return noGrad(() => this.network.decodeBatch(constant(emb.src), [prompt], text ? constant(text.gpu) : null).value);
+    return noGrad(() => cast(this.network.decodeBatch(constant(emb.src), [prompt], text ? constant(text.gpu) : null), "f32").value);
   }
 
   /** Decodes one prompt → window logits, C-order [D*H*W]. */

@@ -6,10 +6,12 @@
 // checkpoint expects them.
 import { constant, scoped, type Var } from "../autograd/autograd.js";
 import { add, concat, gather, reshape } from "../autograd/ops.js";
+import { cast } from "../kernels/layout.js";
 import { Embedding, Unused } from "../nn/layers.js";
 import { Module, type Parameter } from "../nn/module.js";
 import { keep } from "../tensor/scope.js";
 import { Tensor } from "../tensor/tensor.js";
+import { readAsFloat32 } from "../weights/safetensors_reader.js";
 import type { SegVolConfig } from "./config.js";
 
 
@@ -108,7 +110,8 @@ export class PromptEncoder extends Module {
 
   /** Reads the Gaussian matrix to the host once (the positional encodings are computed there). */
   async prepare(): Promise<void> {
-    if (!this.gaussHost) this.gaussHost = Float64Array.from(await this.gaussian.v.value.readFloat32());
+    if (this.gaussHost) return;
+    this.gaussHost = Float64Array.from(await readAsFloat32(this.gaussian.v.value));
   }
 
   /** pe(c) = [sin(2π(2c−1)G), cos(2π(2c−1)G)] written at out[offset..offset+C). */
@@ -151,7 +154,7 @@ export class PromptEncoder extends Module {
   dense(): Var {
     if (!this.denseVar) {
       const pe = this.densePositional();
-      this.denseVar = constant(keep(Tensor.from(pe, [1, pe.length / this.dim, this.dim])));
+      this.denseVar = constant(keep(this.upload(pe, [1, pe.length / this.dim, this.dim])));
     }
     return this.denseVar;
   }
@@ -177,12 +180,22 @@ export class PromptEncoder extends Module {
         });
         const table = concat([...this.pointEmbeddings, this.notAPoint].map((e) => e.weight.v), 0);
         const learned = reshape(gather(table, rows.map((r) => r.embed)), [B, T, C]);
-        parts.push(add(constant(Tensor.from(pe, [B, T, C])), learned));
+        parts.push(add(constant(this.upload(pe, [B, T, C])), learned));
       }
       if (texts) parts.push(reshape(texts, [B, 1, C]));
       if (parts.length === 0) return null;
       return parts.length === 1 ? parts[0]! : concat(parts, 1);
     });
+  }
+
+  /** Host values (computed in f32) on the GPU in the weights' precision: the network runs in the dtype its parameters are bound in. */
+  private upload(values: Float32Array, shape: readonly number[]): Tensor {
+    const t = Tensor.from(values, shape);
+    const dtype = this.noMask.weight.v.value.dtype;
+    if (dtype !== "f16") return t;
+    const half = cast(t, "f16");
+    t.dispose();
+    return half;
   }
 
   /** Frees the cached dense encoding (the parameters belong to the network). */

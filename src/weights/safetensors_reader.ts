@@ -260,3 +260,8 @@ export function loadTensorToGpu(file: SafetensorsReader, name: string, dtype: "f
   const values = stored === "F16" ? f16BitsToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2)) : bytesToF32(raw, stored);
   return Tensor.from(values, shape, "f32");
 }
+
+/** A float tensor's values on the host as f32 (an f16 tensor widened exactly). */
+export async function readAsFloat32(t: Tensor): Promise<Float32Array> {
+  return t.dtype === "f16" ? f16BitsToF32((await t.read()) as Uint16Array) : t.readFloat32();
+}

@@ -12,81 +12,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertCheckpoint } from "../../src/segvol/convert.js";
 import { constant, noGrad } from "../../src/autograd/autograd.js";
 import { ShapeError } from "../../src/kernels/check.js";
-import { SegVol, type ImageEmbedding, type TextEmbedding, type WindowPrompt } from "../../src/segvol/model.js";
-import { PromptEncoder, type Vec3 } from "../../src/segvol/prompt_encoder.js";
+import { SegVol } from "../../src/segvol/model.js";
+import { PromptEncoder } from "../../src/segvol/prompt_encoder.js";
 import { releaseGpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { loadFixture, relError, type FixtureCase } from "../helpers/fixtures.js";
+import { loadFixture, relError } from "../helpers/fixtures.js";
+import { checkCases, promptOf } from "../helpers/model_goldens.js";
 import { writeConfigBWeights } from "../helpers/config_b.js";
 import { hashValues, loadInitSpec } from "../helpers/hashinit.js";
 
 const FIX = join(__dirname, "..", "fixtures", "model");
 const TOL = 1e-3;
-
-/** [1, C, N...] channel-major → [N, C] token-major. */
-function toTokenMajor(a: Float32Array, C: number): Float32Array {
-  const N = a.length / C;
-  const out = new Float32Array(a.length);
-  for (let c = 0; c < C; c++) for (let t = 0; t < N; t++) out[t * C + c] = a[c * N + t]!;
-  return out;
-}
-
-function maskAgreement(a: Float32Array, b: Float32Array): number {
-  let same = 0;
-  for (let i = 0; i < a.length; i++) if (a[i]! > 0 === b[i]! > 0) same++;
-  return same / a.length;
-}
-
-function promptOf(c: FixtureCase): Omit<WindowPrompt, "text"> {
-  const p: WindowPrompt = {};
-  const pts = c.inputs.points;
-  if (pts) {
-    const coords: Vec3[] = [];
-    for (let i = 0; i < pts.shape[0]!; i++) coords.push([pts.data[3 * i]!, pts.data[3 * i + 1]!, pts.data[3 * i + 2]!]);
-    p.points = { coords, labels: Array.from(c.inputs.labels!.data) };
-  }
-  if (c.inputs.box) p.box = Array.from(c.inputs.box.data) as WindowPrompt["box"];
-  return p;
-}
-
-/** The prompt's sparse tokens [T, C] as the decoder gets them (positional part + learned rows, then the text). */
-async function sparseTokens(model: SegVol, prompt: WindowPrompt, text: TextEmbedding | null): Promise<Float32Array> {
-  const v = noGrad(() => model.network.promptEncoder.sparse([prompt], text ? constant(text.gpu) : null))!;
-  try {
-    return await v.value.readFloat32();
-  } finally {
-    v.dispose();
-  }
-}
-
-async function checkCases(model: SegVol, goldens: FixtureCase[]): Promise<void> {
-  const enc = goldens.find((c) => c.name === "encoder")!;
-  const C = model.config.decoder.transformer_dim;
-  const emb: ImageEmbedding = model.encodeImage(enc.inputs.window!.data as Float32Array);
-  try {
-    const tokens = await emb.tokens.readFloat32();
-    expect(relError(tokens, toTokenMajor(enc.outputs.image_embedding!.data as Float32Array, C))).toBeLessThanOrEqual(TOL);
-    const dense = model.network.promptEncoder.densePositional();
-    expect(relError(dense, toTokenMajor(enc.outputs.dense_pe!.data as Float32Array, C))).toBeLessThanOrEqual(TOL);
-
-    for (const c of goldens.filter((g) => g.name !== "encoder")) {
-      const prompt: WindowPrompt = promptOf(c);
-      if (c.inputs.text_ids) {
-        const text = await model.encodeTextIds(Array.from(c.inputs.text_ids.data));
-        expect(relError(text.host, c.outputs.text_embedding!.data), `${c.name}: text embedding`).toBeLessThanOrEqual(TOL);
-        prompt.text = text;
-      }
-      const sparse = await sparseTokens(model, prompt, typeof prompt.text === "object" ? prompt.text : null);
-      expect(relError(sparse, c.outputs.sparse!.data), `${c.name}: sparse tokens`).toBeLessThanOrEqual(TOL);
-      const logits = await model.decode(emb, prompt);
-      const ref = c.outputs.logits!.data as Float32Array;
-      expect(relError(logits, ref), `${c.name}: logits`).toBeLessThanOrEqual(TOL);
-      expect(maskAgreement(logits, ref), `${c.name}: mask agreement`).toBeGreaterThanOrEqual(0.999);
-    }
-  } finally {
-    emb.dispose();
-  }
-}
+/** f32 against the float64 reference. */
+const F32 = { tol: TOL, agreement: 0.999 };
 
 describe("config A (no text), converted from a torch.save checkpoint", () => {
   let dir: string;
@@ -105,7 +43,7 @@ describe("config A (no text), converted from a torch.save checkpoint", () => {
   });
 
   it("matches the reference: encoder, dense PE, sparse tokens and logits (points, box, points+box)", async () => {
-    await checkCases(model, goldens);
+    await checkCases(model, goldens, F32);
   });
 
   it("fails when the dense PE's x/y swap is removed", async () => {
@@ -199,6 +137,6 @@ describe("config B (768-wide decoder, CLIP text tower)", () => {
     // fixture with a single one would quietly weaken them.
     const texts = new Set(goldens.filter((c) => c.inputs.text_ids).map((c) => Array.from(c.inputs.text_ids!.data).join(",")));
     expect(texts.size).toBeGreaterThanOrEqual(2);
-    await checkCases(model, goldens);
+    await checkCases(model, goldens, F32);
   });
 });
