@@ -82,6 +82,30 @@ describe("the library in Chromium", () => {
     await page.close();
   });
 
+  it("loads the model at precision f16 where the page's adapter has shader-f16, and otherwise says it needs it", async () => {
+    const { page, log } = await libPage();
+    const out = (await page
+      .evaluate(async () => {
+        const lib = (globalThis as any).segvolTest.lib;
+        const hasF16 = (await lib.initGpu()).hasF16 as boolean;
+        const loaded = await lib.SegVol.fromWeights("weights/demo", { precision: "f16" }).then(
+          (m: { precision: string; dispose(): void }) => {
+            m.dispose();
+            return m.precision;
+          },
+          (e: Error) => `error: ${e.message}`,
+        );
+        return { hasF16, loaded };
+      })
+      .catch((e: Error) => {
+        throw new Error(`${e.message}\n${log.join("\n")}`);
+      })) as { hasF16: boolean; loaded: string };
+    // SwiftShader (this suite's Chromium) has no shader-f16; a browser on a GPU has.
+    if (out.hasF16) expect(out.loaded).toBe("f16");
+    else expect(out.loaded).toMatch(/^error: fromWeights: precision f16 needs the shader-f16 feature, which this device does not have/);
+    await page.close();
+  }, 120_000);
+
   it("passes the kernel goldens (matmul, attention, LayerNorm, softmax, ConvTranspose3d, resample) on the page's WebGPU", async () => {
     const { page, log } = await openPage(browser!, `${server!.url}/kernels_page.html`);
     await page.waitForFunction('document.getElementById("ready")?.textContent === "ready"', { timeout: 60_000 });
