@@ -9,7 +9,7 @@ import { variantPipeline } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
-import { checkF16, enableF16 } from "./precision.js";
+import { checkF16, enableF16, precisionOf, type Precision } from "./precision.js";
 
 const WG = 256;
 const MAX_RANK = 8;
@@ -391,12 +391,12 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
 // ---------------------------------------------------------------------------
 // Gather (embedding lookup): out[r, c] = table[clamp(ids[r]), c].
 
-function gatherWgsl(st: SegmentLayout, si: SegmentLayout): string {
-  return /* wgsl */ `
+function gatherWgsl(dtype: Precision, st: SegmentLayout, si: SegmentLayout): string {
+  return /* wgsl */ `${enableF16(dtype)}
 struct P { n: u32, base: u32, dim: u32, vocab: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${segmentsWgsl("table", 2, st)}
+@group(0) @binding(1) var<storage, read_write> out: array<${dtype}>;
+${segmentsWgsl("table", 2, st, dtype)}
 ${segmentsWgsl("ids", 2 + st.count, si, "i32")}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -411,12 +411,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 /**
- * Embedding lookup: table [V, D] f32, ids i32 of any shape → [...ids.shape, D].
+ * Embedding lookup: table [V, D] (f32 or f16), ids i32 of any shape → [...ids.shape, D] of the table's dtype.
  * Host ids (Int32Array or number[], shape [n]) are range-checked; ids already
  * on the GPU are clamped to [0, V−1].
  */
 export function gather(table: Tensor, ids: Tensor | Int32Array | readonly number[]): Tensor {
-  checkInputs("gather", [table]);
+  const dtype = precisionOf("gather", [table]);
   if (table.rank !== 2) fail("gather", `table must be [V, D], got ${shapeStr(table.shape)}`);
   const [vocab, dim] = table.shape as [number, number];
   let idsT: Tensor;
@@ -434,13 +434,13 @@ export function gather(table: Tensor, ids: Tensor | Int32Array | readonly number
     idsT = Tensor.from(host, [host.length], "i32");
     owned = true;
   }
-  const out = Tensor.empty([...idsT.shape, dim]);
+  const out = Tensor.empty([...idsT.shape, dim], dtype);
   if (out.size > 0) {
     if (vocab === 0) fail("gather", `table ${shapeStr(table.shape)} is empty`);
     const g = gpu();
     const st = inputSegments("gather", table);
     const si = inputSegments("gather", idsT);
-    const pipe = variantPipeline("gather", { table: layoutOf(st), ids: layoutOf(si) }, (s) => gatherWgsl(s.table, s.ids));
+    const pipe = variantPipeline("gather", { dtype, table: layoutOf(st), ids: layoutOf(si) }, (s) => gatherWgsl(s.dtype, s.table, s.ids));
     for (const c of outputChunks(out)) {
       const params = new Params().u32(c.count).u32(c.start).u32(dim).u32(vocab);
       g.dispatch(pipe, [c.binding, ...st.bindings, ...si.bindings], params.bytes(), g.grid(Math.ceil(c.count / WG)));

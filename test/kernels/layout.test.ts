@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { cast, concat, gather, pad, permute, slice } from "../../src/kernels/layout.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { loadFixture, type FixtureArray } from "../helpers/fixtures.js";
+import { loadFixture, type FixtureArray, type FixtureCase } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 
 useGpu();
@@ -25,18 +25,41 @@ describe("layout ops vs PyTorch", () => {
         expect(Array.from(await back.readFloat32())).toEqual(Array.from(c.outputs.back!.data));
         return;
       }
-      let y: Tensor;
-      if (p.op === "slice") y = slice(x!, p.starts as number[], p.ends as number[]);
-      else if (p.op === "pad") y = pad(x!, p.pads as [number, number][], p.value as number);
-      else if (p.op === "permute") y = permute(x!, p.perm as number[]);
-      else if (p.op === "concat") {
-        const xs = ["a", "b", "c"].filter((k) => c.inputs[k]).map((k) => up(c.inputs[k]!));
-        y = concat(xs, p.axis as number);
-      } else y = gather(up(c.inputs.table!), up(c.inputs.ids!));
+      const y = run(c, up);
       expect(y.shape).toEqual(c.outputs.y!.shape);
       expect(Array.from(await y.readFloat32())).toEqual(Array.from(c.outputs.y!.data));
     });
   }
+});
+
+/** The case's op on its inputs, made by `input` (f32 from the fixture, or those cast to f16). */
+function run(c: FixtureCase, input: (a: FixtureArray) => Tensor): Tensor {
+  const p = c.params;
+  const x = c.inputs.x ? input(c.inputs.x) : undefined;
+  if (p.op === "slice") return slice(x!, p.starts as number[], p.ends as number[]);
+  if (p.op === "pad") return pad(x!, p.pads as [number, number][], p.value as number);
+  if (p.op === "permute") return permute(x!, p.perm as number[]);
+  if (p.op === "concat") return concat(["a", "b", "c"].filter((k) => c.inputs[k]).map((k) => input(c.inputs[k]!)), p.axis as number);
+  return gather(input(c.inputs.table!), up(c.inputs.ids!));
+}
+
+// In f16 a layout op moves half values: the output must be exactly the
+// golden rounded to half (moving, padding and gathering commute with the
+// rounding), bit for bit, with the pad value rounded the same way.
+describe("layout ops in f16 (exact)", () => {
+  for (const c of cases.filter((k) => k.params.op !== "cast")) {
+    it(c.name, async (ctx) => {
+      ctx.skip(!gpu().hasF16, "the adapter lacks shader-f16");
+      const half = (a: FixtureArray) => (a.data instanceof Int32Array ? up(a) : cast(up(a), "f16"));
+      const y = run(c, half);
+      expect(y.dtype).toBe("f16");
+      expect(y.shape).toEqual(c.outputs.y!.shape);
+      expect(Array.from(await y.read())).toEqual(Array.from(await cast(up(c.outputs.y!), "f16").read()));
+    });
+  }
+});
+
+describe("layout ops: integers, checks", () => {
 
   it("moves i32 data exactly (permute, pad with an integer value, concat)", async () => {
     const v = Int32Array.from({ length: 24 }, (_, i) => i * 1000003 - 7);
