@@ -78,9 +78,31 @@ const pidTableOnce = (): string => (pidTable ??= pidTableTag());
 
 // `.<name>.<pid>.<pid table>-<random>.tmp`, beside the destination.
 const TEMP_NAME = /^\..+\.(\d{1,7})\.([0-9a-f]{8})-[0-9a-f]{8}\.tmp$/;
+/**
+ * Bytes of the destination's name a temp name keeps: file systems allow
+ * 255-byte names, and the temp name adds up to 36 (the dot, the pid, the
+ * tags, `.tmp`), so a destination named near the limit still gets a temp
+ * file beside it.
+ */
+const TEMP_NAME_KEEP_BYTES = 200;
+
+/** The longest prefix of `name` within `maxBytes` of UTF-8, never splitting a character. */
+function utf8Prefix(name: string, maxBytes: number): string {
+  const utf8 = new TextEncoder();
+  let bytes = 0;
+  let out = "";
+  for (const ch of name) {
+    bytes += utf8.encode(ch).length;
+    if (bytes > maxBytes) break;
+    out += ch;
+  }
+  return out;
+}
+
 /** The temp file that process `pid` of this host writes `path` through. */
 export function tempPathFor(path: string, pid = process.pid): string {
-  return join(dirname(resolve(path)), `.${basename(path)}.${pid}.${pidTableOnce()}-${randomBytes(4).toString("hex")}.tmp`);
+  const name = utf8Prefix(basename(path), TEMP_NAME_KEEP_BYTES);
+  return join(dirname(resolve(path)), `.${name}.${pid}.${pidTableOnce()}-${randomBytes(4).toString("hex")}.tmp`);
 }
 
 /** Whether `pid` is a live process here; EPERM (someone else's process) counts as alive. */
