@@ -9,6 +9,7 @@ import { filled } from "./inputs.js";
 function attnCase(p: Precision, op: string, B: number, Nq: number, Nk: number, H: number, d: number, causal = false, runs = 5): BenchCase {
   return {
     op: p === "f32" ? op : `${op} ${p}`,
+    precision: p,
     shape: `B${B} H${H} Nq${Nq} Nk${Nk} d${d}${causal ? " causal" : ""}`,
     runs,
     setup: () => {

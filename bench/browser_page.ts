@@ -3,7 +3,7 @@
 // shape, ms, GFLOP/s, GB/s) under the adapter's name. bench/browser.ts builds
 // it with the case list and runs it headless (`npm run bench:browser`).
 import { initGpu } from "../src/tensor/device.js";
-import { timeCase, type BenchCase, type BenchRecord } from "./harness.js";
+import { runsHere, timeCase, type BenchCase, type BenchRecord } from "./harness.js";
 
 export interface BenchSuite {
   file: string;
@@ -14,7 +14,7 @@ function cell(row: HTMLTableRowElement, text: string): void {
   row.insertCell().textContent = text;
 }
 
-/** Runs every case whose "op shape" contains `filter`; appends a row per record; returns the records. */
+/** Runs every case whose "op shape" contains `filter` and that the adapter runs (runsHere); appends a row per record; returns the records. */
 export async function runBench(suites: BenchSuite[], filter = ""): Promise<{ adapter: string; records: BenchRecord[] }> {
   const g = await initGpu();
   const a = g.adapter;
@@ -24,7 +24,7 @@ export async function runBench(suites: BenchSuite[], filter = ""): Promise<{ ada
   const records: BenchRecord[] = [];
   for (const s of suites) {
     for (const c of s.cases) {
-      if (filter && !`${c.op} ${c.shape}`.includes(filter)) continue;
+      if ((filter && !`${c.op} ${c.shape}`.includes(filter)) || !runsHere(c)) continue;
       const r = await timeCase(c);
       records.push(r);
       const row = body.insertRow();

@@ -13,6 +13,7 @@ import type { BenchCase } from "./harness.js";
 function convCase(dtype: Precision, op: string, shape: string, shapes: number[][], run: (t: Tensor[]) => Tensor, flops: number): BenchCase {
   return {
     op,
+    precision: dtype,
     shape: `${shape} ${dtype}`,
     setup: () => {
       const t = shapes.map((s) => Tensor.zeros(s, dtype));
@@ -39,5 +40,5 @@ function casesIn(dtype: Precision): BenchCase[] {
 }
 
 const f16 = casesIn("f16");
-/** Each shape's f32 row, then its f16 row (an adapter without shader-f16 refuses the f16 ones at setup). */
+/** Each shape's f32 row, then its f16 row (skipped where the adapter lacks shader-f16). */
 export const cases: BenchCase[] = casesIn("f32").flatMap((c, i) => [c, f16[i]!]);

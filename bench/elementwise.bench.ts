@@ -21,6 +21,7 @@ export const cases: BenchCase[] = [
   },
   {
     op: "gelu f16",
+    precision: "f16",
     shape: "2048x3072",
     setup: () => {
       const x = cast(Tensor.zeros([2048, 3072]), "f16");

@@ -1,6 +1,7 @@
 // Benchmark harness: each `bench/*.bench.ts` exports `cases: BenchCase[]`.
 // A case is timed on GPU-resident tensors, synchronised with
 // onSubmittedWorkDone, median over `runs` after `warmup` runs.
+import type { Precision } from "../src/kernels/precision.js";
 import { gpu } from "../src/tensor/device.js";
 
 export interface BenchRecord {
@@ -24,9 +25,16 @@ export interface BenchCase {
   op: string;
   shape: string;
   setup: () => BenchInstance | Promise<BenchInstance>;
+  /** The storage precision of its tensors (default f32): an f16 case needs shader-f16 and is skipped where the adapter lacks it. */
+  precision?: Precision;
   /** Repetitions (default 5); slow full-size cases may ask for fewer warm-ups. */
   runs?: number;
   warmup?: number;
+}
+
+/** Whether the current adapter runs a case (an f16 case needs shader-f16). */
+export function runsHere(c: BenchCase): boolean {
+  return c.precision !== "f16" || gpu().hasF16;
 }
 
 export async function timeCase(c: BenchCase): Promise<BenchRecord> {

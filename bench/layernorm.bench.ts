@@ -24,6 +24,7 @@ function input(shape: number[], seed: number, p: Precision): Tensor {
 function layerNormCase(op: string, shape: number[], norm: number[], p: Precision, note = ""): BenchCase {
   return {
     op: `${op} ${p}`,
+    precision: p,
     shape: `${shape.join("x")}${note}`,
     setup: () => {
       const [x, w, b] = [input(shape, 1, p), input(norm, 2, p), input(norm, 3, p)];
@@ -36,6 +37,7 @@ function layerNormCase(op: string, shape: number[], norm: number[], p: Precision
 function softmaxCase(shape: number[], axis: number, p: Precision, note: string): BenchCase {
   return {
     op: `softmax ${p}`,
+    precision: p,
     shape: `${shape.join("x")} ${note}`,
     setup: () => {
       const x = input(shape, 4, p);
@@ -47,6 +49,7 @@ function softmaxCase(shape: number[], axis: number, p: Precision, note: string):
 function reduceCase(op: ReduceOp, shape: number[], axis: number | undefined, p: Precision, note: string): BenchCase {
   return {
     op: `${op} ${p}`,
+    precision: p,
     shape: `${shape.join("x")} ${note}`,
     setup: () => {
       const x = input(shape, 5, p);

@@ -17,6 +17,7 @@ const named = (op: string, p: Precision) => (p === "f32" ? op : `${op} ${p}`);
 function linear(p: Precision, M: number, K: number, N: number, act: MatmulOptions["act"] = "none"): BenchCase {
   return {
     op: named(act === "none" ? "linear" : `linear+${act}`, p),
+    precision: p,
     shape: `${M}x${K}x${N}`,
     setup: () => {
       const x = filled([M, K], 1, p);
@@ -35,6 +36,7 @@ function linear(p: Precision, M: number, K: number, N: number, act: MatmulOption
 function product(p: Precision, op: string, shape: string, seed: number, batch: number[], aShape: [number, number], bShape: [number, number], opts: MatmulOptions, flops: number): BenchCase {
   return {
     op: named(op, p),
+    precision: p,
     shape,
     setup: () => {
       const a = filled([...batch, ...aShape], seed, p);

@@ -16,6 +16,7 @@ export const cases: BenchCase[] = [
   {
     // The same in f16 (2 bytes an element).
     op: "resize3d_trilinear f16",
+    precision: "f16",
     shape: "1x1x16x64x64 -> 32x256x256",
     setup: () => {
       const x = cast(Tensor.zeros([1, 1, 16, 64, 64]), "f16");

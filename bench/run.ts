@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { initGpu, releaseGpu } from "../src/tensor/device.js";
 import { benchCandidates, candidatesTable } from "./candidates.js";
-import { table, timeCase, type BenchCase, type BenchRecord } from "./harness.js";
+import { runsHere, table, timeCase, type BenchCase, type BenchRecord } from "./harness.js";
 
 const args = process.argv.slice(2);
 const json = args.includes("--json");
@@ -45,6 +45,10 @@ async function runCases(): Promise<void> {
     const mod = (await import(pathToFileURL(`${here}/${f}`).href)) as { cases: BenchCase[] };
     for (const c of mod.cases) {
       if (filter && !`${c.op} ${c.shape}`.includes(filter)) continue;
+      if (!runsHere(c)) {
+        process.stderr.write(`${c.op} ${c.shape}: skipped (f16 needs shader-f16, which this adapter lacks)\n`);
+        continue;
+      }
       const rec = await timeCase(c);
       records.push(rec);
       if (!json) process.stderr.write(`${rec.op} ${rec.shape}: ${rec.median_ms} ms\n`);
