@@ -83,7 +83,7 @@ describe("segvol tune", () => {
     await initGpu();
     const hasF16 = deviceProfile().f16;
     releaseGpu();
-    if (!hasF16) ctx.skip();
+    ctx.skip(!hasF16, "the adapter lacks shader-f16");
     const config = join(dir, "config.json");
     writeFileSync(config, JSON.stringify(SMALL));
     const cache = join(dir, "cache-f16");

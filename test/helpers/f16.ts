@@ -6,11 +6,12 @@
 // f32 input is uploaded and rounded to f16 on the device (cast rounds to
 // nearest even, as PyTorch's .half() does for the `*_f16in` references),
 // and an f16 result is read back through a cast to f32, which is exact.
-import type { TestContext } from "vitest";
+import { describe, it, type TestContext } from "vitest";
 import { cast } from "../../src/kernels/layout.js";
 import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import type { FixtureArray } from "./fixtures.js";
+import type { FixtureArray, FixtureCase } from "./fixtures.js";
+import { forEachVariant } from "./variants.js";
 
 /** f16's unit roundoff: rounding to nearest changes a normal value by at most 2^-11 of itself. */
 export const F16_UNIT = 2 ** -11;
@@ -124,4 +125,24 @@ export function f16Tolerance(K: number, x: ArrayLike<number>, w: ArrayLike<numbe
   const my = maxAbs(y);
   const inputs = 4 * Math.sqrt((2 / 3) * K) * maxAbs(x) * maxAbs(w);
   return (F16_UNIT * (my + (bias ? maxAbs(bias) : 0) + inputs)) / my;
+}
+
+/**
+ * The kernel goldens' grid: one test per variant (forEachVariant), per
+ * precision and per case, titled `variant … > f32|f16 > case`; the f16 ones
+ * skip, visibly, where the adapter lacks shader-f16.
+ */
+export function forEachGolden<V extends object>(variants: readonly V[], cases: readonly FixtureCase[], body: (c: FixtureCase, variant: V, p: TestPrecision) => Promise<void>): void {
+  forEachVariant(variants, (variant) => {
+    for (const p of PRECISIONS) {
+      describe(p, () => {
+        for (const c of cases) {
+          it(c.name, async (ctx) => {
+            skipWithoutF16(ctx, p);
+            await body(c, variant, p);
+          });
+        }
+      });
+    }
+  });
 }

@@ -17,7 +17,7 @@ import { cast } from "../../src/kernels/layout.js";
 import { layerNorm, layerNormBackward } from "../../src/kernels/layernorm.js";
 import { rowVariants } from "../../src/kernels/profile.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16 } from "../helpers/f16.js";
+import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16, forEachGolden } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 import { forEachVariant, testProfile } from "../helpers/variants.js";
@@ -27,21 +27,12 @@ const profile = await testProfile();
 const cases = loadFixture("kernels/layernorm");
 
 describe("layerNorm vs PyTorch", () => {
-  forEachVariant(rowVariants(profile), (variant) => {
-    for (const p of PRECISIONS) {
-      describe(p, () => {
-        for (const c of cases) {
-          it(c.name, async (ctx) => {
-            skipWithoutF16(ctx, p);
-            const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
-            const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
-            expect(y.shape).toEqual(c.outputs.y!.shape);
-            const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
-            expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
-          });
-        }
-      });
-    }
+  forEachGolden(rowVariants(profile), cases, async (c, variant, p) => {
+      const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
+      const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
+      expect(y.shape).toEqual(c.outputs.y!.shape);
+      const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+      expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
   });
 
   // The subgroup kernel's span (rows a subgroup walks with weight and bias

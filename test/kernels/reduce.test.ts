@@ -11,34 +11,25 @@ import { ShapeError } from "../../src/kernels/check.js";
 import { cast } from "../../src/kernels/layout.js";
 import { expandTo, reduce, reduceVariants, type ReduceOp } from "../../src/kernels/reduce.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16 } from "../helpers/f16.js";
+import { F16_TOL, fixtureTensor, readAs, skipWithoutF16, forEachGolden } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
-import { forEachVariant, testProfile } from "../helpers/variants.js";
+import { testProfile } from "../helpers/variants.js";
 
 useGpu();
 const cases = loadFixture("kernels/reduce");
 const profile = await testProfile();
 
 describe("reduce vs PyTorch", () => {
-  forEachVariant(reduceVariants(profile), (variant) => {
-    for (const p of PRECISIONS) {
-      describe(p, () => {
-        for (const c of cases) {
-          it(c.name, async (ctx) => {
-            skipWithoutF16(ctx, p);
-            const op = c.params.op as ReduceOp;
-            const axis = c.params.axis === null ? undefined : (c.params.axis as number);
-            const y = reduce(op, fixtureTensor(c.inputs.x!, p), axis, c.params.keep as boolean, variant);
-            expect(y.shape).toEqual(c.outputs.y!.shape);
-            const got = await readAs(y, p);
-            const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
-            if (op === "min" || op === "max") expect(Array.from(got)).toEqual(Array.from(want.data));
-            else expect(relError(got, want.data)).toBeLessThanOrEqual(tol);
-          });
-        }
-      });
-    }
+  forEachGolden(reduceVariants(profile), cases, async (c, variant, p) => {
+      const op = c.params.op as ReduceOp;
+      const axis = c.params.axis === null ? undefined : (c.params.axis as number);
+      const y = reduce(op, fixtureTensor(c.inputs.x!, p), axis, c.params.keep as boolean, variant);
+      expect(y.shape).toEqual(c.outputs.y!.shape);
+      const got = await readAs(y, p);
+      const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+      if (op === "min" || op === "max") expect(Array.from(got)).toEqual(Array.from(want.data));
+      else expect(relError(got, want.data)).toBeLessThanOrEqual(tol);
   });
 
   it("gives an empty f16 sum 0 and an empty f16 mean NaN", async (ctx) => {

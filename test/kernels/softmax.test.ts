@@ -13,30 +13,21 @@ import { cast } from "../../src/kernels/layout.js";
 import { rowVariants } from "../../src/kernels/profile.js";
 import { softmax, softmaxBackward } from "../../src/kernels/softmax.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16 } from "../helpers/f16.js";
+import { F16_TOL, fixtureTensor, readAs, skipWithoutF16, forEachGolden } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
-import { forEachVariant, testProfile } from "../helpers/variants.js";
+import { testProfile } from "../helpers/variants.js";
 
 useGpu();
 const cases = loadFixture("kernels/softmax");
 const profile = await testProfile();
 
 describe("softmax vs PyTorch", () => {
-  forEachVariant(rowVariants(profile), (variant) => {
-    for (const p of PRECISIONS) {
-      describe(p, () => {
-        for (const c of cases) {
-          it(c.name, async (ctx) => {
-            skipWithoutF16(ctx, p);
-            const y = softmax(fixtureTensor(c.inputs.x!, p), c.params.axis as number, variant);
-            expect(y.shape).toEqual(c.outputs.y!.shape);
-            const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
-            expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
-          });
-        }
-      });
-    }
+  forEachGolden(rowVariants(profile), cases, async (c, variant, p) => {
+      const y = softmax(fixtureTensor(c.inputs.x!, p), c.params.axis as number, variant);
+      expect(y.shape).toEqual(c.outputs.y!.shape);
+      const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+      expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
   });
 
   it("refuses f16 in the backward (f32 only) with a ShapeError", (ctx) => {

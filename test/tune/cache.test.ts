@@ -68,7 +68,7 @@ describe("tune cache", () => {
   });
 
   it("round-trips winners of both precisions at one shape: each call takes its own precision's", async (ctx) => {
-    if (!deviceProfile().f16) ctx.skip();
+    ctx.skip(!deviceProfile().f16, "the adapter lacks shader-f16");
     const dir = freshDir();
     const p = deviceProfile();
     const [mm32, mm16] = [matmulCandidates(300, 200, 100, p).at(-1)!, matmulCandidates(300, 200, 100, p).at(-2)!];
