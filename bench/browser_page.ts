@@ -28,7 +28,7 @@ export async function runBench(suites: BenchSuite[], filter = ""): Promise<{ ada
       const r = await timeCase(c);
       records.push(r);
       const row = body.insertRow();
-      for (const t of [r.op, r.shape, r.median_ms.toFixed(2), r.gflops?.toFixed(2) ?? "", r.gbps?.toFixed(2) ?? ""]) cell(row, t);
+      for (const t of [r.op, r.shape, r.median_ms.toFixed(2), r.min_ms.toFixed(2), r.gflops?.toFixed(2) ?? "", r.gbps?.toFixed(2) ?? ""]) cell(row, t);
     }
   }
   document.getElementById("state")!.textContent = `done: ${records.length} cases`;

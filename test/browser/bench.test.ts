@@ -1,5 +1,5 @@
 // `npm run bench:browser`: the bench page in headless Chromium prints the
-// records `npm run bench -- --json` prints (op, shape, median_ms, gflops).
+// records `npm run bench -- --json` prints (op, shape, median_ms, min_ms, gflops).
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -20,8 +20,10 @@ describe("the bench page", () => {
       expect(r.op).toBe("matmul_narrow");
       expect(typeof r.shape).toBe("string");
       expect(r.median_ms).toBeGreaterThan(0);
+      expect(r.min_ms).toBeGreaterThan(0);
+      expect(r.min_ms as number).toBeLessThanOrEqual(r.median_ms as number);
       expect(r.gflops).toBeGreaterThan(0);
-      expect(Object.keys(r).every((k) => ["op", "shape", "median_ms", "gflops", "gbps"].includes(k))).toBe(true);
+      expect(Object.keys(r).every((k) => ["op", "shape", "median_ms", "min_ms", "gflops", "gbps"].includes(k))).toBe(true);
     }
   }, 300_000);
 });
