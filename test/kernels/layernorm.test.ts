@@ -3,7 +3,8 @@
 // and near-constant data (variance about eps, where eps must sit inside the
 // sqrt). Every case runs over every row variant this device runs
 // (rowVariants: the 64-lane barrier kernel, one row per workgroup at each
-// subgroup width, the fixed-size kernel of several rows a workgroup; rows
+// subgroup width, the fixed-size kernel of several rows a workgroup, each
+// subgroup kernel streaming its rows and holding them in registers; rows
 // longer than 32 vectors a lane take the barrier or block path), at f32 and
 // f16. Tolerance: max |err| ≤ 1e-4 · max |expected| at f32 (float64
 // reference y); at f16, F16_TOL (2^-11 + 1e-4, derived in test/helpers/f16.ts)
@@ -14,7 +15,7 @@
 import { describe, expect, it } from "vitest";
 import { ShapeError } from "../../src/kernels/check.js";
 import { cast } from "../../src/kernels/layout.js";
-import { layerNorm, layerNormBackward } from "../../src/kernels/layernorm.js";
+import { layerNorm, layerNormBackward, type LayerNormVariant } from "../../src/kernels/layernorm.js";
 import { rowVariants } from "../../src/kernels/profile.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16, forEachGolden } from "../helpers/f16.js";
@@ -26,8 +27,11 @@ useGpu();
 const profile = await testProfile();
 const cases = loadFixture("kernels/layernorm");
 
+/** Every row variant, the subgroup ones in both forms: streamed (the default) and held in registers. */
+const variants: LayerNormVariant[] = rowVariants(profile).flatMap((v) => (v.lanes > 0 ? [{ ...v, stream: true }, { ...v, stream: false }] : [v]));
+
 describe("layerNorm vs PyTorch", () => {
-  forEachGolden(rowVariants(profile), cases, async (c, variant, p) => {
+  forEachGolden(variants, cases, async (c, variant, p) => {
       const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
       const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
       expect(y.shape).toEqual(c.outputs.y!.shape);
@@ -35,12 +39,12 @@ describe("layerNorm vs PyTorch", () => {
       expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
   });
 
-  // The subgroup kernel's span (rows a subgroup walks with weight and bias
-  // held in registers) is chosen above 64·rows-a-workgroup rows, more than
+  // The subgroup kernel's span (rows a subgroup walks with each weight and
+  // bias load shared by all of them) is chosen above 64·rows-a-workgroup rows, more than
   // the goldens have: force span 2 on cases with an odd row count (a last
   // subgroup with one row) and with a register overhanging the row.
   forEachVariant(
-    rowVariants(profile).filter((v) => v.lanes > 0).map((v) => ({ ...v, span: 2 })),
+    variants.filter((v) => v.lanes > 0).map((v) => ({ ...v, span: 2 })),
     (variant) => {
       for (const p of PRECISIONS) {
         for (const c of cases.filter((c) => ["rows_5x768", "rows_odd_2x3x37", "rows_near_constant_odd_3x37"].includes(c.name))) {
