@@ -41,6 +41,7 @@ export default defineConfig({
       "test/pipeline/percentile.test.ts",
       "test/pipeline/preprocess.test.ts",
       "test/pipeline/windows.test.ts",
+      "test/pipeline/resize.test.ts",
       "test/segvol/tokenizer*.test.ts",
       // NIfTI and weights from bytes (src/io/nifti_bytes.ts, safetensors_reader.ts): no GPU, no browser.
       "test/browser/core.test.ts",

@@ -25,6 +25,12 @@ export function indexMap(inSize: number, outSize: number, mode: NearestMode): In
   return map;
 }
 
+/** Throws unless `values` holds exactly the elements of a C-order array of `shape`. */
+function checkFills(fn: string, what: string, values: Float32Array, shape: Vec3): void {
+  const n = shape[0] * shape[1] * shape[2];
+  if (values.length !== n) throw new Error(`${fn}: ${values.length} ${what} values do not fill [${shape.join(", ")}] (${n} needed)`);
+}
+
 /** The rows of a C-order [D, H, W] array. */
 export function arrayRows(src: Float32Array, shape: Vec3): RowReader {
   return (d, h, w0, w1, out, at) => {
@@ -37,9 +43,7 @@ export function arrayRows(src: Float32Array, shape: Vec3): RowReader {
 export function resizeNearest(src: Float32Array | RowReader, inShape: Vec3, outShape: Vec3, mode: NearestMode): Float32Array {
   const [di, hi, wi] = inShape;
   const [dO, hO, wO] = outShape;
-  if (typeof src !== "function" && src.length !== di * hi * wi) {
-    throw new Error(`resizeNearest: ${src.length} values do not fill [${inShape.join(", ")}]`);
-  }
+  if (typeof src !== "function") checkFills("resizeNearest", "source", src, inShape);
   const rows = typeof src === "function" ? src : arrayRows(src, inShape);
   const md = indexMap(di, dO, mode), mh = indexMap(hi, hO, mode), mw = indexMap(wi, wO, mode);
   const out = new Float32Array(dO * hO * wO);
@@ -74,6 +78,11 @@ export function resizeNearestInto(
   dstShape: Vec3,
   offset: Vec3,
 ): void {
+  checkFills("resizeNearestInto", "source", src, inShape);
+  checkFills("resizeNearestInto", "destination", dst, dstShape);
+  if (outShape.some((n, a) => offset[a]! < 0 || offset[a]! + n > dstShape[a]!)) {
+    throw new Error(`resizeNearestInto: a [${outShape.join(", ")}] box at [${offset.join(", ")}] does not fit in [${dstShape.join(", ")}]`);
+  }
   const [, hi, wi] = inShape;
   const [dO, hO, wO] = outShape;
   const md = indexMap(inShape[0], dO, mode), mh = indexMap(hi, hO, mode), mw = indexMap(wi, wO, mode);
