@@ -11,6 +11,7 @@ import type { GemmVariant } from "./conv_gemm.js";
 import type { ElementwiseVariant } from "./elementwise.js";
 import type { MatmulChoice } from "./matmul.js";
 import type { Precision } from "./precision.js";
+import type { ReduceVariant } from "./reduce.js";
 
 /** Subgroup sizes the device reports (lanes); WGSL's `subgroup_size` lies in [min, max]. */
 export interface SubgroupSizes {
@@ -42,6 +43,7 @@ export interface VariantOverrides {
   gemm?: GemmVariant;
   softmax?: RowVariant;
   layerNorm?: RowVariant;
+  reduce?: Partial<ReduceVariant>;
   attention?: AttentionVariant;
   elementwise?: Partial<ElementwiseVariant>;
 }

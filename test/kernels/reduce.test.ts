@@ -4,8 +4,10 @@
 // test/helpers/f16.ts) against y_f16in, the float64 reduction of the
 // f16-rounded input. min/max are exact at both. The offset and columns cases
 // fail if sums are kept in f16 (gen_reduce.py says why). Every case runs
-// over every variant of the group kernel (reduceVariants: the barrier tree,
-// one subgroup at each lane group); the thread kernel has one.
+// over every variant (reduceVariants: the group kernel's barrier tree and
+// one subgroup at each lane group, each with strided axes reduced by the
+// columns kernel at 8 and 4 columns an invocation, and by the thread or
+// group kernel); the thread kernel has one.
 import { describe, expect, it } from "vitest";
 import { ShapeError } from "../../src/kernels/check.js";
 import { cast } from "../../src/kernels/layout.js";
@@ -60,7 +62,8 @@ describe("reduce vs PyTorch", () => {
     expect(() => reduce("prod" as ReduceOp, x)).toThrow(/reduce: unknown op "prod"/);
     expect(() => reduce("max", Tensor.zeros([0, 4]), 0)).toThrow(/reduce\(max\): axis 0 of \[0, 4\] is empty/);
     expect(() => reduce("min", Tensor.from(new Int32Array(2), [2], "i32"))).toThrow(/reduce\(min\): expected dtype f32 or f16, got i32/);
-    expect(() => reduce("sum", x, 1, false, { lanes: 8, rows: 8 })).toThrow(/reduce\(sum\): variant lanes=8 rows=8: the group kernel runs one row a workgroup/);
-    expect(() => reduce("sum", x, 1, false, { lanes: 256, rows: 1 })).toThrow(/reduce\(sum\): variant lanes=256 rows=1 does not run on this device/);
+    expect(() => reduce("sum", x, 1, false, { lanes: 8, rows: 8 })).toThrow(/reduce\(sum\): variant cols=8 lanes=8 rows=8: the group kernel runs one row a workgroup/);
+    expect(() => reduce("sum", x, 1, false, { lanes: 256, rows: 1 })).toThrow(/reduce\(sum\): variant cols=8 lanes=256 rows=1 does not run on this device/);
+    expect(() => reduce("sum", x, 1, false, { cols: 2 as 4 })).toThrow(/reduce\(sum\): variant cols=2 lanes=\d+ rows=1: cols must be 1, 4 or 8/);
   });
 });
