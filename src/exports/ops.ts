@@ -3,10 +3,10 @@
 // ShapeError naming the op and the shapes. Kernel internals (workgroup
 // sizes, tile tables, WGSL snippets) are not part of the API.
 export { unary, binary, add, sub, mul, div, maximum, minimum, relu, gelu, quickGelu, sigmoid, exp, threshold, clamp, affine, elementwiseVariants, chooseElementwise, type UnaryOp, type BinaryOp, type ElementwiseVariant } from "../kernels/elementwise.js";
-export { reduce, sum, mean, min, max, reduceVariants, chooseReduceVariant, type ReduceOp } from "../kernels/reduce.js";
+export { reduce, sum, mean, min, max, reduceVariants, chooseReduceVariant, type ReduceOp, type ReduceVariant } from "../kernels/reduce.js";
 export { slice, pad, permute, concat, gather, cast } from "../kernels/layout.js";
 export { matmul, chooseMatmulVariant, type MatmulOptions, type MatmulChoice } from "../kernels/matmul.js";
-export { softmax, chooseSoftmaxVariant } from "../kernels/softmax.js";
+export { softmax, softmaxVariants, chooseSoftmaxVariant, type SoftmaxVariant } from "../kernels/softmax.js";
 export { layerNorm, chooseLayerNormVariant, type LayerNormVariant } from "../kernels/layernorm.js";
 export { attention, attentionVariants, chooseAttentionVariant, type AttentionOptions } from "../kernels/attention.js";
 export { gemmVariants, chooseGemmVariant, type GemmVariant } from "../kernels/conv_gemm.js";

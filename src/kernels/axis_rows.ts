@@ -1,4 +1,4 @@
-// Ops that work along one axis (softmax and its backward) view the tensor as
+// Ops that work along one axis (softmax and its backward, reduce) view the tensor as
 // [outer, L, inner] and give each (outer, inner) row of L elements, spaced
 // `inner` apart, to one workgroup (or subgroup). This module holds what they
 // share: the argument checks and the row geometry, and the WGSL for a row's
@@ -36,6 +36,17 @@ export function axisRows(op: string, x: Tensor, axis: number, what = "x"): AxisR
  */
 export function wholeBinding(t: Tensor): GPUBufferBinding {
   return { buffer: t.buffer, offset: 0, size: Math.max(16, Math.ceil(t.byteLength / 16) * 16) };
+}
+
+/**
+ * The columns an invocation of a columns kernel (reduce, softmax) owns on an
+ * axis of inner size `inner` under a variant's `cols` (at most 8): the
+ * largest of 8 and 4 up to it that divides inner, whose vec4s then never
+ * straddle two of the axis' rows; 0 where none does or the axis is the last
+ * (inner = 1), where the op's other kernels run.
+ */
+export function columnsFor(cols: number, inner: number): number {
+  return inner === 1 ? 0 : ([8, 4].find((c) => c <= cols && inner % c === 0) ?? 0);
 }
 
 /** WGSL: the uniform block `p` (rows, len, inner) and `row_base(r)`, the index of row r's first element. */

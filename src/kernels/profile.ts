@@ -12,6 +12,7 @@ import type { ElementwiseVariant } from "./elementwise.js";
 import type { MatmulChoice } from "./matmul.js";
 import type { Precision } from "./precision.js";
 import type { ReduceVariant } from "./reduce.js";
+import type { SoftmaxVariant } from "./softmax.js";
 
 /** Subgroup sizes the device reports (lanes); WGSL's `subgroup_size` lies in [min, max]. */
 export interface SubgroupSizes {
@@ -41,7 +42,7 @@ export interface AttentionVariant {
 export interface VariantOverrides {
   matmul?: Partial<MatmulChoice>;
   gemm?: GemmVariant;
-  softmax?: RowVariant;
+  softmax?: Partial<SoftmaxVariant>;
   layerNorm?: RowVariant;
   reduce?: Partial<ReduceVariant>;
   attention?: AttentionVariant;

@@ -31,6 +31,7 @@ import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
 import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
 import { checkRowVariant, deviceProfile, laneGroups, variantName, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
+import { columnsFor } from "./axis_rows.js";
 import { vec4Segments } from "./vec4.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
@@ -240,11 +241,6 @@ function reduceColumns(op: ReduceOp, x: Tensor, out: Tensor, n: number, inner: n
  */
 export interface ReduceVariant extends RowVariant {
   cols: 1 | 4 | 8;
-}
-
-/** Columns an invocation owns for an axis of inner size `inner` under the variant's `cols` (0: not the columns kernel). */
-function columnsFor(cols: number, inner: number): number {
-  return inner === 1 ? 0 : ([8, 4].find((c) => c <= cols && inner % c === 0) ?? 0);
 }
 
 /**

@@ -7,19 +7,36 @@
 // Contiguous rows (inner = 1, L a multiple of 4) are read as vec4, folding
 // each vector into the pair with one rescale: a quarter of the loads and
 // 1.25 exp per element instead of 2 in the first pass.
+// A strided axis whose inner size is a multiple of 4 runs the columns
+// kernel instead (the variant's `cols`): one invocation owns 4 or 8
+// adjacent rows, which lie side by side in memory, and walks L with one
+// vec4 load per 4 rows, keeping a (max, sum) pair per row in vec4 lanes:
+// no subgroup operations or barriers, a quarter of the loads, and
+// neighbouring invocations read neighbouring memory.
 // Forward at either precision (precision.ts): x and y f32, or both f16 read
 // into f32 registers (the max and the sum of exp are f32) and rounded once
 // when y is stored. Backward is f32.
 import { gpu } from "../tensor/device.js";
 import { Tensor, shapeStr } from "../tensor/tensor.js";
-import { ROWS_WGSL, axisRows, treeReduceWgsl, wholeBinding } from "./axis_rows.js";
+import { ROWS_WGSL, axisRows, columnsFor, treeReduceWgsl, wholeBinding } from "./axis_rows.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
 import { enableF16, precisionOf, type Precision } from "./precision.js";
-import { checkRowVariant, chooseRowVariant, deviceProfile, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
+import { checkRowVariant, chooseRowVariant, deviceProfile, rowVariants, variantName, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 
 const WG = 64;
+
+/**
+ * Softmax's variant: the row kernel's (RowVariant: lanes, rows) and `cols`,
+ * the most adjacent rows an invocation of the columns kernel owns on a
+ * strided axis (8: two vectors, loads that can be in flight together), each
+ * call taking the largest of 8 and 4 up to it that divides the inner size;
+ * 1, or an inner size that is no multiple of 4, runs the row kernel.
+ */
+export interface SoftmaxVariant extends RowVariant {
+  cols: 1 | 4 | 8;
+}
 
 /** A softmax kernel's compile-time shape: its row variant, the precision of x and y, and the elements per load (4: len counts vectors). */
 interface SoftmaxSpec extends RowVariant {
@@ -108,16 +125,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`;
 }
 
-/** The variant softmax runs on this device: the forced one, else the device's row variant (profile.ts). */
-export function chooseSoftmaxVariant(p: DeviceProfile = deviceProfile()): RowVariant {
-  return p.force.softmax ?? chooseRowVariant(p);
+/** The columns kernel's compile-time shape: the precision of x and y, and the vec4s an invocation owns. */
+interface ColumnsSpec {
+  T: Precision;
+  vecs: number;
 }
 
 /**
- * Softmax along `axis` (default the last). `variant` forces a kernel variant
- * (`rowVariants(deviceProfile())` lists those this device runs).
+ * One invocation per group of s.vecs·4 adjacent rows (rows = groups,
+ * inner = groups per outer index): a (max, sum of exp) pair per row in the
+ * lanes of one vec4 per vector, folded online over the axis, then the
+ * row's outputs in a second pass.
  */
-export function softmax(x: Tensor, axis = -1, variant?: RowVariant): Tensor {
+function softmaxColumnsWgsl(s: ColumnsSpec): string {
+  const V = s.vecs;
+  const each = (f: (j: number) => string, sep = "\n    ") => Array.from({ length: V }, (_, j) => f(j)).join(sep);
+  const at = (j: number) => `idx${j ? ` + ${j}u` : ""}`;
+  return /* wgsl */ `${enableF16(s.T)}
+${ROWS_WGSL}
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<${s.T}>>;
+@group(0) @binding(2) var<storage, read> xs: array<vec4<${s.T}>>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c = gid.x + gid.y * nwg.x * ${WG}u;
+  if (c >= p.rows) { return; }
+  let stride = p.inner * ${V}u;
+  let first = row_base(c) * ${V}u;
+  // (max, sum of exp(x − max)) of each row, in the lanes of m and s.
+  ${each((j) => `var m${j} = vec4<f32>(-3.4e38); var s${j} = vec4<f32>(0.0);`, "\n  ")}
+  var idx = first;
+  for (var l = 0u; l < p.len; l++) {
+    ${each((j) => `let v${j} = vec4<f32>(xs[${at(j)}]); let n${j} = max(m${j}, v${j}); s${j} = s${j} * exp(m${j} - n${j}) + exp(v${j} - n${j}); m${j} = n${j};`)}
+    idx += stride;
+  }
+  ${each((j) => `let r${j} = 1.0 / s${j};`, "\n  ")}
+  idx = first;
+  for (var l = 0u; l < p.len; l++) {
+    ${each((j) => `out[${at(j)}] = vec4<${s.T}>(exp(vec4<f32>(xs[${at(j)}]) - m${j}) * r${j});`)}
+    idx += stride;
+  }
+}`;
+}
+
+/** The variant softmax runs on this device: the forced knobs (`force.softmax`), else the device's row variant (profile.ts) and 8 columns. */
+export function chooseSoftmaxVariant(p: DeviceProfile = deviceProfile()): SoftmaxVariant {
+  return { ...chooseRowVariant(p), cols: 8, ...p.force.softmax };
+}
+
+/** Every variant this device runs: each row variant (`rowVariants`), with strided axes in columns of 8 and 4 and without. */
+export function softmaxVariants(p: DeviceProfile): SoftmaxVariant[] {
+  return rowVariants(p).flatMap((v) => ([8, 4, 1] as const).map((cols) => ({ ...v, cols })));
+}
+
+/**
+ * Softmax along `axis` (default the last). `variant` forces knobs of the
+ * variant (`softmaxVariants(deviceProfile())` lists those this device runs;
+ * those left out are chosen).
+ */
+export function softmax(x: Tensor, axis = -1, variant?: Partial<SoftmaxVariant>): Tensor {
   const op = "softmax";
   const T = precisionOf(op, [x]);
   const { len, inner, rows } = axisRows(op, x, axis);
@@ -125,8 +190,17 @@ export function softmax(x: Tensor, axis = -1, variant?: RowVariant): Tensor {
   const out = Tensor.empty(x.shape, T);
   if (out.size === 0) return out;
   const prof = deviceProfile(g);
-  const v = variant ?? chooseSoftmaxVariant(prof);
-  checkRowVariant(op, prof, v);
+  const v = { ...chooseSoftmaxVariant(prof), ...variant };
+  if (![1, 4, 8].includes(v.cols)) fail(op, `variant ${variantName(v)}: cols must be 1, 4 or 8`);
+  checkRowVariant(op, prof, { lanes: v.lanes, rows: v.rows });
+  const cols = columnsFor(v.cols, inner);
+  if (cols > 0) {
+    const pipe = variantPipeline("softmax_columns", { T, vecs: cols / 4 }, softmaxColumnsWgsl);
+    const groups = rows / cols;
+    const params = new Params().u32(groups).u32(len).u32(inner / cols);
+    g.dispatch(pipe, [wholeBinding(out), wholeBinding(x)], params.bytes(), g.grid(Math.ceil(groups / WG)));
+    return out;
+  }
   const w = inner === 1 && len % 4 === 0 ? 4 : 1;
   const spec: SoftmaxSpec = { lanes: v.lanes, rows: v.rows, T, w };
   const pipe = variantPipeline("softmax", spec, (s) => (s.lanes > 0 ? softmaxSgWgsl(s) : softmaxWgsl(s)));

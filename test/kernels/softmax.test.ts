@@ -1,17 +1,19 @@
 // Softmax against PyTorch goldens (tools/fixtures/gen_softmax.py), including
 // logits beyond f32 exp's range (> 89, all < -104) that need the row max
 // subtracted. Every case runs over every variant this device runs
-// (rowVariants: the 64-lane barrier kernel, one row per workgroup at each
-// subgroup width, and the fixed-size kernel of several rows a workgroup).
+// (softmaxVariants: each row variant, that is the 64-lane barrier kernel,
+// one row per workgroup at each subgroup width and the fixed-size kernel of
+// several rows a workgroup, with strided axes whose inner size is a multiple
+// of 4 in the columns kernel at 8 and 4 rows an invocation, and without).
 // Each runs at f32 and f16. Tolerance: max |err| ≤ 1e-4 · max |expected| at
 // f32 (f32 exp, float64 reference y); at f16, F16_TOL (2^-11 + 1e-4, derived
 // in test/helpers/f16.ts) against y_f16in, the float64 reference on the
-// f16-rounded input. flat_long_2x4096 fails if the sum of exp is kept in f16.
+// f16-rounded input. flat_long_2x4096 and flat_long_strided_4096x8 fail if
+// the sum of exp is kept in f16.
 import { describe, expect, it } from "vitest";
 import { ShapeError } from "../../src/kernels/check.js";
 import { cast } from "../../src/kernels/layout.js";
-import { rowVariants } from "../../src/kernels/profile.js";
-import { softmax, softmaxBackward } from "../../src/kernels/softmax.js";
+import { softmax, softmaxBackward, softmaxVariants } from "../../src/kernels/softmax.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { F16_TOL, fixtureTensor, readAs, skipWithoutF16, forEachGolden } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
@@ -23,7 +25,7 @@ const cases = loadFixture("kernels/softmax");
 const profile = await testProfile();
 
 describe("softmax vs PyTorch", () => {
-  forEachGolden(rowVariants(profile), cases, async (c, variant, p) => {
+  forEachGolden(softmaxVariants(profile), cases, async (c, variant, p) => {
       const y = softmax(fixtureTensor(c.inputs.x!, p), c.params.axis as number, variant);
       expect(y.shape).toEqual(c.outputs.y!.shape);
       const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
@@ -50,5 +52,6 @@ describe("softmax vs PyTorch", () => {
     const s = e[0]! + e[1]! + e[2]!;
     for (let i = 0; i < 6; i++) expect(y[i]).toBeCloseTo(e[i % 3]! / s, 6);
     expect(() => softmax(x, 2)).toThrow(/softmax: axis 2 is out of range for rank 2/);
+    expect(() => softmax(x, 0, { cols: 2 as 4 })).toThrow(/softmax: variant cols=2 lanes=\d+ rows=\d+: cols must be 1, 4 or 8/);
   });
 });
