@@ -22,6 +22,7 @@ import { defineOp, type OpDef } from "./op.js";
 import { Params } from "./params.js";
 import { enableF16, precisionOf, type Precision } from "./precision.js";
 import { sumTo } from "./reduce.js";
+import { divisor, UDIV_WGSL } from "./udiv.js";
 import { vec4Chunks, vec4Segments } from "./vec4.js";
 
 /**
@@ -414,21 +415,38 @@ interface BinarySpec {
   per: number;
   innerA: boolean;
   innerB: boolean;
+  contiguousA: boolean;
+  contiguousB: boolean;
   a: SegmentLayout;
   b: SegmentLayout;
 }
 
-/** WGSL: the element indices ia, ib of the inputs at output element e, over the merged axes (a division per axis but the outermost). */
-function broadcastIndexWgsl(rank: number): string {
+/**
+ * WGSL: the element indices ia, ib of the inputs at output element e, over
+ * the merged axes: a division per axis but the outermost, by multiplication
+ * (udiv.ts). An input laid out like the output (`contiguous`) is indexed by e.
+ */
+function broadcastIndexWgsl(rank: number, contiguousA: boolean, contiguousB: boolean): string {
   if (rank === 0) return "let ia = e; let ib = e;";
   const steps: string[] = [];
   for (let d = rank - 1; d >= 0; d--) {
-    const [q, r] = [Math.floor(d / 4), d % 4];
+    const at = `[${Math.floor(d / 4)}][${d % 4}]`;
     // The outermost axis takes what remains: no division.
-    steps.push(d === 0 ? "let c0 = rem;" : `let c${d} = rem % p.shape[${q}][${r}]; rem = rem / p.shape[${q}][${r}];`);
-    steps.push(`ia = ia + c${d} * p.sa[${q}][${r}]; ib = ib + c${d} * p.sb[${q}][${r}];`);
+    steps.push(d === 0 ? "let c0 = rem;" : `let q${d} = udiv(rem, p.magic${at}, p.shift${at}); let c${d} = rem - q${d} * p.shape${at}; rem = q${d};`);
+    if (!contiguousA) steps.push(`ia = ia + c${d} * p.sa${at};`);
+    if (!contiguousB) steps.push(`ib = ib + c${d} * p.sb${at};`);
   }
-  return `var rem = e; var ia = 0u; var ib = 0u;\n    ${steps.join("\n    ")}`;
+  return `var rem = e; var ia = ${contiguousA ? "e" : "0u"}; var ib = ${contiguousB ? "e" : "0u"};\n    ${steps.join("\n    ")}`;
+}
+
+/** Whether an input with merged strides `strides` over merged `shape` is laid out like the output (row-major, no broadcast axis). */
+function contiguousOver(shape: readonly number[], strides: readonly number[]): boolean {
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (strides[d] !== s) return false;
+    s *= shape[d]!;
+  }
+  return true;
 }
 
 function binaryWgsl(s: BinarySpec): string {
@@ -439,15 +457,16 @@ function binaryWgsl(s: BinarySpec): string {
   const load = (name: string, idx: string, inner: boolean) =>
     vec === 1 ? `f32(${name}_at(${idx}))` : inner ? `vec4<f32>(${name}_at(${idx} >> 2u))` : `vec4<f32>(f32(${name}_at(${idx} >> 2u)[${idx} & 3u]))`;
   return /* wgsl */ `${enableF16(T)}
-struct P { n: u32, base: u32, threads: u32, pad: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }
+struct P { n: u32, base: u32, threads: u32, pad: u32, shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2>, magic: array<vec4<u32>, 2>, shift: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<${V}>;
 ${segmentsWgsl("a", 2, sa, V)}
 ${segmentsWgsl("b", 2 + sa.count, sb, V)}
+${rank > 1 ? UDIV_WGSL : ""}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   ${perLoop(s, `let e = p.base + i * ${vec}u;
-    ${broadcastIndexWgsl(rank)}
+    ${broadcastIndexWgsl(rank, s.contiguousA, s.contiguousB)}
     let x = ${load("a", "ia", s.innerA)};
     let y = ${load("b", "ib", s.innerB)};
     out[i] = ${V}(${BINARY_OPS[op].forward});`)}
@@ -485,9 +504,23 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, variant?: Partial<Ele
   const sb = bindInput(v, op, b);
   // After merging, the innermost axis has stride 1 in an input that spans it, 0 in one broadcast along it.
   const inner = (strides: number[]) => rank === 0 || strides[rank - 1] === 1;
-  const spec: BinarySpec = { op, rank, dtype, vec: v.vec, per: v.per, innerA: inner(merged.sa), innerB: inner(merged.sb), a: layoutOf(sa), b: layoutOf(sb) };
+  const contiguous = (strides: number[]) => rank > 0 && contiguousOver(merged.shape, strides);
+  const spec: BinarySpec = {
+    op,
+    rank,
+    dtype,
+    vec: v.vec,
+    per: v.per,
+    innerA: inner(merged.sa),
+    innerB: inner(merged.sb),
+    contiguousA: contiguous(merged.sa),
+    contiguousB: contiguous(merged.sb),
+    a: layoutOf(sa),
+    b: layoutOf(sb),
+  };
   const pipe = variantPipeline("binary", spec, binaryWgsl);
-  const words = [...padWords(merged.shape), ...padWords(merged.sa), ...padWords(merged.sb)];
+  const divisors = merged.shape.map(divisor);
+  const words = [merged.shape, merged.sa, merged.sb, divisors.map((d) => d.magic), divisors.map((d) => d.shift)].flatMap(padWords);
   for (const c of vec4Chunks([out])) {
     const threads = threadsFor(v, c.count);
     const params = new Params().u32(c.count).u32(c.start).u32(threads).u32(0);

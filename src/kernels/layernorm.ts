@@ -19,6 +19,7 @@ import { wholeBinding } from "./axis_rows.js";
 import { checkInputs, fail, sameShape } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
+import { UDIV_WGSL } from "./udiv.js";
 import { enableF16, precisionOf, type Precision } from "./precision.js";
 import { checkRowVariant, chooseRowVariant, deviceProfile, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 
@@ -339,18 +340,19 @@ function applyWgsl(w: number, T: Precision): string {
   const F = vtype(w);
   const S = stype(w, T);
   return /* wgsl */ `${enableF16(T)}
-struct P { total: u32, nvec: u32 }
+struct P { total: u32, nvec: u32, magic: u32, shift: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<${S}>;
 @group(0) @binding(2) var<storage, read> xs: array<${S}>;
 @group(0) @binding(3) var<storage, read> ws: array<${S}>;
 @group(0) @binding(4) var<storage, read> bs: array<${S}>;
 @group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
+${UDIV_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.total) { return; }
-  let row = i / p.nvec;
+  let row = udiv(i, p.magic, p.shift);
   let c = i - row * p.nvec;
   let s = stats[row];
   out[i] = ${S}((${F}(xs[i]) - s.x) * s.y * ${F}(ws[c]) + ${F}(bs[c]));
@@ -415,7 +417,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5, v
     g.dispatch(
       p3,
       [wholeBinding(out), wholeBinding(x), wholeBinding(weight), wholeBinding(bias), wholeBinding(stats)],
-      new Params().u32(total).u32(nvec).bytes(),
+      new Params().u32(total).u32(nvec).divisor(nvec).bytes(),
       g.grid(Math.ceil(total / 256)),
     );
   } finally {
@@ -609,7 +611,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 function blockDxWgsl(w: number): string {
   const T = vtype(w);
   return /* wgsl */ `
-struct P { total: u32, nvec: u32 }
+struct P { total: u32, nvec: u32, magic: u32, shift: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> dx: array<${T}>;
 @group(0) @binding(2) var<storage, read> xs: array<${T}>;
@@ -617,11 +619,12 @@ struct P { total: u32, nvec: u32 }
 @group(0) @binding(4) var<storage, read> gs: array<${T}>;
 @group(0) @binding(5) var<storage, read> stats: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read> means: array<vec2<f32>>;
+${UDIV_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.total) { return; }
-  let row = i / p.nvec;
+  let row = udiv(i, p.magic, p.shift);
   let c = i - row * p.nvec;
   let st = stats[row];
   let mm = means[row];
@@ -753,7 +756,7 @@ export function layerNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps = 1
       g.dispatch(
         p5,
         [wholeBinding(dx), wholeBinding(x), wholeBinding(weight), wholeBinding(dy), wholeBinding(stats), wholeBinding(means)],
-        new Params().u32(total).u32(nvec).bytes(),
+        new Params().u32(total).u32(nvec).divisor(nvec).bytes(),
         g.grid(Math.ceil(total / 256)),
       );
     }

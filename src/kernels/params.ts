@@ -1,5 +1,7 @@
 // Packs a kernel's uniform block. WGSL kernels declare their params as a
 // struct of 4-byte scalars (u32/i32/f32) in the same order as the calls here.
+import { divisor } from "./udiv.js";
+
 export class Params {
   private readonly words: number[] = [];
   private readonly kinds: ("u" | "i" | "f")[] = [];
@@ -22,6 +24,12 @@ export class Params {
     this.words.push(v);
     this.kinds.push("f");
     return this;
+  }
+
+  /** Two u32s, the multiplier and shift with which WGSL's `udiv` divides by d (udiv.ts). */
+  divisor(d: number): this {
+    const { magic, shift } = divisor(d);
+    return this.u32(magic).u32(shift);
   }
 
   /** The bytes of the uniform block, padded to 16 bytes. */
