@@ -14,5 +14,5 @@ export { rowVariants, type RowVariant, type AttentionVariant } from "../kernels/
 export { conv3d, type Conv3dOptions } from "../kernels/conv3d.js";
 export { convTranspose3d, type ConvTranspose3dOptions } from "../kernels/conv_transpose3d.js";
 export { patchEmbed } from "../kernels/patch_embed.js";
-export { resize3d, type ResizeMode } from "../kernels/resample.js";
+export { resize3d, chooseResize, resizeVariants, type ResizeMode, type ResizeVariant } from "../kernels/resample.js";
 export type { Activation } from "../kernels/activation.js";

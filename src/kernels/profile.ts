@@ -12,6 +12,7 @@ import type { ElementwiseVariant } from "./elementwise.js";
 import type { MatmulChoice } from "./matmul.js";
 import type { Precision } from "./precision.js";
 import type { ReduceVariant } from "./reduce.js";
+import type { ResizeVariant } from "./resample.js";
 import type { SoftmaxVariant } from "./softmax.js";
 
 /** Subgroup sizes the device reports (lanes); WGSL's `subgroup_size` lies in [min, max]. */
@@ -47,6 +48,7 @@ export interface VariantOverrides {
   reduce?: Partial<ReduceVariant>;
   attention?: AttentionVariant;
   elementwise?: Partial<ElementwiseVariant>;
+  resize?: Partial<ResizeVariant>;
 }
 
 export interface DeviceProfile {

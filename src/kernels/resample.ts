@@ -21,8 +21,8 @@
 // modes copy f16 values exactly. The backward is f32 only.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
-import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout } from "./binding.js";
-import { variantPipeline } from "./profile.js";
+import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type OutputChunk, type SegmentLayout } from "./binding.js";
+import { deviceProfile, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 import { checkInputs, checkRank, fail } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
@@ -31,10 +31,10 @@ import { enableF16, precisionOf, type Precision } from "./precision.js";
 export type ResizeMode = "trilinear" | "nearest" | "nearest-exact";
 
 const MODES: readonly ResizeMode[] = ["trilinear", "nearest", "nearest-exact"];
-/** Rows per group (private array length in the kernel). */
+/** Rows per group at most: long groups (large upsampling in H) would leave few invocations. */
 const MAXG = 8;
 const WG = 64;
-/** Aim for at least this many invocations per dispatch (2 cores × SIMD lanes × slack). */
+/** The backward aims for at least this many invocations per dispatch (2 cores × SIMD lanes × slack). */
 const TARGET_THREADS = 4096;
 
 const f32 = Math.fround;
@@ -84,150 +84,247 @@ function rowGroups(inSize: number, outSize: number, scale: number, mode: ResizeM
   return groups;
 }
 
-const paramsWgsl = (vec: boolean, T: Precision) => /* wgsl */ `${enableF16(T)}
-struct P {
-  base: u32, count: u32, planeLo: u32, planes: u32,
-  groups: u32, nseg: u32, wseg: u32, inD: u32,
-  inH: u32, inW: u32, outD: u32, outH: u32,
-  outW: u32, scaleD: f32, scaleW: f32, scaleH: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<${vec ? `vec4<${T}>` : T}>;
-@group(0) @binding(2) var<storage, read> rg: array<vec4<u32>>;
-`;
-
-/** Invocation → (plane, row group, W segment); shared prologue of both kernels. */
-const PROLOGUE_WGSL = /* wgsl */ `
-  let t = gid.x + gid.y * nwg.x * ${WG}u;
-  let seg = t % p.nseg;
-  let r = t / p.nseg;
-  let gi = r % p.groups;
-  let plane = p.planeLo + r / p.groups;
-  if (plane >= p.planes) { return; }
-  let d = plane % p.outD;
-  let bc = plane / p.outD;
-  let g = rg[gi];
-  let ws = seg * p.wseg;
-  let we = min(ws + p.wseg, p.outW);
-  // First element of each output row of the group, relative to this chunk
-  // (chunks hold whole rows; rows of other chunks are skipped).
-  var orow: array<u32, ${MAXG}>;
-  var live: array<bool, ${MAXG}>;
-  for (var m = 0u; m < g.y; m++) {
-    let row = (plane * p.outH + g.x + m) * p.outW;
-    live[m] = row >= p.base && row < p.base + p.count;
-    orow[m] = row - p.base;
-  }
-  let inPlane = bc * p.inD;
-`;
-
-// The output loop over W. `value(w)` sets f0 (and f1) for column w through
-// the walk `colW`, whose state is private (per invocation). With vec, W is a
-// multiple of 4 and each row store writes four outputs at once (stores cost
-// as much as loads on lavapipe). Values are f32 until the store rounds them to T.
-function storeLoop(vec: boolean, T: Precision, value: (w: string) => string, rowValue: (m: string) => string): string {
-  if (!vec) {
-    return `for (var w = ws; w < we; w++) {
-    ${value("w")}
-    for (var m = 0u; m < g.y; m++) {
-      if (live[m]) { out[orow[m] + w] = ${T}(${rowValue("m")}); }
-    }
-  }`;
-  }
-  // One call site of the walk (a loop over the quad): every x_at call site
-  // is inlined with its segment switch, and lavapipe's compile time grows
-  // with each copy.
-  return `for (var w = ws; w < we; w += 4u) {
-    var q0: vec4<f32>; var q1: vec4<f32>;
-    for (var k = 0u; k < 4u; k++) {
-      ${value("w + k")} q0[k] = f0; q1[k] = f1;
-    }
-    for (var m = 0u; m < g.y; m++) {
-      if (live[m]) { out[(orow[m] + w) / 4u] = vec4<${T}>(${rowValue("m").replaceAll("f0", "q0").replaceAll("f1", "q1")}); }
-    }
-  }`;
+/**
+ * How the forward maps invocations onto outputs. An invocation owns one
+ * group of output planes and one group of output rows (outputs that share
+ * their source planes and rows: rowGroups along D and along H) and `per`
+ * consecutive vectors of `vec` outputs along W. It walks its source columns
+ * once and stores every column's blend into all the planes and rows of its
+ * groups, so the walk's cost is shared by up to MAXG² outputs. `vec` 4
+ * stores four outputs at once (lavapipe pays per access) where W is a
+ * multiple of 4 (elsewhere the kernel stores one at a time, whatever the
+ * variant says); `per` amortises the walk's start (two source columns
+ * loaded before the first output) and the index arithmetic. `vec` picks
+ * the WGSL, `per` is a parameter of the dispatch (ResizeSpec).
+ */
+export interface ResizeVariant {
+  vec: 1 | 4;
+  per: number;
 }
 
-function linearWgsl(seg: SegmentLayout, alignCorners: boolean, vec: boolean, T: Precision): string {
-  const src = (v: string, s: string) => (alignCorners ? `${s} * f32(${v})` : `max(${s} * (f32(${v}) + 0.5) - 0.5, 0.0)`);
-  return /* wgsl */ `
-${paramsWgsl(vec, T)}
-${segmentsWgsl("x", 3, seg, T)}
-var<private> cur: i32 = -2;
-// Source values at columns c (va) and c+1 (vb) of the rows (d0,h0), (d0,h1), (d1,h0), (d1,h1).
-var<private> va: array<f32, 4>;
-var<private> vb: array<f32, 4>;
-var<private> rows: array<u32, 4>;
-var<private> ld: f32;
-// Output column w blended over W and D: (value at row h0, value at row h1).
-fn colW(w: u32) -> vec2<f32> {
+/** Most vectors an invocation writes along W. */
+const MAX_PER = 64;
+/**
+ * Invocations the chooser keeps where the output allows (2 cores × 8 SIMD
+ * lanes × slack on lavapipe; a guess elsewhere).
+ */
+const TARGET_INVOCATIONS = 4096;
+
+/**
+ * The chosen variant for an output of `runs` (plane group, row group)
+ * pairs of `outW` columns: vec4 stores, and the longest walk (a power of
+ * two up to MAX_PER vectors) that leaves TARGET_INVOCATIONS invocations.
+ * On lavapipe (2 cores, bench/resample.bench.ts) CPU time falls as walks
+ * grow: a walk streams its source row, and starts cost two column loads.
+ * Per-call and per-device forcing as for the other kernels.
+ */
+export function chooseResize(p: DeviceProfile, runs: number, outW: number, forced?: Partial<ResizeVariant>): ResizeVariant {
+  const vec = outW % 4 === 0 ? 4 : 1;
+  let per = MAX_PER;
+  while (per > 1 && runs * Math.ceil(outW / (vec * per)) < TARGET_INVOCATIONS) per /= 2;
+  const v = { vec: 4 as const, per, ...p.force.resize, ...forced };
+  if ((v.vec !== 1 && v.vec !== 4) || !Number.isInteger(v.per) || v.per < 1 || v.per > MAX_PER) {
+    throw new Error(`resize3d: variant ${variantName(v)} is not one (vec 1 or 4, per 1-${MAX_PER})`);
+  }
+  return v;
+}
+
+/**
+ * The variants tests run: scalar and vec4 stores, each with one vector an
+ * invocation, three (a block that ends inside a row) and MAX_PER (the
+ * longest the chooser picks; it picks powers of two in between).
+ */
+export function resizeVariants(): ResizeVariant[] {
+  return [1, 4].flatMap((vec) => [1, 3, MAX_PER].map((per) => ({ vec: vec as 1 | 4, per })));
+}
+
+/**
+ * What the forward's WGSL depends on: a pipeline key. `vec` is the
+ * variant's where W allows it, else 1. The variant's `per` is a parameter
+ * of the dispatch: as a WGSL constant, the compiler unrolls the walk up to
+ * 64 times (seconds of compiling on lavapipe with a segmented input).
+ */
+interface ResizeSpec {
+  mode: ResizeMode;
+  alignCorners: boolean;
+  vec: 1 | 4;
+  dtype: Precision;
+  x: SegmentLayout;
+}
+
+/** WGSL of the source coordinate of output v along an axis of scale s (trilinear: float; nearest: the index before clamping). */
+function sourceWgsl(mode: ResizeMode, alignCorners: boolean): (v: string, s: string) => string {
+  if (mode === "trilinear") return (v, s) => (alignCorners ? `${s} * f32(${v})` : `max(${s} * (f32(${v}) + 0.5) - 0.5, 0.0)`);
+  if (mode === "nearest") return (v, s) => `u32(floor(f32(${v}) * ${s}))`;
+  return (v, s) => `u32(floor((f32(${v}) + 0.5) * ${s}))`;
+}
+
+/**
+ * A mode's part of the kernel: `decl` its walk along W (module scope),
+ * `setup` the walk's source rows, `collect` a vector of columns (in F) from
+ * the walk, `plane` the values of plane n of the D group, `row` the value
+ * of row m of the H group, stored.
+ */
+interface ModeWgsl {
+  decl: string;
+  setup: string;
+  collect: string;
+  plane: string;
+  row: string;
+}
+
+// Trilinear: the walk keeps two source columns, each the four values of
+// rows (d0,h0), (d0,h1), (d1,h0), (d1,h1) as one vec4; moving one column
+// right keeps the old right column, a jump loads both (one call site of
+// column(): lavapipe's compile time grows with each inlined x_at). A column
+// blended over W is blended over D for each plane of the group (ld), then
+// over H for each row (lh).
+function linearWgsl(src: (v: string, s: string) => string, vec: 1 | 4): ModeWgsl {
+  const F = vec === 4 ? "vec4<f32>" : "f32";
+  return {
+    decl: `var<private> cur: i32 = -2;
+var<private> va: vec4<f32>;
+var<private> vb: vec4<f32>;
+var<private> rows: vec4<u32>;
+fn column(c: u32) -> vec4<f32> {
+  return vec4<f32>(f32(x_at(rows.x + c)), f32(x_at(rows.y + c)), f32(x_at(rows.z + c)), f32(x_at(rows.w + c)));
+}
+fn colW(w: u32) -> vec4<f32> {
   let sw = ${src("w", "p.scaleW")};
   let c = min(u32(sw), p.inW - 1u);
   let lw = sw - f32(c);
   if (i32(c) != cur) {
-    let c1 = min(c + 1u, p.inW - 1u);
-    // Moving one column right reuses the old right column; loads happen in
-    // one loop so that x_at is instantiated once.
-    var first = 0u;
-    if (i32(c) == cur + 1) { va = vb; first = 4u; }
-    for (var j = first; j < 8u; j++) {
-      let v = f32(x_at(rows[j & 3u] + select(c, c1, j >= 4u)));
-      if (j < 4u) { va[j] = v; } else { vb[j - 4u] = v; }
+    for (var s = select(0u, 1u, i32(c) == cur + 1); s < 2u; s++) {
+      va = vb;
+      vb = column(min(c + s, p.inW - 1u));
     }
     cur = i32(c);
   }
-  let e00 = va[0] + lw * (vb[0] - va[0]);
-  let e01 = va[1] + lw * (vb[1] - va[1]);
-  let e10 = va[2] + lw * (vb[2] - va[2]);
-  let e11 = va[3] + lw * (vb[3] - va[3]);
-  return vec2<f32>(e00 + ld * (e10 - e00), e01 + ld * (e11 - e01));
-}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-${PROLOGUE_WGSL}
-  let sd = ${src("d", "p.scaleD")};
-  let d0 = min(u32(sd), p.inD - 1u);
-  let d1 = min(d0 + 1u, p.inD - 1u);
-  ld = sd - f32(d0);
-  var lh: array<f32, ${MAXG}>;
-  for (var m = 0u; m < g.y; m++) {
-    lh[m] = ${src("g.x + m", "p.scaleH")} - f32(g.z);
-  }
-  rows[0] = ((inPlane + d0) * p.inH + g.z) * p.inW;
-  rows[1] = ((inPlane + d0) * p.inH + g.w) * p.inW;
-  rows[2] = ((inPlane + d1) * p.inH + g.z) * p.inW;
-  rows[3] = ((inPlane + d1) * p.inH + g.w) * p.inW;
-  var f0: f32; var f1: f32;
-  ${storeLoop(vec, T, (w) => `{ let f = colW(${w}); f0 = f.x; f1 = f.y; }`, (m) => `f0 + lh[${m}] * (f1 - f0)`)}
-}`;
+  return va + lw * (vb - va);
+}`,
+    setup: `let r0 = (inPlane + dg.z) * p.inH;
+  let r1 = (inPlane + dg.w) * p.inH;
+  rows = vec4<u32>(r0 + hg.z, r0 + hg.w, r1 + hg.z, r1 + hg.w) * p.inW;`,
+    collect:
+      vec === 4
+        ? `var e00: vec4<f32>; var e01: vec4<f32>; var e10: vec4<f32>; var e11: vec4<f32>;
+    for (var j = 0u; j < 4u; j++) { let e = colW(w + j); e00[j] = e.x; e01[j] = e.y; e10[j] = e.z; e11[j] = e.w; }`
+        : `let e = colW(w); let e00 = e.x; let e01 = e.y; let e10 = e.z; let e11 = e.w;`,
+    plane: `let ld = ${src("dg.x + n", "p.scaleD")} - f32(dg.z);
+      let q0 = e00 + ld * (e10 - e00);
+      let q1 = e01 + ld * (e11 - e01);`,
+    row: `${F}(q0 + (${src("hg.x + m", "p.scaleH")} - f32(hg.z)) * (q1 - q0))`,
+  };
 }
 
-function nearestWgsl(seg: SegmentLayout, exact: boolean, vec: boolean, T: Precision): string {
-  const src = (v: string, s: string) => (exact ? `u32(floor((f32(${v}) + 0.5) * ${s}))` : `u32(floor(f32(${v}) * ${s}))`);
-  return /* wgsl */ `
-${paramsWgsl(vec, T)}
-${segmentsWgsl("x", 3, seg, T)}
-var<private> cur: u32 = 0xffffffffu;
+// Nearest: every plane and row of the groups has the same source row (one
+// load per source column, as many stores as the groups have rows).
+function nearestWgsl(src: (v: string, s: string) => string, vec: 1 | 4): ModeWgsl {
+  return {
+    decl: `var<private> cur = 0xffffffffu;
 var<private> v: f32;
 var<private> row: u32;
 fn colW(w: u32) -> f32 {
   let c = min(${src("w", "p.scaleW")}, p.inW - 1u);
   if (c != cur) { v = f32(x_at(row + c)); cur = c; }
   return v;
+}`,
+    setup: `row = ((inPlane + dg.z) * p.inH + hg.z) * p.inW;`,
+    collect: vec === 4 ? `var q: vec4<f32>;\n    for (var j = 0u; j < 4u; j++) { q[j] = colW(w + j); }` : `let q = colW(w);`,
+    plane: "",
+    row: "q",
+  };
 }
+
+/**
+ * The forward kernel. Invocation → (W block, H group) along x, W block
+ * fastest so that a SIMD batch of lanes walks neighbouring columns of the
+ * same rows, the D group along y and the batch-channel along z (a grid
+ * instead of a flat index: lavapipe divides per lane). The group table holds the H
+ * groups, then the D groups (first output, count, source i0, i1). Values
+ * are f32 until the store rounds them to T. Chunks hold whole rows; rows of
+ * other chunks are skipped (u32 wrap-around makes one test).
+ */
+function resizeWgsl(s: ResizeSpec): string {
+  const src = sourceWgsl(s.mode, s.alignCorners);
+  const { vec, dtype: T } = s;
+  const mode = s.mode === "trilinear" ? linearWgsl(src, vec) : nearestWgsl(src, vec);
+  const V = vec === 4 ? `vec4<${T}>` : T;
+  return /* wgsl */ `${enableF16(T)}
+struct P {
+  base: u32, count: u32, lanes: u32, nblk: u32,
+  per: u32, hgroups: u32, dLo: u32, bcLo: u32,
+  inD: u32, inH: u32, inW: u32, outD: u32,
+  outH: u32, outW: u32, scaleD: f32, scaleH: f32,
+  scaleW: f32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> out: array<${V}>;
+@group(0) @binding(2) var<storage, read> groups: array<vec4<u32>>;
+${segmentsWgsl("x", 3, s.x, T)}
+${mode.decl}
 @compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-${PROLOGUE_WGSL}
-  let sd = min(${src("d", "p.scaleD")}, p.inD - 1u);
-  row = ((inPlane + sd) * p.inH + g.z) * p.inW;
-  // Every row of a nearest group has the same source row: one load, many stores.
-  var f0: f32; var f1: f32;
-  ${storeLoop(vec, T, (w) => `f0 = colW(${w});`, () => `f0`)}
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  // x: (H group, W block) pairs, one division; y: D group; z: batch-channel.
+  let t = gid.x;
+  if (t >= p.lanes) { return; }
+  let hgi = t / p.nblk;
+  let blk = t - hgi * p.nblk;
+  let hg = groups[hgi];
+  let dg = groups[p.hgroups + p.dLo + gid.y];
+  let bc = p.bcLo + gid.z;
+  let inPlane = bc * p.inD;
+  ${mode.setup}
+  for (var k = 0u; k < p.per; k++) {
+    let w = (blk * p.per + k) * ${vec}u;
+    if (w >= p.outW) { break; }
+    ${mode.collect}
+    for (var n = 0u; n < dg.y; n++) {
+      ${mode.plane}
+      // Element (plane, first row of the H group, w), relative to the chunk.
+      let o0 = ((bc * p.outD + dg.x + n) * p.outH + hg.x) * p.outW + w - p.base;
+      for (var m = 0u; m < hg.y; m++) {
+        let o = o0 + m * p.outW;
+        if (o < p.count) { out[o / ${vec}u] = ${V}(${mode.row}); }
+      }
+    }
+  }
 }`;
 }
 
-/** Resizes the three trailing spatial axes of a [D,H,W] or [B,C,D,H,W] f32 or f16 tensor (the result has its dtype). */
-export function resize3d(x: Tensor, size: readonly [number, number, number], mode: ResizeMode, alignCorners = false): Tensor {
+/** The group table: H groups, then D groups, each (first output, count, source i0, i1). */
+function groupTable(hgroups: readonly RowGroup[], dgroups: readonly RowGroup[]): Tensor {
+  const all = [...hgroups, ...dgroups];
+  const table = new Uint32Array(all.length * 4);
+  all.forEach((r, i) => table.set([r.first, r.count, r.i0, r.i1], i * 4));
+  return Tensor.from(table, [all.length, 4], "u32");
+}
+
+/**
+ * The batch-channels [bcLo, bcHi) with planes in an output chunk and,
+ * where that is one, its D groups [dLo, dHi) with planes in the chunk (all
+ * D groups otherwise; the kernel skips rows outside the chunk).
+ */
+function chunkPlanes(c: OutputChunk, planeSize: number, outD: number, dgroups: readonly RowGroup[]): { bcLo: number; bcHi: number; dLo: number; dHi: number } {
+  const planeLo = Math.floor(c.start / planeSize);
+  const planeHi = Math.ceil((c.start + c.count) / planeSize);
+  const bcLo = Math.floor(planeLo / outD);
+  const bcHi = Math.ceil(planeHi / outD);
+  let dLo = 0;
+  let dHi = dgroups.length;
+  if (bcHi - bcLo === 1) {
+    while (dgroups[dLo]!.first + dgroups[dLo]!.count <= planeLo - bcLo * outD) dLo++;
+    while (dgroups[dHi - 1]!.first >= planeHi - bcLo * outD) dHi--;
+  }
+  return { bcLo, bcHi, dLo, dHi };
+}
+
+/**
+ * Resizes the three trailing spatial axes of a [D,H,W] or [B,C,D,H,W] f32
+ * or f16 tensor (the result has its dtype); `variant` forces knobs of the
+ * kernel's variant.
+ */
+export function resize3d(x: Tensor, size: readonly [number, number, number], mode: ResizeMode, alignCorners = false, variant?: Partial<ResizeVariant>): Tensor {
   const op = `resize3d(${mode})`;
   if (!MODES.includes(mode)) fail("resize3d", `unknown mode "${String(mode)}" (expected ${MODES.join(", ")})`);
   const dtype = precisionOf(op, [x]);
@@ -241,47 +338,42 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
   const [outD, outH, outW] = size;
   const outShape = [...x.shape.slice(0, -3), outD, outH, outW];
   const bcount = x.shape.slice(0, -3).reduce((a, b) => a * b, 1);
-  const out = Tensor.empty(outShape, dtype);
-  if (out.size === 0) return out;
-
   const scaleD = axisScale(inD, outD, mode, alignCorners);
   const scaleH = axisScale(inH, outH, mode, alignCorners);
   const scaleW = axisScale(inW, outW, mode, alignCorners);
-  const groups = rowGroups(inH, outH, scaleH, mode, alignCorners);
+  const hgroups = rowGroups(inH, outH, scaleH, mode, alignCorners);
+  const dgroups = rowGroups(inD, outD, scaleD, mode, alignCorners);
+  const v = chooseResize(deviceProfile(), bcount * dgroups.length * hgroups.length, outW, variant);
+  // vec4 stores need rows that start on a whole vec4.
+  const vec = outW % 4 === 0 ? v.vec : 1;
+  const nblk = Math.ceil(outW / (vec * v.per));
+  const lanes = nblk * hgroups.length;
+  const xGroups = Math.ceil(lanes / WG);
+  const maxDim = gpu().maxWorkgroupsPerDim;
+  if (xGroups > maxDim || dgroups.length > maxDim || bcount > maxDim) {
+    fail(op, `output ${shapeStr(outShape)} needs a grid of ${xGroups}x${dgroups.length}x${bcount} workgroups; this adapter allows ${maxDim} a dimension`);
+  }
+  const out = Tensor.empty(outShape, dtype);
+  if (out.size === 0) return out;
 
   const g = gpu();
   const seg = inputSegments(op, x);
-  const vec = outW % 4 === 0;
-  const pipe = variantPipeline("resize3d", { mode, alignCorners, vec, dtype, x: layoutOf(seg) }, (s) =>
-    s.mode === "trilinear" ? linearWgsl(s.x, s.alignCorners, s.vec, s.dtype) : nearestWgsl(s.x, s.mode === "nearest-exact", s.vec, s.dtype),
-  );
-  const table = new Uint32Array(groups.length * 4);
-  groups.forEach((r, i) => table.set([r.first, r.count, r.i0, r.i1], i * 4));
-  const tableT = Tensor.from(table, [groups.length, 4], "u32");
-
-  const planes = bcount * outD;
-  const perPlane = groups.length;
+  const spec: ResizeSpec = { mode, alignCorners, vec, dtype, x: layoutOf(seg) };
+  const pipe = variantPipeline("resize3d", spec, resizeWgsl);
+  const table = groupTable(hgroups, dgroups);
   for (const c of outputChunks(out, outW)) {
-    // Planes touched by this chunk's rows; invocations cover only those.
-    const rowLo = c.start / outW;
-    const rowHi = (c.start + c.count) / outW;
-    const planeLo = Math.floor(rowLo / outH);
-    const planeHi = Math.min(planes, Math.ceil(rowHi / outH));
-    const nPlanes = planeHi - planeLo;
-    const nseg = Math.max(1, Math.min(Math.ceil(outW / 16), Math.ceil(TARGET_THREADS / (nPlanes * perPlane))));
-    // W segments of whole quads on the vec4 path.
-    const wseg = vec ? Math.ceil(outW / nseg / 4) * 4 : Math.ceil(outW / nseg);
+    const { bcLo, bcHi, dLo, dHi } = chunkPlanes(c, outH * outW, outD, dgroups);
     const params = new Params()
-      .u32(c.start).u32(c.count).u32(planeLo).u32(planeHi)
-      .u32(perPlane).u32(nseg).u32(wseg).u32(inD)
-      .u32(inH).u32(inW).u32(outD).u32(outH)
-      .u32(outW).f32(scaleD).f32(scaleW).f32(scaleH);
-    const threads = nPlanes * perPlane * nseg;
-    g.dispatch(pipe, [c.binding, { buffer: tableT.buffer }, ...seg.bindings], params.bytes(), g.grid(Math.ceil(threads / WG)));
+      .u32(c.start).u32(c.count).u32(lanes).u32(nblk)
+      .u32(v.per).u32(hgroups.length).u32(dLo).u32(bcLo)
+      .u32(inD).u32(inH).u32(inW).u32(outD)
+      .u32(outH).u32(outW).f32(scaleD).f32(scaleH)
+      .f32(scaleW);
+    g.dispatch(pipe, [c.binding, { buffer: table.buffer }, ...seg.bindings], params.bytes(), [xGroups, dHi - dLo, bcHi - bcLo]);
   }
   // The table's buffer is referenced by the recorded dispatches; the pool
   // only recycles it for later commands, which run after these.
-  tableT.dispose();
+  table.dispose();
   return out;
 }
 
