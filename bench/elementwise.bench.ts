@@ -3,7 +3,7 @@
 // gradient times a scalar) merge to one or two axes before indexing.
 // `bytes` is what a run reads and writes (2 bytes an element in f16): the
 // harness reports it as GB/s.
-import { add, gelu, mul, threshold } from "../src/kernels/elementwise.js";
+import { add, gelu, mul, relu, threshold } from "../src/kernels/elementwise.js";
 import { cast } from "../src/kernels/layout.js";
 import { Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
@@ -17,6 +17,15 @@ export const cases: BenchCase[] = [
     setup: () => {
       const x = Tensor.zeros([2048, 3072]);
       return { run: () => gelu(x).dispose(), bytes: 8 * N, dispose: () => x.dispose() };
+    },
+  },
+  {
+    // gelu's traffic with almost no arithmetic: what gelu's exp and erfc polynomial cost on top.
+    op: "relu",
+    shape: "2048x3072",
+    setup: () => {
+      const x = Tensor.zeros([2048, 3072]);
+      return { run: () => relu(x).dispose(), bytes: 8 * N, dispose: () => x.dispose() };
     },
   },
   {
