@@ -1,6 +1,7 @@
 // segmentVolume as a library caller sees it, beyond the NumPy goldens: the
 // model and option checks at the boundary, the stages it reports, the timing
-// fields (on a clock that only the model's encodes and decodes move), and the
+// fields (on a clock that the model's encodes and decodes move, and that
+// each reading may move a tick further), and the
 // result's independence of where the foreground sits (air added before it
 // along any axis shifts the result and changes nothing else).
 import { describe, expect, it, vi } from "vitest";
@@ -107,10 +108,15 @@ describe("segment: progress and timing", () => {
     expect(seen.at(-1)![1]).toBe(n);
   });
 
-  it("splits each encode's time among the targets that share it, and sums the stages into the total", async () => {
-    // A clock that moves only inside the model: 1 s per encode, 0.25 s per decode.
-    let ms = 0;
-    const clock = vi.spyOn(performance, "now").mockImplementation(() => ms);
+  /**
+   * Two targets with the same text (so they share every window) on a clock
+   * that the model moves, 1 s per encode and 0.25 s per decode, and that
+   * each reading moves `tickMs` further. It starts far from 0, so that a
+   * sum taken for a difference of readings shows.
+   */
+  async function timedRun(tickMs: number): Promise<SegmentResult> {
+    let ms = 5e6;
+    const clock = vi.spyOn(performance, "now").mockImplementation(() => ((ms += tickMs), ms - tickMs));
     const fake = new FakeSegmenter(WINDOW);
     const model: WindowSegmenter = {
       spatialSize: WINDOW,
@@ -118,16 +124,18 @@ describe("segment: progress and timing", () => {
       decode: async (e, p) => ((ms += 250), fake.decode(e, p)),
       release: (e) => fake.release(e),
     };
-    let res: SegmentResult;
     try {
-      // Two targets with the same text share every window, so each encode is split in two.
-      res = await segmentVolume(model, volume(), [
+      return await segmentVolume(model, volume(), [
         { name: "a", text: "liver" },
         { name: "b", text: "liver" },
       ]);
     } finally {
       clock.mockRestore();
     }
+  }
+
+  it("splits each encode's time among the targets that share it, and sums the stages into the total", async () => {
+    const res = await timedRun(0);
     const w = res.stats.zoomInEncodes;
     expect(w).toBeGreaterThan(1);
     expect(res.stats.zoomInWindows).toBe(2 * w);
@@ -138,6 +146,14 @@ describe("segment: progress and timing", () => {
       expect(r.windows, r.name).toBe(1 + w);
       expect(r.seconds, r.name).toBeCloseTo(0.75 * (1 + w), 12);
     }
+  });
+
+  it("adds the time of every step it measures for a target, the zoom-in paste too", async () => {
+    // Each interval measured is the model's time plus the 1 ms tick of its first reading: per window
+    // a decode (0.251 s) and half an encode (1.001 s / 2), then the paste of the zoom-in average (0.001 s).
+    const res = await timedRun(1);
+    const w = res.stats.zoomInEncodes;
+    for (const r of res.targets) expect(r.seconds, r.name).toBeCloseTo((1 + w) * (0.251 + 1.001 / 2) + 0.001, 9);
   });
 });
 
