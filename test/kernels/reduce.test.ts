@@ -17,6 +17,7 @@ import { F16_TOL, fixtureTensor, readAs, skipWithoutF16, forEachGolden } from ".
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
 import { testProfile } from "../helpers/variants.js";
+import { refBroadcast } from "./reference.js";
 
 useGpu();
 const cases = loadFixture("kernels/reduce");
@@ -32,6 +33,24 @@ describe("reduce vs PyTorch", () => {
       const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
       if (op === "min" || op === "max") expect(Array.from(got)).toEqual(Array.from(want.data));
       else expect(relError(got, want.data)).toBeLessThanOrEqual(tol);
+  });
+
+  // expandTo writes 16 or 4 outputs an invocation where the innermost merged
+  // axis allows (one g value splat where it is broadcast, else g's vectors),
+  // else one; exact against the host broadcast (one f32 multiplication).
+  it.each([
+    { g: [1, 768], to: [5, 768], path: "16, g contiguous" },
+    { g: [16], to: [3, 16], path: "16, g contiguous, missing axis" },
+    { g: [3, 1], to: [3, 32], path: "16, splat" },
+    { g: [], to: [4, 4], path: "16, splat of a scalar" },
+    { g: [2, 1, 12], to: [2, 5, 12], path: "4, g contiguous" },
+    { g: [4, 1], to: [4, 8], path: "4, splat" },
+    { g: [1, 3, 1, 7], to: [2, 3, 5, 7], path: "1, g contiguous" },
+    { g: [5, 1], to: [5, 3], path: "1, splat" },
+  ])("expandTo $g -> $to (outputs an invocation: $path)", async ({ g, to }) => {
+    const gh = Float32Array.from({ length: g.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i + 1) * 3);
+    const out = await expandTo(Tensor.from(gh, g), to, 1 / 3).readFloat32();
+    expect(relError(out, refBroadcast(gh, g, to, 1 / 3))).toBe(0);
   });
 
   it("gives an empty f16 sum 0 and an empty f16 mean NaN", async (ctx) => {

@@ -100,3 +100,22 @@ export function refReduceAxis(x: ArrayLike<number>, shape: readonly number[], ax
     }
   return out;
 }
+
+/**
+ * g (of shape gShape, NumPy-broadcastable to `shape`) broadcast to `shape`
+ * times `scale`, each element rounded to f32 as the kernel's one f32
+ * multiplication rounds it (scale itself passed as an f32).
+ */
+export function refBroadcast(g: ArrayLike<number>, gShape: readonly number[], shape: readonly number[], scale: number): Float32Array {
+  const gs = strides(gShape);
+  const lead = shape.length - gShape.length;
+  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  const s32 = Math.fround(scale);
+  for (let i = 0; i < out.length; i++) {
+    const c = unravel(i, shape);
+    let ig = 0;
+    gShape.forEach((d, a) => (ig += d === 1 ? 0 : c[lead + a]! * gs[a]!));
+    out[i] = Math.fround(g[ig]! * s32);
+  }
+  return out;
+}

@@ -9,6 +9,7 @@ import { expandTo } from "../../src/kernels/reduce.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import { relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
+import { refBroadcast } from "../kernels/reference.js";
 
 useGpu({ maxBindingBytes: 1 << 16 });
 
@@ -46,6 +47,16 @@ describe("backward kernels across binding chunks", () => {
       want[i] = gh[ch * 211 + c]! * 0.5;
     }
     expect(relError(out, want)).toBe(0);
+  });
+
+  // 16 outputs an invocation: g's vectors read through 2 segments, and one g value splat; outputs in chunks.
+  it.each([
+    { g: [1, 96, 1, 208], to: [7, 96, 3, 208] },
+    { g: [64, 3, 5, 1], to: [64, 3, 5, 48] },
+  ])("expandTo broadcasts $g to $to with a scale", async ({ g, to }) => {
+    const gh = host(g.reduce((a, b) => a * b, 1), 5);
+    const out = await expandTo(Tensor.from(gh, g), to, 0.25).readFloat32();
+    expect(relError(out, refBroadcast(gh, g, to, 0.25))).toBe(0);
   });
 
   it("gatherBackward scatter-adds repeated ids into a chunked [97, 301] table", async () => {
