@@ -4,8 +4,8 @@
 // effective bandwidth (this machine's memory moves about 21 GB/s).
 import { cast } from "../src/kernels/layout.js";
 import { layerNorm } from "../src/kernels/layernorm.js";
-import { reduce, type ReduceOp } from "../src/kernels/reduce.js";
-import { softmax } from "../src/kernels/softmax.js";
+import { reduce, type ReduceOp, type ReduceVariant } from "../src/kernels/reduce.js";
+import { softmax, type SoftmaxVariant } from "../src/kernels/softmax.js";
 import { BYTES_PER_ELEMENT, Tensor } from "../src/tensor/tensor.js";
 import type { BenchCase } from "./harness.js";
 import { filled } from "./inputs.js";
@@ -34,19 +34,22 @@ function layerNormCase(op: string, shape: number[], norm: number[], p: Precision
   };
 }
 
-function softmaxCase(shape: number[], axis: number, p: Precision, note: string): BenchCase {
+/** The strided kernels' previous path, benched beside the columns kernel: one output (row) an invocation or subgroup. */
+const ROW_PATH = { cols: 1 } as const;
+
+function softmaxCase(shape: number[], axis: number, p: Precision, note: string, variant?: Partial<SoftmaxVariant>): BenchCase {
   return {
     op: `softmax ${p}`,
     precision: p,
     shape: `${shape.join("x")} ${note}`,
     setup: () => {
       const x = input(shape, 4, p);
-      return { run: () => softmax(x, axis).dispose(), bytes: 2 * x.size * BYTES_PER_ELEMENT[p], dispose: () => x.dispose() };
+      return { run: () => softmax(x, axis, variant).dispose(), bytes: 2 * x.size * BYTES_PER_ELEMENT[p], dispose: () => x.dispose() };
     },
   };
 }
 
-function reduceCase(op: ReduceOp, shape: number[], axis: number | undefined, p: Precision, note: string): BenchCase {
+function reduceCase(op: ReduceOp, shape: number[], axis: number | undefined, p: Precision, note: string, variant?: Partial<ReduceVariant>): BenchCase {
   return {
     op: `${op} ${p}`,
     precision: p,
@@ -55,7 +58,7 @@ function reduceCase(op: ReduceOp, shape: number[], axis: number | undefined, p: 
       const x = input(shape, 5, p);
       const outSize = axis === undefined ? 1 : x.size / shape.at(axis)!;
       const bytes = (x.size + outSize) * BYTES_PER_ELEMENT[p];
-      return { run: () => reduce(op, x, axis).dispose(), bytes, dispose: () => x.dispose() };
+      return { run: () => reduce(op, x, axis, false, variant).dispose(), bytes, dispose: () => x.dispose() };
     },
   };
 }
@@ -68,8 +71,10 @@ export const cases: BenchCase[] = (["f32", "f16"] as const).flatMap((p) => [
   softmaxCase([4096, 2048], -1, p, "(rows of 2048)"),
   // Attention's scores are contiguous rows; a strided axis is the other layout.
   softmaxCase([64, 2048, 32], 1, p, "(axis 1: rows of 2048, stride 32)"),
+  softmaxCase([64, 2048, 32], 1, p, "(axis 1, cols=1: the row kernel)", ROW_PATH),
   reduceCase("sum", [2048, 3072], undefined, p, "(all)"),
   reduceCase("sum", [2048, 3072], -1, p, "(rows of 3072)"),
   reduceCase("mean", [2048, 3072], 0, p, "(columns of 2048)"),
+  reduceCase("mean", [2048, 3072], 0, p, "(columns of 2048, cols=1: one an invocation)", ROW_PATH),
   reduceCase("max", [2048, 3072], -1, p, "(rows of 3072)"),
 ]);
