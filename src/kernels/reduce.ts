@@ -32,6 +32,7 @@ import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout
 import { checkRowVariant, deviceProfile, laneGroups, variantName, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { columnsFor } from "./axis_rows.js";
+import { divisor, UDIV_WGSL } from "./udiv.js";
 import { vec4Segments } from "./vec4.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
@@ -350,7 +351,9 @@ export const max = (x: Tensor, axis?: number, keepDims = false) => reduce("max",
 // (one) from one index computation: one g value splat where that axis is
 // broadcast, else g's vectors; elsewhere one output and one load each. The
 // index math per output was the cost: [1, 768] to [4096, 768] took 24 ms
-// of lavapipe CPU time one output an invocation, 5.5 ms 16 at a time.
+// of lavapipe CPU time one output an invocation, 5.5 ms 16 at a time. The
+// coordinates come from udiv (udiv.ts), not `/` and `%`: [1, 767] to
+// [4096, 767], one output an invocation, 24 → 15 ms.
 
 const MAX_RANK = 8;
 
@@ -368,14 +371,16 @@ function expandWgsl({ rank, g: seg, w, splat }: ExpandSpec): string {
   // w > 1: w / 4 vec4s of one g value (splat), or of g's vec4s (g contiguous
   // along the innermost axis, whose length w divides, so ig is a multiple of 4).
   const stores = Array.from({ length: w / 4 }, (_, k) => `  out[i * ${w / 4}u + ${k}u] = ${splat ? "vec4<f32>(g_at(ig))" : `g_at(ig / 4u + ${k}u)`} * p.scale;`).join("\n");
+  // Each axis' coordinate by udiv (the outermost is what remains).
   let index = "";
   for (let d = rank - 1; d >= 0; d--) {
     const at = (arr: string) => `p.${arr}[${d >> 2}][${d & 3}]`;
-    index += `  ig += (rem % ${at("shape")}) * ${at("sg")}; rem = rem / ${at("shape")};\n`;
+    index += d === 0 ? `  ig += rem * ${at("sg")};\n` : `  let q${d} = udiv(rem, ${at("magic")}, ${at("shift")}); ig += (rem - q${d} * ${at("shape")}) * ${at("sg")}; rem = q${d};\n`;
   }
   return /* wgsl */ `
-struct P { n: u32, base: u32, rank: u32, scale: f32, shape: array<vec4<u32>, 2>, sg: array<vec4<u32>, 2> }
+struct P { n: u32, base: u32, rank: u32, scale: f32, shape: array<vec4<u32>, 2>, sg: array<vec4<u32>, 2>, magic: array<vec4<u32>, 2>, shift: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<uniform> p: P;
+${UDIV_WGSL}
 @group(0) @binding(1) var<storage, read_write> out: array<${w > 1 ? "vec4<f32>" : "f32"}>;
 ${segmentsWgsl("g", 2, seg, w > 1 && !splat ? "vec4<f32>" : "f32")}
 @compute @workgroup_size(${WG})
@@ -407,7 +412,7 @@ function mergeAxes(shape: readonly number[], strides: readonly number[]): { shap
   return { shape: outShape, strides: outStrides };
 }
 
-function padTo(v: readonly number[], fill: number): number[] {
+function padTo<T>(v: readonly T[], fill: T): T[] {
   const out = [...v];
   while (out.length < MAX_RANK) out.push(fill);
   return out;
@@ -436,10 +441,14 @@ export function expandTo(g: Tensor, shape: readonly number[], scale = 1): Tensor
   const seg = w > 1 && !splat ? vec4Segments(op, g) : inputSegments(op, g);
   const spec: ExpandSpec = { rank: m.shape.length, g: layoutOf(seg), w, splat };
   const pipe = variantPipeline("expand", spec, expandWgsl);
+  const divisors = m.shape.map(divisor);
+  const unit = divisor(1);
   for (const c of outputChunks(out, w)) {
     const params = new Params().u32(c.count / w).u32(c.start).u32(m.shape.length).f32(scale);
     for (const d of padTo(m.shape, 1)) params.u32(d);
     for (const st of padTo(m.strides, 0)) params.u32(st);
+    for (const d of padTo(divisors, unit)) params.u32(d.magic);
+    for (const d of padTo(divisors, unit)) params.u32(d.shift);
     gp.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), gp.grid(Math.ceil(c.count / w / WG)));
   }
   return out;
