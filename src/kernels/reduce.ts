@@ -14,7 +14,8 @@
 //    neighbouring memory (2.0 → 4-7 GB/s on lavapipe). Where those
 //    vectors are too few to keep the cores busy, n is split into spans, a
 //    first pass writes an f32 partial per span and a second pass (the same
-//    kernel) reduces the spans.
+//    kernel) reduces the spans. f16 is converted by integer operations
+//    (f16bits.ts), cheaper than WGSL's conversions on lavapipe.
 // Reducing everything is hierarchical: a first "group" pass writes one
 // partial per block of the flat input, a second one reduces the partials
 // (keeping f32 sums short and pairwise-ish, and both passes parallel).
@@ -33,6 +34,7 @@ import { checkRowVariant, deviceProfile, laneGroups, variantName, variantPipelin
 import { checkInputs, fail, normAxis } from "./check.js";
 import { columnsFor } from "./axis_rows.js";
 import { divisor, UDIV_WGSL } from "./udiv.js";
+import { F16_BITS_WGSL, loadVec4, storeVec4, vec4Storage } from "./f16bits.js";
 import { vec4Segments } from "./vec4.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
@@ -167,11 +169,12 @@ interface ColumnsSpec {
 function columnsWgsl(s: ColumnsSpec): string {
   const V = s.vecs;
   const each = (f: (j: number) => string, sep = " ") => Array.from({ length: V }, (_, j) => f(j)).join(sep);
-  return /* wgsl */ `${enableF16([s.src, s.dst])}
+  return /* wgsl */ `
 struct P { n: u32, inner: u32, span: u32, split: u32, base: u32, count: u32, init: f32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<${s.dst}>>;
-${segmentsWgsl("x", 2, s.x, `vec4<${s.src}>`)}
+@group(0) @binding(1) var<storage, read_write> out: array<${vec4Storage(s.dst)}>;
+${segmentsWgsl("x", 2, s.x, vec4Storage(s.src))}
+${F16_BITS_WGSL}
 fn combine(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> { return ${COMBINE[s.op]}; }
 @compute @workgroup_size(${COLUMNS_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -186,10 +189,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var idx = (row * p.n + first) * stride + (o - q * p.inner) * ${V}u;
   ${each((j) => `var a${j} = vec4<f32>(p.init);`)}
   for (var k = 0u; k < len; k++) {
-    ${each((j) => `a${j} = combine(a${j}, vec4<f32>(x_at(idx${j ? ` + ${j}u` : ""})));`, "\n    ")}
+    ${each((j) => `a${j} = combine(a${j}, ${loadVec4(s.src, `x_at(idx${j ? ` + ${j}u` : ""})`)});`, "\n    ")}
     idx += stride;
   }
-  ${each((j) => `out[i * ${V}u + ${j}u] = ${finish(s.op, `vec4<${s.dst}>`, `a${j}`)};`, "\n  ")}
+  ${each((j) => `out[i * ${V}u + ${j}u] = ${storeVec4(s.dst, s.op === "mean" ? `a${j} * p.scale` : `a${j}`)};`, "\n  ")}
 }`;
 }
 
