@@ -60,6 +60,23 @@ describe("layerNorm vs PyTorch", () => {
     },
   );
 
+  // The whole-block path's stage 1 splits a block into chunks of 64·chunk
+  // vectors (64 by default, so the fixtures' blocks fit in one): force
+  // small chunks so that stage 2 merges many partials (chunk 1: 9-33 of them).
+  forEachVariant([{ ...variants[0]!, chunk: 1 }, { ...variants[0]!, chunk: 16 }], (variant) => {
+    for (const p of PRECISIONS) {
+      for (const c of cases.filter((c) => c.name.startsWith("block"))) {
+        it(`${p} ${c.name}`, async (ctx) => {
+          skipWithoutF16(ctx, p);
+          const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
+          const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
+          const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+          expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
+        });
+      }
+    }
+  });
+
   it("has a case whose mean is large against its spread on the row path and on the two-stage path", () => {
     const offset = (c: (typeof cases)[number]) => {
       const x = Array.from(c.inputs.x!.data);
@@ -99,6 +116,7 @@ describe("layerNorm vs PyTorch", () => {
   it("rejects a weight that is not a trailing shape of x, naming op and shapes", () => {
     const x = Tensor.zeros([2, 3, 4]);
     expect(() => layerNorm(x, Tensor.zeros([4]), Tensor.zeros([4]), 1e-5, { lanes: 4, rows: 1, span: 0 })).toThrow(/layerNorm: span must be a positive integer, got 0/);
+    expect(() => layerNorm(Tensor.zeros([1, 3000]), Tensor.zeros([3000]), Tensor.zeros([3000]), 1e-5, { lanes: 0, rows: 1, chunk: 0.5 })).toThrow(/layerNorm: chunk must be a positive integer, got 0.5/);
     expect(() => layerNorm(x, Tensor.zeros([3]), Tensor.zeros([3]))).toThrow(
       /layerNorm: weight shape must equal the trailing dims of x: x \[2, 3, 4\], weight \[3\], bias \[3\]/,
     );
