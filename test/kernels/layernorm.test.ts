@@ -18,10 +18,10 @@ import { cast } from "../../src/kernels/layout.js";
 import { layerNorm, layerNormBackward, type LayerNormVariant } from "../../src/kernels/layernorm.js";
 import { rowVariants } from "../../src/kernels/profile.js";
 import { Tensor } from "../../src/tensor/tensor.js";
-import { F16_TOL, PRECISIONS, fixtureTensor, readAs, skipWithoutF16, forEachGolden } from "../helpers/f16.js";
+import { F16_TOL, fixtureTensor, readAs, skipWithoutF16, forEachGolden, type TestPrecision } from "../helpers/f16.js";
 import { loadFixture, relError } from "../helpers/fixtures.js";
 import { useGpu } from "../helpers/gpu.js";
-import { forEachVariant, testProfile } from "../helpers/variants.js";
+import { testProfile } from "../helpers/variants.js";
 
 useGpu();
 const profile = await testProfile();
@@ -30,52 +30,32 @@ const cases = loadFixture("kernels/layernorm");
 /** Every row variant, the subgroup ones in both forms: streamed (the default) and held in registers. */
 const variants: LayerNormVariant[] = rowVariants(profile).flatMap((v) => (v.lanes > 0 ? [{ ...v, stream: true }, { ...v, stream: false }] : [v]));
 
+/** Runs one golden case under `variant` at precision p against its float64 reference. */
+async function checkGolden(c: (typeof cases)[number], variant: LayerNormVariant, p: TestPrecision): Promise<void> {
+  const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
+  const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
+  expect(y.shape).toEqual(c.outputs.y!.shape);
+  const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
+  expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
+}
+
 describe("layerNorm vs PyTorch", () => {
-  forEachGolden(variants, cases, async (c, variant, p) => {
-      const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
-      const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
-      expect(y.shape).toEqual(c.outputs.y!.shape);
-      const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
-      expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
-  });
+  forEachGolden(variants, cases, checkGolden);
 
   // The subgroup kernel's span (rows a subgroup walks with each weight and
   // bias load shared by all of them) is chosen above 64·rows-a-workgroup rows, more than
   // the goldens have: force span 2 on cases with an odd row count (a last
   // subgroup with one row) and with a register overhanging the row.
-  forEachVariant(
+  forEachGolden(
     variants.filter((v) => v.lanes > 0).map((v) => ({ ...v, span: 2 })),
-    (variant) => {
-      for (const p of PRECISIONS) {
-        for (const c of cases.filter((c) => ["rows_5x768", "rows_odd_2x3x37", "rows_near_constant_odd_3x37"].includes(c.name))) {
-          it(`${p} ${c.name}`, async (ctx) => {
-            skipWithoutF16(ctx, p);
-            const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
-            const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
-            const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
-            expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
-          });
-        }
-      }
-    },
+    cases.filter((c) => ["rows_5x768", "rows_odd_2x3x37", "rows_near_constant_odd_3x37"].includes(c.name)),
+    checkGolden,
   );
 
   // The whole-block path's stage 1 splits a block into chunks of 64·chunk
   // vectors (64 by default, so the fixtures' blocks fit in one): force
   // small chunks so that stage 2 merges many partials (chunk 1: 9-33 of them).
-  forEachVariant([{ ...variants[0]!, chunk: 1 }, { ...variants[0]!, chunk: 16 }], (variant) => {
-    for (const p of PRECISIONS) {
-      for (const c of cases.filter((c) => c.name.startsWith("block"))) {
-        it(`${p} ${c.name}`, async (ctx) => {
-          skipWithoutF16(ctx, p);
-          const [x, w, b] = [c.inputs.x!, c.inputs.weight!, c.inputs.bias!].map((a) => fixtureTensor(a, p));
-          const y = layerNorm(x!, w!, b!, c.params.eps as number, variant);
-          const [want, tol] = p === "f32" ? [c.outputs.y!, 1e-4] : [c.outputs.y_f16in!, F16_TOL];
-          expect(relError(await readAs(y, p), want.data)).toBeLessThanOrEqual(tol);
-        });
-      }
-    }
-  });
+  forEachGolden([{ ...variants[0]!, chunk: 1 }, { ...variants[0]!, chunk: 16 }], cases.filter((c) => c.name.startsWith("block")), checkGolden);
 
   it("has a case whose mean is large against its spread on the row path and on the two-stage path", () => {
     const offset = (c: (typeof cases)[number]) => {
