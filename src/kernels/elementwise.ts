@@ -22,7 +22,7 @@ import { defineOp, type OpDef } from "./op.js";
 import { Params } from "./params.js";
 import { enableF16, precisionOf, type Precision } from "./precision.js";
 import { sumTo } from "./reduce.js";
-import { divisor, UDIV_WGSL } from "./udiv.js";
+import { axisStepWgsl, divisorWords, UDIV_WGSL } from "./udiv.js";
 import { vec4Chunks, vec4Segments } from "./vec4.js";
 
 /**
@@ -432,7 +432,7 @@ function broadcastIndexWgsl(rank: number, contiguousA: boolean, contiguousB: boo
   for (let d = rank - 1; d >= 0; d--) {
     const at = `[${Math.floor(d / 4)}][${d % 4}]`;
     // The outermost axis takes what remains: no division.
-    steps.push(d === 0 ? "let c0 = rem;" : `let q${d} = udiv(rem, p.magic${at}, p.shift${at}); let c${d} = rem - q${d} * p.shape${at}; rem = q${d};`);
+    steps.push(d === 0 ? "let c0 = rem;" : axisStepWgsl(d));
     if (!contiguousA) steps.push(`ia = ia + c${d} * p.sa${at};`);
     if (!contiguousB) steps.push(`ib = ib + c${d} * p.sb${at};`);
   }
@@ -519,8 +519,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, variant?: Partial<Ele
     b: layoutOf(sb),
   };
   const pipe = variantPipeline("binary", spec, binaryWgsl);
-  const divisors = merged.shape.map(divisor);
-  const words = [merged.shape, merged.sa, merged.sb, divisors.map((d) => d.magic), divisors.map((d) => d.shift)].flatMap(padWords);
+  const words = [...[merged.shape, merged.sa, merged.sb].flatMap(padWords), ...divisorWords(merged.shape, MAX_RANK)];
   for (const c of vec4Chunks([out])) {
     const threads = threadsFor(v, c.count);
     const params = new Params().u32(c.count).u32(c.start).u32(threads).u32(0);

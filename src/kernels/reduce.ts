@@ -33,7 +33,7 @@ import { inputSegments, layoutOf, outputChunks, segmentsWgsl, type SegmentLayout
 import { checkRowVariant, deviceProfile, laneGroups, variantName, variantPipeline, type DeviceProfile, type RowVariant } from "./profile.js";
 import { checkInputs, fail, normAxis } from "./check.js";
 import { columnsFor } from "./axis_rows.js";
-import { divisor, UDIV_WGSL } from "./udiv.js";
+import { axisStepWgsl, divisorWords, UDIV_WGSL } from "./udiv.js";
 import { F16_BITS_WGSL, loadVec4, storeVec4, vec4Storage } from "./f16bits.js";
 import { vec4Segments } from "./vec4.js";
 import { defineOp } from "./op.js";
@@ -378,7 +378,7 @@ function expandWgsl({ rank, g: seg, w, splat }: ExpandSpec): string {
   let index = "";
   for (let d = rank - 1; d >= 0; d--) {
     const at = (arr: string) => `p.${arr}[${d >> 2}][${d & 3}]`;
-    index += d === 0 ? `  ig += rem * ${at("sg")};\n` : `  let q${d} = udiv(rem, ${at("magic")}, ${at("shift")}); ig += (rem - q${d} * ${at("shape")}) * ${at("sg")}; rem = q${d};\n`;
+    index += d === 0 ? `  ig += rem * ${at("sg")};\n` : `  { ${axisStepWgsl(d)} ig += c${d} * ${at("sg")}; }\n`;
   }
   return /* wgsl */ `
 struct P { n: u32, base: u32, rank: u32, scale: f32, shape: array<vec4<u32>, 2>, sg: array<vec4<u32>, 2>, magic: array<vec4<u32>, 2>, shift: array<vec4<u32>, 2> }
@@ -444,14 +444,11 @@ export function expandTo(g: Tensor, shape: readonly number[], scale = 1): Tensor
   const seg = w > 1 && !splat ? vec4Segments(op, g) : inputSegments(op, g);
   const spec: ExpandSpec = { rank: m.shape.length, g: layoutOf(seg), w, splat };
   const pipe = variantPipeline("expand", spec, expandWgsl);
-  const divisors = m.shape.map(divisor);
-  const unit = divisor(1);
   for (const c of outputChunks(out, w)) {
     const params = new Params().u32(c.count / w).u32(c.start).u32(m.shape.length).f32(scale);
     for (const d of padTo(m.shape, 1)) params.u32(d);
     for (const st of padTo(m.strides, 0)) params.u32(st);
-    for (const d of padTo(divisors, unit)) params.u32(d.magic);
-    for (const d of padTo(divisors, unit)) params.u32(d.shift);
+    for (const word of divisorWords(m.shape, MAX_RANK)) params.u32(word);
     gp.dispatch(pipe, [c.binding, ...seg.bindings], params.bytes(), gp.grid(Math.ceil(c.count / w / WG)));
   }
   return out;

@@ -40,3 +40,20 @@ fn udiv(n: u32, magic: u32, shift: u32) -> u32 {
   return (t + ((n - t) >> min(shift, 1u))) >> (max(shift, 1u) - 1u);
 }
 `;
+
+/**
+ * WGSL: one step of splitting a flat index `rem` into coordinates over
+ * merged axes held in the uniform block as vec4-packed arrays `p.shape`,
+ * `p.magic` and `p.shift` (divisorWords): axis d's coordinate `c{d}`, and
+ * `rem` becomes the index over the axes outside it.
+ */
+export function axisStepWgsl(d: number): string {
+  const at = `[${d >> 2}][${d & 3}]`;
+  return `let q${d} = udiv(rem, p.magic${at}, p.shift${at}); let c${d} = rem - q${d} * p.shape${at}; rem = q${d};`;
+}
+
+/** The uniform words `p.magic` then `p.shift` for extents `shape`, each padded to `rank` entries (unused axes divide by 1). */
+export function divisorWords(shape: readonly number[], rank: number): number[] {
+  const ds = [...shape, ...new Array<number>(Math.max(0, rank - shape.length)).fill(1)].map(divisor);
+  return [...ds.map((d) => d.magic), ...ds.map((d) => d.shift)];
+}
