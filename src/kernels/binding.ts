@@ -99,6 +99,29 @@ export function inputSegments(op: string, t: Tensor): Segments {
   return { bindings, count: n, shift, key: `s${n}x${shift}` };
 }
 
+/** A window of a tensor bound as one binding: element `base` of the tensor is element 0 of the binding. */
+export interface InputWindow {
+  binding: GPUBufferBinding;
+  base: number;
+}
+
+/**
+ * One binding holding elements [start, end) of `t`, starting at the
+ * aligned element at or before `start`, or null where they do not fit one
+ * binding. A kernel that knows which part of a large input a dispatch reads
+ * binds that part as one window instead of every segment: its reads then
+ * need no switch over the segments.
+ */
+export function inputWindow(t: Tensor, start: number, end: number): InputWindow | null {
+  const g = gpu();
+  const esize = BYTES_PER_ELEMENT[t.dtype];
+  const align = Math.max(1, g.offsetAlignment / esize);
+  const base = Math.floor(start / align) * align;
+  const bytes = ceil4((end - base) * esize);
+  if (start < 0 || end > t.size || end <= start || bytes > g.maxBindingBytes) return null;
+  return { binding: { buffer: t.buffer, offset: base * esize, size: bytes }, base };
+}
+
 /**
  * WGSL declarations for a segmented input: bindings `first..first+n-1` named
  * `NAME0..`, plus `fn NAME_at(i: u32) -> T`.
