@@ -3,18 +3,24 @@
 //
 // Why the kernel looks like this: on lavapipe every buffer load is expensive,
 // so one invocation produces many outputs from few loads. An invocation owns
-// one output plane (b, c, d), one "row group" of output rows h that share
-// their source rows (same h0/h1, or the same nearest source row), and one
-// segment of W. It walks W keeping the last two source columns in registers
-// (4 values each: planes d0/d1 × rows h0/h1), so each source value is loaded
-// once per invocation, and every loaded column feeds all rows of the group.
-// Row groups are computed on the host (small table), splitting long groups
-// so that per-row weights fit a private array.
+// one group of output planes and one "row group" of output rows h that share
+// their source planes and rows (same d0/d1 and h0/h1, or the same nearest
+// source), and one segment of W. Upsampling along W (trilinear), it walks W
+// keeping the last two source columns in registers (4 values each: planes
+// d0/d1 × rows h0/h1), so each source value is loaded once per invocation;
+// elsewhere each output loads its own columns. Every column feeds all
+// planes and rows of the groups.
 //
-// Index arithmetic mimics PyTorch's CPU kernels (float scale `in/out`, or
-// `(in-1)/(out-1)` with align_corners; nearest: floor(dst*scale); exact:
-// floor((dst+0.5)*scale); both clamped to in-1) so nearest results match
-// bit for bit and linear weights to f32 rounding.
+// Every source index and weight comes from a host table (groups along D and
+// H with their outputs' weights, each output column's source and weight):
+// PyTorch's CPU arithmetic (float scale `in/out`, or `(in-1)/(out-1)` with
+// align_corners; nearest: floor(dst*scale); exact: floor((dst+0.5)*scale);
+// all clamped to in-1), so nearest results match bit for bit and linear
+// weights to f32 rounding, and the kernel does no coordinate arithmetic.
+//
+// An input larger than one storage binding is read through one window per
+// dispatch (the source planes of its D groups) where two planes fit one
+// binding, else through all its segments.
 //
 // The forward reads and writes f32 or f16 (precision.ts): source values are
 // loaded into f32, blended in f32 and rounded once when stored, so nearest
@@ -31,7 +37,7 @@ import { enableF16, precisionOf, type Precision } from "./precision.js";
 export type ResizeMode = "trilinear" | "nearest" | "nearest-exact";
 
 const MODES: readonly ResizeMode[] = ["trilinear", "nearest", "nearest-exact"];
-/** Rows per group at most: long groups (large upsampling in H) would leave few invocations. */
+/** Rows per group at most: long groups (large upsampling in H) would leave few invocations (and a group's weights fill two table entries). */
 const MAXG = 8;
 const WG = 64;
 /** The backward aims for at least this many invocations per dispatch (2 cores × SIMD lanes × slack). */
@@ -96,9 +102,9 @@ function rowGroups(inSize: number, outSize: number, scale: number, mode: ResizeM
  * How the forward maps invocations onto outputs. An invocation owns one
  * group of output planes and one group of output rows (outputs that share
  * their source planes and rows: rowGroups along D and along H) and `per`
- * consecutive vectors of `vec` outputs along W. It walks its source columns
+ * consecutive vectors of `vec` outputs along W. It reads its source columns
  * once and stores every column's blend into all the planes and rows of its
- * groups, so the walk's cost is shared by up to MAXG² outputs. `vec` 4
+ * groups, so their cost is shared by up to MAXG² outputs. `vec` 4
  * stores four outputs at once (lavapipe pays per access) where W is a
  * multiple of 4 (elsewhere the kernel stores one at a time, whatever the
  * variant says); `per` amortises the walk's start (two source columns
@@ -198,7 +204,7 @@ function collectWgsl(vec: 1 | 4, unrolled: boolean, trilinear: boolean, parts: R
   const names = Object.keys(parts);
   const args = (j: string) => (trilinear ? `cs${j}, ls${j}` : `cs${j}`);
   if (vec === 1) {
-    const read = `let cs = word(4u * p.colAt + w);${trilinear ? " let ls = bitcast<f32>(word(4u * p.wAt + w));" : ""}`;
+    const read = `let cs = tab[p.colAt + w / 4u][w % 4u];${trilinear ? " let ls = bitcast<f32>(tab[p.wAt + w / 4u][w % 4u]);" : ""}`;
     return `${read}\n    let f = colW(${args("")});\n    ${names.map((n) => `let ${n} = f${parts[n]};`).join(" ")}`;
   }
   const read = `let cs = tab[p.colAt + w / 4u];${trilinear ? " let ls = bitcast<vec4<f32>>(tab[p.wAt + w / 4u]);" : ""}`;
@@ -216,8 +222,11 @@ function collectWgsl(vec: 1 | 4, unrolled: boolean, trilinear: boolean, parts: R
 // two columns stay in registers: moving one column right keeps the old
 // right column, a jump loads both (one call site of column(): lavapipe's
 // compile time grows with each inlined x_at). Without it each output loads
-// its two columns. A column blended over W is blended over D for each
-// plane of the group (ld), then over H for each row (lh).
+// its two columns, row by row: the two values of a row one after the other
+// (pairW) took 30% less time on lavapipe than the four rows of column c,
+// then those of c + 1 (trilinear 120×512² → 32×256²). A column blended
+// over W is blended over D for each plane of the group (ld), then over H
+// for each row (lh).
 function linearWgsl(vec: 1 | 4, unrolled: boolean, walk: boolean): ModeWgsl {
   const F = vec === 4 ? "vec4<f32>" : "f32";
   const blend = walk
@@ -229,24 +238,24 @@ function linearWgsl(vec: 1 | 4, unrolled: boolean, walk: boolean): ModeWgsl {
     cur = i32(c);
   }
   return va + lw * (vb - va);`
-    : `let a = column(c);
-  return a + lw * (column(min(c + 1u, p.inW - 1u)) - a);`;
+    : `let c1 = min(c + 1u, p.inW - 1u);
+  return vec4<f32>(pairW(rows.x, c, c1, lw), pairW(rows.y, c, c1, lw), pairW(rows.z, c, c1, lw), pairW(rows.w, c, c1, lw));`;
   return {
     decl: `${walk ? "var<private> cur: i32 = -2;\nvar<private> va: vec4<f32>;\nvar<private> vb: vec4<f32>;\n" : ""}var<private> rows: vec4<u32>;
 fn column(c: u32) -> vec4<f32> {
   return vec4<f32>(f32(x_at(rows.x + c)), f32(x_at(rows.y + c)), f32(x_at(rows.z + c)), f32(x_at(rows.w + c)));
 }
-fn colW(c: u32, lw: f32) -> vec4<f32> {
+${walk ? "" : "fn pairW(r: u32, c: u32, c1: u32, lw: f32) -> f32 {\n  let a = f32(x_at(r + c));\n  return a + lw * (f32(x_at(r + c1)) - a);\n}\n"}fn colW(c: u32, lw: f32) -> vec4<f32> {
   ${blend}
 }`,
     setup: `let r0 = (inPlane + dg.z) * p.inH;
   let r1 = (inPlane + dg.w) * p.inH;
   rows = vec4<u32>(r0 + hg.z, r0 + hg.w, r1 + hg.z, r1 + hg.w) * p.inW - p.xBase;`,
     collect: collectWgsl(vec, unrolled, true, { e00: ".x", e01: ".y", e10: ".z", e11: ".w" }),
-    plane: `let ld = bitcast<f32>(word(p.dw + dg.x + n));
+    plane: `let ld = pick(ldA, ldB, n);
       let q0 = e00 + ld * (e10 - e00);
       let q1 = e01 + ld * (e11 - e01);`,
-    row: `${F}(q0 + bitcast<f32>(word(p.hw + hg.x + m)) * (q1 - q0))`,
+    row: `${F}(q0 + pick(lhA, lhB, m) * (q1 - q0))`,
   };
 }
 
@@ -284,6 +293,11 @@ function resizeWgsl(s: ResizeSpec): string {
   // A group of one output is a block with a constant index: no loop.
   const planes = s.sharedD ? "for (var n = 0u; n < dg.y; n++) {" : "{\n      let n = 0u;";
   const rows = s.sharedH ? "for (var m = 0u; m < hg.y; m++) {" : "{\n        let m = 0u;";
+  // Trilinear groups carry their outputs' weights: two entries after each
+  // group, held in registers (a table read per stored row cost lavapipe
+  // 20% of the logits upsampling).
+  const G = s.mode === "trilinear" ? 3 : 1;
+  const weights = (v: string, at: string) => (G === 3 ? `\n  let ${v}A = bitcast<vec4<f32>>(tab[${at} + 1u]);\n  let ${v}B = bitcast<vec4<f32>>(tab[${at} + 2u]);` : "");
   const V = vec === 4 ? `vec4<${T}>` : T;
   return /* wgsl */ `${enableF16(T)}
 struct P {
@@ -291,13 +305,13 @@ struct P {
   per: u32, hgroups: u32, dLo: u32, bcLo: u32,
   inD: u32, inH: u32, inW: u32, outD: u32,
   outH: u32, outW: u32, colAt: u32, wAt: u32,
-  hw: u32, dw: u32, xBase: u32,
+  xBase: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<${V}>;
 @group(0) @binding(2) var<storage, read> tab: array<vec4<u32>>;
 ${segmentsWgsl("x", 3, s.x, T)}
-fn word(i: u32) -> u32 { return tab[i / 4u][i % 4u]; }
+${G === 3 ? "// Weight i (0-7) of a group's pair of weight entries.\nfn pick(a: vec4<f32>, b: vec4<f32>, i: u32) -> f32 { return select(b, a, i < 4u)[i % 4u]; }" : ""}
 ${mode.decl}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -306,8 +320,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (t >= p.lanes) { return; }
   let hgi = t / p.nblk;
   let blk = t - hgi * p.nblk;
-  let hg = tab[hgi];
-  let dg = tab[p.hgroups + p.dLo + gid.y];
+  let hg = tab[${G}u * hgi];${weights("lh", `${G}u * hgi`)}
+  let di = ${G}u * (p.hgroups + p.dLo + gid.y);
+  let dg = tab[di];${weights("ld", "di")}
   let bc = p.bcLo + gid.z;
   let inPlane = bc * p.inD;
   ${mode.setup}
@@ -331,19 +346,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 /**
  * The forward's table, as vec4<u32> entries, and where its parts start:
  * the H groups, then the D groups (each first output, count, source i0,
- * i1); from entry colAt each output column's source column, four an entry;
- * trilinear, from entry wAt their weights (f32 bits), and from word hw
- * (dw) each output row's (plane's) weight. Indices and weights are
- * PyTorch's float arithmetic on the host (sourceIndex, lerpWeight), so the
- * kernel's blends are PyTorch's to f32 rounding whatever the GPU contracts,
- * and the kernel loads four columns' indices and weights in two reads.
+ * i1, and for trilinear two more entries: the weights of its outputs, f32
+ * bits); from entry colAt each output column's source column, four an
+ * entry, and for trilinear from entry wAt their weights. Indices and
+ * weights are PyTorch's float arithmetic on the host (sourceIndex,
+ * lerpWeight): the kernel computes no coordinate, whatever the GPU
+ * contracts, and reads four columns' indices and weights in two loads.
  */
 interface ResizeTable {
   tensor: Tensor;
   colAt: number;
   wAt: number;
-  hw: number;
-  dw: number;
 }
 
 function resizeTable(
@@ -355,31 +368,31 @@ function resizeTable(
   alignCorners: boolean,
 ): ResizeTable {
   const trilinear = mode === "trilinear";
-  const wEntries = Math.ceil(outW / 4);
-  const colAt = hgroups.length + dgroups.length;
+  const G = trilinear ? 3 : 1;
+  const wEntries = Math.ceil(outW! / 4);
+  const colAt = G * (hgroups.length + dgroups.length);
   const wAt = colAt + wEntries;
-  const hw = 4 * (wAt + (trilinear ? wEntries : 0));
-  const dw = hw + (trilinear ? outH : 0);
-  const words = new Uint32Array(Math.ceil((dw + (trilinear ? outD : 0)) / 4) * 4);
+  const words = new Uint32Array(4 * (wAt + (trilinear ? wEntries : 0)));
   const weights = new Float32Array(words.buffer);
-  [...hgroups, ...dgroups].forEach((r, i) => words.set([r.first, r.count, r.i0, r.i1], i * 4));
+  const axes: [readonly RowGroup[], number, number, number][] = [
+    [hgroups, 0, inH!, outH!],
+    [dgroups, G * hgroups.length, inD!, outD!],
+  ];
+  for (const [groups, first, inSize, outSize] of axes) {
+    const scale = axisScale(inSize, outSize, mode, alignCorners);
+    groups.forEach((r, i) => {
+      const at = 4 * G * (first / G + i);
+      words.set([r.first, r.count, r.i0, r.i1], at);
+      if (trilinear) for (let m = 0; m < r.count; m++) weights[at + 4 + m] = lerpWeight(r.first + m, r.i0, scale, alignCorners);
+    });
+  }
   const scaleW = axisScale(inW!, outW!, mode, alignCorners);
   for (let w = 0; w < outW!; w++) {
     const c = sourceIndex(w, inW!, scaleW, mode, alignCorners);
     words[4 * colAt + w] = c;
     if (trilinear) weights[4 * wAt + w] = lerpWeight(w, c, scaleW, alignCorners);
   }
-  if (trilinear) {
-    const axes: [readonly RowGroup[], number, number, number][] = [
-      [hgroups, hw, inH!, outH!],
-      [dgroups, dw, inD!, outD!],
-    ];
-    for (const [groups, at, inSize, outSize] of axes) {
-      const scale = axisScale(inSize, outSize, mode, alignCorners);
-      for (const r of groups) for (let o = r.first; o < r.first + r.count; o++) weights[at + o] = lerpWeight(o, r.i0, scale, alignCorners);
-    }
-  }
-  return { tensor: Tensor.from(words, [words.length / 4, 4], "u32"), colAt, wAt, hw, dw };
+  return { tensor: Tensor.from(words, [words.length / 4, 4], "u32"), colAt, wAt };
 }
 
 /**
@@ -507,7 +520,7 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
         .u32(v.per).u32(hgroups.length).u32(r.dLo).u32(r.bcLo)
         .u32(inD).u32(inH).u32(inW).u32(outD)
         .u32(outH).u32(outW).u32(table.colAt).u32(table.wAt)
-        .u32(table.hw).u32(table.dw).u32(r.base);
+        .u32(r.base);
       g.dispatch(pipe, [c.binding, { buffer: table.tensor.buffer }, ...r.x], params.bytes(), [xGroups, r.dHi - r.dLo, r.bcHi - r.bcLo]);
     }
   });
@@ -529,11 +542,11 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
 // where the source index of o is monotone in o, so the outputs touching i
 // form one contiguous range (and a run of inputs, one contiguous run of
 // outputs, which the kernel walks once). The ranges come from a small host
-// table; the weights are recomputed in the kernel with the forward's own
-// f32 arithmetic, so the pass is the exact transpose of what the forward
-// did. Each range is widened by one output on both sides and the kernel's
-// taps decide: if the GPU rounds a source coordinate differently from the
-// host (fma contraction), the walk still sees every output.
+// table; the weights are recomputed in the kernel with PyTorch's f32
+// formulas, as the forward's table holds them (to f32 rounding where the
+// GPU contracts them to an fma). Each range is widened by one output on
+// both sides and the kernel's taps decide: if the GPU rounds a source
+// coordinate differently from the host, the walk still sees every output.
 //
 // Passes run in the order that minimises the work (the axis that shrinks
 // the most first); axes whose size is unchanged are the identity and are

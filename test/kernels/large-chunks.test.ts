@@ -3,7 +3,7 @@
 // and segmented-input paths that 400 MiB volumes take at 128 MiB. Compared
 // with plain-TS references (test/kernels/reference.ts).
 // Tolerances: resampling and sums max|err|/max|ref| ≤ 1e-4; everything else exact.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { addN } from "../../src/kernels/add_n.js";
 import { cast, concat, gather, pad, permute, slice } from "../../src/kernels/layout.js";
 import { reduce } from "../../src/kernels/reduce.js";
@@ -55,12 +55,51 @@ describe("ops over several storage bindings (64 KiB bindings)", () => {
     ["nearest", false, [11, 33, 100]],
     ["nearest-exact", false, [7, 61, 29]],
   ];
+  /** The input layouts (segment counts) of the resize3d pipelines that `f` asks for. */
+  function resizeInputs(f: () => Tensor): { y: Tensor; counts: number[] } {
+    const g = gpu();
+    const pipeline = g.pipeline.bind(g);
+    const counts: number[] = [];
+    const spy = vi.spyOn(g, "pipeline").mockImplementation((key, code, entry) => {
+      if (key.startsWith("resize3d:")) counts.push((JSON.parse(key.slice("resize3d:".length)) as { x: { count: number } }).x.count);
+      return pipeline(key, code, entry);
+    });
+    try {
+      return { y: f(), counts };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  // Planes of 8 KB: each dispatch reads one window of the input (one
+  // binding, no switch over its 7 segments).
   for (const [mode, align, size] of resizeCases) {
-    it(`resize3d ${mode}${align ? " align_corners" : ""} [2,3,9,40,50] → ${size.join("x")}`, async () => {
+    it(`resize3d ${mode}${align ? " align_corners" : ""} [2,3,9,40,50] → ${size.join("x")} through windows of the input`, async () => {
       const x = Tensor.from(x5, [...inShape]);
-      const y = resize3d(x, size, mode, align);
+      const { y, counts } = resizeInputs(() => resize3d(x, size, mode, align));
+      expect(counts).toEqual([1]);
       expect(y.byteLength).toBeGreaterThan(BINDING);
       const want = refResize(x5, 6, [9, 40, 50], size, mode, align);
+      const got = await y.readFloat32();
+      if (mode === "trilinear") expect(relError(got, want)).toBeLessThanOrEqual(1e-4);
+      else expect(Array.from(got)).toEqual(Array.from(want));
+    });
+  }
+
+  // Planes of 36 KB: trilinear's two source planes (72 KB) do not fit one
+  // 64 KiB binding, so it reads all 5 segments; nearest reads one plane a
+  // group and still goes through windows.
+  const wide = pattern(2 * 4 * 100 * 90, 3);
+  for (const [mode, size, count] of [
+    ["trilinear", [7, 37, 90], 5],
+    ["trilinear", [3, 120, 41], 5],
+    ["nearest", [7, 37, 90], 1],
+  ] as const) {
+    it(`resize3d ${mode} [2,4,100,90] → ${size.join("x")} through ${count === 1 ? "windows" : "segments"}`, async () => {
+      const x = Tensor.from(wide, [2, 1, 4, 100, 90]);
+      const { y, counts } = resizeInputs(() => resize3d(x, [...size], mode));
+      expect(counts).toEqual([count]);
+      const want = refResize(wide, 2, [4, 100, 90], [...size], mode, false);
       const got = await y.readFloat32();
       if (mode === "trilinear") expect(relError(got, want)).toBeLessThanOrEqual(1e-4);
       else expect(Array.from(got)).toEqual(Array.from(want));

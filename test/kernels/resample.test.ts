@@ -67,22 +67,27 @@ describe("resize3d vs PyTorch", () => {
   // The goldens' output widths (1, 4, 5, 9, 11, 18, 20, 41) leave some tails
   // untested: widths 3 and 7 (scalar stores), and vec4 rows whose last block
   // of three vectors is partial (12: one block; 28: a block of one vector).
-  // refResize (float64, written from PyTorch's formulas) is the reference;
-  // sizes change D and H as well so that plane and row groups of several
-  // lengths and both directions occur.
+  // refResize (float64, written from PyTorch's formulas) is the reference.
+  // Each width runs with D and H both shrinking (groups of one output: the
+  // kernel has no group loop) and growing (groups of several), so every
+  // form of the kernel occurs: W shrinking (1, 3, 5: each output loads its
+  // columns), kept (7) and growing (12, 28: the trilinear walk), under each
+  // of the four combinations of D and H groups.
   forEachVariant(resizeVariants(), (variant) => {
     for (const p of PRECISIONS) {
-      it(`${p}: W tails 1, 3, 5, 7, 12, 28 in every mode`, async (ctx) => {
+      it(`${p}: W tails 1, 3, 5, 7, 12, 28 in every mode, D and H shrinking and growing`, async (ctx) => {
         skipWithoutF16(ctx, p);
         const inDims = [5, 6, 7] as const;
         const x = Float32Array.from({ length: 2 * 5 * 6 * 7 }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 11) / 4);
         const xt = fixtureTensor({ data: x, shape: [1, 2, ...inDims] }, p);
         const xr = p === "f32" ? x : roundF16All(x);
         for (const outW of [1, 3, 5, 7, 12, 28]) {
-          for (const [mode, align] of [["trilinear", false], ["trilinear", true], ["nearest", false], ["nearest-exact", false]] as const) {
-            const size = [outW === 12 ? 2 : 11, outW === 3 ? 3 : 13, outW] as [number, number, number];
-            const got = await readAs(resize3d(xt, size, mode, align, variant), p);
-            expectResize(got, refResize(xr, 2, inDims, size, mode, align), [], mode, p, `${mode}${align ? " align_corners" : ""} → ${size.join("x")}`);
+          for (const [outD, outH] of [[2, 3], [2, 13], [11, 3], [11, 13]]) {
+            for (const [mode, align] of [["trilinear", false], ["trilinear", true], ["nearest", false], ["nearest-exact", false]] as const) {
+              const size = [outD, outH, outW] as [number, number, number];
+              const got = await readAs(resize3d(xt, size, mode, align, variant), p);
+              expectResize(got, refResize(xr, 2, inDims, size, mode, align), [], mode, p, `${mode}${align ? " align_corners" : ""} → ${size.join("x")}`);
+            }
           }
         }
       });
