@@ -1,12 +1,13 @@
 // Benchmark harness: each `bench/*.bench.ts` exports `cases: BenchCase[]`.
 // A case is timed on GPU-resident tensors, synchronised with
-// onSubmittedWorkDone, median over `runs` after `warmup` runs. A short op is
-// timed in batches of runs recorded back to back and divided by the batch
-// (at least BATCH_MS of work a sample): in Node the host's wait for the GPU
-// is polled every millisecond (src/tensor/gpu_wait.ts), which added up to
-// 2 ms to a single 2 ms LayerNorm. The fastest sample is kept too: on a
-// machine shared with other work it is the better estimate of what the op
-// costs uncontended (GB/s and GFLOP/s stay medians).
+// onSubmittedWorkDone, median over `runs` after `warmup` runs (and at least
+// WARMUP_MS of them). A short op is timed in batches of runs recorded back
+// to back and divided by the batch (at least BATCH_MS of work a sample): in
+// Node the host's wait for the GPU is polled every millisecond
+// (src/tensor/gpu_wait.ts), which added up to 2 ms to a single 2 ms
+// LayerNorm. The fastest sample is kept too: on a machine shared with other
+// work it is the better estimate of what the op costs uncontended (GB/s and
+// GFLOP/s stay medians).
 import type { Precision } from "../src/kernels/precision.js";
 import { gpu } from "../src/tensor/device.js";
 
@@ -47,6 +48,7 @@ export function runsHere(c: BenchCase): boolean {
 
 /** Least work a timed sample holds, and the most runs a batch may have. */
 const BATCH_MS = 20;
+const WARMUP_MS = 200;
 const MAX_BATCH = 64;
 
 /** Milliseconds per run of `batch` runs recorded back to back, to the end of their GPU work. */
@@ -61,7 +63,11 @@ async function timeBatch(run: () => void, batch: number): Promise<number> {
 export async function timeCase(c: BenchCase): Promise<BenchRecord> {
   const inst = await c.setup();
   try {
-    for (let i = 0; i < (c.warmup ?? 1); i++) await timeBatch(inst.run, 1);
+    // Warm-up runs for at least WARMUP_MS: one run of a 2 ms op left its
+    // first samples slow (SegVol's logits upsampling, timed first in its
+    // process: medians of 2.5-3.9 ms against 1.7-2.0 later).
+    const warm = performance.now();
+    for (let i = 0; i < (c.warmup ?? 1) || performance.now() - warm < WARMUP_MS; i++) await timeBatch(inst.run, 1);
     const once = await timeBatch(inst.run, 1);
     const batch = Math.max(1, Math.min(MAX_BATCH, Math.floor(BATCH_MS / once)));
     const times: number[] = [];
