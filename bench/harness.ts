@@ -46,8 +46,15 @@ export function runsHere(c: BenchCase): boolean {
   return c.precision !== "f16" || gpu().hasF16;
 }
 
-/** Least work a timed sample holds, and the most runs a batch may have. */
-const BATCH_MS = 20;
+/**
+ * Least work a timed sample holds, and the most runs a batch may have. At
+ * 20 ms a sample the same ops read 10-30% slower than at 50 (lavapipe,
+ * alternated: LayerNorm 2048×768 1.79-2.46 ms against 1.58-1.62, the logits
+ * upsampling 1.90-2.19 against 1.47-1.65): each sample pays for one wait and
+ * for lavapipe's threads starting again, and a pipeline runs its ops back to
+ * back.
+ */
+const BATCH_MS = 50;
 const WARMUP_MS = 200;
 const MAX_BATCH = 64;
 
