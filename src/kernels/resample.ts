@@ -460,6 +460,30 @@ function windowedRanges(c: OutputChunk, x: Tensor, outPlane: number, inPlane: nu
 }
 
 /**
+ * How each output chunk's dispatches read the input: one binding where it
+ * fits one; through windows where its D groups' source planes fit them (no
+ * switch over segments in the kernel: trilinear 400×512² → 32×256² took 45
+ * ms through 4 segments on lavapipe, and an input of more segments than
+ * the adapter binds still resizes); else through all its segments.
+ */
+function inputRanges(
+  op: string,
+  x: Tensor,
+  chunks: readonly OutputChunk[],
+  [inD, inH, inW]: readonly number[],
+  [outD, outH, outW]: readonly number[],
+  dgroups: readonly RowGroup[],
+): { ranges: DispatchRange[][]; layout: SegmentLayout } {
+  const outPlane = outH! * outW!;
+  if (x.byteLength > gpu().maxBindingBytes) {
+    const windowed = chunks.map((c) => windowedRanges(c, x, outPlane, inH! * inW!, inD!, outD!, dgroups));
+    if (windowed.every((r) => r !== null)) return { ranges: windowed as DispatchRange[][], layout: { count: 1, shift: 0 } };
+  }
+  const seg = inputSegments(op, x);
+  return { ranges: chunks.map((c) => segmentedRanges(c, outPlane, outD!, dgroups, seg)), layout: layoutOf(seg) };
+}
+
+/**
  * Resizes the three trailing spatial axes of a [D,H,W] or [B,C,D,H,W] f32
  * or f16 tensor (the result has its dtype); `variant` forces knobs of the
  * kernel's variant.
@@ -494,19 +518,21 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
   if (out.size === 0) return out;
 
   const g = gpu();
-  // An input over one binding is read through windows where they fit (no
-  // switch over segments in the kernel: trilinear 400×512² → 32×256² took
-  // 45 ms through 4 segments on lavapipe), else through its segments.
-  const seg = inputSegments(op, x);
   const chunks = outputChunks(out, outW);
-  const windowed = seg.count > 1 ? chunks.map((c) => windowedRanges(c, x, outH * outW, inH * inW, inD, outD, dgroups)) : [];
-  const ranges = windowed.length > 0 && windowed.every((r) => r !== null) ? windowed : chunks.map((c) => segmentedRanges(c, outH * outW, outD, dgroups, seg));
+  let input: ReturnType<typeof inputRanges>;
+  try {
+    input = inputRanges(op, x, chunks, [inD, inH, inW], size, dgroups);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  const { ranges, layout } = input;
   const spec: ResizeSpec = {
     mode,
     alignCorners,
     vec,
     dtype,
-    x: ranges[0]![0]!.x.length === 1 ? layoutOf({ count: 1, shift: 0 }) : layoutOf(seg),
+    x: layout,
     walk: mode === "trilinear" && outW > inW,
     sharedD: dgroups.some((r) => r.count > 1),
     sharedH: hgroups.some((r) => r.count > 1),

@@ -106,6 +106,25 @@ describe("ops over several storage bindings (64 KiB bindings)", () => {
     });
   }
 
+  // More segments than the adapter binds (12 here): windows of one or two
+  // 32 KB planes still fit a binding, so the resize runs; 40 KB planes do
+  // not fit two to a binding, and trilinear refuses with the count.
+  it("resize3d reads a volume of more segments than the adapter binds through windows", async () => {
+    const many = pattern(30 * 80 * 100, 4);
+    const x = Tensor.from(many, [1, 1, 30, 80, 100]);
+    expect(Math.ceil(x.byteLength / BINDING)).toBeGreaterThan(gpu().maxStorageBindings - 4);
+    for (const [mode, size] of [["trilinear", [7, 40, 52]], ["nearest-exact", [11, 33, 100]]] as const) {
+      const { y, counts } = resizeInputs(() => resize3d(x, [...size], mode));
+      expect(counts, mode).toEqual([1]);
+      const want = refResize(many, 1, [30, 80, 100], [...size], mode, false);
+      const got = await y.readFloat32();
+      if (mode === "trilinear") expect(relError(got, want)).toBeLessThanOrEqual(1e-4);
+      else expect(Array.from(got)).toEqual(Array.from(want));
+    }
+    const wide40 = Tensor.zeros([1, 1, 21, 100, 100]);
+    expect(() => resize3d(wide40, [7, 40, 52], "trilinear")).toThrow(/resize3d\(trilinear\): tensor \[1, 1, 21, 100, 100\] \(840000 bytes\) needs 13 storage bindings; this adapter allows 12/);
+  });
+
   const shape3 = [40, 50, 60];
   const x3 = pattern(40 * 50 * 60, 2);
   for (const op of ["sum", "mean", "min", "max"] as const) {
