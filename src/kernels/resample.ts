@@ -8,8 +8,9 @@
 // source), and one segment of W. Upsampling along W (trilinear), it walks W
 // keeping the last two source columns in registers (4 values each: planes
 // d0/d1 × rows h0/h1), so each source value is loaded once per invocation;
-// elsewhere each output loads its own columns. Every column feeds all
-// planes and rows of the groups.
+// elsewhere each output loads its own columns (as one vec2 a source row
+// where they are an even column and the next, as when W halves). Every
+// column feeds all planes and rows of the groups.
 //
 // Every source index and weight comes from a host table (groups along D and
 // H with their outputs' weights, each output column's source and weight):
@@ -165,14 +166,17 @@ interface ResizeSpec {
   dtype: Precision;
   x: SegmentLayout;
   /**
-   * Trilinear upsampling along W: neighbouring outputs share source
-   * columns, so the walk keeps its last two columns and loads a column
-   * once. Elsewhere (nearest, or trilinear with outW ≤ inW) each output
-   * loads its own columns: the walk's test and branch cost more on lavapipe
-   * than the loads they save (nearest 32×256² → 400×512² ran 4% faster,
-   * trilinear 120×512² → 32×256² 12%).
+   * How the kernel reads an output's source columns along W. "walk"
+   * (trilinear upsampling along W): neighbouring outputs share columns, so
+   * the walk keeps its last two and loads a column once. "each" (nearest,
+   * or trilinear with outW ≤ inW): each output loads its own; the walk's
+   * test and branch cost more on lavapipe than the loads they save (nearest
+   * 32×256² → 400×512² ran 4% faster, trilinear 120×512² → 32×256² 12%).
+   * "pairs" (trilinear where every output's two columns are an even column
+   * and the next, as when W halves, and the input is one binding): each
+   * row's two values are one vec2 load.
    */
-  walk: boolean;
+  columns: "walk" | "each" | "pairs";
   /** Whether some D group (H group) holds several output planes (rows); where none does, the kernel has no loop over the group. */
   sharedD: boolean;
   sharedH: boolean;
@@ -218,17 +222,23 @@ function collectWgsl(vec: 1 | 4, unrolled: boolean, trilinear: boolean, parts: R
 
 // Trilinear: a column is the four source values of rows (d0,h0), (d0,h1),
 // (d1,h0), (d1,h1) as one vec4, and an output's W blend mixes columns c and
-// c + 1 with weight lw on c + 1. With `walk` (upsampling along W) the last
+// c + 1 with weight lw on c + 1. With "walk" (upsampling along W) the last
 // two columns stay in registers: moving one column right keeps the old
 // right column, a jump loads both (one call site of column(): lavapipe's
-// compile time grows with each inlined x_at). Without it each output loads
+// compile time grows with each inlined x_at). Otherwise each output loads
 // its two columns, row by row: the two values of a row one after the other
 // (pairW) took 30% less time on lavapipe than the four rows of column c,
-// then those of c + 1 (trilinear 120×512² → 32×256²). A column blended
-// over W is blended over D for each plane of the group (ld), then over H
-// for each row (lh).
-function linearWgsl(vec: 1 | 4, unrolled: boolean, walk: boolean): ModeWgsl {
+// then those of c + 1 (trilinear 120×512² → 32×256²); with "pairs" they
+// are one vec2 load (x is an array of vec2). A column blended over W is
+// blended over D for each plane of the group (ld), then over H for each
+// row (lh).
+function linearWgsl(vec: 1 | 4, unrolled: boolean, columns: ResizeSpec["columns"]): ModeWgsl {
   const F = vec === 4 ? "vec4<f32>" : "f32";
+  const walk = columns === "walk";
+  const pair =
+    columns === "pairs"
+      ? "fn pairW(r: u32, c: u32, lw: f32) -> f32 {\n  let v = vec2<f32>(x_at((r + c) / 2u));\n  return v.x + lw * (v.y - v.x);\n}\n"
+      : "fn pairW(r: u32, c: u32, lw: f32) -> f32 {\n  let a = f32(x_at(r + c));\n  return a + lw * (f32(x_at(r + min(c + 1u, p.inW - 1u))) - a);\n}\n";
   const blend = walk
     ? `if (i32(c) != cur) {
     for (var s = select(0u, 1u, i32(c) == cur + 1); s < 2u; s++) {
@@ -238,14 +248,17 @@ function linearWgsl(vec: 1 | 4, unrolled: boolean, walk: boolean): ModeWgsl {
     cur = i32(c);
   }
   return va + lw * (vb - va);`
-    : `let c1 = min(c + 1u, p.inW - 1u);
-  return vec4<f32>(pairW(rows.x, c, c1, lw), pairW(rows.y, c, c1, lw), pairW(rows.z, c, c1, lw), pairW(rows.w, c, c1, lw));`;
-  return {
-    decl: `${walk ? "var<private> cur: i32 = -2;\nvar<private> va: vec4<f32>;\nvar<private> vb: vec4<f32>;\n" : ""}var<private> rows: vec4<u32>;
+    : `return vec4<f32>(pairW(rows.x, c, lw), pairW(rows.y, c, lw), pairW(rows.z, c, lw), pairW(rows.w, c, lw));`;
+  const walkDecl = `var<private> cur: i32 = -2;
+var<private> va: vec4<f32>;
+var<private> vb: vec4<f32>;
 fn column(c: u32) -> vec4<f32> {
   return vec4<f32>(f32(x_at(rows.x + c)), f32(x_at(rows.y + c)), f32(x_at(rows.z + c)), f32(x_at(rows.w + c)));
 }
-${walk ? "" : "fn pairW(r: u32, c: u32, c1: u32, lw: f32) -> f32 {\n  let a = f32(x_at(r + c));\n  return a + lw * (f32(x_at(r + c1)) - a);\n}\n"}fn colW(c: u32, lw: f32) -> vec4<f32> {
+`;
+  return {
+    decl: `var<private> rows: vec4<u32>;
+${walk ? walkDecl : pair}fn colW(c: u32, lw: f32) -> vec4<f32> {
   ${blend}
 }`,
     setup: `let r0 = (inPlane + dg.z) * p.inH;
@@ -289,7 +302,7 @@ function resizeWgsl(s: ResizeSpec): string {
   // logits), but with a segmented input each inlined x_at is a switch over
   // the segments: compiling took seconds, and the loop ran faster.
   const unrolled = s.x.count === 1;
-  const mode = s.mode === "trilinear" ? linearWgsl(vec, unrolled, s.walk) : nearestWgsl(vec, unrolled);
+  const mode = s.mode === "trilinear" ? linearWgsl(vec, unrolled, s.columns) : nearestWgsl(vec, unrolled);
   // A group of one output is a block with a constant index: no loop.
   const planes = s.sharedD ? "for (var n = 0u; n < dg.y; n++) {" : "{\n      let n = 0u;";
   const rows = s.sharedH ? "for (var m = 0u; m < hg.y; m++) {" : "{\n        let m = 0u;";
@@ -310,7 +323,7 @@ struct P {
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> out: array<${V}>;
 @group(0) @binding(2) var<storage, read> tab: array<vec4<u32>>;
-${segmentsWgsl("x", 3, s.x, T)}
+${segmentsWgsl("x", 3, s.x, s.columns === "pairs" ? `vec2<${T}>` : T)}
 ${G === 3 ? "// Weight i (0-7) of a group's pair of weight entries.\nfn pick(a: vec4<f32>, b: vec4<f32>, i: u32) -> f32 { return select(b, a, i < 4u)[i % 4u]; }" : ""}
 ${mode.decl}
 @compute @workgroup_size(${WG})
@@ -357,6 +370,8 @@ interface ResizeTable {
   tensor: Tensor;
   colAt: number;
   wAt: number;
+  /** Whether every output's source columns are an even column and the next, in rows of even length (ResizeSpec.columns "pairs"). */
+  pairs: boolean;
 }
 
 function resizeTable(
@@ -387,12 +402,15 @@ function resizeTable(
     });
   }
   const scaleW = axisScale(inW!, outW!, mode, alignCorners);
+  let pairs = inW! % 2 === 0;
   for (let w = 0; w < outW!; w++) {
     const c = sourceIndex(w, inW!, scaleW, mode, alignCorners);
     words[4 * colAt + w] = c;
     if (trilinear) weights[4 * wAt + w] = lerpWeight(w, c, scaleW, alignCorners);
+    // Rows of even length start on a pair, and an even c is at most inW − 2.
+    pairs &&= c % 2 === 0;
   }
-  return { tensor: Tensor.from(words, [words.length / 4, 4], "u32"), colAt, wAt };
+  return { tensor: Tensor.from(words, [words.length / 4, 4], "u32"), colAt, wAt, pairs };
 }
 
 /**
@@ -527,18 +545,18 @@ export function resize3d(x: Tensor, size: readonly [number, number, number], mod
     throw e;
   }
   const { ranges, layout } = input;
+  const table = resizeTable(hgroups, dgroups, [inD, inH, inW], size, mode, alignCorners);
   const spec: ResizeSpec = {
     mode,
     alignCorners,
     vec,
     dtype,
     x: layout,
-    walk: mode === "trilinear" && outW > inW,
+    columns: mode !== "trilinear" ? "each" : outW > inW ? "walk" : layout.count === 1 && table.pairs ? "pairs" : "each",
     sharedD: dgroups.some((r) => r.count > 1),
     sharedH: hgroups.some((r) => r.count > 1),
   };
   const pipe = variantPipeline("resize3d", spec, resizeWgsl);
-  const table = resizeTable(hgroups, dgroups, [inD, inH, inW], size, mode, alignCorners);
   chunks.forEach((c, i) => {
     for (const r of ranges[i]!) {
       const params = new Params()

@@ -7,9 +7,10 @@
 // u·|y| (u = 2^-11), on top of the f32 tolerance 1e-4·max|y|; 2^-24 covers
 // f16 subnormals. Every case runs under every forward variant
 // (resizeVariants: scalar and vec4 stores, blocks of 1, 3 and 64 vectors).
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { cast } from "../../src/kernels/layout.js";
 import { chooseResize, nearestSource, resize3d, resize3dBackward, resizeVariants, type ResizeMode } from "../../src/kernels/resample.js";
+import { gpu } from "../../src/tensor/device.js";
 import { Tensor } from "../../src/tensor/tensor.js";
 import {
   F16_SUBNORMAL_HALF_STEP,
@@ -89,6 +90,48 @@ describe("resize3d vs PyTorch", () => {
               expectResize(got, refResize(xr, 2, inDims, size, mode, align), [], mode, p, `${mode}${align ? " align_corners" : ""} → ${size.join("x")}`);
             }
           }
+        }
+      });
+    }
+  });
+
+  // Where every output's source columns are an even column and the next in
+  // rows of even length, trilinear reads each source row's two columns as
+  // one vec2 ("pairs"): halving W, 8 → 4 (vec4 stores) and 12 → 6 (scalar
+  // stores), and align_corners to one column (8 → 1, weight 0 on the
+  // second), D and H shrinking and growing. The spy checks the kernel's
+  // choice, also where it must not pair: 8 → 3 and align_corners 8 → 4
+  // (odd source columns, the latter only the last), and 5 → 1 (column 2 of
+  // rows of odd length, which start on odd elements).
+  forEachVariant(resizeVariants(), (variant) => {
+    for (const p of PRECISIONS) {
+      it(`${p}: trilinear reads column pairs where every source column is even`, async (ctx) => {
+        skipWithoutF16(ctx, p);
+        const g = gpu();
+        const cases: [number, [number, number, number], boolean, boolean][] = [
+          [8, [2, 3, 4], false, true],
+          [8, [11, 13, 4], false, true],
+          [12, [2, 3, 6], false, true],
+          [12, [11, 13, 6], false, true],
+          [8, [3, 4, 1], true, true],
+          [8, [3, 4, 3], false, false],
+          [8, [11, 3, 4], true, false],
+          [5, [2, 3, 1], false, false],
+          [5, [11, 13, 1], false, false],
+        ];
+        for (const [inW, size, align, pairs] of cases) {
+          const inDims = [5, 6, inW] as const;
+          const x = Float32Array.from({ length: 2 * 5 * 6 * inW }, (_, i) => Math.cos(i * 0.29) * 2 + (i % 7) / 3);
+          const xt = fixtureTensor({ data: x, shape: [1, 2, ...inDims] }, p);
+          const xr = p === "f32" ? x : roundF16All(x);
+          const what = `${inW} → ${size.join("x")}${align ? " align_corners" : ""}`;
+          const keys: string[] = [];
+          const pipeline = g.pipeline.bind(g);
+          const spy = vi.spyOn(g, "pipeline").mockImplementation((key, code, entry) => (keys.push(key), pipeline(key, code, entry)));
+          const y = resize3d(xt, size, "trilinear", align, variant);
+          spy.mockRestore();
+          expect(keys.some((k) => k.includes('"columns":"pairs"')), what).toBe(pairs);
+          expectResize(await readAs(y, p), refResize(xr, 2, inDims, size, "trilinear", align), [], "trilinear", p, what);
         }
       });
     }
