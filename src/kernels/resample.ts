@@ -389,14 +389,15 @@ function resizeTable(
   const wAt = colAt + wEntries;
   const words = new Uint32Array(4 * (wAt + (trilinear ? wEntries : 0)));
   const weights = new Float32Array(words.buffer);
+  // Each axis' groups, the index of its first group, and its sizes.
   const axes: [readonly RowGroup[], number, number, number][] = [
     [hgroups, 0, inH!, outH!],
-    [dgroups, G * hgroups.length, inD!, outD!],
+    [dgroups, hgroups.length, inD!, outD!],
   ];
   for (const [groups, first, inSize, outSize] of axes) {
     const scale = axisScale(inSize, outSize, mode, alignCorners);
     groups.forEach((r, i) => {
-      const at = 4 * G * (first / G + i);
+      const at = 4 * G * (first + i);
       words.set([r.first, r.count, r.i0, r.i1], at);
       if (trilinear) for (let m = 0; m < r.count; m++) weights[at + 4 + m] = lerpWeight(r.first + m, r.i0, scale, alignCorners);
     });
