@@ -28,7 +28,7 @@
 // modes copy f16 values exactly. The backward is f32 only.
 import { gpu } from "../tensor/device.js";
 import { Tensor, numel, shapeStr } from "../tensor/tensor.js";
-import { inputSegments, inputWindow, layoutOf, outputChunks, segmentsWgsl, type InputWindow, type OutputChunk, type SegmentLayout, type Segments } from "./binding.js";
+import { inputSegments, inputWindow, layoutOf, outputChunks, segmentsWgsl, type OutputChunk, type SegmentLayout, type Segments } from "./binding.js";
 import { deviceProfile, variantName, variantPipeline, type DeviceProfile } from "./profile.js";
 import { checkInputs, checkRank, fail } from "./check.js";
 import { defineOp } from "./op.js";
@@ -469,8 +469,13 @@ function windowedRanges(c: OutputChunk, x: Tensor, outPlane: number, inPlane: nu
     for (let lo = dLo; lo < dHi; ) {
       let window = inputWindow(x, start(lo), end(lo));
       if (!window) return null;
+      // Widen the window group by group while it still fits one binding.
       let hi = lo + 1;
-      for (let next: InputWindow | null; hi < dHi && (next = inputWindow(x, start(lo), end(hi))); hi++) window = next;
+      for (; hi < dHi; hi++) {
+        const wider = inputWindow(x, start(lo), end(hi));
+        if (!wider) break;
+        window = wider;
+      }
       ranges.push({ bcLo: bc, bcHi: bc + 1, dLo: lo, dHi: hi, x: [window.binding], base: window.base });
       lo = hi;
     }
