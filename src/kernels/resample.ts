@@ -34,6 +34,7 @@ import { checkInputs, checkRank, fail } from "./check.js";
 import { defineOp } from "./op.js";
 import { Params } from "./params.js";
 import { enableF16, precisionOf, type Precision } from "./precision.js";
+import { vec4Segments } from "./vec4.js";
 
 export type ResizeMode = "trilinear" | "nearest" | "nearest-exact";
 
@@ -626,63 +627,77 @@ fn taps(o: u32) -> Taps {
 }`;
 }
 
-// One invocation owns a segment [iS, iE) of inputs along the axis for one
-// (outer a, inner c) line, and walks the outputs that touch it once each:
-// every dy value is loaded once per segment (not once per input it feeds),
-// and the tap weights are computed once per output. Source indices are
-// monotone in o, so the two accumulators a0 (input cur) and a1 (cur + 1)
-// suffice: once the walk's i0 passes cur, input cur is complete.
-function passWgsl(mode: ResizeMode, alignCorners: boolean, seg: SegmentLayout): string {
+// One invocation owns a segment [iS, iE) of inputs along the axis for
+// LINES consecutive (outer a, inner c) lines (line l: a = aLo + l / inner,
+// c = l % inner), and walks the outputs that touch it once each: every dy
+// value is loaded once per segment (not once per input it feeds), and the
+// tap weights and the walk's tests are shared by the lines (one line an
+// invocation spent most of its time on them on lavapipe). Source indices
+// are monotone in o, so the two accumulators a0 (input cur) and a1 (cur +
+// 1), one lane per line, suffice: once the walk's i0 passes cur, input cur
+// is complete. Lines past the last repeat the last one (the same loads and
+// the same stores).
+// With `vec` 4 (inner a multiple of 4) the four lines are four neighbouring
+// elements, loaded and stored as one vec4.
+const LINES = 4;
+const LANES = ["x", "y", "z", "w"] as const;
+
+function passWgsl(mode: ResizeMode, alignCorners: boolean, seg: SegmentLayout, vec: 1 | 4): string {
+  const each = (f: (c: string) => string) => LANES.map(f).join("\n  ");
+  const store = vec === 4 ? "if (k.x < p.count) { out[k.x / 4u] = v; }" : each((c) => `if (k.${c} < p.count) { out[k.${c}] = v.${c}; }`);
+  const load = vec === 4 ? "g_at(idx.x / 4u)" : "vec4<f32>(g_at(idx.x), g_at(idx.y), g_at(idx.z), g_at(idx.w))";
   return /* wgsl */ `
-struct P { base: u32, count: u32, aLo: u32, threads: u32, inner: u32, Lout: u32, Lin: u32, segLen: u32, nseg: u32, scale: f32 }
+struct P { base: u32, count: u32, aLo: u32, threads: u32, inner: u32, Lout: u32, Lin: u32, segLen: u32, groups: u32, lines: u32, scale: f32 }
 struct Taps { i0: u32, i1: u32, w0: f32, w1: f32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<${vec === 4 ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read> ranges: array<vec2<u32>>;
-${segmentsWgsl("g", 3, seg)}
+${segmentsWgsl("g", 3, seg, vec === 4 ? "vec4<f32>" : "f32")}
 ${tapsWgsl(mode, alignCorners)}
-var<private> obase: u32;
+// Each line's first element of the result.
+var<private> obase: vec4<u32>;
 // Output chunking: only elements in [p.base, p.base + p.count) are written (u32 wrap-around makes one test).
-fn store(i: u32, v: f32) {
-  let k = obase + i * p.inner - p.base;
-  if (k < p.count) { out[k] = v; }
+fn store(i: u32, v: vec4<f32>) {
+  let k = obase + vec4<u32>(i * p.inner - p.base);
+  ${store}
 }
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = gid.x + gid.y * nwg.x * ${WG}u;
   if (t >= p.threads) { return; }
-  let c = t % p.inner;
-  let r = t / p.inner;
-  let sg = r % p.nseg;
-  let a = p.aLo + r / p.nseg;
+  let l0 = (t % p.groups) * ${LINES}u;
+  let sg = t / p.groups;
   let iS = sg * p.segLen;
   let iE = min(iS + p.segLen, p.Lin);
-  obase = a * p.Lin * p.inner + c;
   let lo = ranges[iS].x;
   let hi = ranges[iE - 1u].y;
+  let l = min(vec4<u32>(l0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.lines - 1u));
+  let a = vec4<u32>(p.aLo) + l / vec4<u32>(p.inner);
+  let c = l % vec4<u32>(p.inner);
+  obase = a * p.Lin * p.inner + c;
   var idx = (a * p.Lout + lo) * p.inner + c;
   var cur = iS;
-  var a0 = 0.0;
-  var a1 = 0.0;
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
   for (var o = lo; o < hi; o++) {
     let q = taps(o);
     while (cur < q.i0 && cur < iE) {
       store(cur, a0);
       a0 = a1;
-      a1 = 0.0;
+      a1 = vec4<f32>(0.0);
       cur++;
     }
     if (cur == iE) { break; }
     // Now q.i0 <= cur and q.i1 <= cur + 1; taps before the segment are dropped.
-    let v = g_at(idx);
-    if (q.i0 == cur) { a0 = fma(q.w0, v, a0); }
-    if (q.i1 == cur) { a0 = fma(q.w1, v, a0); } else if (q.i1 == cur + 1u) { a1 = fma(q.w1, v, a1); }
-    idx += p.inner;
+    let v = ${load};
+    if (q.i0 == cur) { a0 = fma(vec4<f32>(q.w0), v, a0); }
+    if (q.i1 == cur) { a0 = fma(vec4<f32>(q.w1), v, a0); } else if (q.i1 == cur + 1u) { a1 = fma(vec4<f32>(q.w1), v, a1); }
+    idx += vec4<u32>(p.inner);
   }
   for (; cur < iE; cur++) {
     store(cur, a0);
     a0 = a1;
-    a1 = 0.0;
+    a1 = vec4<f32>(0.0);
   }
 }`;
 }
@@ -752,22 +767,25 @@ function runPass(op: string, g: Tensor, lead: number, dims: readonly number[], p
   const Lin = pass.inSize;
   const scale = axisScale(Lin, pass.outSize, mode, alignCorners);
   const table = Tensor.from(rangeTable(Lin, pass.outSize, scale, mode, alignCorners), [Lin, 2], "u32");
-  const seg = inputSegments(op, g);
-  const pipe = variantPipeline("resize3dBackward", { mode, alignCorners, g: layoutOf(seg) }, (s) => passWgsl(s.mode, s.alignCorners, s.g));
+  // Four lines an invocation are four neighbouring elements where inner is a multiple of 4.
+  const vec: 1 | 4 = inner % 4 === 0 ? 4 : 1;
+  const seg = vec === 4 ? vec4Segments(op, g) : inputSegments(op, g);
+  const pipe = variantPipeline("resize3dBackward", { mode, alignCorners, g: layoutOf(seg), vec }, (s) => passWgsl(s.mode, s.alignCorners, s.g, s.vec));
   const lineLen = Lin * inner;
-  for (const c of outputChunks(out)) {
+  for (const c of outputChunks(out, vec)) {
     // Lines (outer index a) that this chunk touches; segments split lines when there are too few of them.
     const aLo = Math.floor(c.start / lineLen);
     const aHi = Math.min(outer, Math.ceil((c.start + c.count) / lineLen));
     const lines = (aHi - aLo) * inner;
-    const nseg = Math.min(Math.ceil(Lin / MIN_SEG), Math.max(1, Math.ceil(TARGET_THREADS / lines)));
+    const groups = Math.ceil(lines / LINES);
+    const nseg = Math.min(Math.ceil(Lin / MIN_SEG), Math.max(1, Math.ceil(TARGET_THREADS / groups)));
     const segLen = Math.ceil(Lin / nseg);
     const nsegs = Math.ceil(Lin / segLen);
-    const threads = lines * nsegs;
+    const threads = groups * nsegs;
     const params = new Params()
       .u32(c.start).u32(c.count).u32(aLo).u32(threads)
       .u32(inner).u32(pass.outSize).u32(Lin).u32(segLen)
-      .u32(nsegs).f32(scale);
+      .u32(groups).u32(lines).f32(scale);
     gp.dispatch(pipe, [c.binding, { buffer: table.buffer, offset: 0, size: table.byteLength }, ...seg.bindings], params.bytes(), gp.grid(Math.ceil(threads / WG)));
   }
   // Recorded dispatches hold the buffer; the pool reuses it only for later commands.

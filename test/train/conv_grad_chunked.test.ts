@@ -68,6 +68,7 @@ describe("resize3dBackward with 64 KiB bindings vs a plain-TS adjoint", () => {
   const shapes: [number[], number[]][] = [
     [[2, 1, 20, 30, 40], [7, 9, 11]], // large dx: written in chunks
     [[6, 8, 10], [20, 40, 24]], // large dy: read through segments
+    [[1, 1, 40, 40, 48], [20, 20, 48]], // D and H passes of four neighbouring lines (vec4), dx written in chunks that split lines
   ];
   for (const [xShape, size] of shapes) {
     for (const [mode, align] of [["trilinear", false], ["trilinear", true], ["nearest", false], ["nearest-exact", false]] as const) {
