@@ -7,38 +7,24 @@
 // round-to-nearest-even model (test/helpers/f16.ts).
 import { describe, expect, it } from "vitest";
 import { F16_BITS_WGSL } from "../../src/kernels/f16bits.js";
-import { gpu } from "../../src/tensor/device.js";
-import { Tensor } from "../../src/tensor/tensor.js";
 import { roundF16 } from "../helpers/f16.js";
 import { useGpu } from "../helpers/gpu.js";
+import { runWordKernel, type WordKernel } from "../helpers/word_kernel.js";
 
 useGpu();
 
 /** Mode 0: out[i] = f16x4_load(words[i]); mode 1: out[i] = f16x4_load(f16x4_store(xs[i])), the narrowing read back through the widening checked first. */
-const TEST_WGSL = /* wgsl */ `${F16_BITS_WGSL}
-struct P { mode: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> xs: array<vec4<u32>>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
-  if (i >= arrayLength(&out)) { return; }
-  let x = xs[i];
-  out[i] = f16x4_load(select(x.xy, f16x4_store(bitcast<vec4<f32>>(x)), p.mode == 1u));
-}`;
+const F16_KERNEL: WordKernel = {
+  key: "test:f16bits",
+  wgsl: F16_BITS_WGSL,
+  out: "vec4<f32>",
+  expr: "f16x4_load(select(x.xy, f16x4_store(bitcast<vec4<f32>>(x)), p.mode == 1u))",
+  mode: true,
+};
 
 /** Runs the test kernel over `words` (4 u32 an invocation) and returns its f32 outputs. */
 async function run(mode: number, words: Uint32Array): Promise<Float32Array> {
-  const g = gpu();
-  const xs = Tensor.from(new Int32Array(words.buffer), [words.length], "i32");
-  const out = Tensor.empty([words.length]);
-  const params = new Uint32Array([mode, 0, 0, 0]);
-  g.dispatch(g.pipeline("test:f16bits", () => TEST_WGSL), [{ buffer: out.buffer }, { buffer: xs.buffer }], params.buffer, [Math.ceil(words.length / 4 / 64), 1, 1]);
-  const got = await out.readFloat32();
-  xs.dispose();
-  out.dispose();
-  return got;
+  return new Float32Array((await runWordKernel(F16_KERNEL, words, mode)).buffer);
 }
 
 /** The f16 of bit pattern h, decoded on the host. */

@@ -5,23 +5,13 @@
 // with numerators at and around its multiples and at both ends of u32.
 import { describe, expect, it } from "vitest";
 import { divisor, UDIV_WGSL } from "../../src/kernels/udiv.js";
-import { gpu } from "../../src/tensor/device.js";
-import { Tensor } from "../../src/tensor/tensor.js";
 import { useGpu } from "../helpers/gpu.js";
+import { runWordKernel, type WordKernel } from "../helpers/word_kernel.js";
 
 useGpu();
 
-/** out[i] = udiv(n[i], magic[i], shift[i]): one (n, divisor) pair an invocation. */
-const UDIV_TEST_WGSL = /* wgsl */ `${UDIV_WGSL}
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-@group(0) @binding(2) var<storage, read> args: array<vec4<u32>>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
-  if (i >= arrayLength(&out)) { return; }
-  let a = args[i];
-  out[i] = udiv(a.x, a.y, a.z);
-}`;
+/** out[i] = udiv(n[i], magic[i], shift[i]): one (n, magic, shift) triple an invocation. */
+const UDIV_KERNEL: WordKernel = { key: "test:udiv", wgsl: UDIV_WGSL, out: "u32", expr: "udiv(x.x, x.y, x.z)" };
 
 const U32_MAX = 2 ** 32 - 1;
 
@@ -60,16 +50,10 @@ describe("udiv", () => {
       const { magic, shift } = divisor(d);
       args.set([n, magic, shift, 0], 4 * i);
     });
-    const g = gpu();
-    const argsT = Tensor.from(new Int32Array(args.buffer), [pairs.length, 4], "i32");
-    const out = Tensor.empty([pairs.length], "i32");
-    g.dispatch(g.pipeline("test:udiv", () => UDIV_TEST_WGSL), [{ buffer: out.buffer }, { buffer: argsT.buffer }], null, [Math.ceil(pairs.length / 64), 1, 1]);
-    const got = new Uint32Array((await out.read()).buffer);
+    const got = await runWordKernel(UDIV_KERNEL, args);
     const wrong = pairs.map(([n, d], i) => ({ n, d, want: Math.floor(n / d), got: got[i]! })).filter((r) => r.got !== r.want);
     expect(pairs.length).toBeGreaterThan(2000);
     expect(wrong.slice(0, 5)).toEqual([]);
-    argsT.dispose();
-    out.dispose();
   });
 
   it("computes the multiplier of Granlund and Montgomery, and refuses divisors outside [1, 2^32)", () => {
